@@ -1,0 +1,305 @@
+//! Turning outputs into a verdict: shapes, non-finite values, per-element tolerances.
+
+use ndarray::ArrayD;
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::Precision;
+use crate::tensor::{DType, Tensor};
+
+/// One verdict per (case, converter, runtime); see SPEC §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Outputs within tolerance of golden.
+    Pass,
+    /// Same shape, values outside tolerance.
+    Mismatch,
+    /// Output count, shape or dtype differs.
+    ShapeMismatch,
+    /// NaN or infinity where golden is finite, or the reverse.
+    NonFinite,
+    /// The converter refused with an error message.
+    ConvertRejected,
+    /// The converter died or wrote an unreadable artifact.
+    ConvertCrash,
+    /// The runtime refused to load or run the converted model.
+    RuntimeRejected,
+    /// Conversion or run exceeded `--timeout`.
+    Timeout,
+    /// The converter accepted a model the generator marked invalid.
+    InvalidAccepted,
+    /// The case itself could not be set up (unreadable test-case directory, golden missing).
+    Error,
+}
+
+impl Verdict {
+    /// Every verdict, in report order.
+    pub const ALL: [Verdict; 10] = [
+        Verdict::Pass,
+        Verdict::Mismatch,
+        Verdict::ShapeMismatch,
+        Verdict::NonFinite,
+        Verdict::ConvertRejected,
+        Verdict::ConvertCrash,
+        Verdict::RuntimeRejected,
+        Verdict::Timeout,
+        Verdict::InvalidAccepted,
+        Verdict::Error,
+    ];
+
+    /// The kebab-case name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Mismatch => "mismatch",
+            Verdict::ShapeMismatch => "shape-mismatch",
+            Verdict::NonFinite => "non-finite",
+            Verdict::ConvertRejected => "convert-rejected",
+            Verdict::ConvertCrash => "convert-crash",
+            Verdict::RuntimeRejected => "runtime-rejected",
+            Verdict::Timeout => "timeout",
+            Verdict::InvalidAccepted => "invalid-accepted",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How far an output may be from golden.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "kebab-case")]
+pub enum Tolerance {
+    /// Per element: `factor * u * bound`, with u the unit roundoff of the runtime's precision
+    /// and `bound` the oracle's first-order error bound for that element.
+    Bound {
+        /// Safety factor on the bound.
+        factor: f64,
+    },
+    /// Per element: `atol + rtol * |golden|`.
+    Fixed {
+        /// Absolute tolerance.
+        atol: f64,
+        /// Relative tolerance.
+        rtol: f64,
+    },
+}
+
+impl Tolerance {
+    /// The name reported in results (`bound` or `fixed`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Tolerance::Bound { .. } => "bound",
+            Tolerance::Fixed { .. } => "fixed",
+        }
+    }
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance::Bound { factor: 1.0 }
+    }
+}
+
+/// Tolerance used when no error bound is known (ONNX backend-suite defaults).
+pub const FALLBACK: Tolerance = Tolerance::Fixed { atol: 1e-5, rtol: 1e-3 };
+
+/// An expected output.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// Golden values.
+    pub value: ArrayD<f64>,
+    /// Oracle error bound per element, if known.
+    pub bound: Option<ArrayD<f64>>,
+    /// Declared element type.
+    pub dtype: DType,
+}
+
+/// Error statistics of one comparison.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Largest |actual - golden|.
+    pub max_abs_err: f64,
+    /// Largest |actual - golden| / |golden| over elements with non-zero golden.
+    pub max_rel_err: f64,
+    /// Largest distance in f32 units in the last place between actual and golden rounded to f32.
+    pub max_ulp: u64,
+    /// Elements outside tolerance.
+    pub count_over: usize,
+    /// Elements compared.
+    pub count: usize,
+    /// Largest |actual - golden| / tolerance: above 1 fails.
+    pub worst_ratio: f64,
+}
+
+/// Result of comparing all outputs of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Statistics over all outputs (empty when shapes differ).
+    pub stats: Stats,
+    /// What went wrong, for people.
+    pub message: Option<String>,
+}
+
+/// Distance between two f32 values in units in the last place (0 for equal values, including
+/// +0 and -0).
+pub fn ulp_distance(a: f32, b: f32) -> u64 {
+    fn ordered(x: f32) -> i64 {
+        let bits = x.to_bits() as i32;
+        (if bits < 0 { i32::MIN - bits } else { bits }) as i64
+    }
+    (ordered(a) - ordered(b)).unsigned_abs()
+}
+
+/// Compares actual outputs with expected ones, in order.
+pub fn compare(expected: &[Expected], actual: &[Tensor], precision: Precision, tol: Tolerance) -> Comparison {
+    if expected.len() != actual.len() {
+        return Comparison {
+            verdict: Verdict::ShapeMismatch,
+            stats: Stats::default(),
+            message: Some(format!("expected {} outputs, got {}", expected.len(), actual.len())),
+        };
+    }
+    for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
+        if e.value.shape() != a.shape() || !dtype_compatible(e.dtype, a.dtype()) {
+            return Comparison {
+                verdict: Verdict::ShapeMismatch,
+                stats: Stats::default(),
+                message: Some(format!(
+                    "output {j}: expected {} {:?}, got {} {:?}",
+                    e.dtype,
+                    e.value.shape(),
+                    a.dtype(),
+                    a.shape()
+                )),
+            };
+        }
+    }
+    let u = precision.unit_roundoff();
+    let mut stats = Stats::default();
+    let mut non_finite = None;
+    let mut first_over = None;
+    for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
+        let gs: Vec<f64> = e.value.iter().copied().collect();
+        let xs: Vec<f64> = a.to_f64().iter().copied().collect();
+        let bs: Option<Vec<f64>> =
+            e.bound.as_ref().map(|b| b.iter().copied().collect()).filter(|b: &Vec<f64>| b.len() == gs.len());
+        for (i, (&g, &x)) in gs.iter().zip(&xs).enumerate() {
+            let b = bs.as_ref().map(|b| b[i]);
+            stats.count += 1;
+            let same_special = (g.is_nan() && x.is_nan()) || g == x;
+            if g.is_finite() != x.is_finite() || (!g.is_finite() && !same_special) {
+                non_finite.get_or_insert(format!("output {j}[{i}]: expected {g}, got {x}"));
+                continue;
+            }
+            if !g.is_finite() {
+                continue;
+            }
+            let diff = (x - g).abs();
+            let allowed = match (tol, b) {
+                (Tolerance::Bound { factor }, Some(b)) => factor * u * b + f32::MIN_POSITIVE as f64,
+                (Tolerance::Bound { .. }, None) => tolerance_of(FALLBACK, g),
+                (fixed, _) => tolerance_of(fixed, g),
+            };
+            stats.max_abs_err = stats.max_abs_err.max(diff);
+            if g != 0.0 {
+                stats.max_rel_err = stats.max_rel_err.max(diff / g.abs());
+            }
+            stats.max_ulp = stats.max_ulp.max(ulp_distance(x as f32, g as f32));
+            stats.worst_ratio = stats.worst_ratio.max(if allowed > 0.0 { diff / allowed } else { f64::INFINITY });
+            if diff > allowed {
+                stats.count_over += 1;
+                first_over.get_or_insert(format!("output {j}[{i}]: expected {g:e}, got {x:e}, |diff| {diff:.3e} > tolerance {allowed:.3e}"));
+            }
+        }
+    }
+    let (verdict, message) = if let Some(m) = non_finite {
+        (Verdict::NonFinite, Some(m))
+    } else if let Some(m) = first_over {
+        (Verdict::Mismatch, Some(format!("{} of {} elements out of tolerance; first: {m}", stats.count_over, stats.count)))
+    } else {
+        (Verdict::Pass, None)
+    };
+    Comparison { verdict, stats, message }
+}
+
+fn tolerance_of(tol: Tolerance, golden: f64) -> f64 {
+    match tol {
+        Tolerance::Fixed { atol, rtol } => atol + rtol * golden.abs(),
+        Tolerance::Bound { .. } => unreachable!("bound tolerances need a bound"),
+    }
+}
+
+/// Float outputs may come back in any float width a runtime computes in; integers must match.
+fn dtype_compatible(expected: DType, actual: DType) -> bool {
+    expected == actual || (expected == DType::Float && actual == DType::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr1;
+
+    fn exp(v: &[f64], b: &[f64]) -> Expected {
+        Expected { value: arr1(v).into_dyn(), bound: Some(arr1(b).into_dyn()), dtype: DType::Float }
+    }
+
+    fn got(v: &[f32]) -> Tensor {
+        Tensor::f32(&[v.len()], v.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn ulp_distance_counts_representable_steps_across_zero() {
+        assert_eq!(ulp_distance(1.0, 1.0), 0);
+        assert_eq!(ulp_distance(1.0, f32::from_bits(1.0f32.to_bits() + 3)), 3);
+        assert_eq!(ulp_distance(0.0, -0.0), 0);
+        assert_eq!(ulp_distance(f32::from_bits(1), -f32::from_bits(1)), 2);
+    }
+
+    #[test]
+    fn within_the_bound_passes_and_beyond_it_is_a_mismatch() {
+        let u = Precision::F32.unit_roundoff();
+        // bound 8 => tolerance 8u ~ 4.8e-7 on a value of 1.
+        let e = exp(&[1.0, 2.0], &[8.0, 8.0]);
+        let ok = compare(&[e.clone()], &[got(&[1.0 + 2.0 * u as f32 * 2.0, 2.0])], Precision::F32, Tolerance::default());
+        assert_eq!(ok.verdict, Verdict::Pass, "{ok:?}");
+        let bad = compare(&[e], &[got(&[1.0, 2.0001])], Precision::F32, Tolerance::default());
+        assert_eq!(bad.verdict, Verdict::Mismatch);
+        assert_eq!(bad.stats.count_over, 1);
+        assert!((bad.stats.max_abs_err - 1e-4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lower_precision_widens_the_tolerance() {
+        let e = exp(&[1.0], &[4.0]);
+        let a = [got(&[1.001])];
+        assert_eq!(compare(&[e.clone()], &a, Precision::F32, Tolerance::default()).verdict, Verdict::Mismatch);
+        assert_eq!(compare(&[e], &a, Precision::Bf16, Tolerance::default()).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn shape_count_and_nan_verdicts() {
+        let e = exp(&[1.0, 2.0], &[1.0, 1.0]);
+        assert_eq!(compare(&[e.clone()], &[got(&[1.0])], Precision::F32, Tolerance::default()).verdict, Verdict::ShapeMismatch);
+        assert_eq!(compare(&[e.clone()], &[], Precision::F32, Tolerance::default()).verdict, Verdict::ShapeMismatch);
+        assert_eq!(
+            compare(&[e.clone()], &[Tensor::I64(arr1(&[1i64, 2]).into_dyn())], Precision::F32, Tolerance::default()).verdict,
+            Verdict::ShapeMismatch
+        );
+        assert_eq!(compare(&[e], &[got(&[1.0, f32::NAN])], Precision::F32, Tolerance::default()).verdict, Verdict::NonFinite);
+    }
+
+    #[test]
+    fn fixed_tolerance_uses_atol_and_rtol() {
+        let e = exp(&[100.0], &[0.0]);
+        let t = Tolerance::Fixed { atol: 0.0, rtol: 1e-3 };
+        assert_eq!(compare(&[e.clone()], &[got(&[100.05])], Precision::F32, t).verdict, Verdict::Pass);
+        assert_eq!(compare(&[e], &[got(&[100.2])], Precision::F32, t).verdict, Verdict::Mismatch);
+    }
+}

@@ -1,0 +1,459 @@
+//! The conformance run: cases in, one result per (case, converter, runtime) out.
+//!
+//! Each case becomes a [`Subject`]: ONNX bytes, inputs and expected outputs. Every converter
+//! turns the model into an artifact, the runtime runs it, and [`crate::compare`] decides.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::compare::{compare, Expected, Tolerance, Verdict};
+use crate::convert::{self, Artifact, ConvertError, Converter};
+use crate::gen::{self, GenConfig};
+use crate::isolate::{self, Bounded};
+use crate::onnx::{emit, proto, testcase};
+use crate::oracle;
+use crate::report::{CaseResult, Environment, Latency, Report, Tool};
+use crate::runtime::{self, Precision, Runtime};
+use crate::tensor::{DType, Named};
+
+/// Which part of the cases a run takes: index ≡ `index` (mod `count`), counting from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    /// This shard, 1..=count.
+    pub index: u64,
+    /// Number of shards.
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("shard '{s}' is not I/N"))?;
+        let index: u64 = i.parse().map_err(|_| format!("shard '{s}': I is not a number"))?;
+        let count: u64 = n.parse().map_err(|_| format!("shard '{s}': N is not a number"))?;
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("shard '{s}': need 1 <= I <= N"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether case `i` belongs to this shard.
+    pub fn contains(&self, i: u64) -> bool {
+        i % self.count == self.index - 1
+    }
+}
+
+/// Options of a conformance run (the CLI's flags).
+#[derive(Debug, Clone, Serialize)]
+pub struct Options {
+    /// Random cases to generate.
+    pub cases: u64,
+    /// Base seed.
+    pub seed: u64,
+    /// Converter specs.
+    pub converters: Vec<String>,
+    /// Runtime name.
+    pub runtime: String,
+    /// Corpus directory of test cases, if any.
+    pub corpus: Option<PathBuf>,
+    /// Extra ONNX test-case directories, if any.
+    pub onnx_tests: Option<PathBuf>,
+    /// Stop starting cases after this long.
+    pub budget: Option<Duration>,
+    /// Shard of the generated cases.
+    pub shard: Shard,
+    /// Where reports go.
+    pub report_dir: PathBuf,
+    /// Per conversion and per run.
+    pub timeout: Duration,
+    /// Tolerance policy.
+    pub tolerance: Tolerance,
+    /// Timed runs per result, after the checked one.
+    pub repeats: usize,
+    /// Generator knobs.
+    pub gen: GenConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cases: 200,
+            seed: 0,
+            converters: vec!["identity".into()],
+            runtime: "tract".into(),
+            corpus: None,
+            onnx_tests: None,
+            budget: None,
+            shard: Shard { index: 1, count: 1 },
+            report_dir: PathBuf::from("reports/latest"),
+            timeout: Duration::from_secs(60),
+            tolerance: Tolerance::default(),
+            repeats: 3,
+            gen: GenConfig::default(),
+        }
+    }
+}
+
+/// What one case puts to the converters: a model, its inputs and what should come out.
+pub struct Subject {
+    /// Stable id.
+    pub id: String,
+    /// Seed, for generated cases.
+    pub seed: Option<u64>,
+    /// The model.
+    pub model: Vec<u8>,
+    /// Its inputs.
+    pub inputs: Vec<Named>,
+    /// Expected outputs, or why there are none.
+    pub expected: std::result::Result<Vec<Expected>, (Verdict, String)>,
+    /// Operators used.
+    pub ops: Vec<String>,
+    /// Coverage classes.
+    pub classes: Vec<String>,
+}
+
+/// A prepared run: converters and runtime built, ready for subjects.
+pub struct Runner {
+    options: Options,
+    converters: Vec<Box<dyn Converter>>,
+    runtime: Arc<dyn Runtime>,
+}
+
+/// A usage or set-up problem (exit status 2), as opposed to a failing case.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+impl Runner {
+    /// Builds converters and runtime; unknown names are a [`SetupError`].
+    pub fn new(options: Options) -> std::result::Result<Runner, SetupError> {
+        let converters = options
+            .converters
+            .iter()
+            .map(|s| convert::from_spec(s).map_err(|e| SetupError(format!("{e:#}"))))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let runtime: Arc<dyn Runtime> = runtime::by_name(&options.runtime).map(Arc::from).ok_or_else(|| {
+            SetupError(format!("unknown runtime '{}': use one of {}", options.runtime, runtime::NAMES.join(", ")))
+        })?;
+        for dir in [&options.corpus, &options.onnx_tests].into_iter().flatten() {
+            if !dir.is_dir() {
+                return Err(SetupError(format!("{}: no such directory", dir.display())));
+            }
+        }
+        Ok(Runner { options, converters, runtime })
+    }
+
+    /// Versions of converters and runtime, for the report.
+    pub fn environment(&self) -> Environment {
+        let mut env = Environment::detect();
+        for c in &self.converters {
+            env.converters.insert(c.name(), c.version().unwrap_or_else(|| "unknown".into()));
+        }
+        env.runtimes.insert(self.runtime.name().into(), self.runtime.version());
+        env.runtimes.insert("oracle".into(), env!("CARGO_PKG_VERSION").into());
+        env
+    }
+
+    /// Runs everything the options ask for and builds the report.
+    pub fn run(&self, progress: &dyn Fn(usize, usize)) -> Result<Report> {
+        let start = Instant::now();
+        let stop = AtomicBool::new(false);
+        let mut results = Vec::new();
+        for dir in [&self.options.corpus, &self.options.onnx_tests].into_iter().flatten() {
+            for case_dir in testcase::find(dir)? {
+                results.extend(self.run_test_dir(dir, &case_dir));
+            }
+        }
+        let indices: Vec<u64> = (0..self.options.cases).filter(|&i| self.options.shard.contains(i)).collect();
+        let done = AtomicUsize::new(0);
+        let generated: Vec<Vec<CaseResult>> = indices
+            .par_iter()
+            .map(|&i| {
+                if self.options.budget.is_some_and(|b| start.elapsed() >= b) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return Vec::new();
+                }
+                let out = self.run_subject(&generated_subject(self.options.seed, i, &self.options.gen));
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, indices.len());
+                out
+            })
+            .collect();
+        results.extend(generated.into_iter().flatten());
+        let tool = Tool { name: "conv1d-harness".into(), version: env!("CARGO_PKG_VERSION").into() };
+        let options = serde_json::to_value(&self.options)?;
+        Ok(Report::new(tool, self.environment(), options, results, start.elapsed().as_secs_f64()))
+    }
+
+    /// Results of one ONNX test-case directory: the oracle's own check against the stored
+    /// outputs, then each converter. A directory that cannot be read gets `error` results.
+    fn run_test_dir(&self, root: &Path, dir: &Path) -> Vec<CaseResult> {
+        let rel = dir.strip_prefix(root).unwrap_or(dir);
+        let label = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = if rel.as_os_str().is_empty() { label } else { format!("{label}/{}", rel.display()) };
+        let case = match testcase::read(dir) {
+            Ok(c) if c.data_sets.is_empty() => Err(anyhow::anyhow!("{}: no test_data_set_K directory", dir.display())),
+            Ok(c) => Ok(c),
+            Err(e) => Err(e),
+        };
+        let case = match case {
+            Ok(c) => c,
+            Err(e) => {
+                return self.converters.iter().map(|c| error_result(&id, &c.name(), self.runtime.name(), format!("{e:#}"))).collect();
+            }
+        };
+        let mut out = Vec::new();
+        let many = case.data_sets.len() > 1;
+        for (k, set) in case.data_sets.iter().enumerate() {
+            let id = if many { format!("{id}#{k}") } else { id.clone() };
+            let (subject, oracle_result) = stored_subject(&id, &case.model, set);
+            out.push(oracle_result);
+            out.extend(self.run_subject(&subject));
+        }
+        out
+    }
+
+    /// One result per converter for a subject.
+    pub fn run_subject(&self, s: &Subject) -> Vec<CaseResult> {
+        self.converters.iter().map(|c| self.run_one(s, c.as_ref())).collect()
+    }
+
+    fn run_one(&self, s: &Subject, converter: &dyn Converter) -> CaseResult {
+        let mut r = CaseResult {
+            case: s.id.clone(),
+            seed: s.seed,
+            converter: converter.name(),
+            runtime: self.runtime.name().into(),
+            verdict: Verdict::Error,
+            ops: s.ops.clone(),
+            classes: s.classes.clone(),
+            max_abs_err: None,
+            max_rel_err: None,
+            max_ulp: None,
+            count_over: None,
+            worst_ratio: None,
+            tolerance: self.options.tolerance.name().into(),
+            precision: None,
+            latency_us: None,
+            message: None,
+            repro: None,
+        };
+        let expected = match &s.expected {
+            Ok(e) => e,
+            Err((v, m)) => {
+                r.verdict = *v;
+                r.message = Some(m.clone());
+                return r;
+            }
+        };
+        let work = match tempfile::Builder::new().prefix("conv1d-").tempdir() {
+            Ok(w) => w,
+            Err(e) => {
+                r.message = Some(format!("cannot create a work directory: {e}"));
+                return r;
+            }
+        };
+        let cx = convert::Context { work_dir: work.path(), timeout: self.options.timeout };
+        let artifact = match isolate::catch(|| converter.convert(&s.model, &cx)) {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                (r.verdict, r.message) = match e {
+                    ConvertError::Rejected(m) => (Verdict::ConvertRejected, Some(m)),
+                    ConvertError::Crashed(m) => (Verdict::ConvertCrash, Some(m)),
+                    ConvertError::Timeout(m) => (Verdict::Timeout, Some(m)),
+                };
+                return r;
+            }
+            Err(panic) => {
+                r.verdict = Verdict::ConvertCrash;
+                r.message = Some(panic);
+                return r;
+            }
+        };
+        let Artifact::Onnx(bytes) = artifact;
+        match self.execute(bytes, s.inputs.clone()) {
+            Err((verdict, message)) => {
+                r.verdict = verdict;
+                r.message = Some(message);
+            }
+            Ok((precision, outputs, samples)) => {
+                let c = compare(expected, &outputs, precision, self.options.tolerance);
+                r.verdict = c.verdict;
+                r.message = c.message;
+                r.precision = Some(precision.name().into());
+                r.latency_us = Latency::from_samples(samples);
+                if c.stats.count > 0 {
+                    r.max_abs_err = Some(c.stats.max_abs_err);
+                    r.max_rel_err = Some(c.stats.max_rel_err);
+                    r.max_ulp = Some(c.stats.max_ulp);
+                    r.count_over = Some(c.stats.count_over);
+                    r.worst_ratio = Some(c.stats.worst_ratio);
+                }
+            }
+        }
+        r
+    }
+
+    /// Loads and runs an ONNX artifact on the runtime within the timeout; outputs of the
+    /// first run, then the latency samples of the timed repeats.
+    #[allow(clippy::type_complexity)]
+    fn execute(
+        &self,
+        model: Vec<u8>,
+        inputs: Vec<Named>,
+    ) -> std::result::Result<(Precision, Vec<crate::tensor::Tensor>, Vec<f64>), (Verdict, String)> {
+        let runtime = Arc::clone(&self.runtime);
+        let repeats = self.options.repeats;
+        let job = move || -> std::result::Result<_, String> {
+            let mut loaded = runtime.load(&model, &inputs).map_err(|e| format!("{e:#}"))?;
+            let outputs = loaded.run(&inputs).map_err(|e| format!("{e:#}"))?;
+            let mut samples = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                let t = Instant::now();
+                loaded.run(&inputs).map_err(|e| format!("{e:#}"))?;
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            Ok((loaded.precision(), outputs, samples))
+        };
+        match isolate::with_timeout(self.options.timeout, job) {
+            Bounded::Done(Ok(v)) => Ok(v),
+            Bounded::Done(Err(m)) => Err((Verdict::RuntimeRejected, m)),
+            Bounded::Panicked(m) => Err((Verdict::RuntimeRejected, m)),
+            Bounded::TimedOut => Err((Verdict::Timeout, format!("runtime still running after {:?}", self.options.timeout))),
+        }
+    }
+}
+
+fn error_result(case: &str, converter: &str, runtime: &str, message: String) -> CaseResult {
+    CaseResult {
+        case: case.into(),
+        seed: None,
+        converter: converter.into(),
+        runtime: runtime.into(),
+        verdict: Verdict::Error,
+        ops: vec![],
+        classes: vec![],
+        max_abs_err: None,
+        max_rel_err: None,
+        max_ulp: None,
+        count_over: None,
+        worst_ratio: None,
+        tolerance: "none".into(),
+        precision: None,
+        latency_us: None,
+        message: Some(message),
+        repro: None,
+    }
+}
+
+/// Golden outputs of a model from the oracle, as expectations.
+pub fn oracle_expected(model: &tract_onnx::pb::ModelProto, inputs: &[Named]) -> Result<Vec<Expected>> {
+    let eval = oracle::evaluate(model, inputs)?;
+    Ok(eval
+        .outputs
+        .into_iter()
+        .map(|o| Expected { value: o.value, bound: Some(o.bound), dtype: o.dtype })
+        .collect())
+}
+
+/// The subject of generated case `index` of base seed `seed`.
+pub fn generated_subject(seed: u64, index: u64, cfg: &GenConfig) -> Subject {
+    let case = gen::generate(seed, index, cfg);
+    let inputs = case.inputs();
+    let ops = case.model.ops().into_iter().map(String::from).collect();
+    let classes = case.model.classes();
+    let (model, expected) = match emit::emit(&case.model) {
+        Ok(proto) => {
+            let expected = oracle_expected(&proto, &inputs)
+                .map_err(|e| (Verdict::Error, format!("oracle failed on a generated model: {e:#}")));
+            (proto::encode_model(&proto), expected)
+        }
+        Err(e) => (Vec::new(), Err((Verdict::Error, format!("generated an invalid model: {e:#}")))),
+    };
+    Subject { id: case.id, seed: Some(case.seed), model, inputs, expected, ops, classes }
+}
+
+/// The subject of one data set of a test-case directory, and the oracle's own result on it.
+fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Subject, CaseResult) {
+    let mut oracle_result = error_result(id, "oracle", "f64", String::new());
+    oracle_result.tolerance = "bound".into();
+    let model = match proto::decode_model(model_bytes).context("model.onnx") {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            oracle_result.message = Some(msg.clone());
+            let subject = Subject {
+                id: id.into(),
+                seed: None,
+                model: model_bytes.to_vec(),
+                inputs: vec![],
+                expected: Err((Verdict::Error, msg)),
+                ops: vec![],
+                classes: vec![],
+            };
+            return (subject, oracle_result);
+        }
+    };
+    let graph = model.graph.clone().unwrap_or_default();
+    let mut ops: Vec<String> = Vec::new();
+    for n in &graph.node {
+        if !ops.contains(&n.op_type) {
+            ops.push(n.op_type.clone());
+        }
+    }
+    oracle_result.ops = ops.clone();
+    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let input_names: Vec<String> =
+        graph.input.iter().map(|i| i.name.clone()).filter(|n| !initializers.contains(n.as_str())).collect();
+    let inputs: Vec<Named> = set
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(j, t)| Named { name: input_names.get(j).cloned().unwrap_or_else(|| format!("input_{j}")), tensor: t.clone() })
+        .collect();
+    let oracle = oracle_expected(&model, &inputs);
+    let stored: Vec<Expected> = set
+        .outputs
+        .iter()
+        .map(|t| Expected { value: t.to_f64(), bound: None, dtype: match t.dtype() { DType::Double => DType::Float, d => d } })
+        .collect();
+    let expected = match &oracle {
+        Ok(golden) => {
+            // The stored outputs come from some f32 implementation: they must sit within the
+            // oracle's bound, exactly like a runtime's.
+            let as_tensors: Vec<crate::tensor::Tensor> = set.outputs.clone();
+            let c = compare(golden, &as_tensors, Precision::F32, Tolerance::default());
+            oracle_result.verdict = c.verdict;
+            oracle_result.message = c.message;
+            oracle_result.max_abs_err = Some(c.stats.max_abs_err);
+            oracle_result.worst_ratio = Some(c.stats.worst_ratio);
+            // Judge converters against the stored outputs, with the oracle's bounds where shapes agree.
+            stored
+                .into_iter()
+                .zip(golden)
+                .map(|(mut s, g)| {
+                    if g.bound.as_ref().is_some_and(|b| b.shape() == s.value.shape()) {
+                        s.bound = g.bound.clone();
+                    }
+                    s
+                })
+                .collect()
+        }
+        Err(e) => {
+            oracle_result.verdict = Verdict::RuntimeRejected;
+            oracle_result.message = Some(format!("oracle: {e:#}"));
+            stored
+        }
+    };
+    let subject = Subject { id: id.into(), seed: None, model: model_bytes.to_vec(), inputs, expected: Ok(expected), ops, classes: vec![] };
+    (subject, oracle_result)
+}

@@ -1,0 +1,62 @@
+//! Converters under test: ONNX in, an artifact out.
+//!
+//! Adding a converter is one file implementing [`Converter`] and one line in [`from_spec`].
+//! Nothing outside this module knows a converter's name.
+
+mod exec;
+mod identity;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use self::exec::Exec;
+pub use self::identity::Identity;
+
+/// What a converter produced.
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    /// An ONNX model, run by the selected `--runtime`.
+    Onnx(Vec<u8>),
+}
+
+/// How a conversion failed; each maps to a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConvertError {
+    /// The converter refused, with its message (`convert-rejected`).
+    Rejected(String),
+    /// The converter died or wrote an unreadable artifact (`convert-crash`).
+    Crashed(String),
+    /// The converter ran past the timeout (`timeout`).
+    Timeout(String),
+}
+
+/// Everything a conversion may need besides the model.
+pub struct Context<'a> {
+    /// A fresh directory the converter may write to; removed after the case.
+    pub work_dir: &'a Path,
+    /// Past this, the conversion is abandoned with [`ConvertError::Timeout`].
+    pub timeout: Duration,
+}
+
+/// A model converter.
+pub trait Converter: Send + Sync {
+    /// The spec it was created from, as it appears in reports.
+    fn name(&self) -> String;
+    /// Version of the converter, when known.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Converts a serialized ONNX model.
+    fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError>;
+}
+
+/// Builds the converter a `--converter` spec names.
+pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
+    Ok(match spec {
+        "identity" => Box::new(Identity),
+        s if s.starts_with("exec:") => Box::new(Exec::new(s)?),
+        other => anyhow::bail!(
+            "unknown converter '{other}': use identity or exec:'COMMAND {{input}} {{output}}'"
+        ),
+    })
+}

@@ -1,0 +1,212 @@
+//! The `harness` command line. `cargo xtask conformance` builds and calls it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use harness::compare::Tolerance;
+use harness::conformance::{Options, Runner, SetupError, Shard};
+use harness::gen::GenConfig;
+use harness::onnx::{proto, testcase};
+
+#[derive(Parser)]
+#[command(name = "harness", version, about = "Conformance and accuracy harness for 1D CNN model converters")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate random 1D CNNs, convert them, run them, compare with the f64 oracle.
+    Conformance(ConformanceArgs),
+    /// Rewrite a model the way a buggy converter would (to check the harness catches it).
+    InjectFault {
+        /// One of: reverse-conv-kernels, swap-pads, drop-conv-bias, perturb-weights.
+        kind: String,
+        /// Input ONNX model.
+        input: PathBuf,
+        /// Output ONNX model.
+        output: PathBuf,
+    },
+    /// Write generated case INDEX of seed SEED as an ONNX test-case directory with golden outputs.
+    Emit {
+        /// Base seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Case index.
+        #[arg(long, default_value_t = 0)]
+        index: u64,
+        /// Opset of the model.
+        #[arg(long, default_value_t = harness::onnx::emit::DEFAULT_OPSET)]
+        opset: i64,
+        /// Directory to write.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ConformanceArgs {
+    /// Random cases to generate.
+    #[arg(long, default_value_t = 200)]
+    cases: u64,
+    /// Base seed; case i uses a seed derived from (S, i).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Converter under test (repeatable): identity, or exec:'COMMAND {input} {output}'.
+    #[arg(long = "converter", value_name = "SPEC")]
+    converters: Vec<String>,
+    /// Runtime that runs ONNX artifacts.
+    #[arg(long, default_value = "tract")]
+    runtime: String,
+    /// Committed corpus of test-case directories to run as well.
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// Skip the corpus.
+    #[arg(long, conflicts_with = "corpus")]
+    no_corpus: bool,
+    /// Run every ONNX test-case directory under DIR against its stored outputs.
+    #[arg(long, value_name = "DIR")]
+    onnx_tests: Option<PathBuf>,
+    /// Stop starting new cases after SECS.
+    #[arg(long, value_name = "SECS")]
+    budget: Option<f64>,
+    /// Run only cases with index ≡ I mod N (I counts from 1).
+    #[arg(long, value_name = "I/N", default_value = "1/1")]
+    shard: Shard,
+    /// Where to write the reports.
+    #[arg(long = "report", value_name = "DIR", default_value = "reports/latest")]
+    report_dir: PathBuf,
+    /// Per conversion or run, past which the verdict is `timeout`.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    timeout: f64,
+    /// Fixed absolute tolerance instead of the error bound (with --rtol).
+    #[arg(long)]
+    atol: Option<f64>,
+    /// Fixed relative tolerance instead of the error bound (with --atol).
+    #[arg(long)]
+    rtol: Option<f64>,
+    /// Safety factor applied to the error bound.
+    #[arg(long, default_value_t = 1.0)]
+    bound_factor: f64,
+    /// Timed runs per result after the checked one.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Opset of generated models.
+    #[arg(long, default_value_t = harness::onnx::emit::DEFAULT_OPSET)]
+    opset: i64,
+    /// Most layers per generated model.
+    #[arg(long, default_value_t = 8)]
+    max_layers: usize,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    harness::isolate::install_quiet_panic_hook();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Conformance(args) => conformance(args),
+        Command::InjectFault { kind, input, output } => inject_fault(&kind, &input, &output),
+        Command::Emit { seed, index, opset, dir } => emit(seed, index, opset, &dir),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(s.is_finite() && s >= 0.0, "--{what} must be a non-negative number of seconds");
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let tolerance = match (a.atol, a.rtol) {
+        (None, None) => Tolerance::Bound { factor: a.bound_factor },
+        (atol, rtol) => Tolerance::Fixed { atol: atol.unwrap_or(0.0), rtol: rtol.unwrap_or(0.0) },
+    };
+    let corpus = match (a.no_corpus, a.corpus) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(dir),
+        // The default corpus is used when present, so the command works from any directory.
+        (false, None) => Some(PathBuf::from("corpus")).filter(|d| d.is_dir()),
+    };
+    let options = Options {
+        cases: a.cases,
+        seed: a.seed,
+        converters: if a.converters.is_empty() { vec!["identity".into()] } else { a.converters },
+        runtime: a.runtime,
+        corpus,
+        onnx_tests: a.onnx_tests,
+        budget: a.budget.map(|b| seconds("budget", b)).transpose()?,
+        shard: a.shard,
+        report_dir: a.report_dir.clone(),
+        timeout: seconds("timeout", a.timeout)?,
+        tolerance,
+        repeats: a.repeats,
+        gen: GenConfig { max_layers: a.max_layers.max(1), opset: a.opset },
+    };
+    if let Some(jobs) = a.jobs {
+        rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global().ok();
+    }
+    let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
+    let tty = std::io::stderr().is_terminal();
+    let progress = move |done: usize, total: usize| {
+        if tty {
+            if done % 25 == 0 || done == total {
+                eprint!("\r{done}/{total} cases");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        } else if done % 1000 == 0 {
+            eprintln!("{done}/{total} cases");
+        }
+    };
+    let report = runner.run(&progress)?;
+    report.write(&a.report_dir).with_context(|| format!("{}: cannot write the reports", a.report_dir.display()))?;
+    print!("{}", report.terminal());
+    println!("reports written to {}", a.report_dir.display());
+    Ok(if report.all_pass() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn inject_fault(kind: &str, input: &std::path::Path, output: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
+    let mut model = proto::decode_model(&bytes).with_context(|| input.display().to_string())?;
+    harness::fault::inject(kind, &mut model)?;
+    harness::fsutil::write_atomically(output, &proto::encode_model(&model))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cfg = GenConfig { opset, ..GenConfig::default() };
+    let case = harness::gen::generate(seed, index, &cfg);
+    let model = harness::onnx::emit::emit(&case.model)?;
+    let inputs = case.inputs();
+    let expected = harness::conformance::oracle_expected(&model, &inputs)?;
+    let outputs = expected
+        .iter()
+        .map(|e| harness::tensor::Tensor::F32(e.value.mapv(|v| v as f32)))
+        .collect();
+    let set = testcase::DataSet { inputs: inputs.iter().map(|n| n.tensor.clone()).collect(), outputs };
+    let meta = serde_json::json!({
+        "case": case.id,
+        "seed": case.seed,
+        "model": case.model,
+        "input": case.input,
+        "command": format!("harness emit --seed {seed} --index {index} --opset {opset} DIR"),
+    });
+    let out_names = vec![harness::onnx::emit::OUTPUT.to_string()];
+    testcase::write(dir, &model, &[set], &[harness::onnx::emit::INPUT.to_string()], &out_names, Some(&meta))?;
+    println!("wrote {} ({})", dir.display(), case.id);
+    Ok(ExitCode::SUCCESS)
+}

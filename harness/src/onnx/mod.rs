@@ -1,0 +1,5 @@
+//! ONNX files: protobuf helpers, model emission and the ONNX test-case directory.
+
+pub mod emit;
+pub mod proto;
+pub mod testcase;

@@ -1,0 +1,281 @@
+//! Conversions between ONNX protobuf messages (tract-onnx's `pb` types) and [`Tensor`].
+
+use anyhow::{bail, ensure, Context, Result};
+use ndarray::{ArrayD, IxDyn};
+use prost::Message;
+use tract_onnx::pb::{self, tensor_proto::DataType};
+
+use crate::tensor::{DType, Tensor};
+
+/// Largest tensor (in elements) that the readers accept; larger declared sizes are refused
+/// before anything is allocated.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// Decodes a serialized `ModelProto`.
+pub fn decode_model(bytes: &[u8]) -> Result<pb::ModelProto> {
+    pb::ModelProto::decode(bytes).context("not a valid ONNX ModelProto (protobuf decode failed)")
+}
+
+/// Serializes a `ModelProto`.
+pub fn encode_model(model: &pb::ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+/// Decodes a serialized `TensorProto` (an `input_J.pb` / `output_J.pb` file).
+pub fn decode_tensor(bytes: &[u8]) -> Result<pb::TensorProto> {
+    pb::TensorProto::decode(bytes).context("not a valid ONNX TensorProto (protobuf decode failed)")
+}
+
+/// The ONNX data type code of a [`DType`].
+pub fn data_type_code(dtype: DType) -> i32 {
+    (match dtype {
+        DType::Float => DataType::Float,
+        DType::Double => DataType::Double,
+        DType::Int64 => DataType::Int64,
+        DType::Int32 => DataType::Int32,
+        DType::Bool => DataType::Bool,
+    }) as i32
+}
+
+/// Checked element count of a declared shape.
+pub fn checked_len(dims: &[i64]) -> Result<usize> {
+    let mut n: usize = 1;
+    for &d in dims {
+        ensure!(d >= 0, "negative dimension {d} in shape {dims:?}");
+        n = n
+            .checked_mul(d as usize)
+            .filter(|&n| n <= MAX_ELEMENTS)
+            .with_context(|| format!("shape {dims:?} exceeds the limit of {MAX_ELEMENTS} elements"))?;
+    }
+    Ok(n)
+}
+
+/// Reads a `TensorProto` into a [`Tensor`]. Supports float, double, int64, int32 and bool,
+/// stored in the typed fields or in `raw_data` (little endian). External data is refused.
+pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
+    let what = if t.name.is_empty() { "tensor".to_string() } else { format!("tensor '{}'", t.name) };
+    ensure!(t.external_data.is_empty(), "{what}: external data is not supported");
+    ensure!(t.segment.is_none(), "{what}: segmented tensors are not supported");
+    let len = checked_len(&t.dims).with_context(|| what.clone())?;
+    let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    let dt = DataType::try_from(t.data_type)
+        .map_err(|_| anyhow::anyhow!("{what}: unknown data type code {}", t.data_type))?;
+    let raw = &t.raw_data;
+    fn from_raw<T, const W: usize>(raw: &[u8], len: usize, f: fn([u8; W]) -> T) -> Result<Vec<T>> {
+        ensure!(
+            raw.len() == len * W,
+            "raw_data holds {} bytes, the shape needs {}",
+            raw.len(),
+            len * W
+        );
+        Ok(raw.chunks_exact(W).map(|c| f(c.try_into().expect("chunk width"))).collect())
+    }
+    fn typed<T: Clone>(v: &[T], len: usize) -> Result<Vec<T>> {
+        ensure!(v.len() == len, "holds {} elements, the shape needs {}", v.len(), len);
+        Ok(v.to_vec())
+    }
+    let tensor = match dt {
+        DataType::Float => {
+            let v = if !raw.is_empty() {
+                from_raw(raw, len, f32::from_le_bytes)
+            } else {
+                typed(&t.float_data, len)
+            };
+            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+        }
+        DataType::Double => {
+            let v = if !raw.is_empty() {
+                from_raw(raw, len, f64::from_le_bytes)
+            } else {
+                typed(&t.double_data, len)
+            };
+            Tensor::F64(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+        }
+        DataType::Int64 => {
+            let v = if !raw.is_empty() {
+                from_raw(raw, len, i64::from_le_bytes)
+            } else {
+                typed(&t.int64_data, len)
+            };
+            Tensor::I64(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+        }
+        DataType::Int32 => {
+            let v = if !raw.is_empty() {
+                from_raw(raw, len, i32::from_le_bytes)
+            } else {
+                typed(&t.int32_data, len)
+            };
+            Tensor::I32(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+        }
+        DataType::Bool => {
+            let v = if !raw.is_empty() {
+                from_raw(raw, len, |b: [u8; 1]| b[0] != 0)
+            } else {
+                typed(&t.int32_data, len).map(|v| v.into_iter().map(|x| x != 0).collect())
+            };
+            Tensor::Bool(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+        }
+        other => bail!("{what}: data type {other:?} is not supported"),
+    };
+    Ok(tensor)
+}
+
+/// Writes a [`Tensor`] as a `TensorProto` with `raw_data`.
+pub fn tensor_to_proto(name: &str, t: &Tensor) -> pb::TensorProto {
+    let mut raw = Vec::with_capacity(t.byte_len());
+    match t {
+        Tensor::F32(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F64(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I64(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I32(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::Bool(a) => a.iter().for_each(|&v| raw.push(u8::from(v))),
+    }
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: t.shape().iter().map(|&d| d as i64).collect(),
+        data_type: data_type_code(t.dtype()),
+        raw_data: raw,
+        ..Default::default()
+    }
+}
+
+/// Looks up an attribute of a node by name.
+pub fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+/// Builders for `AttributeProto` values.
+pub mod attr {
+    use tract_onnx::pb::{self, attribute_proto::AttributeType};
+
+    /// An integer attribute.
+    pub fn int(name: &str, v: i64) -> pb::AttributeProto {
+        pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+    }
+    /// A float attribute.
+    pub fn float(name: &str, v: f32) -> pb::AttributeProto {
+        pb::AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
+    }
+    /// A list-of-integers attribute.
+    pub fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Ints as i32,
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+    /// A string attribute.
+    pub fn string(name: &str, v: &str) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::String as i32,
+            s: v.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A `ValueInfoProto` for a float tensor; each dim is a size or a symbol.
+pub fn value_info(name: &str, elem: DType, dims: &[Dim]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(n) => Value::DimValue(*n as i64),
+                Dim::Symbol(s) => Value::DimParam(s.clone()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: data_type_code(elem),
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// One dimension of a declared graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    /// A known size.
+    Fixed(usize),
+    /// A symbolic size (`dim_param`).
+    Symbol(String),
+}
+
+/// The element type and dims declared by a `ValueInfoProto`, when it declares a tensor.
+pub fn declared_type(vi: &pb::ValueInfoProto) -> Option<(i32, Vec<Dim>)> {
+    use pb::tensor_shape_proto::dimension::Value;
+    // tract's protobuf types only know tensor types, so this pattern is irrefutable.
+    let pb::type_proto::Value::TensorType(t) = vi.r#type.as_ref()?.value.as_ref()?;
+    let dims = t
+        .shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match &d.value {
+                    Some(Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
+                    Some(Value::DimParam(p)) => Dim::Symbol(p.clone()),
+                    _ => Dim::Symbol(String::from("?")),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((t.elem_type, dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_tensor_round_trips_through_raw_data() {
+        let t = Tensor::f32(&[2, 3], vec![1.0, -2.5, 3.0, 0.0, f32::MIN_POSITIVE, 7.0]).unwrap();
+        let back = tensor_from_proto(&decode_tensor(&tensor_to_proto("x", &t).encode_to_vec()).unwrap()).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn typed_float_data_is_read() {
+        let p = pb::TensorProto {
+            dims: vec![3],
+            data_type: DataType::Float as i32,
+            float_data: vec![1.0, 2.0, 3.0],
+            ..Default::default()
+        };
+        assert_eq!(tensor_from_proto(&p).unwrap(), Tensor::f32(&[3], vec![1.0, 2.0, 3.0]).unwrap());
+    }
+
+    #[test]
+    fn size_mismatch_is_an_error_naming_the_tensor() {
+        let p = pb::TensorProto {
+            name: "w".into(),
+            dims: vec![4],
+            data_type: DataType::Float as i32,
+            float_data: vec![1.0],
+            ..Default::default()
+        };
+        let e = format!("{:#}", tensor_from_proto(&p).unwrap_err());
+        assert!(e.contains("'w'") && e.contains("needs 4"), "{e}");
+    }
+
+    #[test]
+    fn gigantic_declared_shape_is_refused_before_allocation() {
+        let p = pb::TensorProto {
+            dims: vec![1 << 20, 1 << 20, 1 << 20],
+            data_type: DataType::Float as i32,
+            ..Default::default()
+        };
+        let e = format!("{:#}", tensor_from_proto(&p).unwrap_err());
+        assert!(e.contains("exceeds the limit"), "{e}");
+    }
+}

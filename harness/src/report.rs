@@ -1,0 +1,422 @@
+//! What happened, for people and machines: terminal summary, report.json, report.md, junit.xml.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::compare::Verdict;
+use crate::fsutil::write_atomically;
+
+/// Latency of the runs of one result, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Fastest.
+    pub min: f64,
+    /// Timed runs.
+    pub samples: usize,
+}
+
+impl Latency {
+    /// Summarizes samples (microseconds); `None` when there are none.
+    pub fn from_samples(mut us: Vec<f64>) -> Option<Latency> {
+        if us.is_empty() {
+            return None;
+        }
+        us.sort_by(f64::total_cmp);
+        let q = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize];
+        Some(Latency { p50: q(0.5), p90: q(0.9), min: us[0], samples: us.len() })
+    }
+}
+
+/// One (case, converter, runtime) result; SPEC §5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Stable case id.
+    pub case: String,
+    /// Seed of the case, for generated cases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Converter spec.
+    pub converter: String,
+    /// Runtime name.
+    pub runtime: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// ONNX operators of the model.
+    pub ops: Vec<String>,
+    /// Coverage classes of the model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// Largest absolute error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_abs_err: Option<f64>,
+    /// Largest relative error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rel_err: Option<f64>,
+    /// Largest error in f32 ULPs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ulp: Option<u64>,
+    /// Elements out of tolerance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_over: Option<usize>,
+    /// Largest error as a fraction of its tolerance (above 1 fails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_ratio: Option<f64>,
+    /// Tolerance policy (`bound` or `fixed`).
+    pub tolerance: String,
+    /// Precision the runtime computed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    /// Latency of the converted model on the runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<Latency>,
+    /// What went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Where the repro bundle is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repro: Option<String>,
+}
+
+/// The tool that wrote the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// Versions of everything involved and the machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Converter spec to version.
+    pub converters: BTreeMap<String, String>,
+    /// Runtime name to version.
+    pub runtimes: BTreeMap<String, String>,
+    /// CPU model.
+    pub cpu: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Operating system.
+    pub os: String,
+}
+
+impl Environment {
+    /// Reads the CPU model and counts of this machine.
+    pub fn detect() -> Environment {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Environment {
+            cpu,
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            os: std::env::consts::OS.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The tool.
+    pub tool: Tool,
+    /// Versions and machine.
+    pub environment: Environment,
+    /// The options of the run.
+    pub options: serde_json::Value,
+    /// Count per verdict, plus `results`.
+    pub summary: BTreeMap<String, usize>,
+    /// Count of results per coverage class.
+    pub coverage: BTreeMap<String, usize>,
+    /// Wall time of the run in seconds.
+    pub duration_s: f64,
+    /// Every result, in case order.
+    pub results: Vec<CaseResult>,
+}
+
+impl Report {
+    /// Builds the summary and coverage from the results.
+    pub fn new(tool: Tool, environment: Environment, options: serde_json::Value, results: Vec<CaseResult>, duration_s: f64) -> Report {
+        let mut summary: BTreeMap<String, usize> = Verdict::ALL.iter().map(|v| (v.name().to_string(), 0)).collect();
+        summary.insert("results".into(), results.len());
+        let mut coverage = BTreeMap::new();
+        for r in &results {
+            *summary.entry(r.verdict.name().into()).or_default() += 1;
+            for c in &r.classes {
+                *coverage.entry(c.clone()).or_default() += 1;
+            }
+        }
+        Report { tool, environment, options, summary, coverage, duration_s, results }
+    }
+
+    /// True when every result passed.
+    pub fn all_pass(&self) -> bool {
+        self.results.iter().all(|r| r.verdict == Verdict::Pass)
+    }
+
+    /// Results that did not pass.
+    pub fn failures(&self) -> impl Iterator<Item = &CaseResult> {
+        self.results.iter().filter(|r| r.verdict != Verdict::Pass)
+    }
+
+    /// Writes report.json, report.md and junit.xml into `dir`, each atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        write_atomically(&dir.join("report.json"), &serde_json::to_vec_pretty(self)?)?;
+        write_atomically(&dir.join("report.md"), self.markdown().as_bytes())?;
+        write_atomically(&dir.join("junit.xml"), self.junit().as_bytes())?;
+        Ok(())
+    }
+
+    /// Counts per (converter/runtime, verdict).
+    fn table(&self) -> (Vec<String>, BTreeMap<(String, Verdict), usize>) {
+        let mut columns: Vec<String> = Vec::new();
+        let mut counts = BTreeMap::new();
+        for r in &self.results {
+            let col = format!("{} on {}", r.converter, r.runtime);
+            if !columns.contains(&col) {
+                columns.push(col.clone());
+            }
+            *counts.entry((col, r.verdict)).or_default() += 1;
+        }
+        (columns, counts)
+    }
+
+    /// The worst results: failures first, then the closest to their tolerance.
+    pub fn worst(&self, n: usize) -> Vec<&CaseResult> {
+        let mut v: Vec<&CaseResult> = self.results.iter().collect();
+        v.sort_by(|a, b| {
+            (b.verdict != Verdict::Pass)
+                .cmp(&(a.verdict != Verdict::Pass))
+                .then(b.worst_ratio.unwrap_or(0.0).total_cmp(&a.worst_ratio.unwrap_or(0.0)))
+        });
+        v.truncate(n);
+        v
+    }
+
+    /// The terminal summary.
+    pub fn terminal(&self) -> String {
+        let (columns, counts) = self.table();
+        let mut s = String::new();
+        let width = columns.iter().map(String::len).max().unwrap_or(10).max(10);
+        let _ = write!(s, "{:<18}", "verdict");
+        for c in &columns {
+            let _ = write!(s, " {c:>width$}");
+        }
+        s.push('\n');
+        for v in Verdict::ALL {
+            if columns.iter().all(|c| !counts.contains_key(&(c.clone(), v))) {
+                continue;
+            }
+            let _ = write!(s, "{:<18}", v.name());
+            for c in &columns {
+                let _ = write!(s, " {:>width$}", counts.get(&(c.clone(), v)).copied().unwrap_or(0));
+            }
+            s.push('\n');
+        }
+        let worst = self.worst(5);
+        if !worst.is_empty() {
+            s.push_str("\nworst results:\n");
+            for r in worst {
+                let _ = writeln!(
+                    s,
+                    "  {:<14} {:<22} {:<16} err/tol {:>9}  {}",
+                    r.case,
+                    r.converter,
+                    r.verdict.name(),
+                    r.worst_ratio.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+                    one_line(r.message.as_deref().unwrap_or(""), 90)
+                );
+            }
+        }
+        let n = self.results.len();
+        let _ = writeln!(
+            s,
+            "\n{n} results in {:.1} s ({:.0} results/s), {} not passing",
+            self.duration_s,
+            n as f64 / self.duration_s.max(1e-9),
+            self.failures().count()
+        );
+        s
+    }
+
+    /// The Markdown report.
+    pub fn markdown(&self) -> String {
+        let (columns, counts) = self.table();
+        let mut s = String::from("# Conformance report\n\n");
+        let _ = writeln!(s, "{} {} · {} results in {:.1} s · {}\n", self.tool.name, self.tool.version, self.results.len(), self.duration_s, self.environment.cpu);
+        s.push_str("## Verdicts\n\n| verdict |");
+        for c in &columns {
+            let _ = write!(s, " {c} |");
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"---:|".repeat(columns.len()));
+        s.push('\n');
+        for v in Verdict::ALL {
+            let _ = write!(s, "| {} |", v.name());
+            for c in &columns {
+                let _ = write!(s, " {} |", counts.get(&(c.clone(), v)).copied().unwrap_or(0));
+            }
+            s.push('\n');
+        }
+        s.push_str("\n## Versions\n\n");
+        for (k, v) in self.environment.converters.iter().chain(&self.environment.runtimes) {
+            let _ = writeln!(s, "- {k}: {v}");
+        }
+        let failures: Vec<&CaseResult> = self.failures().collect();
+        let _ = writeln!(s, "\n## Failures ({})\n", failures.len());
+        if !failures.is_empty() {
+            s.push_str("| case | converter | runtime | verdict | max abs err | message |\n|---|---|---|---|---:|---|\n");
+            for r in failures.iter().take(200) {
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {} | {} | {} |",
+                    r.case,
+                    r.converter,
+                    r.runtime,
+                    r.verdict.name(),
+                    r.max_abs_err.map(|x| format!("{x:.3e}")).unwrap_or_default(),
+                    one_line(r.message.as_deref().unwrap_or(""), 160).replace('|', "\\|")
+                );
+            }
+            if failures.len() > 200 {
+                let _ = writeln!(s, "\n… and {} more in report.json", failures.len() - 200);
+            }
+        }
+        if !self.coverage.is_empty() {
+            s.push_str("\n## Coverage\n\n| class | results |\n|---|---:|\n");
+            for (k, v) in &self.coverage {
+                let _ = writeln!(s, "| `{k}` | {v} |");
+            }
+        }
+        s
+    }
+
+    /// JUnit XML: one test suite per converter and runtime, one test case per result.
+    pub fn junit(&self) -> String {
+        let mut suites: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+        for r in &self.results {
+            suites.entry(format!("{} on {}", r.converter, r.runtime)).or_default().push(r);
+        }
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(s, "<testsuites name=\"conformance\" tests=\"{}\" failures=\"{}\">", self.results.len(), self.failures().count());
+        for (name, results) in suites {
+            let fails = results.iter().filter(|r| r.verdict != Verdict::Pass).count();
+            let _ = writeln!(s, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{fails}\">", xml(&name), results.len());
+            for r in results {
+                let time = r.latency_us.as_ref().map(|l| l.p50 / 1e6).unwrap_or(0.0);
+                let _ = write!(s, "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.6}\"", xml(&name), xml(&r.case));
+                if r.verdict == Verdict::Pass {
+                    s.push_str("/>\n");
+                } else {
+                    let _ = writeln!(
+                        s,
+                        ">\n      <failure type=\"{}\" message=\"{}\"/>\n    </testcase>",
+                        r.verdict.name(),
+                        xml(&one_line(r.message.as_deref().unwrap_or(""), 1000))
+                    );
+                }
+            }
+            s.push_str("  </testsuite>\n");
+        }
+        s.push_str("</testsuites>\n");
+        s
+    }
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(case: &str, verdict: Verdict) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            seed: Some(1),
+            converter: "identity".into(),
+            runtime: "tract".into(),
+            verdict,
+            ops: vec!["Conv".into()],
+            classes: vec!["Conv.group=1".into()],
+            max_abs_err: Some(0.5),
+            max_rel_err: None,
+            max_ulp: None,
+            count_over: None,
+            worst_ratio: Some(2.0),
+            tolerance: "bound".into(),
+            precision: Some("f32".into()),
+            latency_us: Latency::from_samples(vec![3.0, 1.0, 2.0]),
+            message: Some("a <b> & \"c\"".into()),
+            repro: None,
+        }
+    }
+
+    fn report() -> Report {
+        let tool = Tool { name: "harness".into(), version: "0".into() };
+        Report::new(tool, Environment::default(), serde_json::json!({}), vec![result("s0-i0", Verdict::Pass), result("s0-i1", Verdict::Mismatch)], 1.0)
+    }
+
+    #[test]
+    fn summary_counts_every_verdict_and_coverage_counts_classes() {
+        let r = report();
+        assert_eq!(r.summary["results"], 2);
+        assert_eq!(r.summary["pass"], 1);
+        assert_eq!(r.summary["mismatch"], 1);
+        assert_eq!(r.summary["timeout"], 0);
+        assert_eq!(r.coverage["Conv.group=1"], 2);
+        assert!(!r.all_pass());
+    }
+
+    #[test]
+    fn latency_quantiles_come_from_sorted_samples() {
+        let l = Latency::from_samples(vec![5.0, 1.0, 3.0, 2.0, 4.0]).unwrap();
+        assert_eq!((l.min, l.p50, l.p90, l.samples), (1.0, 3.0, 5.0, 5));
+    }
+
+    #[test]
+    fn junit_escapes_messages_and_marks_failures() {
+        let x = report().junit();
+        assert!(x.contains("tests=\"2\" failures=\"1\""));
+        assert!(x.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
+        assert_eq!(x.matches("<failure").count(), 1);
+    }
+
+    #[test]
+    fn json_has_the_spec_fields() {
+        let v: serde_json::Value = serde_json::to_value(report()).unwrap();
+        for key in ["tool", "environment", "summary", "coverage", "results"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        let r0 = &v["results"][1];
+        assert_eq!(r0["verdict"], "mismatch");
+        assert_eq!(r0["latency_us"]["p50"], 2.0);
+    }
+}

@@ -1,0 +1,75 @@
+//! Runtimes: what executes a converted ONNX model.
+//!
+//! Adding a runtime is one file implementing [`Runtime`] and one line in [`by_name`].
+
+mod tract;
+
+use crate::tensor::{Named, Tensor};
+
+pub use self::tract::Tract;
+
+/// Floating-point precision a runtime computed in; tolerances follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// IEEE binary32.
+    F32,
+    /// IEEE binary16.
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// IEEE binary64 (the oracle).
+    F64,
+}
+
+impl Precision {
+    /// Unit roundoff u: half the distance from 1 to the next representable number.
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            Precision::F32 => 2f64.powi(-24),
+            Precision::F16 => 2f64.powi(-11),
+            Precision::Bf16 => 2f64.powi(-8),
+            Precision::F64 => 2f64.powi(-53),
+        }
+    }
+
+    /// Lower-case name, as in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+            Precision::F64 => "f64",
+        }
+    }
+}
+
+/// A runtime that loads ONNX models.
+pub trait Runtime: Send + Sync {
+    /// Name as given to `--runtime`.
+    fn name(&self) -> &'static str;
+    /// Version of the underlying library.
+    fn version(&self) -> String;
+    /// Loads and prepares `model` for the concrete shapes of `inputs`. An error means the
+    /// runtime refused the model (verdict `runtime-rejected`).
+    fn load(&self, model: &[u8], inputs: &[Named]) -> anyhow::Result<Box<dyn Loaded>>;
+}
+
+/// A model loaded by a runtime, ready to run.
+pub trait Loaded: Send {
+    /// Precision the computation runs in.
+    fn precision(&self) -> Precision;
+    /// Runs the model once; outputs in graph order.
+    fn run(&mut self, inputs: &[Named]) -> anyhow::Result<Vec<Tensor>>;
+}
+
+/// The runtime registered under `name`.
+pub fn by_name(name: &str) -> Option<Box<dyn Runtime>> {
+    match name {
+        "tract" => Some(Box::new(Tract::new())),
+        _ => None,
+    }
+}
+
+/// Names accepted by [`by_name`].
+pub const NAMES: &[&str] = &["tract"];

@@ -1,0 +1,98 @@
+//! tract, the SIMD CPU runtime: load, optimize, run.
+
+use anyhow::{bail, Context, Result};
+use tract_onnx::prelude::*;
+
+use super::{Loaded, Precision, Runtime};
+use crate::tensor::{Named, Tensor};
+
+/// tract-onnx as a runtime.
+pub struct Tract {
+    onnx: tract_onnx::Onnx,
+}
+
+impl Tract {
+    /// A tract runtime with the standard ONNX operator set.
+    pub fn new() -> Tract {
+        Tract { onnx: tract_onnx::onnx() }
+    }
+}
+
+impl Default for Tract {
+    fn default() -> Self {
+        Tract::new()
+    }
+}
+
+/// The tract-onnx version this harness is built with.
+pub const VERSION: &str = "0.23.9";
+
+impl Runtime for Tract {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn version(&self) -> String {
+        VERSION.into()
+    }
+
+    fn load(&self, model: &[u8], inputs: &[Named]) -> Result<Box<dyn Loaded>> {
+        let mut model = self.onnx.model_for_read(&mut &model[..]).context("tract could not read the model")?;
+        let declared = model.inputs.len();
+        if declared != inputs.len() {
+            bail!("model has {declared} inputs, the case feeds {}", inputs.len());
+        }
+        for (ix, input) in inputs.iter().enumerate() {
+            let fact = match &input.tensor {
+                Tensor::F32(a) => f32::fact(a.shape()),
+                Tensor::F64(a) => f64::fact(a.shape()),
+                Tensor::I64(a) => i64::fact(a.shape()),
+                Tensor::I32(a) => i32::fact(a.shape()),
+                Tensor::Bool(a) => bool::fact(a.shape()),
+            };
+            model = model.with_input_fact(ix, fact.into())?;
+        }
+        let plan = model.into_optimized().context("tract could not optimize the model")?.into_runnable()?;
+        Ok(Box::new(TractLoaded { plan }))
+    }
+}
+
+struct TractLoaded {
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl Loaded for TractLoaded {
+    fn precision(&self) -> Precision {
+        Precision::F32
+    }
+
+    fn run(&mut self, inputs: &[Named]) -> Result<Vec<Tensor>> {
+        let values: TVec<TValue> = inputs
+            .iter()
+            .map(|i| {
+                let t: tract_onnx::prelude::Tensor = match &i.tensor {
+                    Tensor::F32(a) => a.clone().into(),
+                    Tensor::F64(a) => a.clone().into(),
+                    Tensor::I64(a) => a.clone().into(),
+                    Tensor::I32(a) => a.clone().into(),
+                    Tensor::Bool(a) => a.clone().into(),
+                };
+                t.into_tvalue()
+            })
+            .collect();
+        let outputs = self.plan.run(values)?;
+        outputs.into_iter().map(|v| from_tract(&v)).collect()
+    }
+}
+
+fn from_tract(t: &tract_onnx::prelude::Tensor) -> Result<Tensor> {
+    Ok(match t.datum_type() {
+        DatumType::F32 => Tensor::F32(t.to_plain_array_view::<f32>()?.to_owned()),
+        DatumType::F64 => Tensor::F64(t.to_plain_array_view::<f64>()?.to_owned()),
+        DatumType::I64 => Tensor::I64(t.to_plain_array_view::<i64>()?.to_owned()),
+        DatumType::I32 => Tensor::I32(t.to_plain_array_view::<i32>()?.to_owned()),
+        DatumType::Bool => Tensor::Bool(t.to_plain_array_view::<bool>()?.to_owned()),
+        DatumType::F16 => Tensor::F32(t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.to_owned()),
+        other => bail!("tract produced an output of type {other:?}"),
+    })
+}
