@@ -163,7 +163,7 @@ impl Runner {
     }
 
     /// Runs everything the options ask for and builds the report.
-    pub fn run(&self, progress: &dyn Fn(usize, usize)) -> Result<Report> {
+    pub fn run(&self, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Report> {
         let start = Instant::now();
         let stop = AtomicBool::new(false);
         let mut results = Vec::new();

@@ -5,12 +5,14 @@
 
 mod exec;
 mod identity;
+mod lower1d;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use self::exec::Exec;
 pub use self::identity::Identity;
+pub use self::lower1d::{lower, Lower1d, UnitAxis};
 
 /// What a converter produced.
 #[derive(Debug, Clone)]
@@ -54,9 +56,11 @@ pub trait Converter: Send + Sync {
 pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
     Ok(match spec {
         "identity" => Box::new(Identity),
+        "lower1d" => Box::new(Lower1d { unit: UnitAxis::Last }),
+        "lower1d:nc1l" => Box::new(Lower1d { unit: UnitAxis::BeforeLength }),
         s if s.starts_with("exec:") => Box::new(Exec::new(s)?),
         other => anyhow::bail!(
-            "unknown converter '{other}': use identity or exec:'COMMAND {{input}} {{output}}'"
+            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l or exec:'COMMAND {{input}} {{output}}'"
         ),
     })
 }

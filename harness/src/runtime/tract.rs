@@ -96,3 +96,36 @@ fn from_tract(t: &tract_onnx::prelude::Tensor) -> Result<Tensor> {
         other => bail!("tract produced an output of type {other:?}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{generate, GenConfig};
+    use crate::onnx::{emit::emit, proto::encode_model};
+
+    #[test]
+    fn tract_runs_generated_models_with_the_described_output_shape() {
+        let tract = Tract::new();
+        for i in 0..150 {
+            let case = generate(1, i, &GenConfig::default());
+            let model = encode_model(&emit(&case.model).unwrap());
+            let inputs = case.inputs();
+            let mut loaded = tract.load(&model, &inputs).unwrap_or_else(|e| panic!("{}: {e:#}", case.id));
+            let out = loaded.run(&inputs).unwrap();
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].shape(), case.model.output_shape().unwrap().as_slice(), "{}", case.id);
+        }
+    }
+
+    #[test]
+    fn the_reported_version_is_the_pinned_one() {
+        let manifest = include_str!("../../Cargo.toml");
+        assert!(manifest.contains(&format!("tract-onnx = {{ version = \"={VERSION}\"")), "pin and VERSION differ");
+    }
+
+    #[test]
+    fn garbage_bytes_are_refused_not_a_panic() {
+        let inputs = [Named { name: "x".into(), tensor: Tensor::f32(&[1], vec![0.0]).unwrap() }];
+        assert!(Tract::new().load(b"\xff\xffnot onnx", &inputs).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! End-to-end tests of the `harness` command: real models, real tract, real processes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_harness");
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("harness runs")
+}
+
+fn conformance(report: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["conformance", "--no-corpus", "--report", report.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    harness(&args)
+}
+
+fn report(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json written")).unwrap()
+}
+
+fn verdicts(r: &Value) -> Vec<String> {
+    r["results"].as_array().unwrap().iter().map(|x| x["verdict"].as_str().unwrap().to_string()).collect()
+}
+
+fn text(o: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Results without timings, for determinism checks.
+fn stable_results(r: &Value) -> Vec<Value> {
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let mut x = x.clone();
+            x.as_object_mut().unwrap().remove("latency_us");
+            x
+        })
+        .collect()
+}
+
+#[test]
+fn identity_on_tract_passes_and_the_same_seed_gives_the_same_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let out = conformance(&a, &["--cases", "120", "--seed", "11"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out_b = conformance(&b, &["--cases", "120", "--seed", "11", "--jobs", "1"]);
+    assert_eq!(out_b.status.code(), Some(0), "{}", text(&out_b));
+    let (ra, rb) = (report(&a), report(&b));
+    assert_eq!(ra["summary"]["results"], 120);
+    assert_eq!(ra["summary"]["pass"], 120);
+    assert_eq!(stable_results(&ra), stable_results(&rb));
+    assert!(ra["environment"]["runtimes"]["tract"].is_string());
+    for file in ["report.md", "junit.xml"] {
+        assert!(a.join(file).is_file(), "{file}");
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("120 results"), "{}", text(&out));
+}
+
+#[test]
+fn a_converter_that_reverses_conv_kernels_is_caught_as_mismatch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = format!("exec:{BIN} inject-fault reverse-conv-kernels {{input}} {{output}}");
+    let out = conformance(tmp.path(), &["--cases", "40", "--converter", &spec]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v = verdicts(&report(tmp.path()));
+    assert!(v.iter().filter(|v| *v == "mismatch").count() >= 10, "{v:?}");
+    assert!(v.iter().all(|v| v == "mismatch" || v == "pass"), "{v:?}");
+}
+
+#[test]
+fn a_converter_that_exits_non_zero_is_convert_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = conformance(tmp.path(), &["--cases", "3", "--converter", "exec:'echo cannot convert >&2; false {input} {output}'"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let r = report(tmp.path());
+    assert_eq!(verdicts(&r), vec!["convert-rejected"; 3]);
+    assert!(r["results"][0]["message"].as_str().unwrap().contains("cannot convert"));
+}
+
+#[test]
+fn a_converter_that_sleeps_past_the_timeout_is_timeout_and_the_run_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let out = conformance(tmp.path(), &["--cases", "3", "--timeout", "0.5", "--converter", "exec:'sleep 30; cp {input} {output}'"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(verdicts(&report(tmp.path())), vec!["timeout"; 3]);
+    assert!(start.elapsed().as_secs() < 20);
+}
+
+#[test]
+fn usage_and_setup_errors_exit_2_with_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().to_str().unwrap();
+    for (args, needle) in [
+        (vec!["conformance", "--report", r, "--converter", "bogus"], "unknown converter 'bogus'"),
+        (vec!["conformance", "--report", r, "--runtime", "bogus"], "unknown runtime 'bogus'"),
+        (vec!["conformance", "--report", r, "--onnx-tests", "/no/such/dir"], "/no/such/dir: no such directory"),
+        (vec!["conformance", "--report", r, "--shard", "3/2"], "1 <= I <= N"),
+        (vec!["conformance", "--report", r, "--cases", "many"], "invalid value"),
+    ] {
+        let out = harness(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn onnx_tests_runs_valid_cases_and_gives_malformed_ones_an_error_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = tmp.path().join("suite");
+    for (i, name) in ["good_a", "good_b"].iter().enumerate() {
+        let out = harness(&["emit", "--seed", "3", "--index", &i.to_string(), suite.join(name).to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // A model file that is not protobuf.
+    let garbage = suite.join("garbage_model");
+    std::fs::create_dir_all(garbage.join("test_data_set_0")).unwrap();
+    std::fs::write(garbage.join("model.onnx"), b"\xff\xff\xff\xffnot a model").unwrap();
+    // A valid model whose input file is truncated.
+    let truncated = suite.join("truncated_input");
+    let out = harness(&["emit", "--seed", "3", "--index", "2", truncated.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let input = truncated.join("test_data_set_0/input_0.pb");
+    let bytes = std::fs::read(&input).unwrap();
+    std::fs::write(&input, &bytes[..bytes.len() / 2]).unwrap();
+
+    let rdir = tmp.path().join("report");
+    let out = conformance(&rdir, &["--cases", "0", "--onnx-tests", suite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    let r = report(&rdir);
+    let by_case = |case: &str| -> Vec<(String, String, String)> {
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["case"] == case)
+            .map(|x| {
+                (
+                    x["converter"].as_str().unwrap().into(),
+                    x["verdict"].as_str().unwrap().into(),
+                    x["message"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect()
+    };
+    for good in ["suite/good_a", "suite/good_b"] {
+        let rs = by_case(good);
+        assert_eq!(rs.len(), 2, "{good}: oracle + identity: {rs:?}");
+        assert!(rs.iter().all(|(_, v, _)| v == "pass"), "{good}: {rs:?}");
+    }
+    let g = by_case("suite/garbage_model");
+    assert!(!g.is_empty() && g.iter().all(|(_, v, m)| v != "pass" && !m.is_empty()), "{g:?}");
+    let t = by_case("suite/truncated_input");
+    assert!(!t.is_empty() && t.iter().all(|(_, v, m)| v == "error" && m.contains("input_0.pb")), "{t:?}");
+}
