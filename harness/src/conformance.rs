@@ -279,8 +279,10 @@ impl Runner {
                 return r;
             }
         };
-        let Artifact::Onnx(bytes) = artifact;
-        match self.execute(bytes, s.inputs.clone()) {
+        if let Artifact::Native(native) = &artifact {
+            r.runtime = native.runtime();
+        }
+        match self.execute(artifact, s.inputs.clone()) {
             Err((verdict, message)) => {
                 r.verdict = verdict;
                 r.message = Some(message);
@@ -303,18 +305,22 @@ impl Runner {
         r
     }
 
-    /// Loads and runs an ONNX artifact on the runtime within the timeout; outputs of the
+    /// Loads and runs an artifact on its runtime within the timeout; outputs of the
     /// first run, then the latency samples of the timed repeats.
     #[allow(clippy::type_complexity)]
     fn execute(
         &self,
-        model: Vec<u8>,
+        artifact: Artifact,
         inputs: Vec<Named>,
     ) -> std::result::Result<(Precision, Vec<crate::tensor::Tensor>, Vec<f64>), (Verdict, String)> {
         let runtime = Arc::clone(&self.runtime);
         let repeats = self.options.repeats;
         let job = move || -> std::result::Result<_, String> {
-            let mut loaded = runtime.load(&model, &inputs).map_err(|e| format!("{e:#}"))?;
+            let mut loaded = match artifact {
+                Artifact::Onnx(model) => runtime.load(&model, &inputs),
+                Artifact::Native(native) => native.load(&inputs),
+            }
+            .map_err(|e| format!("{e:#}"))?;
             let outputs = loaded.run(&inputs).map_err(|e| format!("{e:#}"))?;
             let mut samples = Vec::with_capacity(repeats);
             for _ in 0..repeats {

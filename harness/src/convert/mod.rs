@@ -6,6 +6,7 @@
 mod exec;
 mod identity;
 mod lower1d;
+mod nnef;
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,12 +14,32 @@ use std::time::Duration;
 pub use self::exec::Exec;
 pub use self::identity::Identity;
 pub use self::lower1d::{lower, Lower1d, UnitAxis};
+pub use self::nnef::NnefRoundTrip;
 
 /// What a converter produced.
-#[derive(Debug, Clone)]
 pub enum Artifact {
     /// An ONNX model, run by the selected `--runtime`.
     Onnx(Vec<u8>),
+    /// A model in the converter's own format, run by the runtime that goes with it (an NNEF
+    /// model on tract, an OpenVINO IR on OpenVINO).
+    Native(Box<dyn NativeArtifact>),
+}
+
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Artifact::Onnx(b) => write!(f, "Onnx({} bytes)", b.len()),
+            Artifact::Native(n) => write!(f, "Native(runs on {})", n.runtime()),
+        }
+    }
+}
+
+/// A converted model that only its own runtime can run.
+pub trait NativeArtifact: Send {
+    /// Name of the runtime that runs it, for reports.
+    fn runtime(&self) -> String;
+    /// Prepares it for the shapes of `inputs`.
+    fn load(self: Box<Self>, inputs: &[crate::tensor::Named]) -> anyhow::Result<Box<dyn crate::runtime::Loaded>>;
 }
 
 /// How a conversion failed; each maps to a verdict.
@@ -58,9 +79,10 @@ pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
         "identity" => Box::new(Identity),
         "lower1d" => Box::new(Lower1d { unit: UnitAxis::Last }),
         "lower1d:nc1l" => Box::new(Lower1d { unit: UnitAxis::BeforeLength }),
+        "nnef" => Box::new(NnefRoundTrip),
         s if s.starts_with("exec:") => Box::new(Exec::new(s)?),
         other => anyhow::bail!(
-            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l or exec:'COMMAND {{input}} {{output}}'"
+            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l, nnef or exec:'COMMAND {{input}} {{output}}'"
         ),
     })
 }

@@ -6,7 +6,7 @@ mod tract;
 
 use crate::tensor::{Named, Tensor};
 
-pub use self::tract::Tract;
+pub use self::tract::{Tract, TractPlan, VERSION as TRACT_VERSION};
 
 /// Floating-point precision a runtime computed in; tolerances follow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

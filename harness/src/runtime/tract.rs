@@ -53,17 +53,26 @@ impl Runtime for Tract {
             model = model.with_input_fact(ix, fact.into())?;
         }
         let plan = model.into_optimized().context("tract could not optimize the model")?.into_runnable()?;
-        Ok(Box::new(TractLoaded { plan }))
+        Ok(Box::new(TractPlan::new(plan, Precision::F32)))
     }
 }
 
-struct TractLoaded {
+/// A runnable tract plan (from ONNX or NNEF).
+pub struct TractPlan {
     plan: Arc<TypedRunnableModel>,
+    precision: Precision,
 }
 
-impl Loaded for TractLoaded {
+impl TractPlan {
+    /// Wraps a plan that computes in `precision`.
+    pub fn new(plan: Arc<TypedRunnableModel>, precision: Precision) -> TractPlan {
+        TractPlan { plan, precision }
+    }
+}
+
+impl Loaded for TractPlan {
     fn precision(&self) -> Precision {
-        Precision::F32
+        self.precision
     }
 
     fn run(&mut self, inputs: &[Named]) -> Result<Vec<Tensor>> {
