@@ -21,6 +21,7 @@ use crate::oracle;
 use crate::report::{CaseResult, Environment, Latency, Report, Tool};
 use crate::runtime::{self, Precision, Runtime};
 use crate::tensor::{DType, Named};
+use crate::worker::WorkerError;
 
 /// Which part of the cases a run takes: index ≡ `index` (mod `count`), counting from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,9 +141,7 @@ impl Runner {
             .iter()
             .map(|s| convert::from_spec(s).map_err(|e| SetupError(format!("{e:#}"))))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let runtime: Arc<dyn Runtime> = runtime::by_name(&options.runtime).map(Arc::from).ok_or_else(|| {
-            SetupError(format!("unknown runtime '{}': use one of {}", options.runtime, runtime::NAMES.join(", ")))
-        })?;
+        let runtime: Arc<dyn Runtime> = runtime::by_name(&options.runtime, options.timeout).map(Arc::from).map_err(SetupError)?;
         for dir in [&options.corpus, &options.onnx_tests].into_iter().flatten() {
             if !dir.is_dir() {
                 return Err(SetupError(format!("{}: no such directory", dir.display())));
@@ -315,24 +314,34 @@ impl Runner {
     ) -> std::result::Result<(Precision, Vec<crate::tensor::Tensor>, Vec<f64>), (Verdict, String)> {
         let runtime = Arc::clone(&self.runtime);
         let repeats = self.options.repeats;
-        let job = move || -> std::result::Result<_, String> {
+        let job = move || -> anyhow::Result<_> {
             let mut loaded = match artifact {
                 Artifact::Onnx(model) => runtime.load(&model, &inputs),
                 Artifact::Native(native) => native.load(&inputs),
             }
-            .map_err(|e| format!("{e:#}"))?;
-            let outputs = loaded.run(&inputs).map_err(|e| format!("{e:#}"))?;
-            let mut samples = Vec::with_capacity(repeats);
-            for _ in 0..repeats {
-                let t = Instant::now();
-                loaded.run(&inputs).map_err(|e| format!("{e:#}"))?;
-                samples.push(t.elapsed().as_secs_f64() * 1e6);
-            }
+?;
+            let outputs = loaded.run(&inputs)?;
+            let samples = match loaded.timed_runs(&inputs, repeats) {
+                Some(samples) => samples?,
+                None => {
+                    let mut samples = Vec::with_capacity(repeats);
+                    for _ in 0..repeats {
+                        let t = Instant::now();
+                        loaded.run(&inputs)?;
+                        samples.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                    samples
+                }
+            };
             Ok((loaded.precision(), outputs, samples))
         };
-        match isolate::with_timeout(self.options.timeout, job) {
+        // The worker's own timeout fires first for external runtimes; this one bounds tract.
+        match isolate::with_timeout(self.options.timeout + Duration::from_secs(5), job) {
             Bounded::Done(Ok(v)) => Ok(v),
-            Bounded::Done(Err(m)) => Err((Verdict::RuntimeRejected, m)),
+            Bounded::Done(Err(e)) => match e.downcast_ref::<WorkerError>() {
+                Some(WorkerError::Timeout(t)) => Err((Verdict::Timeout, format!("runtime still running after {t:?}; killed"))),
+                _ => Err((Verdict::RuntimeRejected, format!("{e:#}"))),
+            },
             Bounded::Panicked(m) => Err((Verdict::RuntimeRejected, m)),
             Bounded::TimedOut => Err((Verdict::Timeout, format!("runtime still running after {:?}", self.options.timeout))),
         }

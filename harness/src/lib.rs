@@ -6,6 +6,7 @@
 //! outputs into a verdict and [`report`] writes what happened. [`conformance`] drives it all.
 
 pub mod compare;
+pub mod conformance;
 pub mod convert;
 pub mod fault;
 pub mod fsutil;
@@ -18,3 +19,4 @@ pub mod report;
 pub mod runtime;
 pub mod seed;
 pub mod tensor;
+pub mod worker;

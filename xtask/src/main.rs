@@ -11,7 +11,10 @@ cargo xtask <task> [args]
 
 tasks:
   conformance [ARGS]   build the harness (release) and run `harness conformance ARGS`
-  test [ARGS]          run every test (cargo test --workspace --release ARGS)
+  test [ARGS]          set up the Python environment, then run every test
+                       (cargo test --workspace --release ARGS)
+  setup                create .venv/ with the pinned Python packages (OpenVINO, onnxruntime,
+                       onnx, onnxsim) from harness/python/requirements.txt
   harness ARGS         build the harness (release) and run it with ARGS
 ";
 
@@ -20,7 +23,17 @@ fn main() -> ExitCode {
     let task = args.next();
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
-        Some("conformance") => run_harness(&prepend("conformance", rest)),
+        Some("conformance") => {
+            if needs_python(&rest) && !venv_python().is_file() {
+                eprintln!("xtask: the converters asked for need the Python environment; running `cargo xtask setup` first");
+                if let Err(e) = setup() {
+                    eprintln!("xtask: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            run_harness(&prepend("conformance", rest))
+        }
+        Some("setup") => setup().map(|_| ExitCode::SUCCESS),
         Some("harness") => run_harness(&rest),
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
@@ -83,11 +96,61 @@ fn run_harness(args: &[String]) -> Result<ExitCode, String> {
     Ok(status_code(status))
 }
 
+/// Whether harness arguments name a converter or runtime that lives in Python.
+fn needs_python(args: &[String]) -> bool {
+    args.iter().any(|a| a.contains("openvino") || a.contains("onnxruntime"))
+}
+
+fn venv_python() -> PathBuf {
+    project_root().join(".venv").join("bin").join("python")
+}
+
+/// Creates `.venv/` and installs the pinned packages, unless already done for this exact
+/// requirements file.
+fn setup() -> Result<(), String> {
+    let root = project_root();
+    let requirements = root.join("harness/python/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let stamp = root.join(".venv/installed-requirements.txt");
+    if venv_python().is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    if !venv_python().is_file() {
+        eprintln!("xtask: creating .venv with {python}");
+        let ok = Command::new(&python)
+            .args(["-m", "venv", ".venv"])
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("cannot run {python}: {e}; install Python 3 or set PYTHON"))?
+            .success();
+        if !ok {
+            return Err(format!("`{python} -m venv .venv` failed"));
+        }
+    }
+    eprintln!("xtask: installing the pinned Python packages (harness/python/requirements.txt)");
+    let ok = Command::new(venv_python())
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&requirements)
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("cannot run pip: {e}"))?
+        .success();
+    if !ok {
+        return Err("pip could not install harness/python/requirements.txt".into());
+    }
+    std::fs::write(&stamp, wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    Ok(())
+}
+
 fn test(args: &[String]) -> Result<ExitCode, String> {
+    setup()?;
     // Release profile: shares the warm build of `cargo xtask conformance`.
     let status = cargo()
         .args(["test", "--workspace", "--release"])
         .args(args)
+        .env("HARNESS_PYTHON", venv_python())
+        .env("HARNESS_REQUIRE_PYTHON", "1")
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     Ok(status_code(status))

@@ -7,6 +7,7 @@ mod exec;
 mod identity;
 mod lower1d;
 mod nnef;
+mod openvino;
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +16,7 @@ pub use self::exec::Exec;
 pub use self::identity::Identity;
 pub use self::lower1d::{lower, Lower1d, UnitAxis};
 pub use self::nnef::NnefRoundTrip;
+pub use self::openvino::OpenVino;
 
 /// What a converter produced.
 pub enum Artifact {
@@ -80,9 +82,11 @@ pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
         "lower1d" => Box::new(Lower1d { unit: UnitAxis::Last }),
         "lower1d:nc1l" => Box::new(Lower1d { unit: UnitAxis::BeforeLength }),
         "nnef" => Box::new(NnefRoundTrip),
+        "openvino" => Box::new(OpenVino::new(false)?),
+        "openvino:f32" => Box::new(OpenVino::new(true)?),
         s if s.starts_with("exec:") => Box::new(Exec::new(s)?),
         other => anyhow::bail!(
-            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l, nnef or exec:'COMMAND {{input}} {{output}}'"
+            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l, nnef, openvino, openvino:f32 or exec:'COMMAND {{input}} {{output}}'"
         ),
     })
 }

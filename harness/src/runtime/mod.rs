@@ -2,11 +2,17 @@
 //!
 //! Adding a runtime is one file implementing [`Runtime`] and one line in [`by_name`].
 
+mod onnxruntime;
 mod tract;
+mod worker_model;
+
+use std::time::Duration;
 
 use crate::tensor::{Named, Tensor};
 
+pub use self::onnxruntime::OnnxRuntime;
 pub use self::tract::{Tract, TractPlan, VERSION as TRACT_VERSION};
+pub use self::worker_model::WorkerModel;
 
 /// Floating-point precision a runtime computed in; tolerances follow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -61,15 +67,21 @@ pub trait Loaded: Send {
     fn precision(&self) -> Precision;
     /// Runs the model once; outputs in graph order.
     fn run(&mut self, inputs: &[Named]) -> anyhow::Result<Vec<Tensor>>;
+    /// Times `repeats` runs inside the runtime's own process, in microseconds, where the
+    /// runtime lives elsewhere (a worker); `None` lets the caller time [`Loaded::run`].
+    fn timed_runs(&mut self, _inputs: &[Named], _repeats: usize) -> Option<anyhow::Result<Vec<f64>>> {
+        None
+    }
 }
 
-/// The runtime registered under `name`.
-pub fn by_name(name: &str) -> Option<Box<dyn Runtime>> {
+/// The runtime registered under `name`; `timeout` bounds each call to an external process.
+pub fn by_name(name: &str, timeout: Duration) -> Result<Box<dyn Runtime>, String> {
     match name {
-        "tract" => Some(Box::new(Tract::new())),
-        _ => None,
+        "tract" => Ok(Box::new(Tract::new())),
+        "onnxruntime" => OnnxRuntime::new(timeout).map(|r| Box::new(r) as Box<dyn Runtime>).map_err(|e| format!("{e:#}")),
+        other => Err(format!("unknown runtime '{other}': use one of {}", NAMES.join(", "))),
     }
 }
 
 /// Names accepted by [`by_name`].
-pub const NAMES: &[&str] = &["tract"];
+pub const NAMES: &[&str] = &["tract", "onnxruntime"];

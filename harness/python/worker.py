@@ -1,0 +1,222 @@
+"""Long-lived worker that runs Python converters and runtimes for the harness.
+
+One process serves many cases, so no case pays an interpreter start or an import of
+OpenVINO. The harness starts it as `python worker.py` and talks over stdin/stdout.
+
+Protocol: one JSON object per line each way. Every request has an "id" that the reply repeats;
+a reply has "ok": true and its fields, or "ok": false, "stage" and "error".
+
+  {"op": "hello"}                                 -> {"versions": {"openvino": "...", ...}}
+  {"op": "convert", "engine": "openvino", "model": "m.onnx", "work_dir": "d"}
+                                                  -> {"artifact": "d/model.xml"}
+  {"op": "load", "engine": "openvino" | "onnxruntime", "model": "m.xml" | "m.onnx",
+   "options": {"precision": "default" | "f32", "threads": 1}}
+                                                  -> {"handle": 1, "precision": "bf16"}
+  {"op": "run", "handle": 1, "work_dir": "d",
+   "inputs": [{"name": "input", "dtype": "float32", "shape": [1, 3, 8], "path": "d/input_0.bin"}]}
+                                                  -> {"outputs": [{"name", "dtype", "shape", "path"}]}
+  {"op": "time", "handle": 1, "inputs": [...], "repeats": 3}
+                                                  -> {"run_us": [12.5, 11.9, 12.1]}
+  {"op": "release", "handle": 1}
+  {"op": "exit"}
+
+Tensors travel as raw little-endian row-major files. "stage" says where a failure happened:
+"convert" (the converter refused), "read" (its artifact does not load back), "compile" or
+"run" (the runtime refused), "protocol" (a malformed request).
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+
+
+def versions():
+    out = {"python": sys.version.split()[0], "numpy": np.__version__}
+    for name in ("openvino", "onnxruntime", "onnx"):
+        try:
+            module = __import__(name)
+            out[name] = getattr(module, "__version__", "unknown")
+        except Exception as e:  # a missing package is reported, not fatal
+            out[name] = f"unavailable: {e}"
+    try:
+        import openvino
+
+        out["openvino"] = openvino.get_version()
+    except Exception:
+        pass
+    return out
+
+
+def read_inputs(specs):
+    feeds = []
+    for spec in specs:
+        data = np.fromfile(spec["path"], dtype=DTYPES[spec["dtype"]]).reshape(spec["shape"])
+        feeds.append((spec["name"], data))
+    return feeds
+
+
+def write_outputs(work_dir, names, arrays):
+    out = []
+    for j, (name, array) in enumerate(zip(names, arrays)):
+        array = np.ascontiguousarray(array)
+        dtype = next((k for k, v in DTYPES.items() if array.dtype == v), None)
+        if dtype is None:
+            dtype = "float32"
+            array = array.astype(np.float32)
+        path = os.path.join(work_dir, f"output_{j}.bin")
+        array.tofile(path)
+        out.append({"name": name, "dtype": dtype, "shape": list(array.shape), "path": path})
+    return out
+
+
+class Failure(Exception):
+    def __init__(self, stage, error):
+        super().__init__(error)
+        self.stage = stage
+
+
+def stage(name, fn):
+    try:
+        return fn()
+    except Failure:
+        raise
+    except Exception as e:
+        raise Failure(name, f"{type(e).__name__}: {e}") from e
+
+
+_core = None
+# Order matters: "bfloat16" contains "float16".
+PRECISIONS = (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16"), ("float32", "f32"), ("f32", "f32"))
+_handles = {}
+_next_handle = [0]
+
+
+def core():
+    global _core
+    import openvino as ov
+
+    if _core is None:
+        _core = ov.Core()
+    return _core
+
+
+def convert_openvino(req):
+    """ONNX to OpenVINO IR with ovc's Python API, saved, then read back."""
+    import openvino as ov
+
+    model = stage("convert", lambda: ov.convert_model(req["model"]))
+    xml = os.path.join(req["work_dir"], "model.xml")
+    stage("convert", lambda: ov.save_model(model, xml, compress_to_fp16=False))
+    stage("read", lambda: core().read_model(xml))
+    return {"artifact": xml}
+
+
+class OpenVinoModel:
+    def __init__(self, path, opts):
+        config = {"INFERENCE_NUM_THREADS": int(opts.get("threads", 1))}
+        if opts.get("precision") == "f32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        ir = stage("read", lambda: core().read_model(path))
+        self.compiled = stage("compile", lambda: core().compile_model(ir, "CPU", config))
+        hint = str(stage("compile", lambda: self.compiled.get_property("INFERENCE_PRECISION_HINT"))).lower()
+        self.precision = next((short for key, short in PRECISIONS if key in hint), hint)
+        self.request = self.compiled.create_infer_request()
+        self.names = [o.get_any_name() if o.get_names() else f"output_{i}" for i, o in enumerate(self.compiled.outputs)]
+
+    def infer(self, feeds):
+        self.request.infer(dict(feeds))
+        return [self.request.get_output_tensor(i).data.copy() for i in range(len(self.compiled.outputs))]
+
+
+class OrtModel:
+    def __init__(self, path, opts):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(opts.get("threads", 1))
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.session = stage("compile", lambda: ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]))
+        self.precision = "f32"
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    def infer(self, feeds):
+        return self.session.run(None, dict(feeds))
+
+
+ENGINES = {"openvino": OpenVinoModel, "onnxruntime": OrtModel}
+
+
+def handle(req):
+    op = req.get("op")
+    if op == "hello":
+        return {"ok": True, "versions": versions()}
+    if op == "sleep":  # for tests of timeouts and killed workers
+        time.sleep(float(req.get("seconds", 1)))
+        return {"ok": True}
+    try:
+        if op == "convert":
+            if req.get("engine") != "openvino":
+                raise Failure("protocol", f"no converter for engine {req.get('engine')!r}")
+            return {"ok": True, **convert_openvino(req)}
+        if op == "load":
+            engine = ENGINES.get(req.get("engine"))
+            if engine is None:
+                raise Failure("protocol", f"unknown engine {req.get('engine')!r}")
+            model = engine(req["model"], req.get("options", {}))
+            _next_handle[0] += 1
+            _handles[_next_handle[0]] = model
+            return {"ok": True, "handle": _next_handle[0], "precision": model.precision}
+        if op in ("run", "time"):
+            model = _handles.get(req.get("handle"))
+            if model is None:
+                raise Failure("protocol", f"unknown handle {req.get('handle')!r}")
+            feeds = stage("protocol", lambda: read_inputs(req["inputs"]))
+            if op == "time":
+                run_us = []
+                for _ in range(int(req.get("repeats", 1))):
+                    t = time.perf_counter()
+                    model.infer(feeds)
+                    run_us.append((time.perf_counter() - t) * 1e6)
+                return {"ok": True, "run_us": run_us}
+            outputs = stage("run", lambda: model.infer(feeds))
+            return {"ok": True, "outputs": write_outputs(req["work_dir"], model.names, outputs)}
+        if op == "release":
+            _handles.pop(req.get("handle"), None)
+            return {"ok": True}
+        raise Failure("protocol", f"unknown op {op!r}")
+    except Failure as f:
+        return {"ok": False, "stage": f.stage, "error": str(f)[:4000]}
+
+
+def main():
+    # Libraries must not write to our stdout: it carries the protocol.
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            req = json.loads(line)
+        except json.JSONDecodeError as e:
+            protocol.write(json.dumps({"id": None, "ok": False, "stage": "protocol", "error": f"bad JSON: {e}"}) + "\n")
+            continue
+        if req.get("op") == "exit":
+            break
+        try:
+            reply = handle(req)
+        except Exception:
+            reply = {"ok": False, "stage": "protocol", "error": traceback.format_exc()[-4000:]}
+        reply["id"] = req.get("id")
+        protocol.write(json.dumps(reply) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+//! onnxruntime, from its official Python package, as a second runtime for ONNX artifacts.
+//! One intra-op thread by default, like tract.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{Loaded, Runtime, WorkerModel};
+use crate::tensor::Named;
+use crate::worker::Pool;
+
+/// onnxruntime's CPU execution provider, in the Python worker.
+pub struct OnnxRuntime {
+    pool: Arc<Pool>,
+    timeout: Duration,
+}
+
+impl OnnxRuntime {
+    /// Needs the Python environment (`cargo xtask setup`).
+    pub fn new(timeout: Duration) -> Result<OnnxRuntime> {
+        Ok(OnnxRuntime { pool: Pool::shared()?, timeout })
+    }
+}
+
+impl Runtime for OnnxRuntime {
+    fn name(&self) -> &'static str {
+        "onnxruntime"
+    }
+
+    fn version(&self) -> String {
+        self.pool
+            .versions()
+            .ok()
+            .and_then(|v| v["onnxruntime"].as_str().map(String::from))
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    fn load(&self, model: &[u8], _inputs: &[Named]) -> Result<Box<dyn Loaded>> {
+        let dir = tempfile::Builder::new().prefix("conv1d-ort-").tempdir()?;
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, model)?;
+        let options = json!({"threads": 1});
+        let loaded = WorkerModel::load(&self.pool, "onnxruntime", &path, options, dir.path().to_path_buf(), self.timeout)?;
+        Ok(Box::new(loaded.owning(dir)))
+    }
+}

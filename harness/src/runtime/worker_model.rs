@@ -1,0 +1,78 @@
+//! A model loaded in a Python worker (OpenVINO or onnxruntime), driven over its protocol.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde_json::{json, Value};
+
+use super::{Loaded, Precision};
+use crate::tensor::{Named, Tensor};
+use crate::worker::{read_outputs, write_inputs, Lease, Pool};
+
+/// A model held by a leased worker under a handle.
+pub struct WorkerModel {
+    lease: Lease,
+    handle: u64,
+    precision: Precision,
+    work_dir: PathBuf,
+    timeout: Duration,
+    /// A scratch directory owned by this model, removed with it.
+    scratch: Option<tempfile::TempDir>,
+}
+
+impl WorkerModel {
+    /// Makes `dir` part of this model, to be removed when it is dropped.
+    pub fn owning(mut self, dir: tempfile::TempDir) -> WorkerModel {
+        self.scratch = Some(dir);
+        self
+    }
+
+    /// Loads `model` in a worker with `engine` ("openvino" or "onnxruntime").
+    pub fn load(pool: &Arc<Pool>, engine: &str, model: &Path, options: Value, work_dir: PathBuf, timeout: Duration) -> Result<WorkerModel> {
+        let mut lease = pool.lease()?;
+        let reply = lease.call(json!({"op": "load", "engine": engine, "model": model, "options": options}), timeout)?;
+        let handle = reply["handle"].as_u64().context("load reply without handle")?;
+        let precision = match reply["precision"].as_str() {
+            Some("f32") => Precision::F32,
+            Some("f16") => Precision::F16,
+            Some("bf16") => Precision::Bf16,
+            other => anyhow::bail!("{engine} reports an unknown inference precision {other:?}"),
+        };
+        Ok(WorkerModel { lease, handle, precision, work_dir, timeout, scratch: None })
+    }
+}
+
+impl Loaded for WorkerModel {
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    fn run(&mut self, inputs: &[Named]) -> Result<Vec<Tensor>> {
+        let specs = write_inputs(&self.work_dir, inputs)?;
+        let reply = self
+            .lease
+            .call(json!({"op": "run", "handle": self.handle, "inputs": specs, "work_dir": self.work_dir}), self.timeout)?;
+        read_outputs(&reply)
+    }
+
+    fn timed_runs(&mut self, inputs: &[Named], repeats: usize) -> Option<Result<Vec<f64>>> {
+        let mut run = || -> Result<Vec<f64>> {
+            let specs = write_inputs(&self.work_dir, inputs)?;
+            let reply = self
+                .lease
+                .call(json!({"op": "time", "handle": self.handle, "inputs": specs, "repeats": repeats}), self.timeout)?;
+            let samples = reply["run_us"].as_array().context("time reply without samples")?;
+            Ok(samples.iter().filter_map(Value::as_f64).collect())
+        };
+        Some(run())
+    }
+}
+
+impl Drop for WorkerModel {
+    fn drop(&mut self) {
+        let _ = self.lease.call(json!({"op": "release", "handle": self.handle}), Duration::from_secs(10));
+        drop(self.scratch.take());
+    }
+}

@@ -1,0 +1,298 @@
+//! Long-lived Python worker processes for converters and runtimes that live in Python
+//! (OpenVINO, onnxruntime).
+//!
+//! One process serves many cases, so a case pays what the library costs, not an interpreter
+//! start. The protocol (JSON lines over stdin/stdout, tensors in files) is documented in
+//! `harness/python/worker.py`, which is built into the binary. A worker that dies or overruns
+//! its timeout is killed; the call fails with a [`WorkerError`] and the next lease starts a
+//! fresh process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use serde_json::{json, Value};
+
+use crate::tensor::{DType, Named, Tensor};
+
+/// The worker script, built into the binary so the harness needs no source tree.
+const SCRIPT: &str = include_str!("../python/worker.py");
+
+/// Why a worker call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WorkerError {
+    /// The library refused; `stage` is where (convert, read, compile, run, protocol).
+    #[error("{stage}: {message}")]
+    Refused {
+        /// Where it failed.
+        stage: String,
+        /// The library's message.
+        message: String,
+    },
+    /// The process died mid-call (crash, signal, killed).
+    #[error("worker died: {0}")]
+    Died(String),
+    /// No reply within the timeout; the worker was killed.
+    #[error("worker gave no reply within {0:?}; killed")]
+    Timeout(Duration),
+}
+
+/// Where the Python interpreter with the pinned packages is: `$HARNESS_PYTHON`, else
+/// `.venv/bin/python` in the current directory or above the executable.
+pub fn find_python() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HARNESS_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let mut roots: Vec<PathBuf> = std::env::current_dir().ok().into_iter().collect();
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    roots.into_iter().map(|r| r.join(".venv/bin/python")).find(|p| p.is_file())
+}
+
+/// One running worker process.
+pub struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    replies: Receiver<String>,
+    next_id: u64,
+    log: PathBuf,
+}
+
+impl Worker {
+    /// Starts a worker with `python`.
+    pub fn spawn(python: &Path) -> Result<Worker> {
+        let dir = std::env::temp_dir().join(format!("conv1d-harness-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let script = dir.join("worker.py");
+        if std::fs::read_to_string(&script).ok().as_deref() != Some(SCRIPT) {
+            crate::fsutil::write_atomically(&script, SCRIPT.as_bytes())?;
+        }
+        let log = tempfile::Builder::new().prefix("worker-").suffix(".log").tempfile_in(&dir)?.into_temp_path().keep()?;
+        let mut child = Command::new(python)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log)?))
+            .env("PYTHONUNBUFFERED", "1")
+            .spawn()
+            .with_context(|| format!("cannot start the Python worker with {}", python.display()))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, replies) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Worker { child, stdin, replies, next_id: 0, log })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a request and waits at most `timeout` for its reply.
+    pub fn call(&mut self, mut request: Value, timeout: Duration) -> Result<Value, WorkerError> {
+        self.next_id += 1;
+        request["id"] = json!(self.next_id);
+        let line = format!("{request}\n");
+        if self.stdin.write_all(line.as_bytes()).and_then(|_| self.stdin.flush()).is_err() {
+            return Err(WorkerError::Died(self.death()));
+        }
+        loop {
+            match self.replies.recv_timeout(timeout) {
+                Ok(line) => {
+                    let reply: Value = match serde_json::from_str(&line) {
+                        Ok(v) => v,
+                        // Not ours (a library printing to stdout): skip it.
+                        Err(_) => continue,
+                    };
+                    if reply["id"] != json!(self.next_id) {
+                        continue;
+                    }
+                    if reply["ok"] == json!(true) {
+                        return Ok(reply);
+                    }
+                    return Err(WorkerError::Refused {
+                        stage: reply["stage"].as_str().unwrap_or("unknown").into(),
+                        message: reply["error"].as_str().unwrap_or("no message").into(),
+                    });
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(WorkerError::Timeout(timeout));
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(WorkerError::Died(self.death())),
+            }
+        }
+    }
+
+    fn death(&mut self) -> String {
+        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        format!("{status}{}", if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") })
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.stdin.write_all(b"{\"op\": \"exit\"}\n");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Idle workers, shared by every converter and runtime that needs one.
+pub struct Pool {
+    python: PathBuf,
+    idle: Mutex<Vec<Worker>>,
+    versions: OnceLock<Value>,
+}
+
+/// A worker taken from the pool; it goes back when dropped, if still alive.
+pub struct Lease {
+    pool: Arc<Pool>,
+    worker: Option<Worker>,
+}
+
+impl Pool {
+    /// A pool running workers with `python`.
+    pub fn new(python: PathBuf) -> Arc<Pool> {
+        Arc::new(Pool { python, idle: Mutex::new(Vec::new()), versions: OnceLock::new() })
+    }
+
+    /// The process-wide pool, using [`find_python`].
+    pub fn shared() -> Result<Arc<Pool>> {
+        static SHARED: OnceLock<Arc<Pool>> = OnceLock::new();
+        if let Some(p) = SHARED.get() {
+            return Ok(Arc::clone(p));
+        }
+        let python = find_python().ok_or_else(|| {
+            anyhow!("the Python environment for external converters is missing: run `cargo xtask setup` (or set HARNESS_PYTHON)")
+        })?;
+        Ok(Arc::clone(SHARED.get_or_init(|| Pool::new(python))))
+    }
+
+    /// An idle worker, or a new one.
+    pub fn lease(self: &Arc<Self>) -> Result<Lease> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let worker = match idle {
+            Some(w) => w,
+            None => Worker::spawn(&self.python)?,
+        };
+        Ok(Lease { pool: Arc::clone(self), worker: Some(worker) })
+    }
+
+    /// Versions of Python and its packages, as the worker reports them.
+    pub fn versions(self: &Arc<Self>) -> Result<Value> {
+        if let Some(v) = self.versions.get() {
+            return Ok(v.clone());
+        }
+        let reply = self.lease()?.call(json!({"op": "hello"}), Duration::from_secs(120))?;
+        Ok(self.versions.get_or_init(|| reply["versions"].clone()).clone())
+    }
+}
+
+impl Lease {
+    /// Calls the leased worker; a dead or killed worker is dropped, not returned to the pool.
+    pub fn call(&mut self, request: Value, timeout: Duration) -> Result<Value, WorkerError> {
+        let worker = self.worker.as_mut().ok_or_else(|| WorkerError::Died("worker already lost".into()))?;
+        let result = worker.call(request, timeout);
+        if matches!(result, Err(WorkerError::Died(_) | WorkerError::Timeout(_))) {
+            self.worker = None;
+        }
+        result
+    }
+
+    /// The leased worker's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.worker.as_ref().map(Worker::pid)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.worker.take() {
+            if w.alive() {
+                self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+            }
+        }
+    }
+}
+
+/// Writes inputs as raw files in `dir` and describes them for a request.
+pub fn write_inputs(dir: &Path, inputs: &[Named]) -> Result<Value> {
+    let mut specs = Vec::new();
+    for (j, input) in inputs.iter().enumerate() {
+        let path = dir.join(format!("input_{j}.bin"));
+        let proto = crate::onnx::proto::tensor_to_proto(&input.name, &input.tensor);
+        std::fs::write(&path, &proto.raw_data)?;
+        specs.push(json!({
+            "name": input.name,
+            "dtype": numpy_dtype(input.tensor.dtype()),
+            "shape": input.tensor.shape(),
+            "path": path,
+        }));
+    }
+    Ok(Value::Array(specs))
+}
+
+fn numpy_dtype(d: DType) -> &'static str {
+    match d {
+        DType::Float => "float32",
+        DType::Double => "float64",
+        DType::Int64 => "int64",
+        DType::Int32 => "int32",
+        DType::Bool => "bool",
+    }
+}
+
+/// Reads the outputs a worker wrote.
+pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
+    let outputs = reply["outputs"].as_array().context("worker reply without outputs")?;
+    outputs
+        .iter()
+        .map(|o| {
+            let shape: Vec<usize> = o["shape"]
+                .as_array()
+                .context("output without shape")?
+                .iter()
+                .map(|d| d.as_u64().map(|d| d as usize).context("bad dimension"))
+                .collect::<Result<_>>()?;
+            let path = o["path"].as_str().context("output without path")?;
+            let bytes = std::fs::read(path).with_context(|| format!("{path}: cannot read worker output"))?;
+            let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+            let data_type = match o["dtype"].as_str() {
+                Some("float32") => DType::Float,
+                Some("float64") => DType::Double,
+                Some("int64") => DType::Int64,
+                Some("int32") => DType::Int32,
+                Some("bool") => DType::Bool,
+                other => anyhow::bail!("worker output of unknown dtype {other:?}"),
+            };
+            let proto = tract_onnx::pb::TensorProto {
+                dims,
+                data_type: crate::onnx::proto::data_type_code(data_type),
+                raw_data: bytes,
+                ..Default::default()
+            };
+            crate::onnx::proto::tensor_from_proto(&proto).with_context(|| format!("{path}"))
+        })
+        .collect()
+}
