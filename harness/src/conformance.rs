@@ -16,6 +16,7 @@ use crate::compare::{compare, Expected, Tolerance, Verdict};
 use crate::convert::{self, Artifact, ConvertError, Converter};
 use crate::gen::{self, GenConfig};
 use crate::isolate::{self, Bounded};
+use crate::ledger::Ledger;
 use crate::onnx::{emit, proto, testcase};
 use crate::oracle;
 use crate::report::{CaseResult, Environment, Latency, Report, Tool};
@@ -81,6 +82,8 @@ pub struct Options {
     pub repeats: usize,
     /// Generator knobs.
     pub gen: GenConfig,
+    /// Expected-failure ledger, if any.
+    pub known_failures: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -99,6 +102,7 @@ impl Default for Options {
             tolerance: Tolerance::default(),
             repeats: 3,
             gen: GenConfig::default(),
+            known_failures: None,
         }
     }
 }
@@ -126,6 +130,7 @@ pub struct Runner {
     options: Options,
     converters: Vec<Box<dyn Converter>>,
     runtime: Arc<dyn Runtime>,
+    ledger: Ledger,
 }
 
 /// A usage or set-up problem (exit status 2), as opposed to a failing case.
@@ -147,7 +152,11 @@ impl Runner {
                 return Err(SetupError(format!("{}: no such directory", dir.display())));
             }
         }
-        Ok(Runner { options, converters, runtime })
+        let ledger = match &options.known_failures {
+            Some(path) => Ledger::load(path).map_err(|e| SetupError(format!("{e:#}")))?,
+            None => Ledger::default(),
+        };
+        Ok(Runner { options, converters, runtime, ledger })
     }
 
     /// Versions of converters and runtime, for the report.
@@ -190,7 +199,9 @@ impl Runner {
         results.extend(generated.into_iter().flatten());
         let tool = Tool { name: "conv1d-harness".into(), version: env!("CARGO_PKG_VERSION").into() };
         let options = serde_json::to_value(&self.options)?;
-        Ok(Report::new(tool, self.environment(), options, results, start.elapsed().as_secs_f64()))
+        let mut report = Report::new(tool, self.environment(), options, results, start.elapsed().as_secs_f64());
+        report.apply_ledger(&self.ledger);
+        Ok(report)
     }
 
     /// Results of one ONNX test-case directory: the oracle's own check against the stored
@@ -245,6 +256,7 @@ impl Runner {
             latency_us: None,
             message: None,
             repro: None,
+            expected: None,
         };
         let expected = match &s.expected {
             Ok(e) => e,
@@ -367,6 +379,7 @@ fn error_result(case: &str, converter: &str, runtime: &str, message: String) -> 
         latency_us: None,
         message: Some(message),
         repro: None,
+        expected: None,
     }
 }
 

@@ -336,7 +336,12 @@ fn fit_conv(rc: &RawConv, channels: usize, length: usize) -> Conv {
 }
 
 fn fit_pool(w: &RawWindow, max: bool, ceil_mode: bool, count_include_pad: bool, length: usize) -> Pool {
-    let w = RawWindow { dilation: if max { w.dilation } else { 1 }, ..w.clone() };
+    let mut w = RawWindow { dilation: if max { w.dilation } else { 1 }, ..w.clone() };
+    // ceil_mode goes with explicit pads: with auto_pad the spec's formulas ignore it, and
+    // runtimes disagree about that (onnxruntime honours it), so the combination is ambiguous.
+    if ceil_mode && w.pad_mode >= 2 {
+        w.pad_mode = 1;
+    }
     let (kernel, mut dilation, padding) = fit_window(&w, length, ceil_mode);
     let mut pool = Pool { kernel, stride: w.stride, dilation, padding, ceil_mode, count_include_pad };
     // A dilated max window that only sees padding is refused by shapes(); drop the dilation then.

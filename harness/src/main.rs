@@ -105,6 +105,9 @@ struct ConformanceArgs {
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Expected-failure ledger (default: corpus/known-failures.toml when present).
+    #[arg(long, value_name = "FILE")]
+    known_failures: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -154,6 +157,9 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         tolerance,
         repeats: a.repeats,
         gen: GenConfig { max_layers: a.max_layers.max(1), opset: a.opset },
+        known_failures: a
+            .known_failures
+            .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file())),
     };
     if let Some(jobs) = a.jobs {
         rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global().ok();

@@ -239,6 +239,8 @@ pub fn output_length(
             }
         }
     };
+    // The spec's auto_pad formulas do not depend on ceil_mode; it applies to explicit pads only.
+    let ceil_mode = ceil_mode && matches!(padding, Padding::Explicit { .. });
     let padded = length + begin + end;
     if padded < field {
         return None;
@@ -331,8 +333,36 @@ impl ModelDesc {
                 act = next;
             }
         }
+        out.extend(pattern_classes(&self.layers));
         out.into_iter().collect()
     }
+}
+
+/// Classes for sequences of layers that optimizers rewrite together. A conv that only
+/// subsamples (stride > 1 with kernel 1, or a dilation that is a multiple of the stride) after
+/// a SAME-padded conv (element-wise layers and residual branches in between) invites pushing
+/// the subsampling upstream, which must recompute the SAME pads.
+fn pattern_classes(layers: &[Layer]) -> Vec<String> {
+    let is_same = |c: &Conv| matches!(c.padding, Padding::SameUpper | Padding::SameLower);
+    let mut out = Vec::new();
+    let mut same_upstream = false;
+    for layer in layers {
+        match layer {
+            Layer::Conv(c) => {
+                let subsamples = c.stride > 1 && (c.kernel == 1 || c.dilation % c.stride == 0);
+                if same_upstream && subsamples {
+                    out.push("pattern=SAME-conv->subsampling-conv".to_string());
+                }
+                same_upstream = is_same(c);
+            }
+            Layer::Residual { body } => {
+                same_upstream |= body.iter().any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
+            }
+            Layer::BatchNorm { .. } | Layer::Relu | Layer::LeakyRelu { .. } | Layer::Sigmoid | Layer::Tanh | Layer::Clip { .. } => {}
+            _ => same_upstream = false,
+        }
+    }
+    out
 }
 
 fn layer_classes(layer: &Layer, act: Act, out: &mut std::collections::BTreeSet<String>) {
@@ -517,6 +547,12 @@ mod tests {
         assert_eq!(output_length(15, 4, 3, 1, Padding::Explicit { begin: 1, end: 2 }, true), Some((6, 1, 2)));
         // L=4, k=2, s=2, pads [0,1]: span 3 -> ceil 2 + 1 = 3, but window 2 starts at 4 = L.
         assert_eq!(output_length(4, 2, 2, 1, Padding::Explicit { begin: 0, end: 1 }, true), Some((2, 0, 1)));
+    }
+
+    #[test]
+    fn ceil_mode_does_not_change_auto_pad_output_lengths() {
+        // VALID: ceil((L - field + 1) / s) = ceil((13 - 5 + 1) / 3) = 3 whatever ceil_mode says.
+        assert_eq!(output_length(13, 5, 3, 1, Padding::Valid, true), Some((3, 0, 0)));
     }
 
     #[test]

@@ -83,6 +83,16 @@ pub struct CaseResult {
     /// Where the repro bundle is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repro: Option<String>,
+    /// Set when the failure is listed in the expected-failure ledger: the ledger's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+}
+
+impl CaseResult {
+    /// Passed, or failed as the ledger expects.
+    pub fn ok(&self) -> bool {
+        self.verdict == Verdict::Pass || self.expected.is_some()
+    }
 }
 
 /// The tool that wrote the report.
@@ -140,6 +150,9 @@ pub struct Report {
     pub coverage: BTreeMap<String, usize>,
     /// Wall time of the run in seconds.
     pub duration_s: f64,
+    /// Ledger entries whose failures disappeared; each fails the run.
+    #[serde(default)]
+    pub unexpected_passes: Vec<String>,
     /// Every result, in case order.
     pub results: Vec<CaseResult>,
 }
@@ -149,6 +162,7 @@ impl Report {
     pub fn new(tool: Tool, environment: Environment, options: serde_json::Value, results: Vec<CaseResult>, duration_s: f64) -> Report {
         let mut summary: BTreeMap<String, usize> = Verdict::ALL.iter().map(|v| (v.name().to_string(), 0)).collect();
         summary.insert("results".into(), results.len());
+        summary.insert("expected".into(), results.iter().filter(|r| r.verdict != Verdict::Pass && r.expected.is_some()).count());
         let mut coverage = BTreeMap::new();
         for r in &results {
             *summary.entry(r.verdict.name().into()).or_default() += 1;
@@ -156,17 +170,24 @@ impl Report {
                 *coverage.entry(c.clone()).or_default() += 1;
             }
         }
-        Report { tool, environment, options, summary, coverage, duration_s, results }
+        Report { tool, environment, options, summary, coverage, duration_s, unexpected_passes: Vec::new(), results }
     }
 
-    /// True when every result passed.
+    /// True when every result passed or failed as expected, and no expected failure passed.
     pub fn all_pass(&self) -> bool {
-        self.results.iter().all(|r| r.verdict == Verdict::Pass)
+        self.results.iter().all(CaseResult::ok) && self.unexpected_passes.is_empty()
     }
 
-    /// Results that did not pass.
+    /// Results that did not pass and are not expected to fail.
     pub fn failures(&self) -> impl Iterator<Item = &CaseResult> {
-        self.results.iter().filter(|r| r.verdict != Verdict::Pass)
+        self.results.iter().filter(|r| !r.ok())
+    }
+
+    /// Applies an expected-failure ledger: marks expected failures and records unexpected passes.
+    pub fn apply_ledger(&mut self, ledger: &crate::ledger::Ledger) {
+        self.unexpected_passes = ledger.apply(&mut self.results);
+        let expected = self.results.iter().filter(|r| r.verdict != Verdict::Pass && r.expected.is_some()).count();
+        self.summary.insert("expected".into(), expected);
     }
 
     /// Writes report.json, report.md and junit.xml into `dir`, each atomically.
@@ -196,8 +217,9 @@ impl Report {
     pub fn worst(&self, n: usize) -> Vec<&CaseResult> {
         let mut v: Vec<&CaseResult> = self.results.iter().collect();
         v.sort_by(|a, b| {
-            (b.verdict != Verdict::Pass)
-                .cmp(&(a.verdict != Verdict::Pass))
+            (!b.ok())
+                .cmp(&!a.ok())
+                .then((b.verdict != Verdict::Pass).cmp(&(a.verdict != Verdict::Pass)))
                 .then(b.worst_ratio.unwrap_or(0.0).total_cmp(&a.worst_ratio.unwrap_or(0.0)))
         });
         v.truncate(n);
@@ -233,19 +255,23 @@ impl Report {
                     "  {:<14} {:<22} {:<16} err/tol {:>9}  {}",
                     r.case,
                     r.converter,
-                    r.verdict.name(),
+                    if r.verdict != Verdict::Pass && r.expected.is_some() { format!("{} (expected)", r.verdict.name()) } else { r.verdict.name().to_string() },
                     r.worst_ratio.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
                     one_line(r.message.as_deref().unwrap_or(""), 90)
                 );
             }
         }
+        for u in &self.unexpected_passes {
+            let _ = writeln!(s, "\n{u}");
+        }
         let n = self.results.len();
         let _ = writeln!(
             s,
-            "\n{n} results in {:.1} s ({:.0} results/s), {} not passing",
+            "\n{n} results in {:.1} s ({:.0} results/s), {} failing, {} expected failures (corpus/known-failures.toml)",
             self.duration_s,
             n as f64 / self.duration_s.max(1e-9),
-            self.failures().count()
+            self.failures().count(),
+            self.summary.get("expected").copied().unwrap_or(0)
         );
         s
     }
@@ -272,6 +298,19 @@ impl Report {
         s.push_str("\n## Versions\n\n");
         for (k, v) in self.environment.converters.iter().chain(&self.environment.runtimes) {
             let _ = writeln!(s, "- {k}: {v}");
+        }
+        if !self.unexpected_passes.is_empty() {
+            s.push_str("\n## Unexpected passes\n\n");
+            for u in &self.unexpected_passes {
+                let _ = writeln!(s, "- {u}");
+            }
+        }
+        let expected: Vec<&CaseResult> = self.results.iter().filter(|r| r.verdict != Verdict::Pass && r.expected.is_some()).collect();
+        if !expected.is_empty() {
+            let _ = writeln!(s, "\n## Expected failures ({})\n\n| case | converter | verdict | reason |\n|---|---|---|---|", expected.len());
+            for r in expected.iter().take(100) {
+                let _ = writeln!(s, "| {} | `{}` | {} | {} |", r.case, r.converter, r.verdict.name(), r.expected.as_deref().unwrap_or("").replace('|', "\\|"));
+            }
         }
         let failures: Vec<&CaseResult> = self.failures().collect();
         let _ = writeln!(s, "\n## Failures ({})\n", failures.len());
@@ -318,6 +357,8 @@ impl Report {
                 let _ = write!(s, "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.6}\"", xml(&name), xml(&r.case));
                 if r.verdict == Verdict::Pass {
                     s.push_str("/>\n");
+                } else if let Some(reason) = &r.expected {
+                    let _ = writeln!(s, ">\n      <skipped message=\"expected {}: {}\"/>\n    </testcase>", r.verdict.name(), xml(reason));
                 } else {
                     let _ = writeln!(
                         s,
@@ -376,6 +417,7 @@ mod tests {
             latency_us: Latency::from_samples(vec![3.0, 1.0, 2.0]),
             message: Some("a <b> & \"c\"".into()),
             repro: None,
+            expected: None,
         }
     }
 

@@ -1,0 +1,216 @@
+//! The expected-failure ledger, `corpus/known-failures.toml`.
+//!
+//! Each entry names a known failure: which converter and runtime, which cases (an id glob or
+//! coverage classes that must all be present), which verdict, why, and where it is reported
+//! upstream. Results that match keep the run green and are reported as expected. An entry
+//! whose matching results all pass is an *unexpected pass* and fails the run: the bug was
+//! fixed, so the entry must go (as in tract's and OpenVINO's own suites).
+//!
+//! ```toml
+//! [[failure]]
+//! converter = "identity"          # glob; "*" for any
+//! runtime = "tract"               # glob
+//! classes = ["pattern=SAME-conv->strided-1x1-conv"]   # all must be present
+//! case = "s0-i*"                  # optional glob on the case id
+//! verdict = "mismatch"
+//! reason = "tract pushes the stride of a 1x1 conv into a SAME conv without re-padding"
+//! link = "https://..."
+//! ```
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::compare::Verdict;
+use crate::report::CaseResult;
+
+/// One known failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Converter glob.
+    pub converter: String,
+    /// Runtime glob.
+    #[serde(default = "any")]
+    pub runtime: String,
+    /// Case id glob.
+    #[serde(default)]
+    pub case: Option<String>,
+    /// Coverage classes that must all be present.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// The verdict the failure has.
+    pub verdict: Verdict,
+    /// Why it fails, checked by hand.
+    pub reason: String,
+    /// Upstream issue or discussion.
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+fn any() -> String {
+    "*".into()
+}
+
+/// The whole ledger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ledger {
+    /// Entries, in file order.
+    #[serde(default)]
+    pub failure: Vec<Entry>,
+}
+
+/// Glob with `*` (any run of characters) and `?` (one character).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    go(&p, &t)
+}
+
+impl Ledger {
+    /// Reads and checks a ledger file; errors name the file and the entry.
+    pub fn load(path: &Path) -> Result<Ledger> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let ledger: Ledger = toml::from_str(&text).with_context(|| format!("{}: not a valid ledger", path.display()))?;
+        for (i, e) in ledger.failure.iter().enumerate() {
+            if e.case.is_none() && e.classes.is_empty() {
+                bail!("{}: entry {} ({}) names neither a case nor classes", path.display(), i + 1, e.converter);
+            }
+            if e.verdict == Verdict::Pass {
+                bail!("{}: entry {} expects verdict pass", path.display(), i + 1);
+            }
+            if e.reason.trim().is_empty() {
+                bail!("{}: entry {} has no reason", path.display(), i + 1);
+            }
+        }
+        Ok(ledger)
+    }
+
+    fn matches(e: &Entry, r: &CaseResult) -> bool {
+        glob(&e.converter, &r.converter)
+            && glob(&e.runtime, &r.runtime)
+            && e.case.as_deref().is_none_or(|c| glob(c, &r.case))
+            && e.classes.iter().all(|c| r.classes.contains(c))
+    }
+
+    /// Marks failing results that an entry explains (their `expected` field gets the reason)
+    /// and returns the entries that matched results but saw none fail: unexpected passes.
+    pub fn apply(&self, results: &mut [CaseResult]) -> Vec<String> {
+        let mut stale = Vec::new();
+        for e in &self.failure {
+            let mut matched = 0;
+            let mut failing = 0;
+            for r in results.iter_mut().filter(|r| Self::matches(e, r)) {
+                matched += 1;
+                if r.verdict == e.verdict {
+                    failing += 1;
+                    r.expected = Some(e.reason.clone());
+                }
+            }
+            if matched > 0 && failing == 0 {
+                let what = e.case.clone().unwrap_or_else(|| e.classes.join(" + "));
+                stale.push(format!(
+                    "unexpected pass: {} on {} ({what}) no longer gives {}; remove it from the ledger ({})",
+                    e.converter, e.runtime, e.verdict, e.reason
+                ));
+            }
+        }
+        stale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_stars_and_question_marks() {
+        assert!(glob("s0-i*", "s0-i45"));
+        assert!(glob("*", ""));
+        assert!(glob("openvino*", "openvino:f32"));
+        assert!(glob("s?-i1", "s3-i1"));
+        assert!(!glob("s0-i4", "s0-i45"));
+    }
+
+    fn result(case: &str, verdict: Verdict, classes: &[&str]) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            seed: None,
+            converter: "identity".into(),
+            runtime: "tract".into(),
+            verdict,
+            ops: vec![],
+            classes: classes.iter().map(|s| s.to_string()).collect(),
+            max_abs_err: None,
+            max_rel_err: None,
+            max_ulp: None,
+            count_over: None,
+            worst_ratio: None,
+            tolerance: "bound".into(),
+            precision: None,
+            latency_us: None,
+            message: None,
+            repro: None,
+            expected: None,
+        }
+    }
+
+    const LEDGER: &str = r#"
+[[failure]]
+converter = "identity"
+runtime = "tract"
+classes = ["A", "B"]
+verdict = "mismatch"
+reason = "known bug"
+"#;
+
+    #[test]
+    fn matching_failures_become_expected_and_others_stay_failures() {
+        let ledger: Ledger = toml::from_str(LEDGER).unwrap();
+        let mut rs = vec![
+            result("s0-i1", Verdict::Mismatch, &["A", "B", "C"]),
+            result("s0-i2", Verdict::Mismatch, &["A"]),
+            result("s0-i3", Verdict::Pass, &["A", "B"]),
+        ];
+        assert!(ledger.apply(&mut rs).is_empty());
+        assert_eq!(rs[0].expected.as_deref(), Some("known bug"));
+        assert_eq!(rs[1].expected, None);
+        assert_eq!(rs[2].expected, None);
+    }
+
+    #[test]
+    fn an_entry_whose_cases_all_pass_is_an_unexpected_pass() {
+        let ledger: Ledger = toml::from_str(LEDGER).unwrap();
+        let mut rs = vec![result("s0-i1", Verdict::Pass, &["A", "B"])];
+        let stale = ledger.apply(&mut rs);
+        assert_eq!(stale.len(), 1);
+        assert!(stale[0].contains("unexpected pass") && stale[0].contains("remove it"), "{stale:?}");
+    }
+
+    #[test]
+    fn malformed_ledgers_are_refused_with_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("known-failures.toml");
+        for bad in [
+            "[[failure]]\nconverter = \"x\"\nverdict = \"mismatch\"\nreason = \"r\"\n",
+            "[[failure]]\nconverter = \"x\"\ncase = \"a\"\nverdict = \"pass\"\nreason = \"r\"\n",
+            "[[failure]]\nconverter = \"x\"\ncase = \"a\"\nverdict = \"wrong\"\nreason = \"r\"\n",
+            "[[failure]]\nconverter = \"x\"\ncase = \"a\"\nverdict = \"mismatch\"\nreason = \"r\"\ntypo = 1\n",
+            "not toml [",
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            let e = format!("{:#}", Ledger::load(&p).unwrap_err());
+            assert!(e.contains("known-failures.toml"), "{e}");
+        }
+    }
+}
