@@ -1,0 +1,350 @@
+//! Elementwise ops: activations, smooth functions, Clip, and the broadcasting arithmetic.
+
+use std::f64::consts::{FRAC_2_SQRT_PI, PI, SQRT_2};
+
+use ndarray::{ArrayD, Zip};
+
+use super::bound::{self, surely_above, surely_below};
+use super::node::{Node, Result};
+use super::value::{broadcast_shapes, broadcast_to, Value};
+
+/// Applies `f(x, e_x) -> (y, e_y)` to every element of input 0.
+fn map_unary(node: &Node, f: impl Fn(f64, f64) -> (f64, f64)) -> Result<Vec<Value>> {
+    let (x, ex) = node.float_input(0, "X")?;
+    let (mut y, mut e) = (x.clone(), ex.clone());
+    Zip::from(&mut y).and(&mut e).for_each(|y, e| (*y, *e) = f(*y, *e));
+    Ok(vec![Value::float(y, e)])
+}
+
+/// A smooth function `f` with derivative `df`, bounded by [`bound::smooth_unary`].
+fn smooth(node: &Node, f: impl Fn(f64) -> f64, df: impl Fn(f64) -> f64 + Copy) -> Result<Vec<Value>> {
+    map_unary(node, |x, e| {
+        let y = f(x);
+        (y, bound::smooth_unary(x, e, y, df))
+    })
+}
+
+/// Relu: `max(x, 0)` (NaN stays NaN). Bound `e_x`, or 0 where no perturbation reaches 0.
+pub(crate) fn relu(node: &Node) -> Result<Vec<Value>> {
+    map_unary(node, |x, e| {
+        let y = if x < 0.0 { 0.0 } else { x };
+        (y, if surely_below(x, e, 0.0) { 0.0 } else { e })
+    })
+}
+
+/// LeakyRelu: `x < 0 ? alpha x : x`, alpha defaulting to 0.01.
+pub(crate) fn leaky_relu(node: &Node) -> Result<Vec<Value>> {
+    let alpha = node.float("alpha", 0.01)?;
+    map_unary(node, |x, e| {
+        let y = if x < 0.0 { alpha * x } else { x };
+        (y, 1f64.max(alpha.abs()) * e + y.abs())
+    })
+}
+
+/// PRelu: `x < 0 ? slope x : x` with `slope` broadcast (numpy, unidirectional) to X.
+pub(crate) fn prelu(node: &Node) -> Result<Vec<Value>> {
+    let (x, ex) = node.float_input(0, "X")?;
+    let (s, es) = node.float_input(1, "slope")?;
+    let shape = x.shape();
+    let (s, es) = match (broadcast_to(s, shape), broadcast_to(es, shape)) {
+        (Some(s), Some(es)) => (s, es),
+        _ => return Err(node.invalid(format!("slope {:?} does not broadcast to X {shape:?}", s.shape()))),
+    };
+    let (mut y, mut e) = (x.clone(), ex.clone());
+    Zip::from(&mut y).and(&mut e).and(&s).and(&es).for_each(|y, e, &s, &es| {
+        let x = *y;
+        *y = if x < 0.0 { s * x } else { x };
+        let slope_error = if x < 0.0 { x.abs() * es } else { 0.0 };
+        *e = 1f64.max(s.abs()) * *e + slope_error + y.abs();
+    });
+    Ok(vec![Value::float(y, e)])
+}
+
+/// Clip: `min(max(x, lo), hi)` (so `hi` wins when `lo > hi`, as the spec says). Limits are the
+/// `min`/`max` attributes before opset 11 and optional scalar inputs from 11.
+/// Bound: the max of the bounds of whichever of `lo`, `x`, `hi` a perturbation can select.
+pub(crate) fn clip(node: &Node) -> Result<Vec<Value>> {
+    let limit = |v: f64| (v, bound::rounding(v));
+    let (lo, hi) = if node.opset < 11 {
+        if node.inputs.len() > 1 {
+            return Err(node.invalid("Clip before opset 11 takes its limits as attributes, not inputs"));
+        }
+        (limit(node.float("min", f32::MIN)?), limit(node.float("max", f32::MAX)?))
+    } else {
+        if node.has_attr("min") || node.has_attr("max") {
+            return Err(node.invalid("Clip from opset 11 takes min and max as inputs, not attributes"));
+        }
+        (
+            node.opt_scalar(1, "min")?.unwrap_or((f64::NEG_INFINITY, 0.0)),
+            node.opt_scalar(2, "max")?.unwrap_or((f64::INFINITY, 0.0)),
+        )
+    };
+    map_unary(node, |x, e| {
+        let y = if x.is_nan() { x } else { x.max(lo.0).min(hi.0) };
+        if lo.0 > hi.0 {
+            return (y, hi.1);
+        }
+        let mut ey: f64 = 0.0;
+        if !surely_above(x, e, lo.0) {
+            ey = ey.max(lo.1);
+        }
+        if !surely_below(x, e, hi.0) {
+            ey = ey.max(hi.1);
+        }
+        if !surely_below(x, e, lo.0) && !surely_above(x, e, hi.0) {
+            ey = ey.max(e);
+        }
+        (y, ey)
+    })
+}
+
+/// Logistic sigmoid, evaluated without overflow.
+fn logistic(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let z = x.exp();
+        z / (1.0 + z)
+    }
+}
+
+/// `ln(1 + e^x)`, evaluated without overflow.
+fn softplus_fn(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// The error function, to f64 accuracy: `erf(x) = 2/√π e^(-x²) Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1))`,
+/// a series of positive terms (no cancellation); `|erf(x)| = 1` to f64 precision beyond 6.
+pub(crate) fn erf_fn(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x.abs() >= 6.0 {
+        return x.signum();
+    }
+    let (mut term, mut sum, mut n) = (x, x, 0.0);
+    while term.abs() > 1e-17 * sum.abs() {
+        n += 1.0;
+        term *= 2.0 * x * x / (2.0 * n + 1.0);
+        sum += term;
+    }
+    FRAC_2_SQRT_PI * (-x * x).exp() * sum
+}
+
+/// Sigmoid.
+pub(crate) fn sigmoid(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, logistic, |x| logistic(x) * (1.0 - logistic(x)))
+}
+
+/// Tanh.
+pub(crate) fn tanh(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, f64::tanh, |x| 1.0 - x.tanh().powi(2))
+}
+
+/// Elu: `x >= 0 ? x : alpha (e^x - 1)`, alpha defaulting to 1.
+pub(crate) fn elu(node: &Node) -> Result<Vec<Value>> {
+    let alpha = node.float("alpha", 1.0)?;
+    smooth(node, move |x| if x >= 0.0 { x } else { alpha * x.exp_m1() }, move |x| if x >= 0.0 { 1.0 } else { alpha * x.exp() })
+}
+
+/// Selu: `gamma (x > 0 ? x : alpha e^x - alpha)` with the spec's default constants.
+pub(crate) fn selu(node: &Node) -> Result<Vec<Value>> {
+    let alpha = node.float("alpha", 1.673_263_2)?;
+    let gamma = node.float("gamma", 1.050_701)?;
+    smooth(
+        node,
+        move |x| gamma * if x > 0.0 { x } else { alpha * x.exp_m1() },
+        move |x| gamma * if x > 0.0 { 1.0 } else { alpha * x.exp() },
+    )
+}
+
+/// HardSigmoid: `max(0, min(1, alpha x + beta))`, defaults 0.2 and 0.5.
+pub(crate) fn hard_sigmoid(node: &Node) -> Result<Vec<Value>> {
+    let alpha = node.float("alpha", 0.2)?;
+    let beta = node.float("beta", 0.5)?;
+    let inside = move |x: f64| (0.0..=1.0).contains(&(alpha * x + beta));
+    smooth(node, move |x| (alpha * x + beta).clamp(0.0, 1.0), move |x| if inside(x) { alpha } else { 0.0 })
+}
+
+/// HardSwish: `x · max(0, min(1, x/6 + 1/2))`.
+pub(crate) fn hard_swish(node: &Node) -> Result<Vec<Value>> {
+    smooth(
+        node,
+        |x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+        |x| {
+            if x < -3.0 {
+                0.0
+            } else if x > 3.0 {
+                1.0
+            } else {
+                x / 3.0 + 0.5
+            }
+        },
+    )
+}
+
+/// Gelu: `x Φ(x)` (approximate="none") or its tanh approximation (approximate="tanh").
+pub(crate) fn gelu(node: &Node) -> Result<Vec<Value>> {
+    let phi = |x: f64| (-x * x / 2.0).exp() / (2.0 * PI).sqrt();
+    let cdf = |x: f64| 0.5 * (1.0 + erf_fn(x / SQRT_2));
+    match node.string("approximate", "none")?.as_str() {
+        "none" => smooth(node, move |x| x * cdf(x), move |x| cdf(x) + x * phi(x)),
+        "tanh" => {
+            let c = (2.0 / PI).sqrt();
+            let inner = move |x: f64| c * (x + 0.044715 * x.powi(3));
+            smooth(
+                node,
+                move |x| 0.5 * x * (1.0 + inner(x).tanh()),
+                move |x| {
+                    let t = inner(x).tanh();
+                    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x)
+                },
+            )
+        }
+        other => Err(node.invalid(format!("approximate must be 'none' or 'tanh', got '{other}'"))),
+    }
+}
+
+/// Softplus: `ln(1 + e^x)`.
+pub(crate) fn softplus(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, softplus_fn, logistic)
+}
+
+/// Softsign: `x / (1 + |x|)`.
+pub(crate) fn softsign(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, |x| x / (1.0 + x.abs()), |x| 1.0 / (1.0 + x.abs()).powi(2))
+}
+
+/// Mish: `x tanh(softplus(x))`.
+pub(crate) fn mish(node: &Node) -> Result<Vec<Value>> {
+    smooth(
+        node,
+        |x| x * softplus_fn(x).tanh(),
+        |x| {
+            let t = softplus_fn(x).tanh();
+            t + x * (1.0 - t * t) * logistic(x)
+        },
+    )
+}
+
+/// Exp.
+pub(crate) fn exp(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, f64::exp, f64::exp)
+}
+
+/// Natural logarithm.
+pub(crate) fn log(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, f64::ln, |x| 1.0 / x)
+}
+
+/// Square root.
+pub(crate) fn sqrt(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, f64::sqrt, |x| 0.5 / x.sqrt())
+}
+
+/// Erf.
+pub(crate) fn erf(node: &Node) -> Result<Vec<Value>> {
+    smooth(node, erf_fn, |x| FRAC_2_SQRT_PI * (-x * x).exp())
+}
+
+/// Abs: exact, 1-Lipschitz.
+pub(crate) fn abs(node: &Node) -> Result<Vec<Value>> {
+    match node.required(0, "X")? {
+        Value::Int(a) => Ok(vec![Value::Int(a.mapv(i64::wrapping_abs))]),
+        Value::Float { .. } => map_unary(node, |x, e| (x.abs(), e)),
+    }
+}
+
+/// Neg: exact.
+pub(crate) fn neg(node: &Node) -> Result<Vec<Value>> {
+    match node.required(0, "X")? {
+        Value::Int(a) => Ok(vec![Value::Int(a.mapv(i64::wrapping_neg))]),
+        Value::Float { .. } => map_unary(node, |x, e| (-x, e)),
+    }
+}
+
+/// Reciprocal: `1/x`, bounded like Div with an exact numerator.
+pub(crate) fn reciprocal(node: &Node) -> Result<Vec<Value>> {
+    map_unary(node, |x, e| {
+        let y = 1.0 / x;
+        (y, e / (x * x) + y.abs())
+    })
+}
+
+/// A binary arithmetic op: exact f64 value and bound of `y = a ∘ b`, and the integer version.
+struct Arith {
+    float: fn(f64, f64) -> f64,
+    bound: fn(a: f64, ea: f64, b: f64, eb: f64, y: f64) -> f64,
+    int: fn(i64, i64) -> Option<i64>,
+}
+
+/// Applies `op` with numpy broadcasting. Both inputs must be float, or both integer.
+fn binary(node: &Node, op: Arith) -> Result<Vec<Value>> {
+    let (a, b) = (node.required(0, "A")?, node.required(1, "B")?);
+    let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| {
+        node.invalid(format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()))
+    })?;
+    node.check_size(&shape)?;
+    let widen = |x: &ArrayD<f64>| broadcast_to(x, &shape).expect("broadcast shape computed above");
+    match (a, b) {
+        (Value::Float { value: av, bound: ae }, Value::Float { value: bv, bound: be }) => {
+            let (av, ae, bv, be) = (widen(av), widen(ae), widen(bv), widen(be));
+            let mut y = av.clone();
+            let mut e = ae.clone();
+            Zip::from(&mut y).and(&mut e).and(&bv).and(&be).for_each(|y, e, &b, &eb| {
+                let (a, ea) = (*y, *e);
+                *y = (op.float)(a, b);
+                *e = (op.bound)(a, ea, b, eb, *y);
+            });
+            Ok(vec![Value::float(y, e)])
+        }
+        (Value::Int(ai), Value::Int(bi)) => {
+            let ai = broadcast_to(ai, &shape).expect("broadcast shape computed above");
+            let bi = broadcast_to(bi, &shape).expect("broadcast shape computed above");
+            let mut failed = false;
+            let y = Zip::from(&ai).and(&bi).map_collect(|&a, &b| {
+                (op.int)(a, b).unwrap_or_else(|| {
+                    failed = true;
+                    0
+                })
+            });
+            if failed {
+                return Err(node.undefined("integer overflow or division by zero"));
+            }
+            Ok(vec![Value::Int(y)])
+        }
+        _ => Err(node.invalid(format!("inputs must have the same type, got {} and {}", a.kind(), b.kind()))),
+    }
+}
+
+/// Add: bound `e_a + e_b + |y|`.
+pub(crate) fn add(node: &Node) -> Result<Vec<Value>> {
+    binary(node, Arith { float: |a, b| a + b, bound: |_, ea, _, eb, y| ea + eb + y.abs(), int: i64::checked_add })
+}
+
+/// Sub: bound `e_a + e_b + |y|`.
+pub(crate) fn sub(node: &Node) -> Result<Vec<Value>> {
+    binary(node, Arith { float: |a, b| a - b, bound: |_, ea, _, eb, y| ea + eb + y.abs(), int: i64::checked_sub })
+}
+
+/// Mul: bound `|b| e_a + |a| e_b + |y|`.
+pub(crate) fn mul(node: &Node) -> Result<Vec<Value>> {
+    binary(node, Arith {
+        float: |a, b| a * b,
+        bound: |a, ea, b, eb, y| b.abs() * ea + a.abs() * eb + y.abs(),
+        int: i64::checked_mul,
+    })
+}
+
+/// Div: bound `e_a / |b| + |a| e_b / b² + |y|`; integer division truncates (as in C).
+pub(crate) fn div(node: &Node) -> Result<Vec<Value>> {
+    binary(node, Arith {
+        float: |a, b| a / b,
+        bound: |a, ea, b, eb, y| ea / b.abs() + a.abs() * eb / (b * b) + y.abs(),
+        int: i64::checked_div,
+    })
+}
