@@ -185,7 +185,7 @@ impl Runner {
         let generated: Vec<Vec<CaseResult>> = indices
             .par_iter()
             .map(|&i| {
-                if self.options.budget.is_some_and(|b| start.elapsed() >= b) {
+                if self.options.budget.is_some_and(|b| start.elapsed() >= b) || isolate::interrupted() {
                     stop.store(true, Ordering::Relaxed);
                 }
                 if stop.load(Ordering::Relaxed) {
@@ -201,6 +201,13 @@ impl Runner {
         let options = serde_json::to_value(&self.options)?;
         let mut report = Report::new(tool, self.environment(), options, results, start.elapsed().as_secs_f64());
         report.apply_ledger(&self.ledger);
+        report.stopped_early = if isolate::interrupted() {
+            Some("interrupted by a signal".into())
+        } else if stop.load(Ordering::Relaxed) {
+            Some("--budget reached".into())
+        } else {
+            None
+        };
         Ok(report)
     }
 
@@ -266,14 +273,19 @@ impl Runner {
                 return r;
             }
         };
-        let work = match tempfile::Builder::new().prefix("conv1d-").tempdir() {
-            Ok(w) => w,
-            Err(e) => {
-                r.message = Some(format!("cannot create a work directory: {e}"));
-                return r;
+        let work = if converter.needs_work_dir() {
+            match tempfile::Builder::new().prefix("conv1d-").tempdir() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    r.message = Some(format!("cannot create a work directory: {e}"));
+                    return r;
+                }
             }
+        } else {
+            None
         };
-        let cx = convert::Context { work_dir: work.path(), timeout: self.options.timeout };
+        let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
+        let cx = convert::Context { work_dir, timeout: self.options.timeout };
         let artifact = match isolate::catch(|| converter.convert(&s.model, &cx)) {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {

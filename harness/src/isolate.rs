@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Once;
 use std::time::Duration;
@@ -36,6 +37,32 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_quiet_panic_hook();
     panic::catch_unwind(AssertUnwindSafe(f))
         .map_err(|_| LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| "panic".into()))
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe. A second signal gets the default action.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    }
+}
+
+/// Makes SIGINT (Ctrl-C) and SIGTERM ask the run to stop: no new case starts, and the partial
+/// report is still written. A second signal ends the process at once.
+pub fn stop_on_signals() {
+    // SAFETY: the handler only stores to an atomic and resets the dispositions.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived (after [`stop_on_signals`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Outcome of [`with_timeout`].

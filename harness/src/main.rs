@@ -165,6 +165,7 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global().ok();
     }
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
+    harness::isolate::stop_on_signals();
     let tty = std::io::stderr().is_terminal();
     let progress = move |done: usize, total: usize| {
         if tty {
@@ -182,7 +183,13 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     report.write(&a.report_dir).with_context(|| format!("{}: cannot write the reports", a.report_dir.display()))?;
     print!("{}", report.terminal());
     println!("reports written to {}", a.report_dir.display());
-    Ok(if report.all_pass() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if harness::isolate::interrupted() {
+        ExitCode::from(130)
+    } else if report.all_pass() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn inject_fault(kind: &str, input: &std::path::Path, output: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -153,6 +153,9 @@ pub struct Report {
     /// Ledger entries whose failures disappeared; each fails the run.
     #[serde(default)]
     pub unexpected_passes: Vec<String>,
+    /// Why the run stopped before every case ran, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
     /// Every result, in case order.
     pub results: Vec<CaseResult>,
 }
@@ -170,7 +173,7 @@ impl Report {
                 *coverage.entry(c.clone()).or_default() += 1;
             }
         }
-        Report { tool, environment, options, summary, coverage, duration_s, unexpected_passes: Vec::new(), results }
+        Report { tool, environment, options, summary, coverage, duration_s, unexpected_passes: Vec::new(), stopped_early: None, results }
     }
 
     /// True when every result passed or failed as expected, and no expected failure passed.
@@ -263,6 +266,9 @@ impl Report {
         }
         for u in &self.unexpected_passes {
             let _ = writeln!(s, "\n{u}");
+        }
+        if let Some(why) = &self.stopped_early {
+            let _ = writeln!(s, "\nstopped early: {why}; the report covers the cases that ran");
         }
         let n = self.results.len();
         let _ = writeln!(

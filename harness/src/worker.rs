@@ -9,6 +9,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -79,6 +80,9 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log)?))
             .env("PYTHONUNBUFFERED", "1")
+            // Its own process group: a Ctrl-C at the terminal stops the harness, which then
+            // ends its workers itself, instead of killing them mid-case.
+            .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start the Python worker with {}", python.display()))?;
         let stdin = child.stdin.take().expect("piped");

@@ -14,6 +14,10 @@ impl Converter for Identity {
         Some(env!("CARGO_PKG_VERSION").into())
     }
 
+    fn needs_work_dir(&self) -> bool {
+        false
+    }
+
     fn convert(&self, model: &[u8], _cx: &Context) -> Result<Artifact, ConvertError> {
         Ok(Artifact::Onnx(model.to_vec()))
     }

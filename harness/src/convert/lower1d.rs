@@ -56,6 +56,10 @@ impl Converter for Lower1d {
         Some(env!("CARGO_PKG_VERSION").into())
     }
 
+    fn needs_work_dir(&self) -> bool {
+        false
+    }
+
     fn convert(&self, model: &[u8], _cx: &Context) -> Result<Artifact, ConvertError> {
         let mut m = decode_model(model).map_err(|e| ConvertError::Rejected(format!("{e:#}")))?;
         lower(&mut m, self.unit).map_err(|e| ConvertError::Rejected(format!("lower1d: {e:#}")))?;

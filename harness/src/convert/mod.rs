@@ -71,6 +71,11 @@ pub trait Converter: Send + Sync {
     fn version(&self) -> Option<String> {
         None
     }
+    /// Whether [`Converter::convert`] writes to [`Context::work_dir`]; converters that work in
+    /// memory say no and save each case a scratch directory.
+    fn needs_work_dir(&self) -> bool {
+        true
+    }
     /// Converts a serialized ONNX model.
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError>;
 }
