@@ -20,6 +20,7 @@ a reply has "ok": true and its fields, or "ok": false, "stage" and "error".
   {"op": "release", "handle": 1}
   {"op": "exit"}
 
+Every reply also carries "engine_s", the seconds spent serving the request.
 Tensors travel as raw little-endian row-major files. "stage" says where a failure happened:
 "convert" (the converter refused), "read" (its artifact does not load back), "compile" or
 "run" (the runtime refused), "protocol" (a malformed request).
@@ -210,11 +211,14 @@ def main():
             continue
         if req.get("op") == "exit":
             break
+        start = time.perf_counter()
         try:
             reply = handle(req)
         except Exception:
             reply = {"ok": False, "stage": "protocol", "error": traceback.format_exc()[-4000:]}
         reply["id"] = req.get("id")
+        # Time spent serving the request, so the harness can tell its own overhead apart.
+        reply["engine_s"] = time.perf_counter() - start
         protocol.write(json.dumps(reply) + "\n")
 
 

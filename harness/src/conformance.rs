@@ -199,7 +199,17 @@ impl Runner {
         results.extend(generated.into_iter().flatten());
         let tool = Tool { name: "conv1d-harness".into(), version: env!("CARGO_PKG_VERSION").into() };
         let options = serde_json::to_value(&self.options)?;
+        let worker_calls = crate::worker::call_totals();
+        let results_s: f64 = results.iter().map(|r| r.wall_ms * 1e-3).sum();
         let mut report = Report::new(tool, self.environment(), options, results, start.elapsed().as_secs_f64());
+        if worker_calls.calls > 0 {
+            report.workers = Some(crate::report::WorkerTime {
+                calls: worker_calls.calls,
+                engine_s: worker_calls.engine_s,
+                results_s,
+                outside_share: if results_s > 0.0 { (1.0 - worker_calls.engine_s / results_s).max(0.0) } else { 0.0 },
+            });
+        }
         report.apply_ledger(&self.ledger);
         report.stopped_early = if isolate::interrupted() {
             Some("interrupted by a signal".into())
@@ -241,7 +251,15 @@ impl Runner {
 
     /// One result per converter for a subject.
     pub fn run_subject(&self, s: &Subject) -> Vec<CaseResult> {
-        self.converters.iter().map(|c| self.run_one(s, c.as_ref())).collect()
+        self.converters
+            .iter()
+            .map(|c| {
+                let start = Instant::now();
+                let mut r = self.run_one(s, c.as_ref());
+                r.wall_ms = start.elapsed().as_secs_f64() * 1e3;
+                r
+            })
+            .collect()
     }
 
     fn run_one(&self, s: &Subject, converter: &dyn Converter) -> CaseResult {
@@ -263,6 +281,7 @@ impl Runner {
             latency_us: None,
             message: None,
             repro: None,
+            wall_ms: 0.0,
             expected: None,
         };
         let expected = match &s.expected {
@@ -391,6 +410,7 @@ fn error_result(case: &str, converter: &str, runtime: &str, message: String) -> 
         latency_us: None,
         message: Some(message),
         repro: None,
+        wall_ms: 0.0,
         expected: None,
     }
 }

@@ -190,6 +190,7 @@ mod tests {
             latency_us: None,
             message: None,
             repro: None,
+            wall_ms: 0.0,
             expected: None,
         }
     }

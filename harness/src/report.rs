@@ -83,6 +83,9 @@ pub struct CaseResult {
     /// Where the repro bundle is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repro: Option<String>,
+    /// Wall time this result took, all stages, in milliseconds.
+    #[serde(default)]
+    pub wall_ms: f64,
     /// Set when the failure is listed in the expected-failure ledger: the ledger's reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
@@ -135,6 +138,19 @@ impl Environment {
     }
 }
 
+/// Where the time of external conversions and runs went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerTime {
+    /// Worker calls.
+    pub calls: u64,
+    /// Seconds the libraries spent serving them (inside the worker).
+    pub engine_s: f64,
+    /// Seconds the harness's threads spent on the results (all stages, summed over threads).
+    pub results_s: f64,
+    /// Share of `results_s` spent outside the libraries' own calls.
+    pub outside_share: f64,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -153,6 +169,9 @@ pub struct Report {
     /// Ledger entries whose failures disappeared; each fails the run.
     #[serde(default)]
     pub unexpected_passes: Vec<String>,
+    /// Time in external workers (OpenVINO, onnxruntime), when any ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkerTime>,
     /// Why the run stopped before every case ran, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<String>,
@@ -173,7 +192,7 @@ impl Report {
                 *coverage.entry(c.clone()).or_default() += 1;
             }
         }
-        Report { tool, environment, options, summary, coverage, duration_s, unexpected_passes: Vec::new(), stopped_early: None, results }
+        Report { tool, environment, options, summary, coverage, duration_s, unexpected_passes: Vec::new(), workers: None, stopped_early: None, results }
     }
 
     /// True when every result passed or failed as expected, and no expected failure passed.
@@ -269,6 +288,16 @@ impl Report {
         }
         if let Some(why) = &self.stopped_early {
             let _ = writeln!(s, "\nstopped early: {why}; the report covers the cases that ran");
+        }
+        if let Some(w) = &self.workers {
+            let _ = writeln!(
+                s,
+                "\nexternal workers: {} calls, {:.1} s in the libraries of {:.1} s spent on results ({:.0}% outside them)",
+                w.calls,
+                w.engine_s,
+                w.results_s,
+                100.0 * w.outside_share
+            );
         }
         let n = self.results.len();
         let _ = writeln!(
@@ -423,6 +452,7 @@ mod tests {
             latency_us: Latency::from_samples(vec![3.0, 1.0, 2.0]),
             message: Some("a <b> & \"c\"".into()),
             repro: None,
+            wall_ms: 0.0,
             expected: None,
         }
     }

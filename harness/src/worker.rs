@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -22,6 +23,31 @@ use crate::tensor::{DType, Named, Tensor};
 
 /// The worker script, built into the binary so the harness needs no source tree.
 const SCRIPT: &str = include_str!("../python/worker.py");
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+static ENGINE_NANOS: AtomicU64 = AtomicU64::new(0);
+static CALL_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Totals over every worker call of this process: how much of the time the harness spent
+/// waiting on workers was the library's own work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CallTotals {
+    /// Calls answered.
+    pub calls: u64,
+    /// Seconds the workers spent serving them.
+    pub engine_s: f64,
+    /// Seconds from sending each request to reading its reply.
+    pub call_s: f64,
+}
+
+/// The totals so far.
+pub fn call_totals() -> CallTotals {
+    CallTotals {
+        calls: CALLS.load(Ordering::Relaxed),
+        engine_s: ENGINE_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
+        call_s: CALL_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
+    }
+}
 
 /// Why a worker call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -109,6 +135,7 @@ impl Worker {
         self.next_id += 1;
         request["id"] = json!(self.next_id);
         let line = format!("{request}\n");
+        let sent = std::time::Instant::now();
         if self.stdin.write_all(line.as_bytes()).and_then(|_| self.stdin.flush()).is_err() {
             return Err(WorkerError::Died(self.death()));
         }
@@ -123,6 +150,10 @@ impl Worker {
                     if reply["id"] != json!(self.next_id) {
                         continue;
                     }
+                    CALLS.fetch_add(1, Ordering::Relaxed);
+                    CALL_NANOS.fetch_add(sent.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    let engine = reply["engine_s"].as_f64().unwrap_or(0.0);
+                    ENGINE_NANOS.fetch_add((engine * 1e9) as u64, Ordering::Relaxed);
                     if reply["ok"] == json!(true) {
                         return Ok(reply);
                     }

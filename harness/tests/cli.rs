@@ -38,6 +38,7 @@ fn stable_results(r: &Value) -> Vec<Value> {
         .map(|x| {
             let mut x = x.clone();
             x.as_object_mut().unwrap().remove("latency_us");
+            x.as_object_mut().unwrap().remove("wall_ms");
             x
         })
         .collect()
