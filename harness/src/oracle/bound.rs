@@ -81,7 +81,10 @@ pub fn mean(sum_e: f64, sum_abs: f64, k: usize, divisor: usize) -> f64 {
 /// reachable interval, hence a valid Lipschitz constant there.
 pub fn smooth_unary(x: f64, ex: f64, y: f64, df: impl Fn(f64) -> f64) -> f64 {
     let delta = ex * COARSEST_U;
-    let slope = df(x).abs().max(df(x - delta).abs()).max(df(x + delta).abs());
+    let slope = df(x)
+        .abs()
+        .max(df(x - delta).abs())
+        .max(df(x + delta).abs());
     // An exact input propagates nothing, even where the slope is infinite (sqrt at 0).
     let propagated = if ex == 0.0 { 0.0 } else { slope * ex };
     propagated + SMOOTH_RELATIVE * y.abs() + SMOOTH_FLOOR

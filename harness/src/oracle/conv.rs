@@ -11,13 +11,37 @@ use super::OracleError;
 /// Most multiply-adds one kernel may perform; beyond it the model is refused as too large.
 pub(crate) const MAX_WORK: u128 = 1 << 32;
 
-/// Refuses kernels whose work (`outputs * terms per output`) exceeds [`MAX_WORK`].
-pub(crate) fn check_work(node: &Node, outputs: usize, terms: usize) -> Result<()> {
-    let work = outputs as u128 * terms as u128;
+/// Most taps (kernel positions) a convolution or pooling window may have.
+pub(crate) const MAX_TAPS: u128 = 1 << 20;
+
+/// Refuses kernels whose work (the product of `factors`: outputs, terms per output...) exceeds
+/// [`MAX_WORK`]. The product saturates, so hostile sizes cannot overflow.
+pub(crate) fn check_work(node: &Node, factors: &[usize]) -> Result<()> {
+    let work = factors
+        .iter()
+        .fold(1u128, |w, &f| w.saturating_mul(f as u128));
     if work > MAX_WORK {
-        return Err(OracleError::TooLarge(format!("{}: {work} multiply-adds exceed the limit of {MAX_WORK}", node.label())));
+        return Err(OracleError::TooLarge(format!(
+            "{}: {work} multiply-adds exceed the limit of {MAX_WORK}",
+            node.label()
+        )));
     }
     Ok(())
+}
+
+/// Every kernel position, row-major, after checking there are at most [`MAX_TAPS`] (checked
+/// even when the output is empty, since the list is built first).
+pub(crate) fn kernel_taps(node: &Node, kernel: &[usize]) -> Result<Vec<Vec<usize>>> {
+    let taps = kernel
+        .iter()
+        .fold(1u128, |t, &k| t.saturating_mul(k as u128));
+    if taps > MAX_TAPS {
+        return Err(OracleError::TooLarge(format!(
+            "{}: kernel {kernel:?} has more than {MAX_TAPS} positions",
+            node.label()
+        )));
+    }
+    Ok(all_indices(kernel))
 }
 
 /// Shapes shared by both convolutions, checked against each other.
@@ -37,25 +61,36 @@ fn read_conv<'a>(node: &Node<'a>, transpose: bool) -> Result<ConvShapes<'a>> {
     let bias = node.opt_float_input(2, "B")?;
     let (xs, ws) = (x.0.shape(), w.0.shape());
     if xs.len() < 3 {
-        return Err(node.invalid(format!("X must have rank >= 3 (N, C, D1, ...), has shape {xs:?}")));
+        return Err(node.invalid(format!(
+            "X must have rank >= 3 (N, C, D1, ...), has shape {xs:?}"
+        )));
     }
     if ws.len() != xs.len() {
-        return Err(node.invalid(format!("W has shape {ws:?}, its rank must equal X's rank {} ({xs:?})", xs.len())));
+        return Err(node.invalid(format!(
+            "W has shape {ws:?}, its rank must equal X's rank {} ({xs:?})",
+            xs.len()
+        )));
     }
     let group = node.int("group", 1)?;
     if group < 1 {
         return Err(node.invalid(format!("group must be positive, got {group}")));
     }
     let channels = xs[1];
-    if channels as u128 % group as u128 != 0 {
-        return Err(node.invalid(format!("group {group} does not divide the {channels} input channels of X {xs:?}")));
+    if !(channels as u128).is_multiple_of(group as u128) {
+        return Err(node.invalid(format!(
+            "group {group} does not divide the {channels} input channels of X {xs:?}"
+        )));
     }
     let group = group as usize; // divides `channels` (or channels is 0, then checks below fail or no work)
     let out_channels = if transpose {
         if ws[0] != channels {
-            return Err(node.invalid(format!("W {ws:?} must have X's {channels} channels on axis 0")));
+            return Err(node.invalid(format!(
+                "W {ws:?} must have X's {channels} channels on axis 0"
+            )));
         }
-        ws[1].checked_mul(group).ok_or_else(|| node.invalid("output channel count overflows"))?
+        ws[1]
+            .checked_mul(group)
+            .ok_or_else(|| node.invalid("output channel count overflows"))?
     } else {
         if ws[1].checked_mul(group) != Some(channels) {
             return Err(node.invalid(format!(
@@ -66,28 +101,48 @@ fn read_conv<'a>(node: &Node<'a>, transpose: bool) -> Result<ConvShapes<'a>> {
             )));
         }
         if ws[0] % group != 0 {
-            return Err(node.invalid(format!("group {group} does not divide the {} output channels of W {ws:?}", ws[0])));
+            return Err(node.invalid(format!(
+                "group {group} does not divide the {} output channels of W {ws:?}",
+                ws[0]
+            )));
         }
         ws[0]
     };
     let kernel = ws[2..].to_vec();
     if let Some(ks) = node.ints("kernel_shape")? {
         if ks.len() != kernel.len() || ks.iter().zip(&kernel).any(|(&a, &b)| a != b as i64) {
-            return Err(node.invalid(format!("kernel_shape {ks:?} does not match W's spatial shape {kernel:?}")));
+            return Err(node.invalid(format!(
+                "kernel_shape {ks:?} does not match W's spatial shape {kernel:?}"
+            )));
         }
     }
     if let Some((b, _)) = bias {
         if b.shape() != [out_channels] {
-            return Err(node.invalid(format!("B has shape {:?}, expected [{out_channels}]", b.shape())));
+            return Err(node.invalid(format!(
+                "B has shape {:?}, expected [{out_channels}]",
+                b.shape()
+            )));
         }
     }
-    Ok(ConvShapes { x, w, bias, group, kernel })
+    Ok(ConvShapes {
+        x,
+        w,
+        bias,
+        group,
+        kernel,
+    })
 }
 
 /// Conv: `y[n, m, o] = B[m] + Σ_{c in m's group, k} W[m, c, k] · X[n, c, o·s + k·d - pad_begin]`,
 /// taps falling in the padding contributing nothing.
 pub(crate) fn conv(node: &Node) -> Result<Vec<Value>> {
-    let ConvShapes { x: (x, ex), w: (w, ew), bias, group, kernel } = read_conv(node, false)?;
+    let ConvShapes {
+        x: (x, ex),
+        w: (w, ew),
+        bias,
+        group,
+        kernel,
+    } = read_conv(node, false)?;
     let (xs, ws) = (x.shape(), w.shape());
     let win = geometry::window(node, &xs[2..], &kernel, false)?;
     let (batch, out_channels, per_group_in) = (xs[0], ws[0], ws[1]);
@@ -96,12 +151,12 @@ pub(crate) fn conv(node: &Node) -> Result<Vec<Value>> {
     let mut out_shape = vec![batch, out_channels];
     out_shape.extend(&win.out);
     let total = node.check_size(&out_shape)?;
-    check_work(node, total, per_group_in * kernel.iter().product::<usize>())?;
+    check_work(node, &[&[total, per_group_in], kernel.as_slice()].concat())?;
 
     let (xf, xef, wf, wef) = (flat(x), flat(ex), flat(w), flat(ew));
     let bias = bias.map(|(b, e)| (flat(b), flat(e)));
     let (xst, wst) = (strides(xs), strides(ws));
-    let taps = all_indices(&kernel);
+    let taps = kernel_taps(node, &kernel)?;
     let rank = kernel.len();
     let (mut y, mut e) = (Vec::with_capacity(total), Vec::with_capacity(total));
     for n in 0..batch {
@@ -132,7 +187,10 @@ pub(crate) fn conv(node: &Node) -> Result<Vec<Value>> {
             });
         }
     }
-    Ok(vec![Value::float(from_flat(&out_shape, y), from_flat(&out_shape, e))])
+    Ok(vec![Value::float(
+        from_flat(&out_shape, y),
+        from_flat(&out_shape, e),
+    )])
 }
 
 /// Geometry of a ConvTranspose along the spatial axes.
@@ -160,11 +218,17 @@ fn transpose_window(node: &Node, input: &[usize], kernel: &[usize]) -> Result<Tr
     let mode = geometry::auto_pad(node)?;
     let pads = geometry::explicit_pads(node, rank)?;
     if pads.is_some() && mode != AutoPad::NotSet {
-        return Err(node.invalid(format!("pads cannot be used together with auto_pad={mode:?}")));
+        return Err(node.invalid(format!(
+            "pads cannot be used together with auto_pad={mode:?}"
+        )));
     }
-    let output_padding = node.ints("output_padding")?.unwrap_or_else(|| vec![0; rank]);
+    let output_padding = node
+        .ints("output_padding")?
+        .unwrap_or_else(|| vec![0; rank]);
     if output_padding.len() != rank {
-        return Err(node.invalid(format!("output_padding {output_padding:?} must have {rank} values")));
+        return Err(node.invalid(format!(
+            "output_padding {output_padding:?} must have {rank} values"
+        )));
     }
     let output_shape = match node.ints("output_shape")? {
         // Some exporters include the batch and channel dims; the spatial ones are the last.
@@ -175,7 +239,11 @@ fn transpose_window(node: &Node, input: &[usize], kernel: &[usize]) -> Result<Tr
     let mut pad_begin = vec![0; rank];
     let mut out = vec![0; rank];
     for axis in 0..rank {
-        let (n, s, d) = (input[axis] as i128, strides[axis] as i128, dilations[axis] as i128);
+        let (n, s, d) = (
+            input[axis] as i128,
+            strides[axis] as i128,
+            dilations[axis] as i128,
+        );
         let op = output_padding[axis] as i128;
         if op < 0 || op >= s.max(d) {
             return Err(node.invalid(format!(
@@ -205,19 +273,33 @@ fn transpose_window(node: &Node, input: &[usize], kernel: &[usize]) -> Result<Tr
             }
         };
         if size < 1 {
-            return Err(node.invalid(format!("spatial axis {axis}: output length {size} < 1 (input length {n})")));
+            return Err(node.invalid(format!(
+                "spatial axis {axis}: output length {size} < 1 (input length {n})"
+            )));
         }
         pad_begin[axis] = begin;
-        out[axis] = usize::try_from(size).map_err(|_| node.invalid(format!("spatial axis {axis}: size {size} too large")))?;
+        out[axis] = usize::try_from(size)
+            .map_err(|_| node.invalid(format!("spatial axis {axis}: size {size} too large")))?;
     }
-    Ok(TransposeWindow { strides, dilations, pad_begin, out })
+    Ok(TransposeWindow {
+        strides,
+        dilations,
+        pad_begin,
+        out,
+    })
 }
 
 /// ConvTranspose: every input element `X[n, c, i]` scatters `X · W[c, m, k]` to output position
 /// `i·s + k·d - pad_begin`; computed here as a gather per output element so that each output's
 /// bound sees exactly its own terms.
 pub(crate) fn conv_transpose(node: &Node) -> Result<Vec<Value>> {
-    let ConvShapes { x: (x, ex), w: (w, ew), bias, group, kernel } = read_conv(node, true)?;
+    let ConvShapes {
+        x: (x, ex),
+        w: (w, ew),
+        bias,
+        group,
+        kernel,
+    } = read_conv(node, true)?;
     let (xs, ws) = (x.shape(), w.shape());
     let win = transpose_window(node, &xs[2..], &kernel)?;
     let (batch, per_group_in, per_group_out) = (xs[0], xs[1] / group, ws[1]);
@@ -226,12 +308,12 @@ pub(crate) fn conv_transpose(node: &Node) -> Result<Vec<Value>> {
     let mut out_shape = vec![batch, out_channels];
     out_shape.extend(&win.out);
     let total = node.check_size(&out_shape)?;
-    check_work(node, total, per_group_in * kernel.iter().product::<usize>())?;
+    check_work(node, &[&[total, per_group_in], kernel.as_slice()].concat())?;
 
     let (xf, xef, wf, wef) = (flat(x), flat(ex), flat(w), flat(ew));
     let bias = bias.map(|(b, e)| (flat(b), flat(e)));
     let (xst, wst) = (strides(xs), strides(ws));
-    let taps = all_indices(&kernel);
+    let taps = kernel_taps(node, &kernel)?;
     let rank = kernel.len();
     let (mut y, mut e) = (Vec::with_capacity(total), Vec::with_capacity(total));
     for n in 0..batch {
@@ -247,7 +329,8 @@ pub(crate) fn conv_transpose(node: &Node) -> Result<Vec<Value>> {
                         let mut wo = c * wst[0] + ml * wst[1];
                         for a in 0..rank {
                             // o = i·s + k·d - pad_begin  ⇔  i = (o + pad_begin - k·d) / s
-                            let t = o[a] as i128 + win.pad_begin[a] - k[a] as i128 * win.dilations[a] as i128;
+                            let t = o[a] as i128 + win.pad_begin[a]
+                                - k[a] as i128 * win.dilations[a] as i128;
                             let s = win.strides[a] as i128;
                             if t < 0 || t % s != 0 || t / s >= xs[a + 2] as i128 {
                                 continue 'tap;

@@ -1,23 +1,29 @@
-//! Elementwise ops: activations, smooth functions, Clip, and the broadcasting arithmetic.
+//! Elementwise activations and smooth functions, and Clip.
 
 use std::f64::consts::{FRAC_2_SQRT_PI, PI, SQRT_2};
 
-use ndarray::{ArrayD, Zip};
+use ndarray::Zip;
 
 use super::bound::{self, surely_above, surely_below};
 use super::node::{Node, Result};
-use super::value::{broadcast_shapes, broadcast_to, Value};
+use super::value::{broadcast_to, Value};
 
 /// Applies `f(x, e_x) -> (y, e_y)` to every element of input 0.
-fn map_unary(node: &Node, f: impl Fn(f64, f64) -> (f64, f64)) -> Result<Vec<Value>> {
+pub(crate) fn map_unary(node: &Node, f: impl Fn(f64, f64) -> (f64, f64)) -> Result<Vec<Value>> {
     let (x, ex) = node.float_input(0, "X")?;
     let (mut y, mut e) = (x.clone(), ex.clone());
-    Zip::from(&mut y).and(&mut e).for_each(|y, e| (*y, *e) = f(*y, *e));
+    Zip::from(&mut y)
+        .and(&mut e)
+        .for_each(|y, e| (*y, *e) = f(*y, *e));
     Ok(vec![Value::float(y, e)])
 }
 
 /// A smooth function `f` with derivative `df`, bounded by [`bound::smooth_unary`].
-fn smooth(node: &Node, f: impl Fn(f64) -> f64, df: impl Fn(f64) -> f64 + Copy) -> Result<Vec<Value>> {
+fn smooth(
+    node: &Node,
+    f: impl Fn(f64) -> f64,
+    df: impl Fn(f64) -> f64 + Copy,
+) -> Result<Vec<Value>> {
     map_unary(node, |x, e| {
         let y = f(x);
         (y, bound::smooth_unary(x, e, y, df))
@@ -48,15 +54,24 @@ pub(crate) fn prelu(node: &Node) -> Result<Vec<Value>> {
     let shape = x.shape();
     let (s, es) = match (broadcast_to(s, shape), broadcast_to(es, shape)) {
         (Some(s), Some(es)) => (s, es),
-        _ => return Err(node.invalid(format!("slope {:?} does not broadcast to X {shape:?}", s.shape()))),
+        _ => {
+            return Err(node.invalid(format!(
+                "slope {:?} does not broadcast to X {shape:?}",
+                s.shape()
+            )))
+        }
     };
     let (mut y, mut e) = (x.clone(), ex.clone());
-    Zip::from(&mut y).and(&mut e).and(&s).and(&es).for_each(|y, e, &s, &es| {
-        let x = *y;
-        *y = if x < 0.0 { s * x } else { x };
-        let slope_error = if x < 0.0 { x.abs() * es } else { 0.0 };
-        *e = 1f64.max(s.abs()) * *e + slope_error + y.abs();
-    });
+    Zip::from(&mut y)
+        .and(&mut e)
+        .and(&s)
+        .and(&es)
+        .for_each(|y, e, &s, &es| {
+            let x = *y;
+            *y = if x < 0.0 { s * x } else { x };
+            let slope_error = if x < 0.0 { x.abs() * es } else { 0.0 };
+            *e = 1f64.max(s.abs()) * *e + slope_error + y.abs();
+        });
     Ok(vec![Value::float(y, e)])
 }
 
@@ -66,16 +81,14 @@ pub(crate) fn prelu(node: &Node) -> Result<Vec<Value>> {
 pub(crate) fn clip(node: &Node) -> Result<Vec<Value>> {
     let limit = |v: f64| (v, bound::rounding(v));
     let (lo, hi) = if node.opset < 11 {
-        if node.inputs.len() > 1 {
-            return Err(node.invalid("Clip before opset 11 takes its limits as attributes, not inputs"));
-        }
-        (limit(node.float("min", f32::MIN)?), limit(node.float("max", f32::MAX)?))
-    } else {
-        if node.has_attr("min") || node.has_attr("max") {
-            return Err(node.invalid("Clip from opset 11 takes min and max as inputs, not attributes"));
-        }
         (
-            node.opt_scalar(1, "min")?.unwrap_or((f64::NEG_INFINITY, 0.0)),
+            limit(node.float("min", f32::MIN)?),
+            limit(node.float("max", f32::MAX)?),
+        )
+    } else {
+        (
+            node.opt_scalar(1, "min")?
+                .unwrap_or((f64::NEG_INFINITY, 0.0)),
             node.opt_scalar(2, "max")?.unwrap_or((f64::INFINITY, 0.0)),
         )
     };
@@ -148,7 +161,11 @@ pub(crate) fn tanh(node: &Node) -> Result<Vec<Value>> {
 /// Elu: `x >= 0 ? x : alpha (e^x - 1)`, alpha defaulting to 1.
 pub(crate) fn elu(node: &Node) -> Result<Vec<Value>> {
     let alpha = node.float("alpha", 1.0)?;
-    smooth(node, move |x| if x >= 0.0 { x } else { alpha * x.exp_m1() }, move |x| if x >= 0.0 { 1.0 } else { alpha * x.exp() })
+    smooth(
+        node,
+        move |x| if x >= 0.0 { x } else { alpha * x.exp_m1() },
+        move |x| if x >= 0.0 { 1.0 } else { alpha * x.exp() },
+    )
 }
 
 /// Selu: `gamma (x > 0 ? x : alpha e^x - alpha)` with the spec's default constants.
@@ -167,7 +184,11 @@ pub(crate) fn hard_sigmoid(node: &Node) -> Result<Vec<Value>> {
     let alpha = node.float("alpha", 0.2)?;
     let beta = node.float("beta", 0.5)?;
     let inside = move |x: f64| (0.0..=1.0).contains(&(alpha * x + beta));
-    smooth(node, move |x| (alpha * x + beta).clamp(0.0, 1.0), move |x| if inside(x) { alpha } else { 0.0 })
+    smooth(
+        node,
+        move |x| (alpha * x + beta).clamp(0.0, 1.0),
+        move |x| if inside(x) { alpha } else { 0.0 },
+    )
 }
 
 /// HardSwish: `x · max(0, min(1, x/6 + 1/2))`.
@@ -205,7 +226,9 @@ pub(crate) fn gelu(node: &Node) -> Result<Vec<Value>> {
                 },
             )
         }
-        other => Err(node.invalid(format!("approximate must be 'none' or 'tanh', got '{other}'"))),
+        other => Err(node.invalid(format!(
+            "approximate must be 'none' or 'tanh', got '{other}'"
+        ))),
     }
 }
 
@@ -216,7 +239,11 @@ pub(crate) fn softplus(node: &Node) -> Result<Vec<Value>> {
 
 /// Softsign: `x / (1 + |x|)`.
 pub(crate) fn softsign(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, |x| x / (1.0 + x.abs()), |x| 1.0 / (1.0 + x.abs()).powi(2))
+    smooth(
+        node,
+        |x| x / (1.0 + x.abs()),
+        |x| 1.0 / (1.0 + x.abs()).powi(2),
+    )
 }
 
 /// Mish: `x tanh(softplus(x))`.
@@ -249,102 +276,4 @@ pub(crate) fn sqrt(node: &Node) -> Result<Vec<Value>> {
 /// Erf.
 pub(crate) fn erf(node: &Node) -> Result<Vec<Value>> {
     smooth(node, erf_fn, |x| FRAC_2_SQRT_PI * (-x * x).exp())
-}
-
-/// Abs: exact, 1-Lipschitz.
-pub(crate) fn abs(node: &Node) -> Result<Vec<Value>> {
-    match node.required(0, "X")? {
-        Value::Int(a) => Ok(vec![Value::Int(a.mapv(i64::wrapping_abs))]),
-        Value::Float { .. } => map_unary(node, |x, e| (x.abs(), e)),
-    }
-}
-
-/// Neg: exact.
-pub(crate) fn neg(node: &Node) -> Result<Vec<Value>> {
-    match node.required(0, "X")? {
-        Value::Int(a) => Ok(vec![Value::Int(a.mapv(i64::wrapping_neg))]),
-        Value::Float { .. } => map_unary(node, |x, e| (-x, e)),
-    }
-}
-
-/// Reciprocal: `1/x`, bounded like Div with an exact numerator.
-pub(crate) fn reciprocal(node: &Node) -> Result<Vec<Value>> {
-    map_unary(node, |x, e| {
-        let y = 1.0 / x;
-        (y, e / (x * x) + y.abs())
-    })
-}
-
-/// A binary arithmetic op: exact f64 value and bound of `y = a ∘ b`, and the integer version.
-struct Arith {
-    float: fn(f64, f64) -> f64,
-    bound: fn(a: f64, ea: f64, b: f64, eb: f64, y: f64) -> f64,
-    int: fn(i64, i64) -> Option<i64>,
-}
-
-/// Applies `op` with numpy broadcasting. Both inputs must be float, or both integer.
-fn binary(node: &Node, op: Arith) -> Result<Vec<Value>> {
-    let (a, b) = (node.required(0, "A")?, node.required(1, "B")?);
-    let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| {
-        node.invalid(format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()))
-    })?;
-    node.check_size(&shape)?;
-    let widen = |x: &ArrayD<f64>| broadcast_to(x, &shape).expect("broadcast shape computed above");
-    match (a, b) {
-        (Value::Float { value: av, bound: ae }, Value::Float { value: bv, bound: be }) => {
-            let (av, ae, bv, be) = (widen(av), widen(ae), widen(bv), widen(be));
-            let mut y = av.clone();
-            let mut e = ae.clone();
-            Zip::from(&mut y).and(&mut e).and(&bv).and(&be).for_each(|y, e, &b, &eb| {
-                let (a, ea) = (*y, *e);
-                *y = (op.float)(a, b);
-                *e = (op.bound)(a, ea, b, eb, *y);
-            });
-            Ok(vec![Value::float(y, e)])
-        }
-        (Value::Int(ai), Value::Int(bi)) => {
-            let ai = broadcast_to(ai, &shape).expect("broadcast shape computed above");
-            let bi = broadcast_to(bi, &shape).expect("broadcast shape computed above");
-            let mut failed = false;
-            let y = Zip::from(&ai).and(&bi).map_collect(|&a, &b| {
-                (op.int)(a, b).unwrap_or_else(|| {
-                    failed = true;
-                    0
-                })
-            });
-            if failed {
-                return Err(node.undefined("integer overflow or division by zero"));
-            }
-            Ok(vec![Value::Int(y)])
-        }
-        _ => Err(node.invalid(format!("inputs must have the same type, got {} and {}", a.kind(), b.kind()))),
-    }
-}
-
-/// Add: bound `e_a + e_b + |y|`.
-pub(crate) fn add(node: &Node) -> Result<Vec<Value>> {
-    binary(node, Arith { float: |a, b| a + b, bound: |_, ea, _, eb, y| ea + eb + y.abs(), int: i64::checked_add })
-}
-
-/// Sub: bound `e_a + e_b + |y|`.
-pub(crate) fn sub(node: &Node) -> Result<Vec<Value>> {
-    binary(node, Arith { float: |a, b| a - b, bound: |_, ea, _, eb, y| ea + eb + y.abs(), int: i64::checked_sub })
-}
-
-/// Mul: bound `|b| e_a + |a| e_b + |y|`.
-pub(crate) fn mul(node: &Node) -> Result<Vec<Value>> {
-    binary(node, Arith {
-        float: |a, b| a * b,
-        bound: |a, ea, b, eb, y| b.abs() * ea + a.abs() * eb + y.abs(),
-        int: i64::checked_mul,
-    })
-}
-
-/// Div: bound `e_a / |b| + |a| e_b / b² + |y|`; integer division truncates (as in C).
-pub(crate) fn div(node: &Node) -> Result<Vec<Value>> {
-    binary(node, Arith {
-        float: |a, b| a / b,
-        bound: |a, ea, b, eb, y| ea / b.abs() + a.abs() * eb / (b * b) + y.abs(),
-        int: i64::checked_div,
-    })
 }

@@ -25,7 +25,9 @@ pub(crate) fn auto_pad(node: &Node) -> Result<AutoPad> {
         "VALID" => Ok(AutoPad::Valid),
         "SAME_UPPER" => Ok(AutoPad::SameUpper),
         "SAME_LOWER" => Ok(AutoPad::SameLower),
-        other => Err(node.invalid(format!("auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got '{other}'"))),
+        other => Err(node.invalid(format!(
+            "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got '{other}'"
+        ))),
     }
 }
 
@@ -68,28 +70,44 @@ impl Window {
 /// A per-axis list attribute of positive values (`strides`, `dilations`, `kernel_shape`),
 /// defaulting to ones.
 pub(crate) fn positive_list(node: &Node, name: &str, rank: usize) -> Result<Vec<usize>> {
-    let Some(v) = node.ints(name)? else { return Ok(vec![1; rank]) };
+    let Some(v) = node.ints(name)? else {
+        return Ok(vec![1; rank]);
+    };
     if v.len() != rank {
-        return Err(node.invalid(format!("{name} has {} values, the input has {rank} spatial axes", v.len())));
+        return Err(node.invalid(format!(
+            "{name} has {} values, the input has {rank} spatial axes",
+            v.len()
+        )));
     }
     if let Some(bad) = v.iter().find(|&&x| x < 1) {
         return Err(node.invalid(format!("{name} must be positive, got {bad} in {v:?}")));
     }
     v.iter()
-        .map(|&x| usize::try_from(x).map_err(|_| node.invalid(format!("{name} value {x} is too large"))))
+        .map(|&x| {
+            usize::try_from(x).map_err(|_| node.invalid(format!("{name} value {x} is too large")))
+        })
         .collect()
 }
 
 /// Explicit `pads` ([begin..., end...], non-negative), or `None` when absent.
 pub(crate) fn explicit_pads(node: &Node, rank: usize) -> Result<Option<(Vec<i128>, Vec<i128>)>> {
-    let Some(p) = node.ints("pads")? else { return Ok(None) };
+    let Some(p) = node.ints("pads")? else {
+        return Ok(None);
+    };
     if p.len() != 2 * rank {
-        return Err(node.invalid(format!("pads has {} values, expected {} (begin and end of {rank} axes)", p.len(), 2 * rank)));
+        return Err(node.invalid(format!(
+            "pads has {} values, expected {} (begin and end of {rank} axes)",
+            p.len(),
+            2 * rank
+        )));
     }
     if let Some(bad) = p.iter().find(|&&x| x < 0) {
         return Err(node.invalid(format!("pads must not be negative, got {bad} in {p:?}")));
     }
-    Ok(Some((p[..rank].iter().map(|&x| x as i128).collect(), p[rank..].iter().map(|&x| x as i128).collect())))
+    Ok(Some((
+        p[..rank].iter().map(|&x| x as i128).collect(),
+        p[rank..].iter().map(|&x| x as i128).collect(),
+    )))
 }
 
 /// Computes the window geometry of a Conv or pool node over spatial input sizes `input`,
@@ -106,17 +124,26 @@ pub(crate) fn explicit_pads(node: &Node, rank: usize) -> Result<Option<(Vec<i128
 ///
 /// `pads` together with an `auto_pad` other than NOTSET is invalid ("This attribute cannot be
 /// used simultaneously with auto_pad attribute").
-pub(crate) fn window(node: &Node, input: &[usize], kernel: &[usize], ceil_mode: bool) -> Result<Window> {
+pub(crate) fn window(
+    node: &Node,
+    input: &[usize],
+    kernel: &[usize],
+    ceil_mode: bool,
+) -> Result<Window> {
     let rank = input.len();
     if let Some(bad) = kernel.iter().find(|&&k| k < 1) {
-        return Err(node.invalid(format!("kernel sizes must be positive, got {bad} in {kernel:?}")));
+        return Err(node.invalid(format!(
+            "kernel sizes must be positive, got {bad} in {kernel:?}"
+        )));
     }
     let strides = positive_list(node, "strides", rank)?;
     let dilations = positive_list(node, "dilations", rank)?;
     let mode = auto_pad(node)?;
     let pads = explicit_pads(node, rank)?;
     if pads.is_some() && mode != AutoPad::NotSet {
-        return Err(node.invalid(format!("pads cannot be used together with auto_pad={mode:?}")));
+        return Err(node.invalid(format!(
+            "pads cannot be used together with auto_pad={mode:?}"
+        )));
     }
     let mut w = Window {
         kernel: kernel.to_vec(),
@@ -140,7 +167,11 @@ pub(crate) fn window(node: &Node, input: &[usize], kernel: &[usize], ceil_mode: 
                          effective kernel {ek}, so the output length would be < 1"
                     )));
                 }
-                let mut out = if ceil_mode { (span + s - 1) / s + 1 } else { span / s + 1 };
+                let mut out = if ceil_mode {
+                    (span + s - 1) / s + 1
+                } else {
+                    span / s + 1
+                };
                 if ceil_mode && (out - 1) * s >= n + begin {
                     out -= 1;
                 }
@@ -154,9 +185,14 @@ pub(crate) fn window(node: &Node, input: &[usize], kernel: &[usize], ceil_mode: 
             }
         };
         if out < 1 {
-            return Err(node.invalid(format!("spatial axis {axis}: output length {out} < 1 (input length {n})")));
+            return Err(node.invalid(format!(
+                "spatial axis {axis}: output length {out} < 1 (input length {n})"
+            )));
         }
-        let fits = |v: i128| usize::try_from(v).map_err(|_| node.invalid(format!("spatial axis {axis}: size {v} is too large")));
+        let fits = |v: i128| {
+            usize::try_from(v)
+                .map_err(|_| node.invalid(format!("spatial axis {axis}: size {v} is too large")))
+        };
         w.pad_begin[axis] = fits(begin)?;
         w.pad_end[axis] = fits(end)?;
         w.out[axis] = fits(out)?;

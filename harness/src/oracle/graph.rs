@@ -21,7 +21,10 @@ pub(super) fn run(
     model: &pb::ModelProto,
     inputs: &[Named],
 ) -> Result<(Evaluation, HashMap<String, Value>), OracleError> {
-    let graph = model.graph.as_ref().ok_or_else(|| OracleError::Invalid("the model has no graph".into()))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| OracleError::Invalid("the model has no graph".into()))?;
     let opset = default_opset(model)?;
     let order = topological_order(graph)?;
 
@@ -39,14 +42,24 @@ pub(super) fn run(
     let mut outputs = Vec::with_capacity(graph.output.len());
     for out in &graph.output {
         let value = values.get(&out.name).ok_or_else(|| {
-            OracleError::Invalid(format!("graph output '{}' is not produced by any node, input or initializer", out.name))
+            OracleError::Invalid(format!(
+                "graph output '{}' is not produced by any node, input or initializer",
+                out.name
+            ))
         })?;
-        let dtype = declared_type(out).and_then(|(code, _)| dtype_of(code)).unwrap_or(DType::Float);
+        let dtype = declared_type(out)
+            .and_then(|(code, _)| dtype_of(code))
+            .unwrap_or(DType::Float);
         let (value, bound) = match value {
             Value::Float { value, bound } => (value.clone(), bound.clone()),
             Value::Int(a) => (a.mapv(|v| v as f64), a.mapv(|_| 0.0)),
         };
-        outputs.push(GoldenOutput { name: out.name.clone(), value, bound, dtype });
+        outputs.push(GoldenOutput {
+            name: out.name.clone(),
+            value,
+            bound,
+            dtype,
+        });
     }
     Ok((Evaluation { outputs }, values))
 }
@@ -77,11 +90,15 @@ fn run_node(
 ) -> Result<Vec<(String, Value)>, OracleError> {
     let label = node_label(proto, index);
     if !(proto.domain.is_empty() || proto.domain == "ai.onnx") {
-        return Err(OracleError::Unsupported(format!("{label}: domain '{}'", proto.domain)));
+        return Err(OracleError::Unsupported(format!(
+            "{label}: domain '{}'",
+            proto.domain
+        )));
     }
-    let def = ops::lookup(&proto.op_type)
+    let def = ops::lookup(&proto.op_type, opset)
         .ok_or_else(|| OracleError::Unsupported(format!("{label}: operator {}", proto.op_type)))?;
-    def.check(proto, opset).map_err(|msg| OracleError::Invalid(format!("{label}: {msg}")))?;
+    def.check(proto, opset)
+        .map_err(|msg| OracleError::Invalid(format!("{label}: {msg}")))?;
 
     let inputs = proto
         .input
@@ -91,13 +108,17 @@ fn run_node(
                 return Ok(None);
             }
             // The topological order guarantees producers ran first; this guards the invariant.
-            values
-                .get(name)
-                .map(Some)
-                .ok_or_else(|| OracleError::Invalid(format!("{label}: input '{name}' has no value")))
+            values.get(name).map(Some).ok_or_else(|| {
+                OracleError::Invalid(format!("{label}: input '{name}' has no value"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let node = Node { proto, index, opset, inputs };
+    let node = Node {
+        proto,
+        index,
+        opset,
+        inputs,
+    };
     let results = (def.run)(&node)?;
 
     let mut named = Vec::new();
@@ -105,10 +126,9 @@ fn run_node(
         if name.is_empty() {
             continue;
         }
-        let value = results
-            .get(i)
-            .cloned()
-            .ok_or_else(|| OracleError::Unsupported(format!("{label}: output {i} ('{name}') is not computed")))?;
+        let value = results.get(i).cloned().ok_or_else(|| {
+            OracleError::Unsupported(format!("{label}: output {i} ('{name}') is not computed"))
+        })?;
         named.push((name.clone(), value));
     }
     Ok(named)
@@ -146,9 +166,9 @@ fn topological_order(graph: &pb::GraphProto) -> Result<Vec<usize>, OracleError> 
                 None if available.contains(input.as_str()) => {}
                 None => {
                     return Err(OracleError::Invalid(format!(
-                        "{}: input '{input}' is not a graph input, an initializer or any node's output",
-                        node_label(node, index)
-                    )))
+                    "{}: input '{input}' is not a graph input, an initializer or any node's output",
+                    node_label(node, index)
+                )))
                 }
             }
         }
@@ -176,9 +196,13 @@ fn topological_order(graph: &pb::GraphProto) -> Result<Vec<usize>, OracleError> 
 
 /// Matches the given inputs to the graph inputs by name and checks them against the declared
 /// types and shapes. Graph inputs that are also initializers are optional.
-fn bind_inputs(graph: &pb::GraphProto, inputs: &[Named]) -> Result<HashMap<String, Value>, OracleError> {
+fn bind_inputs(
+    graph: &pb::GraphProto,
+    inputs: &[Named],
+) -> Result<HashMap<String, Value>, OracleError> {
     let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let declared: HashMap<&str, &pb::ValueInfoProto> = graph.input.iter().map(|i| (i.name.as_str(), i)).collect();
+    let declared: HashMap<&str, &pb::ValueInfoProto> =
+        graph.input.iter().map(|i| (i.name.as_str(), i)).collect();
     let mut values = HashMap::new();
     for input in inputs {
         let info = declared.get(input.name.as_str()).ok_or_else(|| {
@@ -189,13 +213,22 @@ fn bind_inputs(graph: &pb::GraphProto, inputs: &[Named]) -> Result<HashMap<Strin
             ))
         })?;
         check_declared(info, &input.tensor)?;
-        if values.insert(input.name.clone(), Value::from_tensor(&input.tensor)).is_some() {
-            return Err(OracleError::BadInput(format!("'{}' is given twice", input.name)));
+        if values
+            .insert(input.name.clone(), Value::from_tensor(&input.tensor))
+            .is_some()
+        {
+            return Err(OracleError::BadInput(format!(
+                "'{}' is given twice",
+                input.name
+            )));
         }
     }
     for info in &graph.input {
         if !values.contains_key(&info.name) && !initializers.contains(info.name.as_str()) {
-            return Err(OracleError::BadInput(format!("graph input '{}' is not given", info.name)));
+            return Err(OracleError::BadInput(format!(
+                "graph input '{}' is not given",
+                info.name
+            )));
         }
     }
     Ok(values)
@@ -203,14 +236,18 @@ fn bind_inputs(graph: &pb::GraphProto, inputs: &[Named]) -> Result<HashMap<Strin
 
 /// Checks a given tensor against its `ValueInfoProto`.
 fn check_declared(info: &pb::ValueInfoProto, tensor: &Tensor) -> Result<(), OracleError> {
-    let Some((code, dims)) = declared_type(info) else { return Ok(()) };
+    let Some((code, dims)) = declared_type(info) else {
+        return Ok(());
+    };
     let is_float = |d: DType| matches!(d, DType::Float | DType::Double);
     let declared_float = matches!(
         DataType::try_from(code),
         Ok(DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16)
     );
     if let Some(declared) = dtype_of(code) {
-        if is_float(declared) != is_float(tensor.dtype()) || (!declared_float && declared != tensor.dtype()) {
+        if is_float(declared) != is_float(tensor.dtype())
+            || (!declared_float && declared != tensor.dtype())
+        {
             return Err(OracleError::BadInput(format!(
                 "'{}' is declared {declared}, given {}",
                 info.name,
@@ -218,7 +255,11 @@ fn check_declared(info: &pb::ValueInfoProto, tensor: &Tensor) -> Result<(), Orac
             )));
         }
     } else if declared_float && !is_float(tensor.dtype()) {
-        return Err(OracleError::BadInput(format!("'{}' is declared float, given {}", info.name, tensor.dtype())));
+        return Err(OracleError::BadInput(format!(
+            "'{}' is declared float, given {}",
+            info.name,
+            tensor.dtype()
+        )));
     }
     let has_shape = matches!(
         info.r#type.as_ref().and_then(|t| t.value.as_ref()),
@@ -249,7 +290,10 @@ fn check_declared(info: &pb::ValueInfoProto, tensor: &Tensor) -> Result<(), Orac
 }
 
 /// Reads the initializers that are not overridden by a given input.
-fn bind_initializers(graph: &pb::GraphProto, values: &mut HashMap<String, Value>) -> Result<(), OracleError> {
+fn bind_initializers(
+    graph: &pb::GraphProto,
+    values: &mut HashMap<String, Value>,
+) -> Result<(), OracleError> {
     let used: HashSet<&str> = graph
         .node
         .iter()
@@ -261,7 +305,8 @@ fn bind_initializers(graph: &pb::GraphProto, values: &mut HashMap<String, Value>
         if values.contains_key(&init.name) || !used.contains(init.name.as_str()) {
             continue;
         }
-        let value = proto_value(init).map_err(|e| e.context(&format!("initializer '{}'", init.name)))?;
+        let value =
+            proto_value(init).map_err(|e| e.context(&format!("initializer '{}'", init.name)))?;
         values.insert(init.name.clone(), value);
     }
     Ok(())

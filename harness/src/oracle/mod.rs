@@ -5,14 +5,19 @@
 //! in [`bound`]). Kernels are naive loops written for clarity, following the ONNX operator
 //! spec; the oracle shares no code with any runtime under test.
 //!
-//! Layout: [`graph`] walks the graph, [`ops`] maps op types to kernels in [`conv`], [`pool`],
-//! [`elementwise`], [`linalg`], [`norm`], [`reduce`] and [`layout`].
+//! Layout: `graph` walks the graph; `ops` is the operator table (opsets, arity, attributes)
+//! mapping op types to kernels in `conv`, `pool`, `elementwise`, `arith`, `linalg`, `norm`,
+//! `reduce`, `layout`, `indexing` and `cast`; `geometry` holds the sliding-window arithmetic
+//! shared by Conv and the pools; `node` reads attributes and inputs with the spec's checks.
 
+mod arith;
 pub mod bound;
+mod cast;
 mod conv;
 mod elementwise;
 mod geometry;
 mod graph;
+mod indexing;
 mod layout;
 mod linalg;
 mod node;
@@ -20,7 +25,7 @@ mod norm;
 mod ops;
 mod pool;
 mod reduce;
-pub mod value;
+mod value;
 
 #[cfg(test)]
 mod tests;

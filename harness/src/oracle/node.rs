@@ -51,27 +51,33 @@ impl<'a> Node<'a> {
     /// Checks that a result shape stays within the element limit before it is allocated.
     pub fn check_size(&self, shape: &[usize]) -> Result<usize> {
         element_count(shape).ok_or_else(|| {
-            OracleError::TooLarge(format!("{}: output shape {shape:?} exceeds the element limit", self.label()))
+            OracleError::TooLarge(format!(
+                "{}: output shape {shape:?} exceeds the element limit",
+                self.label()
+            ))
         })
     }
 
     // ---- attributes -------------------------------------------------------------------------
 
-    fn attribute(&self, name: &str, expected: AttributeType) -> Result<Option<&'a pb::AttributeProto>> {
-        let Some(a) = crate::onnx::proto::attr(self.proto, name) else { return Ok(None) };
+    fn attribute(
+        &self,
+        name: &str,
+        expected: AttributeType,
+    ) -> Result<Option<&'a pb::AttributeProto>> {
+        let Some(a) = crate::onnx::proto::attr(self.proto, name) else {
+            return Ok(None);
+        };
         // UNDEFINED is tolerated: some writers leave the type unset and fill only the field.
         if a.r#type != expected as i32 && a.r#type != AttributeType::Undefined as i32 {
             return Err(self.invalid(format!(
                 "attribute '{name}' has type {}, expected {expected:?}",
-                AttributeType::try_from(a.r#type).map(|t| format!("{t:?}")).unwrap_or_else(|_| a.r#type.to_string())
+                AttributeType::try_from(a.r#type)
+                    .map(|t| format!("{t:?}"))
+                    .unwrap_or_else(|_| a.r#type.to_string())
             )));
         }
         Ok(Some(a))
-    }
-
-    /// True when the attribute is present.
-    pub fn has_attr(&self, name: &str) -> bool {
-        crate::onnx::proto::attr(self.proto, name).is_some()
     }
 
     /// An integer attribute, if present.
@@ -95,17 +101,23 @@ impl<'a> Node<'a> {
 
     /// A list-of-integers attribute, if present.
     pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
-        Ok(self.attribute(name, AttributeType::Ints)?.map(|a| a.ints.clone()))
+        Ok(self
+            .attribute(name, AttributeType::Ints)?
+            .map(|a| a.ints.clone()))
     }
 
     /// A list-of-floats attribute, if present.
     pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
-        Ok(self.attribute(name, AttributeType::Floats)?.map(|a| a.floats.clone()))
+        Ok(self
+            .attribute(name, AttributeType::Floats)?
+            .map(|a| a.floats.clone()))
     }
 
     /// A float attribute, widened exactly from its stored f32, if present.
     pub fn opt_float(&self, name: &str) -> Result<Option<f64>> {
-        Ok(self.attribute(name, AttributeType::Float)?.map(|a| f64::from(a.f)))
+        Ok(self
+            .attribute(name, AttributeType::Float)?
+            .map(|a| f64::from(a.f)))
     }
 
     /// A float attribute with its default (given as the f32 the spec names).
@@ -124,7 +136,9 @@ impl<'a> Node<'a> {
 
     /// A tensor attribute, if present.
     pub fn tensor_attr(&self, name: &str) -> Result<Option<&'a pb::TensorProto>> {
-        Ok(self.attribute(name, AttributeType::Tensor)?.and_then(|a| a.t.as_ref()))
+        Ok(self
+            .attribute(name, AttributeType::Tensor)?
+            .and_then(|a| a.t.as_ref()))
     }
 
     // ---- inputs -----------------------------------------------------------------------------
@@ -136,14 +150,18 @@ impl<'a> Node<'a> {
 
     /// A required input.
     pub fn required(&self, i: usize, what: &str) -> Result<&'a Value> {
-        self.input(i).ok_or_else(|| self.invalid(format!("required input {i} ({what}) is missing")))
+        self.input(i)
+            .ok_or_else(|| self.invalid(format!("required input {i} ({what}) is missing")))
     }
 
-    /// A required float input.
+    /// A required float input. An integer tensor is reported as unsupported rather than
+    /// invalid: several ops accept integers in recent opsets, and the kernels compute on floats.
     pub fn float_input(&self, i: usize, what: &str) -> Result<FloatRef<'a>> {
         match self.required(i, what)? {
             Value::Float { value, bound } => Ok((value, bound)),
-            v => Err(self.invalid(format!("input {i} ({what}) must be a float tensor, got {}", v.kind()))),
+            Value::Int(_) => Err(self.unsupported(format!(
+                "input {i} ({what}) is an integer tensor; this kernel computes on floats"
+            ))),
         }
     }
 
@@ -159,7 +177,10 @@ impl<'a> Node<'a> {
     pub fn int_input(&self, i: usize, what: &str) -> Result<&'a ArrayD<i64>> {
         match self.required(i, what)? {
             Value::Int(a) => Ok(a),
-            v => Err(self.invalid(format!("input {i} ({what}) must be an integer tensor, got {}", v.kind()))),
+            v => Err(self.invalid(format!(
+                "input {i} ({what}) must be an integer tensor, got {}",
+                v.kind()
+            ))),
         }
     }
 
@@ -170,7 +191,10 @@ impl<'a> Node<'a> {
             Some(_) => {
                 let a = self.int_input(i, what)?;
                 if a.ndim() > 1 {
-                    return Err(self.invalid(format!("input {i} ({what}) must be 1-D, has shape {:?}", a.shape())));
+                    return Err(self.invalid(format!(
+                        "input {i} ({what}) must be 1-D, has shape {:?}",
+                        a.shape()
+                    )));
                 }
                 Ok(Some(a.iter().copied().collect()))
             }
@@ -179,9 +203,14 @@ impl<'a> Node<'a> {
 
     /// An optional scalar float input (one element; Clip bounds, Pad's constant).
     pub fn opt_scalar(&self, i: usize, what: &str) -> Result<Option<(f64, f64)>> {
-        let Some((v, e)) = self.opt_float_input(i, what)? else { return Ok(None) };
+        let Some((v, e)) = self.opt_float_input(i, what)? else {
+            return Ok(None);
+        };
         if v.len() != 1 {
-            return Err(self.invalid(format!("input {i} ({what}) must hold one element, has shape {:?}", v.shape())));
+            return Err(self.invalid(format!(
+                "input {i} ({what}) must hold one element, has shape {:?}",
+                v.shape()
+            )));
         }
         Ok(v.iter().next().copied().zip(e.iter().next().copied()))
     }

@@ -10,7 +10,10 @@ use super::value::{broadcast_to, flat, from_flat, resolve_axis, Value};
 fn per_channel<'a>(node: &Node<'a>, i: usize, what: &str, channels: usize) -> Result<FloatRef<'a>> {
     let (v, e) = node.float_input(i, what)?;
     if v.shape() != [channels] {
-        return Err(node.invalid(format!("{what} has shape {:?}, expected [{channels}]", v.shape())));
+        return Err(node.invalid(format!(
+            "{what} has shape {:?}, expected [{channels}]",
+            v.shape()
+        )));
     }
     Ok((v, e))
 }
@@ -19,34 +22,28 @@ fn per_channel<'a>(node: &Node<'a>, i: usize, what: &str, channels: usize) -> Re
 /// per channel (axis 1). Training mode (opset 14 `training_mode=1`, or the running-statistics
 /// outputs of earlier opsets) and opset-7 `spatial=0` are not implemented.
 pub(crate) fn batch_norm(node: &Node) -> Result<Vec<Value>> {
-    if node.opset >= 14 {
-        if node.flag("training_mode", false)? {
-            return Err(node.unsupported("training_mode=1"));
-        }
-        if (1..5).any(|i| node.wants_output(i)) {
-            return Err(node.invalid("only output Y exists when training_mode=0"));
-        }
-    } else {
-        if node.has_attr("training_mode") {
-            return Err(node.invalid("attribute 'training_mode' is not defined before opset 14"));
-        }
-        if (1..5).any(|i| node.wants_output(i)) {
-            return Err(node.unsupported("training-mode outputs (running mean/var, saved statistics)"));
-        }
+    if node.flag("training_mode", false)? {
+        return Err(node.unsupported("training_mode=1"));
     }
-    if node.has_attr("spatial") {
-        if node.opset >= 9 {
-            return Err(node.invalid("attribute 'spatial' was removed in opset 9"));
-        }
-        if !node.flag("spatial", true)? {
-            return Err(node.unsupported("spatial=0 (per-activation statistics)"));
-        }
+    if (1..5).any(|i| node.wants_output(i)) {
+        // Opset 14 defines the extra outputs only in training mode; earlier opsets use them for
+        // running statistics, which the oracle does not compute.
+        return Err(if node.opset >= 14 {
+            node.invalid("outputs other than Y exist only when training_mode=1")
+        } else {
+            node.unsupported("training-mode outputs (running mean/var, saved statistics)")
+        });
+    }
+    if !node.flag("spatial", true)? {
+        return Err(node.unsupported("spatial=0 (per-activation statistics)"));
     }
     let eps = node.float("epsilon", 1e-5)?;
     let (x, ex) = node.float_input(0, "X")?;
     let xs = x.shape();
     if xs.len() < 2 {
-        return Err(node.invalid(format!("X must have rank >= 2 (N, C, ...), has shape {xs:?}")));
+        return Err(node.invalid(format!(
+            "X must have rank >= 2 (N, C, ...), has shape {xs:?}"
+        )));
     }
     let channels = xs[1];
     let (g, _) = per_channel(node, 1, "scale", channels)?;
@@ -84,17 +81,37 @@ fn normalize(x: &[f64], ex: &[f64], eps: f64) -> Normalized {
     let sigma = (var + eps).sqrt();
     let mean_ex = ex.iter().sum::<f64>() / n;
     let mean_abs_x = x.iter().map(|v| v.abs()).sum::<f64>() / n;
-    let mean_z_ex = x.iter().zip(ex).map(|(v, e)| ((v - mean) / sigma).abs() * e).sum::<f64>() / n;
+    let mean_z_ex = x
+        .iter()
+        .zip(ex)
+        .map(|(v, e)| ((v - mean) / sigma).abs() * e)
+        .sum::<f64>()
+        / n;
     let z = x
         .iter()
         .zip(ex)
         .map(|(&v, &e)| {
             let z = (v - mean) / sigma;
-            let terms = NormTerms { ex: e, mean_ex, mean_z_ex, mean_abs_x, centered: (v - mean).abs(), sigma, z, n: x.len() };
+            let terms = NormTerms {
+                ex: e,
+                mean_ex,
+                mean_z_ex,
+                mean_abs_x,
+                centered: (v - mean).abs(),
+                sigma,
+                z,
+                n: x.len(),
+            };
             (z, bound::normalization(&terms))
         })
         .collect();
-    Normalized { z, mean, mean_bound: bound::mean(mean_ex * n, mean_abs_x * n, x.len(), x.len()), sigma, mean_z_ex }
+    Normalized {
+        z,
+        mean,
+        mean_bound: bound::mean(mean_ex * n, mean_abs_x * n, x.len(), x.len()),
+        sigma,
+        mean_z_ex,
+    }
 }
 
 /// `γ z + β` and its bound (a Mul and an Add on top of `z`'s bound).
@@ -114,7 +131,11 @@ fn normalize_rows(
     params: impl Fn(usize, usize) -> ((f64, f64), (f64, f64)),
 ) -> (Vec<f64>, Vec<f64>, Vec<Normalized>) {
     let (xf, xef) = (flat(x.0), flat(x.1));
-    let (mut y, mut e, mut stats) = (Vec::with_capacity(xf.len()), Vec::with_capacity(xf.len()), Vec::new());
+    let (mut y, mut e, mut stats) = (
+        Vec::with_capacity(xf.len()),
+        Vec::with_capacity(xf.len()),
+        Vec::new(),
+    );
     if cols == 0 {
         return (y, e, stats);
     }
@@ -138,7 +159,9 @@ pub(crate) fn instance_norm(node: &Node) -> Result<Vec<Value>> {
     let (x, ex) = node.float_input(0, "input")?;
     let xs = x.shape();
     if xs.len() < 3 {
-        return Err(node.invalid(format!("input must have rank >= 3 (N, C, D1, ...), has shape {xs:?}")));
+        return Err(node.invalid(format!(
+            "input must have rank >= 3 (N, C, D1, ...), has shape {xs:?}"
+        )));
     }
     let channels = xs[1];
     let (g, eg) = per_channel(node, 1, "scale", channels)?;
@@ -159,8 +182,12 @@ pub(crate) fn layer_norm(node: &Node) -> Result<Vec<Value>> {
     let (x, ex) = node.float_input(0, "X")?;
     let xs = x.shape();
     let axis = node.int("axis", -1)?;
-    let axis = resolve_axis(axis, xs.len())
-        .ok_or_else(|| node.invalid(format!("axis {axis} is out of range for X of rank {}", xs.len())))?;
+    let axis = resolve_axis(axis, xs.len()).ok_or_else(|| {
+        node.invalid(format!(
+            "axis {axis} is out of range for X of rank {}",
+            xs.len()
+        ))
+    })?;
     let stash = node.int("stash_type", 1)?;
     if stash != 1 {
         return Err(node.unsupported(format!("stash_type={stash}")));
@@ -170,7 +197,10 @@ pub(crate) fn layer_norm(node: &Node) -> Result<Vec<Value>> {
             None => Ok((ArrayD::from_elem(xs, default), ArrayD::zeros(xs))),
             Some((v, e)) => match (broadcast_to(v, xs), broadcast_to(e, xs)) {
                 (Some(v), Some(e)) => Ok((v, e)),
-                _ => Err(node.invalid(format!("{what} {:?} does not broadcast to X {xs:?}", v.shape()))),
+                _ => Err(node.invalid(format!(
+                    "{what} {:?} does not broadcast to X {xs:?}",
+                    v.shape()
+                ))),
             },
         }
     };
@@ -189,11 +219,20 @@ pub(crate) fn layer_norm(node: &Node) -> Result<Vec<Value>> {
         let n = cols as f64;
         let mean = stats.iter().map(|s| s.mean).collect();
         let mean_e = stats.iter().map(|s| s.mean_bound).collect();
-        outputs.push(Value::float(from_flat(&stat_shape, mean), from_flat(&stat_shape, mean_e)));
+        outputs.push(Value::float(
+            from_flat(&stat_shape, mean),
+            from_flat(&stat_shape, mean_e),
+        ));
         // 1/σ: propagated `mean(|z| e) / σ²` (first order), rounding `(n+8)` relative.
         let inv = stats.iter().map(|s| 1.0 / s.sigma).collect();
-        let inv_e = stats.iter().map(|s| s.mean_z_ex / (s.sigma * s.sigma) + (n + 8.0) / s.sigma).collect();
-        outputs.push(Value::float(from_flat(&stat_shape, inv), from_flat(&stat_shape, inv_e)));
+        let inv_e = stats
+            .iter()
+            .map(|s| s.mean_z_ex / (s.sigma * s.sigma) + (n + 8.0) / s.sigma)
+            .collect();
+        outputs.push(Value::float(
+            from_flat(&stat_shape, inv),
+            from_flat(&stat_shape, inv_e),
+        ));
     }
     Ok(outputs)
 }

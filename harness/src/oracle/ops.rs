@@ -1,18 +1,18 @@
 //! The operator table: which kernel runs each op type, since which opset, with how many
-//! inputs and outputs and which attributes. Checks common to all ops live here; version-specific
-//! rules (an attribute that became an input) live in the kernels.
+//! inputs and outputs and which attributes, per opset (attributes that became inputs, outputs
+//! that appeared). Checks that follow from the table run here, before the kernel.
 
 use tract_onnx::pb;
 
 use super::node::{Node, Result};
 use super::value::Value;
-use super::{conv, elementwise as ew, layout, linalg, norm, pool, reduce};
+use super::{arith, cast, conv, elementwise as ew, indexing, layout, linalg, norm, pool, reduce};
 
 /// A kernel: computes the node's outputs in order (optional outputs not requested may be
 /// left out at the end).
 pub(crate) type Kernel = fn(&Node) -> Result<Vec<Value>>;
 
-/// How an op type is evaluated and what a node of it may look like.
+/// How an op type is evaluated and what a node of it may look like in one opset.
 pub(crate) struct OpDef {
     /// The kernel.
     pub run: Kernel,
@@ -23,82 +23,203 @@ pub(crate) struct OpDef {
     /// Required outputs and most outputs.
     pub outputs: (usize, usize),
     /// Attributes the op accepts in some opset.
-    pub attrs: &'static [&'static str],
+    pub attrs: &'static [Attr],
+}
+
+/// An attribute name and the opsets `since..until` that define it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attr {
+    name: &'static str,
+    since: i64,
+    until: i64,
+}
+
+/// An attribute defined in every opset.
+const fn a(name: &'static str) -> Attr {
+    Attr {
+        name,
+        since: 1,
+        until: i64::MAX,
+    }
+}
+
+/// An attribute introduced in opset `since`.
+const fn since(name: &'static str, since: i64) -> Attr {
+    Attr {
+        name,
+        since,
+        until: i64::MAX,
+    }
+}
+
+/// An attribute removed in opset `until` (usually turned into an input).
+const fn until(name: &'static str, until: i64) -> Attr {
+    Attr {
+        name,
+        since: 1,
+        until,
+    }
 }
 
 impl OpDef {
-    /// Checks opset, arity and attribute names; the message says what is wrong.
+    /// Checks opset, arity and attributes; the message says what is wrong.
     pub fn check(&self, node: &pb::NodeProto, opset: i64) -> std::result::Result<(), String> {
         if opset < self.since {
-            return Err(format!("{} is not defined before opset {} (the model imports {opset})", node.op_type, self.since));
+            return Err(format!(
+                "{} is not defined before opset {} (the model imports {opset})",
+                node.op_type, self.since
+            ));
         }
         let (min_in, max_in) = self.inputs;
         if node.input.len() > max_in {
-            return Err(format!("{} inputs given, at most {max_in} allowed", node.input.len()));
+            return Err(format!(
+                "{} inputs given, at most {max_in} allowed in opset {opset}",
+                node.input.len()
+            ));
         }
         if let Some(i) = (0..min_in).find(|&i| node.input.get(i).is_none_or(|n| n.is_empty())) {
             return Err(format!("required input {i} is missing ({min_in} required)"));
         }
         let (min_out, max_out) = self.outputs;
         if node.output.len() > max_out || node.output.len() < min_out {
-            return Err(format!("{} outputs, expected {min_out}..={max_out}", node.output.len()));
+            return Err(format!(
+                "{} outputs, expected {min_out}..={max_out} in opset {opset}",
+                node.output.len()
+            ));
         }
-        if let Some(a) = node.attribute.iter().find(|a| !self.attrs.contains(&a.name.as_str())) {
-            return Err(format!("unknown attribute '{}'", a.name));
+        for given in &node.attribute {
+            let Some(attr) = self.attrs.iter().find(|a| a.name == given.name) else {
+                return Err(format!("unknown attribute '{}'", given.name));
+            };
+            if opset < attr.since {
+                return Err(format!(
+                    "attribute '{}' is not defined before opset {}",
+                    attr.name, attr.since
+                ));
+            }
+            if opset >= attr.until {
+                return Err(format!(
+                    "attribute '{}' was removed in opset {} (it became an input)",
+                    attr.name, attr.until
+                ));
+            }
         }
         Ok(())
     }
 }
 
-const fn def(run: Kernel, since: i64, inputs: (usize, usize), outputs: (usize, usize), attrs: &'static [&'static str]) -> OpDef {
-    OpDef { run, since, inputs, outputs, attrs }
+/// A `'static` attribute list built with the const constructors above.
+macro_rules! attrs {
+    ($($attr:expr),* $(,)?) => {
+        const { &[$($attr),*] as &[Attr] }
+    };
 }
 
-/// Unary op without attributes.
-const fn unary(run: Kernel, since: i64) -> OpDef {
-    def(run, since, (1, 1), (1, 1), &[])
-}
+const ONE: (usize, usize) = (1, 1);
+const CONV: &[Attr] = &[
+    a("auto_pad"),
+    a("dilations"),
+    a("group"),
+    a("kernel_shape"),
+    a("pads"),
+    a("strides"),
+];
+const CONV_TRANSPOSE: &[Attr] = &[
+    a("auto_pad"),
+    a("dilations"),
+    a("group"),
+    a("kernel_shape"),
+    a("output_padding"),
+    a("output_shape"),
+    a("pads"),
+    a("strides"),
+];
+const MAX_POOL: &[Attr] = &[
+    a("auto_pad"),
+    since("ceil_mode", 10),
+    since("dilations", 10),
+    a("kernel_shape"),
+    a("pads"),
+    since("storage_order", 8),
+    a("strides"),
+];
+const AVERAGE_POOL: &[Attr] = &[
+    a("auto_pad"),
+    since("ceil_mode", 10),
+    a("count_include_pad"),
+    since("dilations", 19),
+    a("kernel_shape"),
+    a("pads"),
+    a("strides"),
+];
+const LP_POOL: &[Attr] = &[
+    a("auto_pad"),
+    since("ceil_mode", 18),
+    since("dilations", 18),
+    a("kernel_shape"),
+    a("p"),
+    a("pads"),
+    a("strides"),
+];
+const BATCH_NORM: &[Attr] = &[
+    a("epsilon"),
+    a("momentum"),
+    until("spatial", 9),
+    since("training_mode", 14),
+];
+const REDUCE_13: &[Attr] = &[
+    until("axes", 13),
+    a("keepdims"),
+    since("noop_with_empty_axes", 13),
+];
+const REDUCE_18: &[Attr] = &[
+    until("axes", 18),
+    a("keepdims"),
+    since("noop_with_empty_axes", 18),
+];
+const CONSTANT: &[Attr] = &[
+    a("value"),
+    since("sparse_value", 11),
+    since("value_float", 12),
+    since("value_floats", 12),
+    since("value_int", 12),
+    since("value_ints", 12),
+    since("value_string", 12),
+    since("value_strings", 12),
+];
 
-const MAX_POOL_ATTRS: &[&str] =
-    &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"];
-const AVERAGE_POOL_ATTRS: &[&str] =
-    &["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"];
-const LP_POOL_ATTRS: &[&str] = &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "p", "pads", "strides"];
-const REDUCE_ATTRS: &[&str] = &["axes", "keepdims", "noop_with_empty_axes"];
-
-/// The definition of `op_type` in the default domain, if the oracle implements it.
-pub(crate) fn lookup(op_type: &str) -> Option<OpDef> {
+/// The definition of `op_type` in the default domain at `opset`, if the oracle implements it.
+#[rustfmt::skip]
+pub(crate) fn lookup(op_type: &str, opset: i64) -> Option<OpDef> {
+    // Arity that changed at opset `at`.
+    let from = |at: i64, before: (usize, usize), after: (usize, usize)| if opset < at { before } else { after };
+    let def = |run: Kernel, since: i64, inputs, outputs, attrs| OpDef { run, since, inputs, outputs, attrs };
+    let unary = |run: Kernel, since: i64| OpDef { run, since, inputs: ONE, outputs: ONE, attrs: &[] };
     Some(match op_type {
         // Convolutions and pooling.
-        "Conv" => def(conv::conv, 1, (2, 3), (1, 1), &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]),
-        "ConvTranspose" => def(
-            conv::conv_transpose,
-            1,
-            (2, 3),
-            (1, 1),
-            &["auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides"],
-        ),
-        "MaxPool" => def(pool::max_pool, 1, (1, 1), (1, 2), MAX_POOL_ATTRS),
-        "AveragePool" => def(pool::average_pool, 1, (1, 1), (1, 1), AVERAGE_POOL_ATTRS),
-        "LpPool" => def(pool::lp_pool, 2, (1, 1), (1, 1), LP_POOL_ATTRS),
+        "Conv" => def(conv::conv, 1, (2, 3), ONE, CONV),
+        "ConvTranspose" => def(conv::conv_transpose, 1, (2, 3), ONE, CONV_TRANSPOSE),
+        "MaxPool" => def(pool::max_pool, 1, ONE, from(8, ONE, (1, 2)), MAX_POOL),
+        "AveragePool" => def(pool::average_pool, 1, ONE, ONE, AVERAGE_POOL),
+        "LpPool" => def(pool::lp_pool, 2, ONE, ONE, LP_POOL),
         "GlobalAveragePool" => unary(pool::global_average_pool, 1),
         "GlobalMaxPool" => unary(pool::global_max_pool, 1),
         // Normalization.
-        "BatchNormalization" => def(norm::batch_norm, 1, (5, 5), (1, 5), &["epsilon", "momentum", "spatial", "training_mode"]),
-        "InstanceNormalization" => def(norm::instance_norm, 1, (3, 3), (1, 1), &["epsilon"]),
-        "LayerNormalization" => def(norm::layer_norm, 17, (2, 3), (1, 3), &["axis", "epsilon", "stash_type"]),
+        "BatchNormalization" => def(norm::batch_norm, 1, (5, 5), from(14, (1, 5), (1, 3)), BATCH_NORM),
+        "InstanceNormalization" => def(norm::instance_norm, 1, (3, 3), ONE, attrs![a("epsilon")]),
+        "LayerNormalization" => def(norm::layer_norm, 17, (2, 3), (1, 3), attrs![a("axis"), a("epsilon"), a("stash_type")]),
         // Activations and elementwise math.
         "Relu" => unary(ew::relu, 1),
-        "LeakyRelu" => def(ew::leaky_relu, 1, (1, 1), (1, 1), &["alpha"]),
-        "PRelu" => def(ew::prelu, 1, (2, 2), (1, 1), &[]),
-        "Clip" => def(ew::clip, 1, (1, 3), (1, 1), &["min", "max"]),
+        "LeakyRelu" => def(ew::leaky_relu, 1, ONE, ONE, attrs![a("alpha")]),
+        "PRelu" => def(ew::prelu, 1, (2, 2), ONE, attrs![]),
+        "Clip" => def(ew::clip, 1, from(11, ONE, (1, 3)), ONE, attrs![until("min", 11), until("max", 11)]),
         "Sigmoid" => unary(ew::sigmoid, 1),
         "Tanh" => unary(ew::tanh, 1),
-        "Elu" => def(ew::elu, 1, (1, 1), (1, 1), &["alpha"]),
-        "Selu" => def(ew::selu, 1, (1, 1), (1, 1), &["alpha", "gamma"]),
-        "HardSigmoid" => def(ew::hard_sigmoid, 1, (1, 1), (1, 1), &["alpha", "beta"]),
+        "Elu" => def(ew::elu, 1, ONE, ONE, attrs![a("alpha")]),
+        "Selu" => def(ew::selu, 1, ONE, ONE, attrs![a("alpha"), a("gamma")]),
+        "HardSigmoid" => def(ew::hard_sigmoid, 1, ONE, ONE, attrs![a("alpha"), a("beta")]),
         "HardSwish" => unary(ew::hard_swish, 14),
-        "Gelu" => def(ew::gelu, 20, (1, 1), (1, 1), &["approximate"]),
+        "Gelu" => def(ew::gelu, 20, ONE, ONE, attrs![a("approximate")]),
         "Softplus" => unary(ew::softplus, 1),
         "Softsign" => unary(ew::softsign, 1),
         "Mish" => unary(ew::mish, 18),
@@ -106,42 +227,36 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpDef> {
         "Log" => unary(ew::log, 1),
         "Sqrt" => unary(ew::sqrt, 1),
         "Erf" => unary(ew::erf, 9),
-        "Abs" => unary(ew::abs, 1),
-        "Neg" => unary(ew::neg, 1),
-        "Reciprocal" => unary(ew::reciprocal, 1),
-        "Add" => def(ew::add, 1, (2, 2), (1, 1), &[]),
-        "Sub" => def(ew::sub, 1, (2, 2), (1, 1), &[]),
-        "Mul" => def(ew::mul, 1, (2, 2), (1, 1), &[]),
-        "Div" => def(ew::div, 1, (2, 2), (1, 1), &[]),
+        "Abs" => unary(arith::abs, 1),
+        "Neg" => unary(arith::neg, 1),
+        "Reciprocal" => unary(arith::reciprocal, 1),
+        "Add" => def(arith::add, 1, (2, 2), ONE, attrs![]),
+        "Sub" => def(arith::sub, 1, (2, 2), ONE, attrs![]),
+        "Mul" => def(arith::mul, 1, (2, 2), ONE, attrs![]),
+        "Div" => def(arith::div, 1, (2, 2), ONE, attrs![]),
         // Linear algebra, reductions, softmax.
-        "Gemm" => def(linalg::gemm, 1, (2, 3), (1, 1), &["alpha", "beta", "transA", "transB"]),
-        "MatMul" => def(linalg::matmul, 1, (2, 2), (1, 1), &[]),
-        "ReduceMean" => def(reduce::reduce_mean, 1, (1, 2), (1, 1), REDUCE_ATTRS),
-        "ReduceMax" => def(reduce::reduce_max, 1, (1, 2), (1, 1), REDUCE_ATTRS),
-        "ReduceMin" => def(reduce::reduce_min, 1, (1, 2), (1, 1), REDUCE_ATTRS),
-        "ReduceSum" => def(reduce::reduce_sum, 1, (1, 2), (1, 1), REDUCE_ATTRS),
-        "Softmax" => def(reduce::softmax, 1, (1, 1), (1, 1), &["axis"]),
-        // Layout and shape computations.
+        "Gemm" => def(linalg::gemm, 1, from(11, (3, 3), (2, 3)), ONE, attrs![a("alpha"), a("beta"), a("transA"), a("transB")]),
+        "MatMul" => def(linalg::matmul, 1, (2, 2), ONE, attrs![]),
+        "ReduceMean" => def(reduce::reduce_mean, 1, from(18, ONE, (1, 2)), ONE, REDUCE_18),
+        "ReduceMax" => def(reduce::reduce_max, 1, from(18, ONE, (1, 2)), ONE, REDUCE_18),
+        "ReduceMin" => def(reduce::reduce_min, 1, from(18, ONE, (1, 2)), ONE, REDUCE_18),
+        "ReduceSum" => def(reduce::reduce_sum, 1, from(13, ONE, (1, 2)), ONE, REDUCE_13),
+        "Softmax" => def(reduce::softmax, 1, ONE, ONE, attrs![a("axis")]),
+        // Layout, indexing and shape computations.
         "Identity" => unary(layout::identity, 1),
-        "Dropout" => def(layout::dropout, 1, (1, 3), (1, 2), &["ratio", "seed"]),
-        "Flatten" => def(layout::flatten, 1, (1, 1), (1, 1), &["axis"]),
-        "Reshape" => def(layout::reshape, 5, (2, 2), (1, 1), &["allowzero"]),
-        "Squeeze" => def(layout::squeeze, 1, (1, 2), (1, 1), &["axes"]),
-        "Unsqueeze" => def(layout::unsqueeze, 1, (1, 2), (1, 1), &["axes"]),
-        "Transpose" => def(layout::transpose, 1, (1, 1), (1, 1), &["perm"]),
-        "Concat" => def(layout::concat, 1, (1, usize::MAX), (1, 1), &["axis"]),
-        "Pad" => def(layout::pad, 1, (1, 4), (1, 1), &["mode", "pads", "value"]),
-        "Slice" => def(layout::slice, 1, (1, 5), (1, 1), &["axes", "ends", "starts"]),
-        "Gather" => def(layout::gather, 1, (2, 2), (1, 1), &["axis"]),
-        "Shape" => def(layout::shape, 1, (1, 1), (1, 1), &["end", "start"]),
-        "Constant" => def(
-            layout::constant,
-            1,
-            (0, 0),
-            (1, 1),
-            &["value", "value_float", "value_floats", "value_int", "value_ints", "sparse_value", "value_string", "value_strings"],
-        ),
-        "Cast" => def(layout::cast, 1, (1, 1), (1, 1), &["to", "saturate", "round_mode"]),
+        "Dropout" => def(layout::dropout, 1, from(12, ONE, (1, 3)), (1, 2), attrs![until("ratio", 12), since("seed", 12)]),
+        "Flatten" => def(layout::flatten, 1, ONE, ONE, attrs![a("axis")]),
+        "Reshape" => def(layout::reshape, 5, (2, 2), ONE, attrs![since("allowzero", 14)]),
+        "Squeeze" => def(layout::squeeze, 1, from(13, ONE, (1, 2)), ONE, attrs![until("axes", 13)]),
+        "Unsqueeze" => def(layout::unsqueeze, 1, from(13, ONE, (2, 2)), ONE, attrs![until("axes", 13)]),
+        "Transpose" => def(layout::transpose, 1, ONE, ONE, attrs![a("perm")]),
+        "Concat" => def(layout::concat, 1, (1, usize::MAX), ONE, attrs![a("axis")]),
+        "Shape" => def(layout::shape, 1, ONE, ONE, attrs![since("end", 15), since("start", 15)]),
+        "Pad" => def(indexing::pad, 2, from(11, ONE, from(18, (2, 3), (2, 4))), ONE, attrs![a("mode"), until("pads", 11), until("value", 11)]),
+        "Slice" => def(indexing::slice, 1, from(10, ONE, (3, 5)), ONE, attrs![until("axes", 10), until("ends", 10), until("starts", 10)]),
+        "Gather" => def(indexing::gather, 1, (2, 2), ONE, attrs![a("axis")]),
+        "Constant" => def(cast::constant, 1, (0, 0), ONE, CONSTANT),
+        "Cast" => def(cast::cast, 1, ONE, ONE, attrs![a("to"), since("saturate", 19)]),
         _ => return None,
     })
 }

@@ -14,7 +14,7 @@
 //! inventing a value. Average with count_include_pad=1 and LpPool stay defined (0).
 
 use super::bound::{self, SMOOTH_RELATIVE};
-use super::conv::check_work;
+use super::conv::{check_work, kernel_taps};
 use super::geometry::{self, Window};
 use super::node::{FloatRef, Node, Result};
 use super::value::{flat, from_flat, strides, try_for_each_index, Value};
@@ -27,30 +27,35 @@ struct Taps<'t> {
     padding: usize,
 }
 
-/// Reads X and the window of a pool node. `ceil_since` / `dilations_since` are the opsets
-/// that introduced those attributes for this op.
-fn read_pool<'a>(node: &Node<'a>, ceil_since: i64, dilations_since: i64) -> Result<(FloatRef<'a>, Window)> {
+/// Reads X and the window of a pool node (the op table has checked which attributes exist in
+/// the model's opset).
+fn read_pool<'a>(node: &Node<'a>) -> Result<(FloatRef<'a>, Window)> {
     let (x, ex) = node.float_input(0, "X")?;
     let xs = x.shape();
     if xs.len() < 3 {
-        return Err(node.invalid(format!("X must have rank >= 3 (N, C, D1, ...), has shape {xs:?}")));
+        return Err(node.invalid(format!(
+            "X must have rank >= 3 (N, C, D1, ...), has shape {xs:?}"
+        )));
     }
-    for (name, since) in [("ceil_mode", ceil_since), ("dilations", dilations_since)] {
-        if node.has_attr(name) && node.opset < since {
-            return Err(node.invalid(format!("attribute '{name}' is not defined before opset {since}")));
-        }
-    }
-    let kernel = node.ints("kernel_shape")?.ok_or_else(|| node.invalid("attribute kernel_shape is required"))?;
+    let kernel = node
+        .ints("kernel_shape")?
+        .ok_or_else(|| node.invalid("attribute kernel_shape is required"))?;
     let rank = xs.len() - 2;
     if kernel.len() != rank {
-        return Err(node.invalid(format!("kernel_shape {kernel:?} must have {rank} values (spatial axes of X {xs:?})")));
+        return Err(node.invalid(format!(
+            "kernel_shape {kernel:?} must have {rank} values (spatial axes of X {xs:?})"
+        )));
     }
     if let Some(bad) = kernel.iter().find(|&&k| k < 1) {
-        return Err(node.invalid(format!("kernel_shape must be positive, got {bad} in {kernel:?}")));
+        return Err(node.invalid(format!(
+            "kernel_shape must be positive, got {bad} in {kernel:?}"
+        )));
     }
     let kernel: Vec<usize> = kernel
         .iter()
-        .map(|&k| usize::try_from(k).map_err(|_| node.invalid(format!("kernel size {k} is too large"))))
+        .map(|&k| {
+            usize::try_from(k).map_err(|_| node.invalid(format!("kernel size {k} is too large")))
+        })
         .collect::<Result<_>>()?;
     let ceil_mode = node.flag("ceil_mode", false)?;
     let win = geometry::window(node, &xs[2..], &kernel, ceil_mode)?;
@@ -68,9 +73,9 @@ fn for_each_window(
     let mut out_shape = xs[..2].to_vec();
     out_shape.extend(&win.out);
     let total = node.check_size(&out_shape)?;
-    check_work(node, total, win.kernel.iter().product())?;
+    check_work(node, &[&[total], win.kernel.as_slice()].concat())?;
     let xst = strides(xs);
-    let taps = super::value::all_indices(&win.kernel);
+    let taps = kernel_taps(node, &win.kernel)?;
     let rank = win.kernel.len();
     let mut real = Vec::with_capacity(taps.len());
     try_for_each_index(&out_shape, |idx| {
@@ -98,7 +103,10 @@ fn for_each_window(
                 padding += 1;
             }
         }
-        visit(&Taps { real: &real, padding })
+        visit(&Taps {
+            real: &real,
+            padding,
+        })
     })?;
     Ok(out_shape)
 }
@@ -108,7 +116,7 @@ fn for_each_window(
 /// `storage_order=1` (batch and channel offsets stay row-major, as in the reference
 /// implementation). A NaN in the window makes the result NaN.
 pub(crate) fn max_pool(node: &Node) -> Result<Vec<Value>> {
-    let ((x, ex), win) = read_pool(node, 10, 10)?;
+    let ((x, ex), win) = read_pool(node)?;
     let storage_order = node.flag("storage_order", false)?;
     let xs = x.shape();
     let (xf, xef) = (flat(x), flat(ex));
@@ -121,11 +129,17 @@ pub(crate) fn max_pool(node: &Node) -> Result<Vec<Value>> {
                 _ => best = Some(t),
             }
         }
-        let best = best.ok_or_else(|| node.undefined("a window covers only padding, so its maximum is undefined"))?;
+        let best = best.ok_or_else(|| {
+            node.undefined("a window covers only padding, so its maximum is undefined")
+        })?;
         y.push(xf[best]);
         // 1-Lipschitz: max of the window's bounds.
         e.push(taps.real.iter().map(|&t| xef[t]).fold(0.0, f64::max));
-        indices.push(if storage_order { column_major(best, xs) } else { best } as i64);
+        indices.push(if storage_order {
+            column_major(best, xs)
+        } else {
+            best
+        } as i64);
         Ok(())
     })?;
     let mut outputs = vec![Value::float(from_flat(&shape, y), from_flat(&shape, e))];
@@ -138,7 +152,9 @@ pub(crate) fn max_pool(node: &Node) -> Result<Vec<Value>> {
 /// Re-expresses a row-major flat offset into `[N, C, D...]` with the spatial axes column-major.
 fn column_major(row_major: usize, xs: &[usize]) -> usize {
     let rst = strides(xs);
-    let idx: Vec<usize> = (0..xs.len()).map(|a| row_major / rst[a] % xs[a].max(1)).collect();
+    let idx: Vec<usize> = (0..xs.len())
+        .map(|a| row_major / rst[a] % xs[a].max(1))
+        .collect();
     let plane: usize = xs[2..].iter().product();
     let mut offset = (idx[0] * xs[1] + idx[1]) * plane;
     let mut stride = 1;
@@ -151,7 +167,7 @@ fn column_major(row_major: usize, xs: &[usize]) -> usize {
 
 /// AveragePool.
 pub(crate) fn average_pool(node: &Node) -> Result<Vec<Value>> {
-    let ((x, ex), win) = read_pool(node, 10, 19)?;
+    let ((x, ex), win) = read_pool(node)?;
     let include_pad = node.flag("count_include_pad", false)?;
     let (xf, xef) = (flat(x), flat(ex));
     let (mut y, mut e) = (Vec::new(), Vec::new());
@@ -168,7 +184,10 @@ pub(crate) fn average_pool(node: &Node) -> Result<Vec<Value>> {
         e.push(bound::mean(sum_e, sum_abs, k, divisor));
         Ok(())
     })?;
-    Ok(vec![Value::float(from_flat(&shape, y), from_flat(&shape, e))])
+    Ok(vec![Value::float(
+        from_flat(&shape, y),
+        from_flat(&shape, e),
+    )])
 }
 
 /// LpPool: `(Σ |x|^p)^(1/p)` over the real taps.
@@ -177,7 +196,7 @@ pub(crate) fn average_pool(node: &Node) -> Result<Vec<Value>> {
 /// the norm only for ceil_mode windows that run past the padded end; the oracle follows the
 /// spec's definition (the Lp norm of the window).
 pub(crate) fn lp_pool(node: &Node) -> Result<Vec<Value>> {
-    let ((x, ex), win) = read_pool(node, 18, 18)?;
+    let ((x, ex), win) = read_pool(node)?;
     let p = node.int("p", 2)?;
     if p < 1 {
         return Err(node.invalid(format!("p must be >= 1, got {p}")));
@@ -186,12 +205,24 @@ pub(crate) fn lp_pool(node: &Node) -> Result<Vec<Value>> {
     let (xf, xef) = (flat(x), flat(ex));
     let (mut y, mut e) = (Vec::new(), Vec::new());
     let shape = for_each_window(node, x.shape(), &win, |taps| {
-        let norm = taps.real.iter().map(|&t| xf[t].abs().powf(p)).sum::<f64>().powf(1.0 / p);
+        let norm = taps
+            .real
+            .iter()
+            .map(|&t| xf[t].abs().powf(p))
+            .sum::<f64>()
+            .powf(1.0 / p);
         y.push(norm);
-        e.push(lp_bound(taps.real.iter().map(|&t| (xf[t], xef[t])), norm, p));
+        e.push(lp_bound(
+            taps.real.iter().map(|&t| (xf[t], xef[t])),
+            norm,
+            p,
+        ));
         Ok(())
     })?;
-    Ok(vec![Value::float(from_flat(&shape, y), from_flat(&shape, e))])
+    Ok(vec![Value::float(
+        from_flat(&shape, y),
+        from_flat(&shape, e),
+    )])
 }
 
 /// Bound of a p-norm `y` of `k` terms: the gradient `(|x_i| / y)^(p-1)` is at most 1 per term;
@@ -213,7 +244,9 @@ fn read_global<'a>(node: &Node<'a>) -> Result<(FloatRef<'a>, Vec<usize>, usize)>
     let (x, ex) = node.float_input(0, "X")?;
     let xs = x.shape();
     if xs.len() < 3 {
-        return Err(node.invalid(format!("X must have rank >= 3 (N, C, D1, ...), has shape {xs:?}")));
+        return Err(node.invalid(format!(
+            "X must have rank >= 3 (N, C, D1, ...), has shape {xs:?}"
+        )));
     }
     let mut shape = xs[..2].to_vec();
     shape.resize(xs.len(), 1);
@@ -232,10 +265,16 @@ pub(crate) fn global_average_pool(node: &Node) -> Result<Vec<Value>> {
         .zip(xef.chunks(plane))
         .map(|(v, b)| {
             let sum_abs: f64 = v.iter().map(|x| x.abs()).sum();
-            (v.iter().sum::<f64>() / plane as f64, bound::mean(b.iter().sum(), sum_abs, plane, plane))
+            (
+                v.iter().sum::<f64>() / plane as f64,
+                bound::mean(b.iter().sum(), sum_abs, plane, plane),
+            )
         })
         .unzip();
-    Ok(vec![Value::float(from_flat(&shape, y), from_flat(&shape, e))])
+    Ok(vec![Value::float(
+        from_flat(&shape, y),
+        from_flat(&shape, e),
+    )])
 }
 
 /// GlobalMaxPool: the max over all spatial positions of each (n, c) (NaN propagates).
@@ -248,9 +287,17 @@ pub(crate) fn global_max_pool(node: &Node) -> Result<Vec<Value>> {
     let (y, e) = xf
         .chunks(plane)
         .zip(xef.chunks(plane))
-        .map(|(v, b)| (v.iter().copied().fold(f64::NEG_INFINITY, nan_max), b.iter().copied().fold(0.0, f64::max)))
+        .map(|(v, b)| {
+            (
+                v.iter().copied().fold(f64::NEG_INFINITY, nan_max),
+                b.iter().copied().fold(0.0, f64::max),
+            )
+        })
         .unzip();
-    Ok(vec![Value::float(from_flat(&shape, y), from_flat(&shape, e))])
+    Ok(vec![Value::float(
+        from_flat(&shape, y),
+        from_flat(&shape, e),
+    )])
 }
 
 /// Maximum that propagates NaN.
@@ -261,4 +308,3 @@ pub(crate) fn nan_max(a: f64, b: f64) -> f64 {
         a.max(b)
     }
 }
-

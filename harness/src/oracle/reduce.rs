@@ -12,20 +12,15 @@ type Reducer = fn(&Node, &[(f64, f64)]) -> Result<(f64, f64)>;
 /// `None` means "no axes given".
 fn reduce_axes(node: &Node, input_since: i64, rank: usize) -> Result<Option<Vec<usize>>> {
     let axes = if node.opset < input_since {
-        if node.input(1).is_some() {
-            return Err(node.invalid(format!("axes is an attribute before opset {input_since}, not an input")));
-        }
         node.ints("axes")?
     } else {
-        if node.has_attr("axes") {
-            return Err(node.invalid(format!("axes is an input from opset {input_since}, not an attribute")));
-        }
         node.opt_int_list(1, "axes")?
     };
     let Some(axes) = axes else { return Ok(None) };
     let mut resolved = Vec::with_capacity(axes.len());
     for &a in &axes {
-        let r = resolve_axis(a, rank).ok_or_else(|| node.invalid(format!("axis {a} is out of range for rank {rank}")))?;
+        let r = resolve_axis(a, rank)
+            .ok_or_else(|| node.invalid(format!("axis {a} is out of range for rank {rank}")))?;
         if resolved.contains(&r) {
             return Err(node.invalid(format!("axis {a} is repeated in {axes:?}")));
         }
@@ -49,8 +44,12 @@ fn reduce(node: &Node, input_since: i64, reducer: Reducer) -> Result<Vec<Value>>
         _ => (0..xs.len()).collect(),
     };
     // The kept shape has 1 on reduced axes; the window spans the reduced axes.
-    let kept: Vec<usize> = (0..xs.len()).map(|a| if axes.contains(&a) { 1 } else { xs[a] }).collect();
-    let window: Vec<usize> = (0..xs.len()).map(|a| if axes.contains(&a) { xs[a] } else { 1 }).collect();
+    let kept: Vec<usize> = (0..xs.len())
+        .map(|a| if axes.contains(&a) { 1 } else { xs[a] })
+        .collect();
+    let window: Vec<usize> = (0..xs.len())
+        .map(|a| if axes.contains(&a) { xs[a] } else { 1 })
+        .collect();
     let (xf, xef, st) = (flat(x), flat(ex), strides(xs));
     let (mut y, mut e, mut error) = (Vec::new(), Vec::new(), None);
     let mut elems = Vec::new();
@@ -74,14 +73,22 @@ fn reduce(node: &Node, input_since: i64, reducer: Reducer) -> Result<Vec<Value>>
     let shape: Vec<usize> = if keepdims {
         kept
     } else {
-        (0..xs.len()).filter(|a| !axes.contains(a)).map(|a| xs[a]).collect()
+        (0..xs.len())
+            .filter(|a| !axes.contains(a))
+            .map(|a| xs[a])
+            .collect()
     };
-    Ok(vec![Value::float(from_flat(&shape, y), from_flat(&shape, e))])
+    Ok(vec![Value::float(
+        from_flat(&shape, y),
+        from_flat(&shape, e),
+    )])
 }
 
 /// Sums of values, bounds and magnitudes.
 fn sums(elems: &[(f64, f64)]) -> (f64, f64, f64) {
-    elems.iter().fold((0.0, 0.0, 0.0), |(s, se, sa), &(x, e)| (s + x, se + e, sa + x.abs()))
+    elems.iter().fold((0.0, 0.0, 0.0), |(s, se, sa), &(x, e)| {
+        (s + x, se + e, sa + x.abs())
+    })
 }
 
 /// ReduceMean (axes an input from opset 18).
@@ -111,11 +118,15 @@ pub(crate) fn reduce_max(node: &Node) -> Result<Vec<Value>> {
 
 /// ReduceMin (axes an input from opset 18): 1-Lipschitz, NaN propagates.
 pub(crate) fn reduce_min(node: &Node) -> Result<Vec<Value>> {
-    reduce(node, 18, |node, elems| extreme(node, elems, |a, b| -nan_max(-a, -b)))
+    reduce(node, 18, |node, elems| {
+        extreme(node, elems, |a, b| -nan_max(-a, -b))
+    })
 }
 
 fn extreme(node: &Node, elems: &[(f64, f64)], pick: fn(f64, f64) -> f64) -> Result<(f64, f64)> {
-    let (&(first, _), rest) = elems.split_first().ok_or_else(|| node.undefined("the extremum of no elements"))?;
+    let (&(first, _), rest) = elems
+        .split_first()
+        .ok_or_else(|| node.undefined("the extremum of no elements"))?;
     let y = rest.iter().fold(first, |m, &(x, _)| pick(m, x));
     Ok((y, elems.iter().map(|&(_, e)| e).fold(0.0, f64::max)))
 }
@@ -131,8 +142,9 @@ pub(crate) fn softmax(node: &Node) -> Result<Vec<Value>> {
     let axis = node.int("axis", if legacy { 1 } else { -1 })?;
     // A scalar has one element along a virtual axis.
     let rank = xs.len().max(1);
-    let axis = resolve_axis(axis, rank)
-        .ok_or_else(|| node.invalid(format!("axis {axis} is out of range for rank {}", xs.len())))?;
+    let axis = resolve_axis(axis, rank).ok_or_else(|| {
+        node.invalid(format!("axis {axis} is out of range for rank {}", xs.len()))
+    })?;
     let dim = |a: usize| xs.get(a).copied().unwrap_or(1);
     let outer: usize = (0..axis).map(dim).product();
     let (len, inner) = if legacy {

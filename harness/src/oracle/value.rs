@@ -97,7 +97,9 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
 
 /// Element count of a shape, or `None` when it exceeds [`MAX_ELEMENTS`].
 pub fn element_count(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d).filter(|&n| n <= MAX_ELEMENTS))
+    shape.iter().try_fold(1usize, |n, &d| {
+        n.checked_mul(d).filter(|&n| n <= MAX_ELEMENTS)
+    })
 }
 
 /// Calls `f` with every index of `shape`, in row-major order (an odometer).
@@ -125,7 +127,10 @@ pub fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
 }
 
 /// Like [`for_each_index`], stopping at the first error.
-pub fn try_for_each_index<E>(shape: &[usize], mut f: impl FnMut(&[usize]) -> Result<(), E>) -> Result<(), E> {
+pub fn try_for_each_index<E>(
+    shape: &[usize],
+    mut f: impl FnMut(&[usize]) -> Result<(), E>,
+) -> Result<(), E> {
     let mut result = Ok(());
     for_each_index(shape, |i| {
         if result.is_ok() {
@@ -145,7 +150,13 @@ pub fn all_indices(shape: &[usize]) -> Vec<Vec<usize>> {
 /// The numpy (multidirectional) broadcast of two shapes, or `None` when they are incompatible.
 pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| if i + s.len() >= rank { s[i + s.len() - rank] } else { 1 };
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        }
+    };
     (0..rank)
         .map(|i| match (dim(a, i), dim(b, i)) {
             (x, y) if x == y => Some(x),

@@ -6,7 +6,9 @@ mod elementwise;
 mod graph;
 mod layout;
 mod linalg;
+mod lowering;
 mod norm;
+mod onnx_examples;
 mod pool;
 
 use tract_onnx::pb;
@@ -51,7 +53,10 @@ impl Case {
     /// Adds a float graph input fed with `data`.
     pub fn input(mut self, shape: &[usize], data: &[f32]) -> Case {
         let name = format!("in{}", self.node_inputs.len());
-        self.fed.push(Named { name: name.clone(), tensor: Tensor::f32(shape, data.to_vec()).unwrap() });
+        self.fed.push(Named {
+            name: name.clone(),
+            tensor: Tensor::f32(shape, data.to_vec()).unwrap(),
+        });
         self.node_inputs.push(name);
         self
     }
@@ -63,7 +68,9 @@ impl Case {
 
     /// Adds an int64 initializer.
     pub fn init_i64(self, shape: &[usize], data: &[i64]) -> Case {
-        self.init_tensor(Tensor::I64(ndarray::ArrayD::from_shape_vec(shape, data.to_vec()).unwrap()))
+        self.init_tensor(Tensor::I64(
+            ndarray::ArrayD::from_shape_vec(shape, data.to_vec()).unwrap(),
+        ))
     }
 
     fn init_tensor(mut self, t: Tensor) -> Case {
@@ -113,7 +120,11 @@ impl Case {
 
     /// The model.
     pub fn model(&self) -> pb::ModelProto {
-        let outputs = if self.outputs.is_empty() { vec!["y".to_string()] } else { self.outputs.clone() };
+        let outputs = if self.outputs.is_empty() {
+            vec!["y".to_string()]
+        } else {
+            self.outputs.clone()
+        };
         let node = pb::NodeProto {
             op_type: self.op.clone(),
             name: "n".into(),
@@ -125,14 +136,33 @@ impl Case {
         let inputs = self
             .fed
             .iter()
-            .map(|n| value_info(&n.name, DType::Float, &n.tensor.shape().iter().map(|&d| Dim::Fixed(d)).collect::<Vec<_>>()))
+            .map(|n| {
+                value_info(
+                    &n.name,
+                    DType::Float,
+                    &n.tensor
+                        .shape()
+                        .iter()
+                        .map(|&d| Dim::Fixed(d))
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect();
         let graph_outputs = outputs
             .iter()
             .filter(|o| !o.is_empty())
-            .map(|o| pb::ValueInfoProto { name: o.clone(), ..Default::default() })
+            .map(|o| pb::ValueInfoProto {
+                name: o.clone(),
+                ..Default::default()
+            })
             .collect();
-        model(vec![node], inputs, self.inits.clone(), graph_outputs, self.opset)
+        model(
+            vec![node],
+            inputs,
+            self.inits.clone(),
+            graph_outputs,
+            self.opset,
+        )
     }
 
     /// Evaluates the model on its fed inputs.
@@ -147,7 +177,9 @@ impl Case {
 
     /// Output `i`, row-major, after checking its shape.
     pub fn output(&self, i: usize, shape: &[usize]) -> Vec<f64> {
-        let ev = self.run().unwrap_or_else(|e| panic!("{} failed: {e}", self.op));
+        let ev = self
+            .run()
+            .unwrap_or_else(|e| panic!("{} failed: {e}", self.op));
         let out = &ev.outputs[i];
         assert_eq!(out.value.shape(), shape, "shape of output {i}");
         out.value.iter().copied().collect()
@@ -160,7 +192,11 @@ impl Case {
 
     /// Bound of output 0, row-major.
     pub fn bound(&self) -> Vec<f64> {
-        self.run().unwrap().outputs[0].bound.iter().copied().collect()
+        self.run().unwrap().outputs[0]
+            .bound
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// The error, which must be `Invalid`; returns its message.
@@ -182,8 +218,18 @@ pub(super) fn model(
 ) -> pb::ModelProto {
     pb::ModelProto {
         ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: opset }],
-        graph: Some(pb::GraphProto { node, input, initializer, output, name: "g".into(), ..Default::default() }),
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        graph: Some(pb::GraphProto {
+            node,
+            input,
+            initializer,
+            output,
+            name: "g".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -191,19 +237,33 @@ pub(super) fn model(
 /// Asserts two sequences are equal to a relative 1e-12 (f64 rounding of the oracle's sums).
 #[track_caller]
 pub(super) fn assert_close(actual: &[f64], expected: &[f64]) {
-    assert_eq!(actual.len(), expected.len(), "length: {actual:?} vs {expected:?}");
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "length: {actual:?} vs {expected:?}"
+    );
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
         let ok = (a.is_nan() && e.is_nan()) || (a - e).abs() <= 1e-12 * e.abs().max(1.0);
-        assert!(ok, "element {i}: {a} != {e}\nactual   {actual:?}\nexpected {expected:?}");
+        assert!(
+            ok,
+            "element {i}: {a} != {e}\nactual   {actual:?}\nexpected {expected:?}"
+        );
     }
 }
 
 /// Asserts two sequences are equal to a relative `tol`.
 #[track_caller]
 pub(super) fn assert_near(actual: &[f64], expected: &[f64], tol: f64) {
-    assert_eq!(actual.len(), expected.len(), "length: {actual:?} vs {expected:?}");
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "length: {actual:?} vs {expected:?}"
+    );
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!((a - e).abs() <= tol * e.abs().max(1.0), "element {i}: {a} != {e}\nactual   {actual:?}\nexpected {expected:?}");
+        assert!(
+            (a - e).abs() <= tol * e.abs().max(1.0),
+            "element {i}: {a} != {e}\nactual   {actual:?}\nexpected {expected:?}"
+        );
     }
 }
 
