@@ -23,23 +23,70 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("stage");
     g.throughput(Throughput::Elements(CASES));
     g.sample_size(10);
-    g.bench_function("generate", |b| b.iter(|| (0..CASES).map(|i| generate(0, i, &cfg)).count()));
-    g.bench_function("emit", |b| b.iter(|| cases.iter().map(|c| encode_model(&emit(&c.model).unwrap()).len()).sum::<usize>()));
+    g.bench_function("generate", |b| {
+        b.iter(|| (0..CASES).map(|i| generate(0, i, &cfg)).count())
+    });
+    g.bench_function("emit", |b| {
+        b.iter(|| {
+            cases
+                .iter()
+                .map(|c| encode_model(&emit(&c.model).unwrap()).len())
+                .sum::<usize>()
+        })
+    });
     g.bench_function("oracle", |b| {
-        b.iter(|| protos.iter().zip(&inputs).map(|(p, i)| oracle_expected(p, i).unwrap().len()).sum::<usize>())
+        b.iter(|| {
+            protos
+                .iter()
+                .zip(&inputs)
+                .map(|(p, i)| oracle_expected(p, i).unwrap().len())
+                .sum::<usize>()
+        })
     });
     g.bench_function("tract_load", |b| {
-        b.iter(|| bytes.iter().zip(&inputs).map(|(m, i)| tract.load(m, i).is_ok() as usize).sum::<usize>())
+        b.iter(|| {
+            bytes
+                .iter()
+                .zip(&inputs)
+                .map(|(m, i)| tract.load(m, i).is_ok() as usize)
+                .sum::<usize>()
+        })
     });
-    let mut loaded: Vec<_> = bytes.iter().zip(&inputs).map(|(m, i)| tract.load(m, i).unwrap()).collect();
+    let mut loaded: Vec<_> = bytes
+        .iter()
+        .zip(&inputs)
+        .map(|(m, i)| tract.load(m, i).unwrap())
+        .collect();
     g.bench_function("tract_run", |b| {
-        b.iter(|| loaded.iter_mut().zip(&inputs).map(|(l, i)| l.run(i).unwrap().len()).sum::<usize>())
+        b.iter(|| {
+            loaded
+                .iter_mut()
+                .zip(&inputs)
+                .map(|(l, i)| l.run(i).unwrap().len())
+                .sum::<usize>()
+        })
     });
-    let expected: Vec<_> = protos.iter().zip(&inputs).map(|(p, i)| oracle_expected(p, i).unwrap()).collect();
-    let outputs: Vec<_> = loaded.iter_mut().zip(&inputs).map(|(l, i)| l.run(i).unwrap()).collect();
+    let expected: Vec<_> = protos
+        .iter()
+        .zip(&inputs)
+        .map(|(p, i)| oracle_expected(p, i).unwrap())
+        .collect();
+    let outputs: Vec<_> = loaded
+        .iter_mut()
+        .zip(&inputs)
+        .map(|(l, i)| l.run(i).unwrap())
+        .collect();
     g.bench_function("compare", |b| {
         b.iter(|| {
-            expected.iter().zip(&outputs).map(|(e, o)| compare(e, o, Precision::F32, Tolerance::default()).stats.count).sum::<usize>()
+            expected
+                .iter()
+                .zip(&outputs)
+                .map(|(e, o)| {
+                    compare(e, o, Precision::F32, Tolerance::default())
+                        .stats
+                        .count
+                })
+                .sum::<usize>()
         })
     });
     g.finish();
@@ -47,11 +94,19 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("case");
     g.throughput(Throughput::Elements(CASES));
     g.sample_size(10);
-    let runner = Runner::new(Options { converters: vec!["identity".into()], ..Options::default() }).unwrap();
+    let runner = Runner::new(Options {
+        converters: vec!["identity".into()],
+        ..Options::default()
+    })
+    .unwrap();
     g.bench_function("identity_on_tract", |b| {
         b.iter_batched(
             || (),
-            |_| (0..CASES).map(|i| runner.run_subject(&generated_subject(0, i, &cfg)).len()).sum::<usize>(),
+            |_| {
+                (0..CASES)
+                    .map(|i| runner.run_subject(&generated_subject(0, i, &cfg)).len())
+                    .sum::<usize>()
+            },
             BatchSize::PerIteration,
         )
     });

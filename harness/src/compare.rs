@@ -106,7 +106,10 @@ impl Default for Tolerance {
 }
 
 /// Tolerance used when no error bound is known (ONNX backend-suite defaults).
-pub const FALLBACK: Tolerance = Tolerance::Fixed { atol: 1e-5, rtol: 1e-3 };
+pub const FALLBACK: Tolerance = Tolerance::Fixed {
+    atol: 1e-5,
+    rtol: 1e-3,
+};
 
 /// An expected output.
 #[derive(Debug, Clone)]
@@ -158,12 +161,21 @@ pub fn ulp_distance(a: f32, b: f32) -> u64 {
 }
 
 /// Compares actual outputs with expected ones, in order.
-pub fn compare(expected: &[Expected], actual: &[Tensor], precision: Precision, tol: Tolerance) -> Comparison {
+pub fn compare(
+    expected: &[Expected],
+    actual: &[Tensor],
+    precision: Precision,
+    tol: Tolerance,
+) -> Comparison {
     if expected.len() != actual.len() {
         return Comparison {
             verdict: Verdict::ShapeMismatch,
             stats: Stats::default(),
-            message: Some(format!("expected {} outputs, got {}", expected.len(), actual.len())),
+            message: Some(format!(
+                "expected {} outputs, got {}",
+                expected.len(),
+                actual.len()
+            )),
         };
     }
     for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
@@ -188,8 +200,11 @@ pub fn compare(expected: &[Expected], actual: &[Tensor], precision: Precision, t
     for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
         let gs: Vec<f64> = e.value.iter().copied().collect();
         let xs: Vec<f64> = a.to_f64().iter().copied().collect();
-        let bs: Option<Vec<f64>> =
-            e.bound.as_ref().map(|b| b.iter().copied().collect()).filter(|b: &Vec<f64>| b.len() == gs.len());
+        let bs: Option<Vec<f64>> = e
+            .bound
+            .as_ref()
+            .map(|b| b.iter().copied().collect())
+            .filter(|b: &Vec<f64>| b.len() == gs.len());
         for (i, (&g, &x)) in gs.iter().zip(&xs).enumerate() {
             let b = bs.as_ref().map(|b| b[i]);
             stats.count += 1;
@@ -212,7 +227,11 @@ pub fn compare(expected: &[Expected], actual: &[Tensor], precision: Precision, t
                 stats.max_rel_err = stats.max_rel_err.max(diff / g.abs());
             }
             stats.max_ulp = stats.max_ulp.max(ulp_distance(x as f32, g as f32));
-            stats.worst_ratio = stats.worst_ratio.max(if allowed > 0.0 { diff / allowed } else { f64::INFINITY });
+            stats.worst_ratio = stats.worst_ratio.max(if allowed > 0.0 {
+                diff / allowed
+            } else {
+                f64::INFINITY
+            });
             if diff > allowed {
                 stats.count_over += 1;
                 first_over.get_or_insert(format!("output {j}[{i}]: expected {g:e}, got {x:e}, |diff| {diff:.3e} > tolerance {allowed:.3e}"));
@@ -222,11 +241,21 @@ pub fn compare(expected: &[Expected], actual: &[Tensor], precision: Precision, t
     let (verdict, message) = if let Some(m) = non_finite {
         (Verdict::NonFinite, Some(m))
     } else if let Some(m) = first_over {
-        (Verdict::Mismatch, Some(format!("{} of {} elements out of tolerance; first: {m}", stats.count_over, stats.count)))
+        (
+            Verdict::Mismatch,
+            Some(format!(
+                "{} of {} elements out of tolerance; first: {m}",
+                stats.count_over, stats.count
+            )),
+        )
     } else {
         (Verdict::Pass, None)
     };
-    Comparison { verdict, stats, message }
+    Comparison {
+        verdict,
+        stats,
+        message,
+    }
 }
 
 fn tolerance_of(tol: Tolerance, golden: f64) -> f64 {
@@ -247,7 +276,11 @@ mod tests {
     use ndarray::arr1;
 
     fn exp(v: &[f64], b: &[f64]) -> Expected {
-        Expected { value: arr1(v).into_dyn(), bound: Some(arr1(b).into_dyn()), dtype: DType::Float }
+        Expected {
+            value: arr1(v).into_dyn(),
+            bound: Some(arr1(b).into_dyn()),
+            dtype: DType::Float,
+        }
     }
 
     fn got(v: &[f32]) -> Tensor {
@@ -267,9 +300,19 @@ mod tests {
         let u = Precision::F32.unit_roundoff();
         // bound 8 => tolerance 8u ~ 4.8e-7 on a value of 1.
         let e = exp(&[1.0, 2.0], &[8.0, 8.0]);
-        let ok = compare(&[e.clone()], &[got(&[1.0 + 2.0 * u as f32 * 2.0, 2.0])], Precision::F32, Tolerance::default());
+        let ok = compare(
+            &[e.clone()],
+            &[got(&[1.0 + 2.0 * u as f32 * 2.0, 2.0])],
+            Precision::F32,
+            Tolerance::default(),
+        );
         assert_eq!(ok.verdict, Verdict::Pass, "{ok:?}");
-        let bad = compare(&[e], &[got(&[1.0, 2.0001])], Precision::F32, Tolerance::default());
+        let bad = compare(
+            &[e],
+            &[got(&[1.0, 2.0001])],
+            Precision::F32,
+            Tolerance::default(),
+        );
         assert_eq!(bad.verdict, Verdict::Mismatch);
         assert_eq!(bad.stats.count_over, 1);
         assert!((bad.stats.max_abs_err - 1e-4).abs() < 1e-6);
@@ -279,27 +322,69 @@ mod tests {
     fn lower_precision_widens_the_tolerance() {
         let e = exp(&[1.0], &[4.0]);
         let a = [got(&[1.001])];
-        assert_eq!(compare(&[e.clone()], &a, Precision::F32, Tolerance::default()).verdict, Verdict::Mismatch);
-        assert_eq!(compare(&[e], &a, Precision::Bf16, Tolerance::default()).verdict, Verdict::Pass);
+        assert_eq!(
+            compare(&[e.clone()], &a, Precision::F32, Tolerance::default()).verdict,
+            Verdict::Mismatch
+        );
+        assert_eq!(
+            compare(&[e], &a, Precision::Bf16, Tolerance::default()).verdict,
+            Verdict::Pass
+        );
     }
 
     #[test]
     fn shape_count_and_nan_verdicts() {
         let e = exp(&[1.0, 2.0], &[1.0, 1.0]);
-        assert_eq!(compare(&[e.clone()], &[got(&[1.0])], Precision::F32, Tolerance::default()).verdict, Verdict::ShapeMismatch);
-        assert_eq!(compare(&[e.clone()], &[], Precision::F32, Tolerance::default()).verdict, Verdict::ShapeMismatch);
         assert_eq!(
-            compare(&[e.clone()], &[Tensor::I64(arr1(&[1i64, 2]).into_dyn())], Precision::F32, Tolerance::default()).verdict,
+            compare(
+                &[e.clone()],
+                &[got(&[1.0])],
+                Precision::F32,
+                Tolerance::default()
+            )
+            .verdict,
             Verdict::ShapeMismatch
         );
-        assert_eq!(compare(&[e], &[got(&[1.0, f32::NAN])], Precision::F32, Tolerance::default()).verdict, Verdict::NonFinite);
+        assert_eq!(
+            compare(&[e.clone()], &[], Precision::F32, Tolerance::default()).verdict,
+            Verdict::ShapeMismatch
+        );
+        assert_eq!(
+            compare(
+                &[e.clone()],
+                &[Tensor::I64(arr1(&[1i64, 2]).into_dyn())],
+                Precision::F32,
+                Tolerance::default()
+            )
+            .verdict,
+            Verdict::ShapeMismatch
+        );
+        assert_eq!(
+            compare(
+                &[e],
+                &[got(&[1.0, f32::NAN])],
+                Precision::F32,
+                Tolerance::default()
+            )
+            .verdict,
+            Verdict::NonFinite
+        );
     }
 
     #[test]
     fn fixed_tolerance_uses_atol_and_rtol() {
         let e = exp(&[100.0], &[0.0]);
-        let t = Tolerance::Fixed { atol: 0.0, rtol: 1e-3 };
-        assert_eq!(compare(&[e.clone()], &[got(&[100.05])], Precision::F32, t).verdict, Verdict::Pass);
-        assert_eq!(compare(&[e], &[got(&[100.2])], Precision::F32, t).verdict, Verdict::Mismatch);
+        let t = Tolerance::Fixed {
+            atol: 0.0,
+            rtol: 1e-3,
+        };
+        assert_eq!(
+            compare(&[e.clone()], &[got(&[100.05])], Precision::F32, t).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            compare(&[e], &[got(&[100.2])], Precision::F32, t).verdict,
+            Verdict::Mismatch
+        );
     }
 }

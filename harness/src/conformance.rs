@@ -36,9 +36,15 @@ pub struct Shard {
 impl std::str::FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (i, n) = s.split_once('/').ok_or_else(|| format!("shard '{s}' is not I/N"))?;
-        let index: u64 = i.parse().map_err(|_| format!("shard '{s}': I is not a number"))?;
-        let count: u64 = n.parse().map_err(|_| format!("shard '{s}': N is not a number"))?;
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("shard '{s}' is not I/N"))?;
+        let index: u64 = i
+            .parse()
+            .map_err(|_| format!("shard '{s}': I is not a number"))?;
+        let count: u64 = n
+            .parse()
+            .map_err(|_| format!("shard '{s}': N is not a number"))?;
         if count == 0 || index == 0 || index > count {
             return Err(format!("shard '{s}': need 1 <= I <= N"));
         }
@@ -146,7 +152,9 @@ impl Runner {
             .iter()
             .map(|s| convert::from_spec(s).map_err(|e| SetupError(format!("{e:#}"))))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let runtime: Arc<dyn Runtime> = runtime::by_name(&options.runtime, options.timeout).map(Arc::from).map_err(SetupError)?;
+        let runtime: Arc<dyn Runtime> = runtime::by_name(&options.runtime, options.timeout)
+            .map(Arc::from)
+            .map_err(SetupError)?;
         for dir in [&options.corpus, &options.onnx_tests].into_iter().flatten() {
             if !dir.is_dir() {
                 return Err(SetupError(format!("{}: no such directory", dir.display())));
@@ -156,17 +164,25 @@ impl Runner {
             Some(path) => Ledger::load(path).map_err(|e| SetupError(format!("{e:#}")))?,
             None => Ledger::default(),
         };
-        Ok(Runner { options, converters, runtime, ledger })
+        Ok(Runner {
+            options,
+            converters,
+            runtime,
+            ledger,
+        })
     }
 
     /// Versions of converters and runtime, for the report.
     pub fn environment(&self) -> Environment {
         let mut env = Environment::detect();
         for c in &self.converters {
-            env.converters.insert(c.name(), c.version().unwrap_or_else(|| "unknown".into()));
+            env.converters
+                .insert(c.name(), c.version().unwrap_or_else(|| "unknown".into()));
         }
-        env.runtimes.insert(self.runtime.name().into(), self.runtime.version());
-        env.runtimes.insert("oracle".into(), env!("CARGO_PKG_VERSION").into());
+        env.runtimes
+            .insert(self.runtime.name().into(), self.runtime.version());
+        env.runtimes
+            .insert("oracle".into(), env!("CARGO_PKG_VERSION").into());
         env
     }
 
@@ -175,39 +191,60 @@ impl Runner {
         let start = Instant::now();
         let stop = AtomicBool::new(false);
         let mut results = Vec::new();
-        for dir in [&self.options.corpus, &self.options.onnx_tests].into_iter().flatten() {
+        for dir in [&self.options.corpus, &self.options.onnx_tests]
+            .into_iter()
+            .flatten()
+        {
             for case_dir in testcase::find(dir)? {
                 results.extend(self.run_test_dir(dir, &case_dir));
             }
         }
-        let indices: Vec<u64> = (0..self.options.cases).filter(|&i| self.options.shard.contains(i)).collect();
+        let indices: Vec<u64> = (0..self.options.cases)
+            .filter(|&i| self.options.shard.contains(i))
+            .collect();
         let done = AtomicUsize::new(0);
         let generated: Vec<Vec<CaseResult>> = indices
             .par_iter()
             .map(|&i| {
-                if self.options.budget.is_some_and(|b| start.elapsed() >= b) || isolate::interrupted() {
+                if self.options.budget.is_some_and(|b| start.elapsed() >= b)
+                    || isolate::interrupted()
+                {
                     stop.store(true, Ordering::Relaxed);
                 }
                 if stop.load(Ordering::Relaxed) {
                     return Vec::new();
                 }
-                let out = self.run_subject(&generated_subject(self.options.seed, i, &self.options.gen));
+                let out =
+                    self.run_subject(&generated_subject(self.options.seed, i, &self.options.gen));
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, indices.len());
                 out
             })
             .collect();
         results.extend(generated.into_iter().flatten());
-        let tool = Tool { name: "conv1d-harness".into(), version: env!("CARGO_PKG_VERSION").into() };
+        let tool = Tool {
+            name: "conv1d-harness".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
         let options = serde_json::to_value(&self.options)?;
         let worker_calls = crate::worker::call_totals();
         let results_s: f64 = results.iter().map(|r| r.wall_ms * 1e-3).sum();
-        let mut report = Report::new(tool, self.environment(), options, results, start.elapsed().as_secs_f64());
+        let mut report = Report::new(
+            tool,
+            self.environment(),
+            options,
+            results,
+            start.elapsed().as_secs_f64(),
+        );
         if worker_calls.calls > 0 {
             report.workers = Some(crate::report::WorkerTime {
                 calls: worker_calls.calls,
                 engine_s: worker_calls.engine_s,
                 results_s,
-                outside_share: if results_s > 0.0 { (1.0 - worker_calls.engine_s / results_s).max(0.0) } else { 0.0 },
+                outside_share: if results_s > 0.0 {
+                    (1.0 - worker_calls.engine_s / results_s).max(0.0)
+                } else {
+                    0.0
+                },
             });
         }
         report.apply_ledger(&self.ledger);
@@ -225,23 +262,41 @@ impl Runner {
     /// outputs, then each converter. A directory that cannot be read gets `error` results.
     fn run_test_dir(&self, root: &Path, dir: &Path) -> Vec<CaseResult> {
         let rel = dir.strip_prefix(root).unwrap_or(dir);
-        let label = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let id = if rel.as_os_str().is_empty() { label } else { format!("{label}/{}", rel.display()) };
+        let label = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let id = if rel.as_os_str().is_empty() {
+            label
+        } else {
+            format!("{label}/{}", rel.display())
+        };
         let case = match testcase::read(dir) {
-            Ok(c) if c.data_sets.is_empty() => Err(anyhow::anyhow!("{}: no test_data_set_K directory", dir.display())),
+            Ok(c) if c.data_sets.is_empty() => Err(anyhow::anyhow!(
+                "{}: no test_data_set_K directory",
+                dir.display()
+            )),
             Ok(c) => Ok(c),
             Err(e) => Err(e),
         };
         let case = match case {
             Ok(c) => c,
             Err(e) => {
-                return self.converters.iter().map(|c| error_result(&id, &c.name(), self.runtime.name(), format!("{e:#}"))).collect();
+                return self
+                    .converters
+                    .iter()
+                    .map(|c| error_result(&id, &c.name(), self.runtime.name(), format!("{e:#}")))
+                    .collect();
             }
         };
         let mut out = Vec::new();
         let many = case.data_sets.len() > 1;
         for (k, set) in case.data_sets.iter().enumerate() {
-            let id = if many { format!("{id}#{k}") } else { id.clone() };
+            let id = if many {
+                format!("{id}#{k}")
+            } else {
+                id.clone()
+            };
             let (subject, oracle_result) = stored_subject(&id, &case.model, set);
             out.push(oracle_result);
             out.extend(self.run_subject(&subject));
@@ -304,7 +359,10 @@ impl Runner {
             None
         };
         let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
-        let cx = convert::Context { work_dir, timeout: self.options.timeout };
+        let cx = convert::Context {
+            work_dir,
+            timeout: self.options.timeout,
+        };
         let artifact = match isolate::catch(|| converter.convert(&s.model, &cx)) {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
@@ -354,15 +412,15 @@ impl Runner {
         &self,
         artifact: Artifact,
         inputs: Vec<Named>,
-    ) -> std::result::Result<(Precision, Vec<crate::tensor::Tensor>, Vec<f64>), (Verdict, String)> {
+    ) -> std::result::Result<(Precision, Vec<crate::tensor::Tensor>, Vec<f64>), (Verdict, String)>
+    {
         let runtime = Arc::clone(&self.runtime);
         let repeats = self.options.repeats;
         let job = move || -> anyhow::Result<_> {
             let mut loaded = match artifact {
                 Artifact::Onnx(model) => runtime.load(&model, &inputs),
                 Artifact::Native(native) => native.load(&inputs),
-            }
-?;
+            }?;
             let outputs = loaded.run(&inputs)?;
             let samples = match loaded.timed_runs(&inputs, repeats) {
                 Some(samples) => samples?,
@@ -382,11 +440,17 @@ impl Runner {
         match isolate::with_timeout(self.options.timeout + Duration::from_secs(5), job) {
             Bounded::Done(Ok(v)) => Ok(v),
             Bounded::Done(Err(e)) => match e.downcast_ref::<WorkerError>() {
-                Some(WorkerError::Timeout(t)) => Err((Verdict::Timeout, format!("runtime still running after {t:?}; killed"))),
+                Some(WorkerError::Timeout(t)) => Err((
+                    Verdict::Timeout,
+                    format!("runtime still running after {t:?}; killed"),
+                )),
                 _ => Err((Verdict::RuntimeRejected, format!("{e:#}"))),
             },
             Bounded::Panicked(m) => Err((Verdict::RuntimeRejected, m)),
-            Bounded::TimedOut => Err((Verdict::Timeout, format!("runtime still running after {:?}", self.options.timeout))),
+            Bounded::TimedOut => Err((
+                Verdict::Timeout,
+                format!("runtime still running after {:?}", self.options.timeout),
+            )),
         }
     }
 }
@@ -416,12 +480,19 @@ fn error_result(case: &str, converter: &str, runtime: &str, message: String) -> 
 }
 
 /// Golden outputs of a model from the oracle, as expectations.
-pub fn oracle_expected(model: &tract_onnx::pb::ModelProto, inputs: &[Named]) -> Result<Vec<Expected>> {
+pub fn oracle_expected(
+    model: &tract_onnx::pb::ModelProto,
+    inputs: &[Named],
+) -> Result<Vec<Expected>> {
     let eval = oracle::evaluate(model, inputs)?;
     Ok(eval
         .outputs
         .into_iter()
-        .map(|o| Expected { value: o.value, bound: Some(o.bound), dtype: o.dtype })
+        .map(|o| Expected {
+            value: o.value,
+            bound: Some(o.bound),
+            dtype: o.dtype,
+        })
         .collect())
 }
 
@@ -433,13 +504,28 @@ pub fn generated_subject(seed: u64, index: u64, cfg: &GenConfig) -> Subject {
     let classes = case.model.classes();
     let (model, expected) = match emit::emit(&case.model) {
         Ok(proto) => {
-            let expected = oracle_expected(&proto, &inputs)
-                .map_err(|e| (Verdict::Error, format!("oracle failed on a generated model: {e:#}")));
+            let expected = oracle_expected(&proto, &inputs).map_err(|e| {
+                (
+                    Verdict::Error,
+                    format!("oracle failed on a generated model: {e:#}"),
+                )
+            });
             (proto::encode_model(&proto), expected)
         }
-        Err(e) => (Vec::new(), Err((Verdict::Error, format!("generated an invalid model: {e:#}")))),
+        Err(e) => (
+            Vec::new(),
+            Err((Verdict::Error, format!("generated an invalid model: {e:#}"))),
+        ),
     };
-    Subject { id: case.id, seed: Some(case.seed), model, inputs, expected, ops, classes }
+    Subject {
+        id: case.id,
+        seed: Some(case.seed),
+        model,
+        inputs,
+        expected,
+        ops,
+        classes,
+    }
 }
 
 /// The subject of one data set of a test-case directory, and the oracle's own result on it.
@@ -471,20 +557,38 @@ fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Sub
         }
     }
     oracle_result.ops = ops.clone();
-    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let input_names: Vec<String> =
-        graph.input.iter().map(|i| i.name.clone()).filter(|n| !initializers.contains(n.as_str())).collect();
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let input_names: Vec<String> = graph
+        .input
+        .iter()
+        .map(|i| i.name.clone())
+        .filter(|n| !initializers.contains(n.as_str()))
+        .collect();
     let inputs: Vec<Named> = set
         .inputs
         .iter()
         .enumerate()
-        .map(|(j, t)| Named { name: input_names.get(j).cloned().unwrap_or_else(|| format!("input_{j}")), tensor: t.clone() })
+        .map(|(j, t)| Named {
+            name: input_names
+                .get(j)
+                .cloned()
+                .unwrap_or_else(|| format!("input_{j}")),
+            tensor: t.clone(),
+        })
         .collect();
     let oracle = oracle_expected(&model, &inputs);
     let stored: Vec<Expected> = set
         .outputs
         .iter()
-        .map(|t| Expected { value: t.to_f64(), bound: None, dtype: match t.dtype() { DType::Double => DType::Float, d => d } })
+        .map(|t| Expected {
+            value: t.to_f64(),
+            bound: None,
+            dtype: match t.dtype() {
+                DType::Double => DType::Float,
+                d => d,
+            },
+        })
         .collect();
     let expected = match &oracle {
         Ok(golden) => {
@@ -501,7 +605,10 @@ fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Sub
                 .into_iter()
                 .zip(golden)
                 .map(|(mut s, g)| {
-                    if g.bound.as_ref().is_some_and(|b| b.shape() == s.value.shape()) {
+                    if g.bound
+                        .as_ref()
+                        .is_some_and(|b| b.shape() == s.value.shape())
+                    {
                         s.bound = g.bound.clone();
                     }
                     s
@@ -514,6 +621,14 @@ fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Sub
             stored
         }
     };
-    let subject = Subject { id: id.into(), seed: None, model: model_bytes.to_vec(), inputs, expected: Ok(expected), ops, classes: vec![] };
+    let subject = Subject {
+        id: id.into(),
+        seed: None,
+        model: model_bytes.to_vec(),
+        inputs,
+        expected: Ok(expected),
+        ops,
+        classes: vec![],
+    };
     (subject, oracle_result)
 }

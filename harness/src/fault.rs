@@ -12,10 +12,19 @@ use crate::tensor::Tensor;
 
 /// The faults that can be injected.
 pub const KINDS: &[(&str, &str)] = &[
-    ("reverse-conv-kernels", "reverse every Conv kernel along the length axis"),
-    ("swap-pads", "swap begin and end pads of every Conv and pool"),
+    (
+        "reverse-conv-kernels",
+        "reverse every Conv kernel along the length axis",
+    ),
+    (
+        "swap-pads",
+        "swap begin and end pads of every Conv and pool",
+    ),
     ("drop-conv-bias", "remove the bias input of every Conv"),
-    ("perturb-weights", "scale every float initializer by 1 + 1e-3"),
+    (
+        "perturb-weights",
+        "scale every float initializer by 1 + 1e-3",
+    ),
 ];
 
 /// Applies fault `kind` to `model`. Returns how many places were changed.
@@ -24,18 +33,33 @@ pub fn inject(kind: &str, model: &mut pb::ModelProto) -> Result<usize> {
     let mut changed = 0;
     match kind {
         "reverse-conv-kernels" => {
-            let weights: Vec<String> =
-                graph.node.iter().filter(|n| n.op_type == "Conv").filter_map(|n| n.input.get(1).cloned()).collect();
-            for init in graph.initializer.iter_mut().filter(|t| weights.contains(&t.name)) {
-                let Tensor::F32(mut w) = tensor_from_proto(init)? else { continue };
+            let weights: Vec<String> = graph
+                .node
+                .iter()
+                .filter(|n| n.op_type == "Conv")
+                .filter_map(|n| n.input.get(1).cloned())
+                .collect();
+            for init in graph
+                .initializer
+                .iter_mut()
+                .filter(|t| weights.contains(&t.name))
+            {
+                let Tensor::F32(mut w) = tensor_from_proto(init)? else {
+                    continue;
+                };
                 let last = w.ndim() - 1;
                 w.invert_axis(ndarray::Axis(last));
-                *init = tensor_to_proto(&init.name, &Tensor::F32(w.as_standard_layout().to_owned()));
+                *init =
+                    tensor_to_proto(&init.name, &Tensor::F32(w.as_standard_layout().to_owned()));
                 changed += 1;
             }
         }
         "swap-pads" => {
-            for node in graph.node.iter_mut().filter(|n| matches!(n.op_type.as_str(), "Conv" | "MaxPool" | "AveragePool")) {
+            for node in graph
+                .node
+                .iter_mut()
+                .filter(|n| matches!(n.op_type.as_str(), "Conv" | "MaxPool" | "AveragePool"))
+            {
                 for a in node.attribute.iter_mut().filter(|a| a.name == "pads") {
                     let half = a.ints.len() / 2;
                     let (begin, end) = a.ints.split_at_mut(half);
@@ -56,7 +80,11 @@ pub fn inject(kind: &str, model: &mut pb::ModelProto) -> Result<usize> {
             }
         }
         "drop-conv-bias" => {
-            for node in graph.node.iter_mut().filter(|n| n.op_type == "Conv" && n.input.len() > 2) {
+            for node in graph
+                .node
+                .iter_mut()
+                .filter(|n| n.op_type == "Conv" && n.input.len() > 2)
+            {
                 node.input.truncate(2);
                 changed += 1;
             }

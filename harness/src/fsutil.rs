@@ -9,10 +9,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = parent_of(path);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("{}: cannot write", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("{}: cannot write", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("{}: cannot replace", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot replace", path.display()))?;
     Ok(())
 }
 
@@ -20,7 +22,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// existing one only after the new one is complete.
 pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = parent_of(dir);
-    std::fs::create_dir_all(&parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("{}: cannot create", parent.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempdir_in(&parent)
@@ -30,10 +33,12 @@ pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
     if dir.exists() {
         let old = staged.with_extension("old");
         std::fs::rename(dir, &old).with_context(|| format!("{}: cannot replace", dir.display()))?;
-        std::fs::rename(&staged, dir).with_context(|| format!("{}: cannot replace", dir.display()))?;
+        std::fs::rename(&staged, dir)
+            .with_context(|| format!("{}: cannot replace", dir.display()))?;
         std::fs::remove_dir_all(&old).ok();
     } else {
-        std::fs::rename(&staged, dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::rename(&staged, dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
     Ok(())
 }

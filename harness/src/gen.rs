@@ -28,7 +28,10 @@ pub struct GenConfig {
 
 impl Default for GenConfig {
     fn default() -> Self {
-        GenConfig { max_layers: 8, opset: DEFAULT_OPSET }
+        GenConfig {
+            max_layers: 8,
+            opset: DEFAULT_OPSET,
+        }
     }
 }
 
@@ -82,9 +85,14 @@ impl Case {
     pub fn inputs(&self) -> Vec<Named> {
         let mut rng = seed::rng(self.seed, "inputs");
         let shape = self.model.input_shape();
-        let data = (0..shape.iter().product::<usize>()).map(|_| self.input.draw(&mut rng)).collect();
+        let data = (0..shape.iter().product::<usize>())
+            .map(|_| self.input.draw(&mut rng))
+            .collect();
         let tensor = Tensor::f32(&shape, data).expect("shape matches data");
-        vec![Named { name: INPUT.into(), tensor }]
+        vec![Named {
+            name: INPUT.into(),
+            tensor,
+        }]
     }
 }
 
@@ -97,7 +105,14 @@ pub fn generate(base: u64, index: u64, cfg: &GenConfig) -> Case {
         .new_tree(&mut runner)
         .expect("the generator's strategies never reject")
         .current();
-    Case { id: format!("s{base}-i{index}"), base_seed: base, index, seed, model, input }
+    Case {
+        id: format!("s{base}-i{index}"),
+        base_seed: base,
+        index,
+        seed,
+        model,
+        input,
+    }
 }
 
 /// Strategy over input distributions.
@@ -164,19 +179,31 @@ fn window_strategy() -> impl Strategy<Value = RawWindow> {
         0usize..=3,
         0usize..=3,
     )
-        .prop_map(|(kernel, stride, dilation, pad_mode, begin, end)| RawWindow {
-            kernel,
-            stride,
-            dilation,
-            pad_mode,
-            begin,
-            end,
-        })
+        .prop_map(
+            |(kernel, stride, dilation, pad_mode, begin, end)| RawWindow {
+                kernel,
+                stride,
+                dilation,
+                pad_mode,
+                begin,
+                end,
+            },
+        )
 }
 
 fn conv_strategy() -> impl Strategy<Value = RawConv> {
-    (1usize..=16, window_strategy(), prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)], any::<bool>())
-        .prop_map(|(out_channels, window, group_mode, bias)| RawConv { out_channels, window, group_mode, bias })
+    (
+        1usize..=16,
+        window_strategy(),
+        prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+        any::<bool>(),
+    )
+        .prop_map(|(out_channels, window, group_mode, bias)| RawConv {
+            out_channels,
+            window,
+            group_mode,
+            bias,
+        })
 }
 
 fn pointwise_strategy() -> impl Strategy<Value = Layer> {
@@ -204,7 +231,10 @@ fn raw_layer_strategy() -> impl Strategy<Value = RawLayer> {
 
 /// The head: 0 none, 1 GlobalAveragePool, 2 GlobalAveragePool + Dense, 3 Dense.
 fn head_strategy() -> impl Strategy<Value = (u8, usize)> {
-    (prop_oneof![4 => Just(0u8), 1 => Just(1u8), 2 => Just(2u8), 1 => Just(3u8)], 1usize..=10)
+    (
+        prop_oneof![4 => Just(0u8), 1 => Just(1u8), 2 => Just(2u8), 1 => Just(3u8)],
+        1usize..=10,
+    )
 }
 
 /// Strategy over valid model descriptions.
@@ -222,31 +252,48 @@ pub fn model_strategy(cfg: GenConfig) -> impl Strategy<Value = ModelDesc> {
         prop_oneof![3 => Just(WeightDist::Scaled), 1 => Just(WeightDist::SmallInt)],
         any::<u64>(),
     )
-        .prop_map(move |((batch, channels, length), raw, head, weights, weight_seed)| {
-            let mut desc = ModelDesc {
-                batch,
-                channels,
-                length,
-                layers: Vec::new(),
-                opset: cfg.opset,
-                weight_seed,
-                weights,
-            };
-            desc.layers = fit(&raw, head, channels, length, max_layers);
-            desc
-        })
+        .prop_map(
+            move |((batch, channels, length), raw, head, weights, weight_seed)| {
+                let mut desc = ModelDesc {
+                    batch,
+                    channels,
+                    length,
+                    layers: Vec::new(),
+                    opset: cfg.opset,
+                    weight_seed,
+                    weights,
+                };
+                desc.layers = fit(&raw, head, channels, length, max_layers);
+                desc
+            },
+        )
 }
 
 /// Turns raw choices into valid layers for an input of `channels` x `length`.
-pub fn fit(raw: &[RawLayer], head: (u8, usize), channels: usize, length: usize, max_layers: usize) -> Vec<Layer> {
+pub fn fit(
+    raw: &[RawLayer],
+    head: (u8, usize),
+    channels: usize,
+    length: usize,
+    max_layers: usize,
+) -> Vec<Layer> {
     let mut layers = Vec::new();
     let (mut c, mut l) = (channels, length);
     for r in raw.iter().take(max_layers) {
         let layer = match r {
             RawLayer::Conv(rc) => Layer::Conv(fit_conv(rc, c, l)),
-            RawLayer::Pool { max, window, ceil_mode, count_include_pad } => {
+            RawLayer::Pool {
+                max,
+                window,
+                ceil_mode,
+                count_include_pad,
+            } => {
                 let pool = fit_pool(window, *max, *ceil_mode, *count_include_pad, l);
-                if *max { Layer::MaxPool(pool) } else { Layer::AveragePool(pool) }
+                if *max {
+                    Layer::MaxPool(pool)
+                } else {
+                    Layer::AveragePool(pool)
+                }
             }
             RawLayer::Pointwise(p) => p.clone(),
             RawLayer::Residual(rc, act) => {
@@ -256,12 +303,21 @@ pub fn fit(raw: &[RawLayer], head: (u8, usize), channels: usize, length: usize, 
                 let half = conv.dilation * (k - 1) / 2;
                 conv.kernel = k;
                 conv.stride = 1;
-                conv.padding = if rc.window.pad_mode % 2 == 0 { Padding::Explicit { begin: half, end: half } } else { Padding::SameUpper };
+                conv.padding = if rc.window.pad_mode % 2 == 0 {
+                    Padding::Explicit {
+                        begin: half,
+                        end: half,
+                    }
+                } else {
+                    Padding::SameUpper
+                };
                 conv.out_channels = c;
                 if c % conv.group != 0 {
                     conv.group = 1;
                 }
-                Layer::Residual { body: vec![Layer::Conv(conv), act.clone()] }
+                Layer::Residual {
+                    body: vec![Layer::Conv(conv), act.clone()],
+                }
             }
         };
         if let Some(Act::Seq { channels, length }) = shape_after(&layer, c, l) {
@@ -272,8 +328,15 @@ pub fn fit(raw: &[RawLayer], head: (u8, usize), channels: usize, length: usize, 
     }
     match head.0 {
         1 => layers.push(Layer::GlobalAveragePool),
-        2 => layers.extend([Layer::GlobalAveragePool, Layer::Dense { out_features: head.1 }]),
-        3 => layers.push(Layer::Dense { out_features: head.1 }),
+        2 => layers.extend([
+            Layer::GlobalAveragePool,
+            Layer::Dense {
+                out_features: head.1,
+            },
+        ]),
+        3 => layers.push(Layer::Dense {
+            out_features: head.1,
+        }),
         _ => {}
     }
     layers
@@ -296,8 +359,14 @@ fn padding(w: &RawWindow, kernel: usize) -> Padding {
     // Explicit pads stay below the kernel: pools require it and it keeps convs meaningful.
     let cap = kernel.saturating_sub(1);
     match w.pad_mode {
-        0 => Padding::Explicit { begin: w.begin.min(cap), end: w.begin.min(cap) },
-        1 => Padding::Explicit { begin: w.begin.min(cap), end: w.end.min(cap) },
+        0 => Padding::Explicit {
+            begin: w.begin.min(cap),
+            end: w.begin.min(cap),
+        },
+        1 => Padding::Explicit {
+            begin: w.begin.min(cap),
+            end: w.end.min(cap),
+        },
         2 => Padding::Valid,
         3 => Padding::SameUpper,
         _ => Padding::SameLower,
@@ -309,7 +378,9 @@ fn fit_window(w: &RawWindow, length: usize, ceil_mode: bool) -> (usize, usize, P
     let (mut kernel, mut dilation) = (w.kernel, w.dilation);
     loop {
         let pad = padding(w, kernel);
-        if output_length(length, kernel, w.stride, dilation, pad, ceil_mode).is_some() || kernel == 1 {
+        if output_length(length, kernel, w.stride, dilation, pad, ceil_mode).is_some()
+            || kernel == 1
+        {
             return (kernel, dilation, pad);
         }
         if dilation > 1 {
@@ -330,20 +401,47 @@ fn fit_conv(rc: &RawConv, channels: usize, length: usize) -> Conv {
     };
     // Channels stay at 16 or below (32 for a depthwise multiplier of 2 on 16 channels is not
     // reached: the multiplier is 1 above 8 channels), which keeps the f64 oracle fast.
-    let per_group = rc.out_channels.div_ceil(group).clamp(1, (16 / group).max(1));
+    let per_group = rc
+        .out_channels
+        .div_ceil(group)
+        .clamp(1, (16 / group).max(1));
     let out_channels = per_group * group;
-    Conv { out_channels, kernel, stride: rc.window.stride, dilation, padding, group, bias: rc.bias }
+    Conv {
+        out_channels,
+        kernel,
+        stride: rc.window.stride,
+        dilation,
+        padding,
+        group,
+        bias: rc.bias,
+    }
 }
 
-fn fit_pool(w: &RawWindow, max: bool, ceil_mode: bool, count_include_pad: bool, length: usize) -> Pool {
-    let mut w = RawWindow { dilation: if max { w.dilation } else { 1 }, ..w.clone() };
+fn fit_pool(
+    w: &RawWindow,
+    max: bool,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    length: usize,
+) -> Pool {
+    let mut w = RawWindow {
+        dilation: if max { w.dilation } else { 1 },
+        ..w.clone()
+    };
     // ceil_mode goes with explicit pads: with auto_pad the spec's formulas ignore it, and
     // runtimes disagree about that (onnxruntime honours it), so the combination is ambiguous.
     if ceil_mode && w.pad_mode >= 2 {
         w.pad_mode = 1;
     }
     let (kernel, mut dilation, padding) = fit_window(&w, length, ceil_mode);
-    let mut pool = Pool { kernel, stride: w.stride, dilation, padding, ceil_mode, count_include_pad };
+    let mut pool = Pool {
+        kernel,
+        stride: w.stride,
+        dilation,
+        padding,
+        ceil_mode,
+        count_include_pad,
+    };
     // A dilated max window that only sees padding is refused by shapes(); drop the dilation then.
     if max && shape_after(&Layer::MaxPool(pool), 1, length).is_none() {
         dilation = 1;
@@ -372,7 +470,10 @@ mod tests {
         let cfg = GenConfig::default();
         for i in 0..2000 {
             let case = generate(0, i, &cfg);
-            let shapes = case.model.shapes().unwrap_or_else(|e| panic!("{}: {e}: {:?}", case.id, case.model));
+            let shapes = case
+                .model
+                .shapes()
+                .unwrap_or_else(|e| panic!("{}: {e}: {:?}", case.id, case.model));
             assert!(!case.model.layers.is_empty() || shapes.is_empty());
             assert!(case.model.depth() <= 2 * cfg.max_layers + 2, "{}", case.id);
         }
@@ -421,7 +522,10 @@ mod tests {
             "shape.L=1",
         ] {
             let n = seen.get(class).copied().unwrap_or(0);
-            assert!(n >= 5, "{class} generated {n} times in 1000 cases; seen {seen:?}");
+            assert!(
+                n >= 5,
+                "{class} generated {n} times in 1000 cases; seen {seen:?}"
+            );
         }
     }
 }

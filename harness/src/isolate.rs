@@ -26,7 +26,10 @@ pub fn install_quiet_panic_hook() {
                 .map(|s| s.to_string())
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("panic: {payload}{location}")));
         }));
     });
@@ -35,8 +38,11 @@ pub fn install_quiet_panic_hook() {
 /// Runs `f`, turning a panic into `Err(message)`.
 pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_quiet_panic_hook();
-    panic::catch_unwind(AssertUnwindSafe(f))
-        .map_err(|_| LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| "panic".into()))
+    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+        LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| "panic".into())
+    })
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -78,11 +84,16 @@ pub enum Bounded<T> {
 
 /// Runs `f` on its own thread and waits at most `timeout`. A thread that overruns is left to
 /// finish on its own (a thread cannot be killed); its result is dropped.
-pub fn with_timeout<T: Send + 'static>(timeout: Duration, f: impl FnOnce() -> T + Send + 'static) -> Bounded<T> {
+pub fn with_timeout<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Bounded<T> {
     let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new().name("bounded".into()).spawn(move || {
-        let _ = tx.send(catch(f));
-    });
+    let spawned = std::thread::Builder::new()
+        .name("bounded".into())
+        .spawn(move || {
+            let _ = tx.send(catch(f));
+        });
     if let Err(e) = spawned {
         return Bounded::Panicked(format!("could not start a thread: {e}"));
     }
@@ -90,7 +101,9 @@ pub fn with_timeout<T: Send + 'static>(timeout: Duration, f: impl FnOnce() -> T 
         Ok(Ok(v)) => Bounded::Done(v),
         Ok(Err(msg)) => Bounded::Panicked(msg),
         Err(mpsc::RecvTimeoutError::Timeout) => Bounded::TimedOut,
-        Err(mpsc::RecvTimeoutError::Disconnected) => Bounded::Panicked("worker thread vanished".into()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Bounded::Panicked("worker thread vanished".into())
+        }
     }
 }
 
@@ -107,7 +120,15 @@ mod tests {
 
     #[test]
     fn a_slow_job_times_out_and_a_fast_one_finishes() {
-        assert!(matches!(with_timeout(Duration::from_millis(50), || std::thread::sleep(Duration::from_secs(2))), Bounded::TimedOut));
-        assert!(matches!(with_timeout(Duration::from_secs(5), || 41 + 1), Bounded::Done(42)));
+        assert!(matches!(
+            with_timeout(Duration::from_millis(50), || std::thread::sleep(
+                Duration::from_secs(2)
+            )),
+            Bounded::TimedOut
+        ));
+        assert!(matches!(
+            with_timeout(Duration::from_secs(5), || 41 + 1),
+            Bounded::Done(42)
+        ));
     }
 }

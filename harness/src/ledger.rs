@@ -2,9 +2,13 @@
 //!
 //! Each entry names a known failure: which converter and runtime, which cases (an id glob or
 //! coverage classes that must all be present), which verdict, why, and where it is reported
-//! upstream. Results that match keep the run green and are reported as expected. An entry
-//! whose matching results all pass is an *unexpected pass* and fails the run: the bug was
-//! fixed, so the entry must go (as in tract's and OpenVINO's own suites).
+//! upstream. Results that match keep the run green and are reported as expected.
+//!
+//! An entry that no longer fails is an *unexpected pass* and fails the run: the bug was fixed,
+//! so the entry must go (as in tract's and OpenVINO's own suites). A coverage class is a
+//! family of cases of which only some hit the bug, so a class entry names a `witness`: a case
+//! id known to fail. When the witness runs and passes, the entry is stale. An entry with a
+//! `case` glob is its own witness: stale when its matching results all pass.
 //!
 //! ```toml
 //! [[failure]]
@@ -12,6 +16,7 @@
 //! runtime = "tract"               # glob
 //! classes = ["pattern=SAME-conv->strided-1x1-conv"]   # all must be present
 //! case = "s0-i*"                  # optional glob on the case id
+//! witness = "s0-i45"              # a case that fails while the bug is there
 //! verdict = "mismatch"
 //! reason = "tract pushes the stride of a 1x1 conv into a SAME conv without re-padding"
 //! link = "https://..."
@@ -44,6 +49,9 @@ pub struct Entry {
     pub verdict: Verdicts,
     /// Why it fails, checked by hand.
     pub reason: String,
+    /// A case id that fails while the bug is there; it passing means the entry is stale.
+    #[serde(default)]
+    pub witness: Option<String>,
     /// Upstream issue or discussion.
     #[serde(default)]
     pub link: Option<String>,
@@ -106,11 +114,18 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 impl Ledger {
     /// Reads and checks a ledger file; errors name the file and the entry.
     pub fn load(path: &Path) -> Result<Ledger> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let ledger: Ledger = toml::from_str(&text).with_context(|| format!("{}: not a valid ledger", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let ledger: Ledger = toml::from_str(&text)
+            .with_context(|| format!("{}: not a valid ledger", path.display()))?;
         for (i, e) in ledger.failure.iter().enumerate() {
             if e.case.is_none() && e.classes.is_empty() {
-                bail!("{}: entry {} ({}) names neither a case nor classes", path.display(), i + 1, e.converter);
+                bail!(
+                    "{}: entry {} ({}) names neither a case nor classes",
+                    path.display(),
+                    i + 1,
+                    e.converter
+                );
             }
             if e.verdict.contains(Verdict::Pass) {
                 bail!("{}: entry {} expects verdict pass", path.display(), i + 1);
@@ -130,21 +145,48 @@ impl Ledger {
     }
 
     /// Marks failing results that an entry explains (their `expected` field gets the reason)
-    /// and returns the entries that matched results but saw none fail: unexpected passes.
+    /// and returns the stale entries: unexpected passes.
     pub fn apply(&self, results: &mut [CaseResult]) -> Vec<String> {
         let mut stale = Vec::new();
         for e in &self.failure {
-            let mut matched = 0;
-            let mut failing = 0;
+            // Results that decide staleness: the witness's, or with a case glob every match.
+            let mut judged = 0;
+            let mut judged_failing = 0;
             for r in results.iter_mut().filter(|r| Self::matches(e, r)) {
-                matched += 1;
-                if r.verdict != Verdict::Pass && e.verdict.contains(r.verdict) {
-                    failing += 1;
+                let fails = r.verdict != Verdict::Pass && e.verdict.contains(r.verdict);
+                if fails {
                     r.expected = Some(e.reason.clone());
                 }
+                let judges = match &e.witness {
+                    Some(w) => &r.case == w,
+                    None => e.case.is_some(),
+                };
+                if judges {
+                    judged += 1;
+                    judged_failing += usize::from(fails);
+                }
             }
-            if matched > 0 && failing == 0 {
-                let what = e.case.clone().unwrap_or_else(|| e.classes.join(" + "));
+            // A witness that no longer has the classes does not match, so look it up directly.
+            if let Some(w) = &e.witness {
+                if judged == 0 {
+                    for r in results.iter().filter(|r| {
+                        &r.case == w
+                            && glob(&e.converter, &r.converter)
+                            && glob(&e.runtime, &r.runtime)
+                    }) {
+                        judged += 1;
+                        judged_failing += usize::from(
+                            r.verdict != Verdict::Pass && e.verdict.contains(r.verdict),
+                        );
+                    }
+                }
+            }
+            if judged > 0 && judged_failing == 0 {
+                let what = e
+                    .witness
+                    .clone()
+                    .or_else(|| e.case.clone())
+                    .unwrap_or_default();
                 stale.push(format!(
                     "unexpected pass: {} on {} ({what}) no longer gives {}; remove it from the ledger ({})",
                     e.converter,
@@ -200,6 +242,7 @@ mod tests {
 converter = "identity"
 runtime = "tract"
 classes = ["A", "B"]
+witness = "s0-i1"
 verdict = "mismatch"
 reason = "known bug"
 "#;
@@ -219,12 +262,39 @@ reason = "known bug"
     }
 
     #[test]
-    fn an_entry_whose_cases_all_pass_is_an_unexpected_pass() {
+    fn a_passing_witness_is_an_unexpected_pass_and_other_passing_members_are_not() {
         let ledger: Ledger = toml::from_str(LEDGER).unwrap();
+        let mut rs = vec![
+            result("s0-i1", Verdict::Mismatch, &["A", "B"]),
+            result("s0-i9", Verdict::Pass, &["A", "B"]),
+        ];
+        assert!(
+            ledger.apply(&mut rs).is_empty(),
+            "a class member that passes is fine"
+        );
         let mut rs = vec![result("s0-i1", Verdict::Pass, &["A", "B"])];
         let stale = ledger.apply(&mut rs);
         assert_eq!(stale.len(), 1);
-        assert!(stale[0].contains("unexpected pass") && stale[0].contains("remove it"), "{stale:?}");
+        assert!(
+            stale[0].contains("unexpected pass") && stale[0].contains("remove it"),
+            "{stale:?}"
+        );
+        let mut rs = vec![result("s0-i2", Verdict::Pass, &["A", "B"])];
+        assert!(
+            ledger.apply(&mut rs).is_empty(),
+            "the witness did not run: nothing to judge"
+        );
+    }
+
+    #[test]
+    fn a_case_entry_is_stale_when_its_cases_all_pass() {
+        let ledger: Ledger =
+            toml::from_str("[[failure]]\nconverter = \"identity\"\ncase = \"s0-i7\"\nverdict = \"mismatch\"\nreason = \"r\"\n").unwrap();
+        let mut rs = vec![result("s0-i7", Verdict::Pass, &[])];
+        assert_eq!(ledger.apply(&mut rs).len(), 1);
+        let mut rs = vec![result("s0-i7", Verdict::Mismatch, &[])];
+        assert!(ledger.apply(&mut rs).is_empty());
+        assert!(rs[0].expected.is_some());
     }
 
     #[test]

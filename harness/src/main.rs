@@ -14,7 +14,11 @@ use harness::gen::GenConfig;
 use harness::onnx::{proto, testcase};
 
 #[derive(Parser)]
-#[command(name = "harness", version, about = "Conformance and accuracy harness for 1D CNN model converters")]
+#[command(
+    name = "harness",
+    version,
+    about = "Conformance and accuracy harness for 1D CNN model converters"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +32,16 @@ enum Command {
     InjectFault {
         /// One of: reverse-conv-kernels, swap-pads, drop-conv-bias, perturb-weights.
         kind: String,
+        /// Input ONNX model.
+        input: PathBuf,
+        /// Output ONNX model.
+        output: PathBuf,
+    },
+    /// Rewrite a 1D ONNX model in 2D form ([N,C,L] to [N,C,L,1], or [N,C,1,L] with --nc1l).
+    Lower1d {
+        /// Put the unit axis before the length: [N,C,1,L].
+        #[arg(long)]
+        nc1l: bool,
         /// Input ONNX model.
         input: PathBuf,
         /// Output ONNX model.
@@ -57,7 +71,8 @@ struct ConformanceArgs {
     /// Base seed; case i uses a seed derived from (S, i).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Converter under test (repeatable): identity, or exec:'COMMAND {input} {output}'.
+    /// Converter under test (repeatable): identity, lower1d, lower1d:nc1l, nnef, openvino,
+    /// openvino:f32, or exec:'COMMAND {input} {output}'. Default: identity, lower1d, nnef.
     #[arg(long = "converter", value_name = "SPEC")]
     converters: Vec<String>,
     /// Runtime that runs ONNX artifacts.
@@ -115,8 +130,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Conformance(args) => conformance(args),
-        Command::InjectFault { kind, input, output } => inject_fault(&kind, &input, &output),
-        Command::Emit { seed, index, opset, dir } => emit(seed, index, opset, &dir),
+        Command::InjectFault {
+            kind,
+            input,
+            output,
+        } => inject_fault(&kind, &input, &output),
+        Command::Lower1d {
+            nc1l,
+            input,
+            output,
+        } => lower1d(nc1l, &input, &output),
+        Command::Emit {
+            seed,
+            index,
+            opset,
+            dir,
+        } => emit(seed, index, opset, &dir),
     };
     match outcome {
         Ok(code) => code,
@@ -128,14 +157,22 @@ fn main() -> ExitCode {
 }
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(s.is_finite() && s >= 0.0, "--{what} must be a non-negative number of seconds");
+    anyhow::ensure!(
+        s.is_finite() && s >= 0.0,
+        "--{what} must be a non-negative number of seconds"
+    );
     Ok(Duration::from_secs_f64(s))
 }
 
 fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let tolerance = match (a.atol, a.rtol) {
-        (None, None) => Tolerance::Bound { factor: a.bound_factor },
-        (atol, rtol) => Tolerance::Fixed { atol: atol.unwrap_or(0.0), rtol: rtol.unwrap_or(0.0) },
+        (None, None) => Tolerance::Bound {
+            factor: a.bound_factor,
+        },
+        (atol, rtol) => Tolerance::Fixed {
+            atol: atol.unwrap_or(0.0),
+            rtol: rtol.unwrap_or(0.0),
+        },
     };
     let corpus = match (a.no_corpus, a.corpus) {
         (true, _) => None,
@@ -146,7 +183,11 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         cases: a.cases,
         seed: a.seed,
-        converters: if a.converters.is_empty() { vec!["identity".into()] } else { a.converters },
+        converters: if a.converters.is_empty() {
+            ["identity", "lower1d", "nnef"].map(String::from).to_vec()
+        } else {
+            a.converters
+        },
         runtime: a.runtime,
         corpus,
         onnx_tests: a.onnx_tests,
@@ -156,13 +197,19 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         timeout: seconds("timeout", a.timeout)?,
         tolerance,
         repeats: a.repeats,
-        gen: GenConfig { max_layers: a.max_layers.max(1), opset: a.opset },
+        gen: GenConfig {
+            max_layers: a.max_layers.max(1),
+            opset: a.opset,
+        },
         known_failures: a
             .known_failures
             .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file())),
     };
     if let Some(jobs) = a.jobs {
-        rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build_global()
+            .ok();
     }
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
     harness::isolate::stop_on_signals();
@@ -180,7 +227,9 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let report = runner.run(&progress)?;
-    report.write(&a.report_dir).with_context(|| format!("{}: cannot write the reports", a.report_dir.display()))?;
+    report
+        .write(&a.report_dir)
+        .with_context(|| format!("{}: cannot write the reports", a.report_dir.display()))?;
     print!("{}", report.terminal());
     println!("reports written to {}", a.report_dir.display());
     Ok(if harness::isolate::interrupted() {
@@ -192,16 +241,45 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn inject_fault(kind: &str, input: &std::path::Path, output: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
+fn inject_fault(
+    kind: &str,
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let bytes =
+        std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
     let mut model = proto::decode_model(&bytes).with_context(|| input.display().to_string())?;
     harness::fault::inject(kind, &mut model)?;
     harness::fsutil::write_atomically(output, &proto::encode_model(&model))?;
     Ok(ExitCode::SUCCESS)
 }
 
+fn lower1d(
+    nc1l: bool,
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use harness::convert::UnitAxis;
+    let bytes =
+        std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
+    let mut model = proto::decode_model(&bytes).with_context(|| input.display().to_string())?;
+    let unit = if nc1l {
+        UnitAxis::BeforeLength
+    } else {
+        UnitAxis::Last
+    };
+    harness::convert::lower(&mut model, unit)
+        .with_context(|| format!("{}: cannot lower", input.display()))?;
+    harness::fsutil::write_atomically(output, &proto::encode_model(&model))?;
+    println!("wrote {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let cfg = GenConfig { opset, ..GenConfig::default() };
+    let cfg = GenConfig {
+        opset,
+        ..GenConfig::default()
+    };
     let case = harness::gen::generate(seed, index, &cfg);
     let model = harness::onnx::emit::emit(&case.model)?;
     let inputs = case.inputs();
@@ -210,7 +288,10 @@ fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Res
         .iter()
         .map(|e| harness::tensor::Tensor::F32(e.value.mapv(|v| v as f32)))
         .collect();
-    let set = testcase::DataSet { inputs: inputs.iter().map(|n| n.tensor.clone()).collect(), outputs };
+    let set = testcase::DataSet {
+        inputs: inputs.iter().map(|n| n.tensor.clone()).collect(),
+        outputs,
+    };
     let meta = serde_json::json!({
         "case": case.id,
         "seed": case.seed,
@@ -219,7 +300,14 @@ fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Res
         "command": format!("harness emit --seed {seed} --index {index} --opset {opset} DIR"),
     });
     let out_names = vec![harness::onnx::emit::OUTPUT.to_string()];
-    testcase::write(dir, &model, &[set], &[harness::onnx::emit::INPUT.to_string()], &out_names, Some(&meta))?;
+    testcase::write(
+        dir,
+        &model,
+        &[set],
+        &[harness::onnx::emit::INPUT.to_string()],
+        &out_names,
+        Some(&meta),
+    )?;
     println!("wrote {} ({})", dir.display(), case.id);
     Ok(ExitCode::SUCCESS)
 }

@@ -246,7 +246,11 @@ pub fn output_length(
         return None;
     }
     let span = padded - field;
-    let mut out = if ceil_mode { span.div_ceil(stride) } else { span / stride } + 1;
+    let mut out = if ceil_mode {
+        span.div_ceil(stride)
+    } else {
+        span / stride
+    } + 1;
     // Under ceil_mode the last window must start inside the input or its left padding.
     if ceil_mode && (out - 1) * stride >= length + begin {
         out -= 1;
@@ -264,9 +268,15 @@ impl ModelDesc {
     pub fn shapes(&self) -> Result<Vec<Act>, Invalid> {
         let mut index = 0;
         if self.batch == 0 || self.channels == 0 || self.length == 0 {
-            return Err(Invalid { layer: 0, reason: "input has a zero dimension".into() });
+            return Err(Invalid {
+                layer: 0,
+                reason: "input has a zero dimension".into(),
+            });
         }
-        let mut act = Act::Seq { channels: self.channels, length: self.length };
+        let mut act = Act::Seq {
+            channels: self.channels,
+            length: self.length,
+        };
         let mut out = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             act = layer_shape(layer, act, &mut index)?;
@@ -278,10 +288,15 @@ impl ModelDesc {
     /// Output shape including the batch dimension.
     pub fn output_shape(&self) -> Result<Vec<usize>, Invalid> {
         let last = self.shapes()?.last().copied();
-        Ok(match last.unwrap_or(Act::Seq { channels: self.channels, length: self.length }) {
-            Act::Seq { channels, length } => vec![self.batch, channels, length],
-            Act::Flat { features } => vec![self.batch, features],
-        })
+        Ok(
+            match last.unwrap_or(Act::Seq {
+                channels: self.channels,
+                length: self.length,
+            }) {
+                Act::Seq { channels, length } => vec![self.batch, channels, length],
+                Act::Flat { features } => vec![self.batch, features],
+            },
+        )
     }
 
     /// Every ONNX operator used, in order of first use.
@@ -324,10 +339,19 @@ impl ModelDesc {
         if self.length == 1 {
             out.insert("shape.L=1".to_string());
         }
-        out.insert(format!("weights={}", match self.weights { WeightDist::Scaled => "scaled", WeightDist::SmallInt => "small-int" }));
+        out.insert(format!(
+            "weights={}",
+            match self.weights {
+                WeightDist::Scaled => "scaled",
+                WeightDist::SmallInt => "small-int",
+            }
+        ));
         out.insert(format!("opset={}", self.opset));
         if let Ok(shapes) = self.shapes() {
-            let mut act = Act::Seq { channels: self.channels, length: self.length };
+            let mut act = Act::Seq {
+                channels: self.channels,
+                length: self.length,
+            };
             for (layer, next) in self.layers.iter().zip(shapes) {
                 layer_classes(layer, act, &mut out);
                 act = next;
@@ -356,9 +380,16 @@ fn pattern_classes(layers: &[Layer]) -> Vec<String> {
                 same_upstream = is_same(c);
             }
             Layer::Residual { body } => {
-                same_upstream |= body.iter().any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
+                same_upstream |= body
+                    .iter()
+                    .any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
             }
-            Layer::BatchNorm { .. } | Layer::Relu | Layer::LeakyRelu { .. } | Layer::Sigmoid | Layer::Tanh | Layer::Clip { .. } => {}
+            Layer::BatchNorm { .. }
+            | Layer::Relu
+            | Layer::LeakyRelu { .. }
+            | Layer::Sigmoid
+            | Layer::Tanh
+            | Layer::Clip { .. } => {}
             _ => same_upstream = false,
         }
     }
@@ -370,10 +401,22 @@ fn layer_classes(layer: &Layer, act: Act, out: &mut std::collections::BTreeSet<S
         Act::Seq { length, .. } => length,
         Act::Flat { .. } => 0,
     };
-    let window = |op: &str, kernel: usize, stride: usize, dilation: usize, padding: Padding, out: &mut std::collections::BTreeSet<String>| {
+    let window = |op: &str,
+                  kernel: usize,
+                  stride: usize,
+                  dilation: usize,
+                  padding: Padding,
+                  out: &mut std::collections::BTreeSet<String>| {
         out.insert(format!("{op}.auto_pad={}", padding.auto_pad()));
         if let Padding::Explicit { begin, end } = padding {
-            out.insert(format!("{op}.pads={}", if begin == end { "symmetric" } else { "asymmetric" }));
+            out.insert(format!(
+                "{op}.pads={}",
+                if begin == end {
+                    "symmetric"
+                } else {
+                    "asymmetric"
+                }
+            ));
         }
         if stride > 1 {
             out.insert(format!("{op}.strides>1"));
@@ -391,7 +434,10 @@ fn layer_classes(layer: &Layer, act: Act, out: &mut std::collections::BTreeSet<S
     match layer {
         Layer::Conv(c) => {
             window("Conv", c.kernel, c.stride, c.dilation, c.padding, out);
-            let channels = match act { Act::Seq { channels, .. } => channels, Act::Flat { .. } => 0 };
+            let channels = match act {
+                Act::Seq { channels, .. } => channels,
+                Act::Flat { .. } => 0,
+            };
             let group = if c.group == 1 {
                 "1"
             } else if c.group == channels && channels > 1 {
@@ -407,7 +453,10 @@ fn layer_classes(layer: &Layer, act: Act, out: &mut std::collections::BTreeSet<S
             window(op, p.kernel, p.stride, p.dilation, p.padding, out);
             out.insert(format!("{op}.ceil_mode={}", u8::from(p.ceil_mode)));
             if op == "AveragePool" {
-                out.insert(format!("AveragePool.count_include_pad={}", u8::from(p.count_include_pad)));
+                out.insert(format!(
+                    "AveragePool.count_include_pad={}",
+                    u8::from(p.count_include_pad)
+                ));
             }
         }
         Layer::Residual { body } => {
@@ -425,7 +474,10 @@ fn layer_classes(layer: &Layer, act: Act, out: &mut std::collections::BTreeSet<S
 }
 
 fn invalid(layer: usize, reason: impl Into<String>) -> Invalid {
-    Invalid { layer, reason: reason.into() }
+    Invalid {
+        layer,
+        reason: reason.into(),
+    }
 }
 
 fn layer_shape(layer: &Layer, act: Act, index: &mut usize) -> Result<Act, Invalid> {
@@ -433,7 +485,10 @@ fn layer_shape(layer: &Layer, act: Act, index: &mut usize) -> Result<Act, Invali
     *index += 1;
     let seq = |what: &str| match act {
         Act::Seq { channels, length } => Ok((channels, length)),
-        Act::Flat { .. } => Err(invalid(me, format!("{what} needs a [N, C, L] input, got a flat one"))),
+        Act::Flat { .. } => Err(invalid(
+            me,
+            format!("{what} needs a [N, C, L] input, got a flat one"),
+        )),
     };
     let next = match layer {
         Layer::Conv(c) => {
@@ -448,11 +503,20 @@ fn layer_shape(layer: &Layer, act: Act, index: &mut usize) -> Result<Act, Invali
                     ),
                 ));
             }
-            let (out, _, _) = output_length(length, c.kernel, c.stride, c.dilation, c.padding, false)
-                .ok_or_else(|| {
-                    invalid(me, format!("Conv kernel field longer than the padded input of length {length}"))
-                })?;
-            Act::Seq { channels: c.out_channels, length: out }
+            let (out, _, _) =
+                output_length(length, c.kernel, c.stride, c.dilation, c.padding, false)
+                    .ok_or_else(|| {
+                        invalid(
+                            me,
+                            format!(
+                                "Conv kernel field longer than the padded input of length {length}"
+                            ),
+                        )
+                    })?;
+            Act::Seq {
+                channels: c.out_channels,
+                length: out,
+            }
         }
         Layer::MaxPool(p) | Layer::AveragePool(p) => {
             let is_max = matches!(layer, Layer::MaxPool(_));
@@ -463,23 +527,48 @@ fn layer_shape(layer: &Layer, act: Act, index: &mut usize) -> Result<Act, Invali
             }
             if let Padding::Explicit { begin, end } = p.padding {
                 if begin >= p.kernel || end >= p.kernel {
-                    return Err(invalid(me, format!("pool pads [{begin}, {end}] must be smaller than the kernel {}", p.kernel)));
+                    return Err(invalid(
+                        me,
+                        format!(
+                            "pool pads [{begin}, {end}] must be smaller than the kernel {}",
+                            p.kernel
+                        ),
+                    ));
                 }
             }
-            let (out, begin, _) = output_length(length, p.kernel, p.stride, p.dilation, p.padding, p.ceil_mode)
-                .ok_or_else(|| invalid(me, format!("pool window longer than the padded input of length {length}")))?;
+            let (out, begin, _) = output_length(
+                length,
+                p.kernel,
+                p.stride,
+                p.dilation,
+                p.padding,
+                p.ceil_mode,
+            )
+            .ok_or_else(|| {
+                invalid(
+                    me,
+                    format!("pool window longer than the padded input of length {length}"),
+                )
+            })?;
             if is_max && p.dilation > 1 {
                 // A dilated window that only touches padding has no defined maximum.
                 for o in 0..out {
                     let start = (o * p.stride) as isize - begin as isize;
-                    let touches = (0..p.kernel)
-                        .any(|k| (0..length as isize).contains(&(start + (k * p.dilation) as isize)));
+                    let touches = (0..p.kernel).any(|k| {
+                        (0..length as isize).contains(&(start + (k * p.dilation) as isize))
+                    });
                     if !touches {
-                        return Err(invalid(me, format!("MaxPool window {o} covers only padding")));
+                        return Err(invalid(
+                            me,
+                            format!("MaxPool window {o} covers only padding"),
+                        ));
                     }
                 }
             }
-            Act::Seq { channels, length: out }
+            Act::Seq {
+                channels,
+                length: out,
+            }
         }
         Layer::BatchNorm { epsilon } => {
             seq("BatchNormalization")?;
@@ -502,30 +591,52 @@ fn layer_shape(layer: &Layer, act: Act, index: &mut usize) -> Result<Act, Invali
                 inner = layer_shape(l, inner, index)?;
             }
             if inner != act {
-                return Err(invalid(me, format!("residual body maps {act:?} to {inner:?}")));
+                return Err(invalid(
+                    me,
+                    format!("residual body maps {act:?} to {inner:?}"),
+                ));
             }
             act
         }
         Layer::GlobalAveragePool => {
             let (channels, _) = seq("GlobalAveragePool")?;
-            Act::Seq { channels, length: 1 }
+            Act::Seq {
+                channels,
+                length: 1,
+            }
         }
         Layer::Dense { out_features } => {
             if *out_features == 0 {
                 return Err(invalid(me, "Dense needs at least one output feature"));
             }
-            Act::Flat { features: *out_features }
+            Act::Flat {
+                features: *out_features,
+            }
         }
     };
     if next.elements() > MAX_ACTIVATION {
-        return Err(invalid(me, format!("activation of {} elements is over the limit", next.elements())));
+        return Err(invalid(
+            me,
+            format!(
+                "activation of {} elements is over the limit",
+                next.elements()
+            ),
+        ));
     }
     Ok(next)
 }
 
-fn check_window(layer: usize, kernel: usize, stride: usize, dilation: usize) -> Result<(), Invalid> {
+fn check_window(
+    layer: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Result<(), Invalid> {
     if kernel == 0 || stride == 0 || dilation == 0 {
-        return Err(invalid(layer, format!("kernel {kernel}, stride {stride}, dilation {dilation} must all be positive")));
+        return Err(invalid(
+            layer,
+            format!("kernel {kernel}, stride {stride}, dilation {dilation} must all be positive"),
+        ));
     }
     Ok(())
 }
@@ -537,28 +648,46 @@ mod tests {
     #[test]
     fn same_lower_puts_the_odd_pad_first() {
         // L=7, k=4, s=2: out = 4, total pad = 3*2 + 4 - 7 = 3.
-        assert_eq!(output_length(7, 4, 2, 1, Padding::SameLower, false), Some((4, 2, 1)));
-        assert_eq!(output_length(7, 4, 2, 1, Padding::SameUpper, false), Some((4, 1, 2)));
+        assert_eq!(
+            output_length(7, 4, 2, 1, Padding::SameLower, false),
+            Some((4, 2, 1))
+        );
+        assert_eq!(
+            output_length(7, 4, 2, 1, Padding::SameUpper, false),
+            Some((4, 1, 2))
+        );
     }
 
     #[test]
     fn ceil_mode_drops_a_window_starting_in_the_right_padding() {
         // L=15, k=4, s=3, pads [1,2]: span 14, ceil(14/3)+1 = 6; window 5 starts at 14 < 16.
-        assert_eq!(output_length(15, 4, 3, 1, Padding::Explicit { begin: 1, end: 2 }, true), Some((6, 1, 2)));
+        assert_eq!(
+            output_length(15, 4, 3, 1, Padding::Explicit { begin: 1, end: 2 }, true),
+            Some((6, 1, 2))
+        );
         // L=4, k=2, s=2, pads [0,1]: span 3 -> ceil 2 + 1 = 3, but window 2 starts at 4 = L.
-        assert_eq!(output_length(4, 2, 2, 1, Padding::Explicit { begin: 0, end: 1 }, true), Some((2, 0, 1)));
+        assert_eq!(
+            output_length(4, 2, 2, 1, Padding::Explicit { begin: 0, end: 1 }, true),
+            Some((2, 0, 1))
+        );
     }
 
     #[test]
     fn ceil_mode_does_not_change_auto_pad_output_lengths() {
         // VALID: ceil((L - field + 1) / s) = ceil((13 - 5 + 1) / 3) = 3 whatever ceil_mode says.
-        assert_eq!(output_length(13, 5, 3, 1, Padding::Valid, true), Some((3, 0, 0)));
+        assert_eq!(
+            output_length(13, 5, 3, 1, Padding::Valid, true),
+            Some((3, 0, 0))
+        );
     }
 
     #[test]
     fn kernel_longer_than_padded_input_has_no_output() {
         assert_eq!(output_length(3, 5, 1, 1, Padding::Valid, false), None);
-        assert_eq!(output_length(3, 5, 1, 1, Padding::Explicit { begin: 1, end: 1 }, false), Some((1, 1, 1)));
+        assert_eq!(
+            output_length(3, 5, 1, 1, Padding::Explicit { begin: 1, end: 1 }, false),
+            Some((1, 1, 1))
+        );
     }
 
     fn conv(out_channels: usize, group: usize) -> Layer {
@@ -574,32 +703,52 @@ mod tests {
     }
 
     fn desc(layers: Vec<Layer>) -> ModelDesc {
-        ModelDesc { batch: 1, channels: 4, length: 10, layers, opset: 17, weight_seed: 0, weights: WeightDist::Scaled }
+        ModelDesc {
+            batch: 1,
+            channels: 4,
+            length: 10,
+            layers,
+            opset: 17,
+            weight_seed: 0,
+            weights: WeightDist::Scaled,
+        }
     }
 
     #[test]
     fn group_must_divide_channels() {
         let err = desc(vec![conv(6, 3)]).shapes().unwrap_err();
         assert!(err.reason.contains("group 3"), "{err}");
-        assert_eq!(desc(vec![conv(6, 2)]).output_shape().unwrap(), vec![1, 6, 8]);
+        assert_eq!(
+            desc(vec![conv(6, 2)]).output_shape().unwrap(),
+            vec![1, 6, 8]
+        );
     }
 
     #[test]
     fn residual_body_must_keep_the_shape() {
-        let err = desc(vec![Layer::Residual { body: vec![conv(4, 1)] }]).shapes().unwrap_err();
+        let err = desc(vec![Layer::Residual {
+            body: vec![conv(4, 1)],
+        }])
+        .shapes()
+        .unwrap_err();
         assert!(err.reason.contains("residual"), "{err}");
     }
 
     #[test]
     fn dense_head_flattens() {
-        let d = desc(vec![Layer::GlobalAveragePool, Layer::Dense { out_features: 3 }]);
+        let d = desc(vec![
+            Layer::GlobalAveragePool,
+            Layer::Dense { out_features: 3 },
+        ]);
         assert_eq!(d.output_shape().unwrap(), vec![1, 3]);
         assert_eq!(d.ops(), vec!["GlobalAveragePool", "Flatten", "Gemm"]);
     }
 
     #[test]
     fn conv_after_flatten_is_refused() {
-        let err = desc(vec![Layer::Dense { out_features: 3 }, conv(4, 1)]).shapes().unwrap_err();
+        let err = desc(vec![Layer::Dense { out_features: 3 }, conv(4, 1)])
+            .shapes()
+            .unwrap_err();
         assert_eq!(err.layer, 1);
     }
 

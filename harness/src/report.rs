@@ -31,7 +31,12 @@ impl Latency {
         }
         us.sort_by(f64::total_cmp);
         let q = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize];
-        Some(Latency { p50: q(0.5), p90: q(0.9), min: us[0], samples: us.len() })
+        Some(Latency {
+            p50: q(0.5),
+            p90: q(0.9),
+            min: us[0],
+            samples: us.len(),
+        })
     }
 }
 
@@ -127,11 +132,18 @@ impl Environment {
     pub fn detect() -> Environment {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_string())
+            })
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         Environment {
             cpu,
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             os: std::env::consts::OS.into(),
             ..Default::default()
         }
@@ -181,10 +193,25 @@ pub struct Report {
 
 impl Report {
     /// Builds the summary and coverage from the results.
-    pub fn new(tool: Tool, environment: Environment, options: serde_json::Value, results: Vec<CaseResult>, duration_s: f64) -> Report {
-        let mut summary: BTreeMap<String, usize> = Verdict::ALL.iter().map(|v| (v.name().to_string(), 0)).collect();
+    pub fn new(
+        tool: Tool,
+        environment: Environment,
+        options: serde_json::Value,
+        results: Vec<CaseResult>,
+        duration_s: f64,
+    ) -> Report {
+        let mut summary: BTreeMap<String, usize> = Verdict::ALL
+            .iter()
+            .map(|v| (v.name().to_string(), 0))
+            .collect();
         summary.insert("results".into(), results.len());
-        summary.insert("expected".into(), results.iter().filter(|r| r.verdict != Verdict::Pass && r.expected.is_some()).count());
+        summary.insert(
+            "expected".into(),
+            results
+                .iter()
+                .filter(|r| r.verdict != Verdict::Pass && r.expected.is_some())
+                .count(),
+        );
         let mut coverage = BTreeMap::new();
         for r in &results {
             *summary.entry(r.verdict.name().into()).or_default() += 1;
@@ -192,7 +219,18 @@ impl Report {
                 *coverage.entry(c.clone()).or_default() += 1;
             }
         }
-        Report { tool, environment, options, summary, coverage, duration_s, unexpected_passes: Vec::new(), workers: None, stopped_early: None, results }
+        Report {
+            tool,
+            environment,
+            options,
+            summary,
+            coverage,
+            duration_s,
+            unexpected_passes: Vec::new(),
+            workers: None,
+            stopped_early: None,
+            results,
+        }
     }
 
     /// True when every result passed or failed as expected, and no expected failure passed.
@@ -208,7 +246,11 @@ impl Report {
     /// Applies an expected-failure ledger: marks expected failures and records unexpected passes.
     pub fn apply_ledger(&mut self, ledger: &crate::ledger::Ledger) {
         self.unexpected_passes = ledger.apply(&mut self.results);
-        let expected = self.results.iter().filter(|r| r.verdict != Verdict::Pass && r.expected.is_some()).count();
+        let expected = self
+            .results
+            .iter()
+            .filter(|r| r.verdict != Verdict::Pass && r.expected.is_some())
+            .count();
         self.summary.insert("expected".into(), expected);
     }
 
@@ -242,7 +284,11 @@ impl Report {
             (!b.ok())
                 .cmp(&!a.ok())
                 .then((b.verdict != Verdict::Pass).cmp(&(a.verdict != Verdict::Pass)))
-                .then(b.worst_ratio.unwrap_or(0.0).total_cmp(&a.worst_ratio.unwrap_or(0.0)))
+                .then(
+                    b.worst_ratio
+                        .unwrap_or(0.0)
+                        .total_cmp(&a.worst_ratio.unwrap_or(0.0)),
+                )
         });
         v.truncate(n);
         v
@@ -259,12 +305,19 @@ impl Report {
         }
         s.push('\n');
         for v in Verdict::ALL {
-            if columns.iter().all(|c| !counts.contains_key(&(c.clone(), v))) {
+            if columns
+                .iter()
+                .all(|c| !counts.contains_key(&(c.clone(), v)))
+            {
                 continue;
             }
             let _ = write!(s, "{:<18}", v.name());
             for c in &columns {
-                let _ = write!(s, " {:>width$}", counts.get(&(c.clone(), v)).copied().unwrap_or(0));
+                let _ = write!(
+                    s,
+                    " {:>width$}",
+                    counts.get(&(c.clone(), v)).copied().unwrap_or(0)
+                );
             }
             s.push('\n');
         }
@@ -277,8 +330,14 @@ impl Report {
                     "  {:<14} {:<22} {:<16} err/tol {:>9}  {}",
                     r.case,
                     r.converter,
-                    if r.verdict != Verdict::Pass && r.expected.is_some() { format!("{} (expected)", r.verdict.name()) } else { r.verdict.name().to_string() },
-                    r.worst_ratio.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+                    if r.verdict != Verdict::Pass && r.expected.is_some() {
+                        format!("{} (expected)", r.verdict.name())
+                    } else {
+                        r.verdict.name().to_string()
+                    },
+                    r.worst_ratio
+                        .map(|x| format!("{x:.3}"))
+                        .unwrap_or_else(|| "-".into()),
                     one_line(r.message.as_deref().unwrap_or(""), 90)
                 );
             }
@@ -287,7 +346,10 @@ impl Report {
             let _ = writeln!(s, "\n{u}");
         }
         if let Some(why) = &self.stopped_early {
-            let _ = writeln!(s, "\nstopped early: {why}; the report covers the cases that ran");
+            let _ = writeln!(
+                s,
+                "\nstopped early: {why}; the report covers the cases that ran"
+            );
         }
         if let Some(w) = &self.workers {
             let _ = writeln!(
@@ -315,7 +377,15 @@ impl Report {
     pub fn markdown(&self) -> String {
         let (columns, counts) = self.table();
         let mut s = String::from("# Conformance report\n\n");
-        let _ = writeln!(s, "{} {} · {} results in {:.1} s · {}\n", self.tool.name, self.tool.version, self.results.len(), self.duration_s, self.environment.cpu);
+        let _ = writeln!(
+            s,
+            "{} {} · {} results in {:.1} s · {}\n",
+            self.tool.name,
+            self.tool.version,
+            self.results.len(),
+            self.duration_s,
+            self.environment.cpu
+        );
         s.push_str("## Verdicts\n\n| verdict |");
         for c in &columns {
             let _ = write!(s, " {c} |");
@@ -326,12 +396,21 @@ impl Report {
         for v in Verdict::ALL {
             let _ = write!(s, "| {} |", v.name());
             for c in &columns {
-                let _ = write!(s, " {} |", counts.get(&(c.clone(), v)).copied().unwrap_or(0));
+                let _ = write!(
+                    s,
+                    " {} |",
+                    counts.get(&(c.clone(), v)).copied().unwrap_or(0)
+                );
             }
             s.push('\n');
         }
         s.push_str("\n## Versions\n\n");
-        for (k, v) in self.environment.converters.iter().chain(&self.environment.runtimes) {
+        for (k, v) in self
+            .environment
+            .converters
+            .iter()
+            .chain(&self.environment.runtimes)
+        {
             let _ = writeln!(s, "- {k}: {v}");
         }
         if !self.unexpected_passes.is_empty() {
@@ -340,11 +419,22 @@ impl Report {
                 let _ = writeln!(s, "- {u}");
             }
         }
-        let expected: Vec<&CaseResult> = self.results.iter().filter(|r| r.verdict != Verdict::Pass && r.expected.is_some()).collect();
+        let expected: Vec<&CaseResult> = self
+            .results
+            .iter()
+            .filter(|r| r.verdict != Verdict::Pass && r.expected.is_some())
+            .collect();
         if !expected.is_empty() {
             let _ = writeln!(s, "\n## Expected failures ({})\n\n| case | converter | verdict | reason |\n|---|---|---|---|", expected.len());
             for r in expected.iter().take(100) {
-                let _ = writeln!(s, "| {} | `{}` | {} | {} |", r.case, r.converter, r.verdict.name(), r.expected.as_deref().unwrap_or("").replace('|', "\\|"));
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {} |",
+                    r.case,
+                    r.converter,
+                    r.verdict.name(),
+                    r.expected.as_deref().unwrap_or("").replace('|', "\\|")
+                );
             }
         }
         let failures: Vec<&CaseResult> = self.failures().collect();
@@ -359,7 +449,9 @@ impl Report {
                     r.converter,
                     r.runtime,
                     r.verdict.name(),
-                    r.max_abs_err.map(|x| format!("{x:.3e}")).unwrap_or_default(),
+                    r.max_abs_err
+                        .map(|x| format!("{x:.3e}"))
+                        .unwrap_or_default(),
                     one_line(r.message.as_deref().unwrap_or(""), 160).replace('|', "\\|")
                 );
             }
@@ -380,20 +472,46 @@ impl Report {
     pub fn junit(&self) -> String {
         let mut suites: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
         for r in &self.results {
-            suites.entry(format!("{} on {}", r.converter, r.runtime)).or_default().push(r);
+            suites
+                .entry(format!("{} on {}", r.converter, r.runtime))
+                .or_default()
+                .push(r);
         }
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(s, "<testsuites name=\"conformance\" tests=\"{}\" failures=\"{}\">", self.results.len(), self.failures().count());
+        let _ = writeln!(
+            s,
+            "<testsuites name=\"conformance\" tests=\"{}\" failures=\"{}\">",
+            self.results.len(),
+            self.failures().count()
+        );
         for (name, results) in suites {
-            let fails = results.iter().filter(|r| r.verdict != Verdict::Pass).count();
-            let _ = writeln!(s, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{fails}\">", xml(&name), results.len());
+            let fails = results
+                .iter()
+                .filter(|r| r.verdict != Verdict::Pass)
+                .count();
+            let _ = writeln!(
+                s,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{fails}\">",
+                xml(&name),
+                results.len()
+            );
             for r in results {
                 let time = r.latency_us.as_ref().map(|l| l.p50 / 1e6).unwrap_or(0.0);
-                let _ = write!(s, "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.6}\"", xml(&name), xml(&r.case));
+                let _ = write!(
+                    s,
+                    "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.6}\"",
+                    xml(&name),
+                    xml(&r.case)
+                );
                 if r.verdict == Verdict::Pass {
                     s.push_str("/>\n");
                 } else if let Some(reason) = &r.expected {
-                    let _ = writeln!(s, ">\n      <skipped message=\"expected {}: {}\"/>\n    </testcase>", r.verdict.name(), xml(reason));
+                    let _ = writeln!(
+                        s,
+                        ">\n      <skipped message=\"expected {}: {}\"/>\n    </testcase>",
+                        r.verdict.name(),
+                        xml(reason)
+                    );
                 } else {
                     let _ = writeln!(
                         s,
@@ -458,8 +576,20 @@ mod tests {
     }
 
     fn report() -> Report {
-        let tool = Tool { name: "harness".into(), version: "0".into() };
-        Report::new(tool, Environment::default(), serde_json::json!({}), vec![result("s0-i0", Verdict::Pass), result("s0-i1", Verdict::Mismatch)], 1.0)
+        let tool = Tool {
+            name: "harness".into(),
+            version: "0".into(),
+        };
+        Report::new(
+            tool,
+            Environment::default(),
+            serde_json::json!({}),
+            vec![
+                result("s0-i0", Verdict::Pass),
+                result("s0-i1", Verdict::Mismatch),
+            ],
+            1.0,
+        )
     }
 
     #[test]

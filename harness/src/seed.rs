@@ -15,7 +15,10 @@ pub fn case_seed(base: u64, index: u64) -> u64 {
 
 /// A ChaCha random stream for `seed`, separated by `label` (e.g. "weights", "inputs").
 pub fn rng(seed: u64, label: &str) -> TestRng {
-    TestRng::from_seed(RngAlgorithm::ChaCha, &digest(&[label.as_bytes(), &seed.to_le_bytes()]))
+    TestRng::from_seed(
+        RngAlgorithm::ChaCha,
+        &digest(&[label.as_bytes(), &seed.to_le_bytes()]),
+    )
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {

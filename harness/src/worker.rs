@@ -8,11 +8,11 @@
 //! fresh process.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -78,7 +78,10 @@ pub fn find_python() -> Option<PathBuf> {
     if let Ok(exe) = std::env::current_exe() {
         roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
     }
-    roots.into_iter().map(|r| r.join(".venv/bin/python")).find(|p| p.is_file())
+    roots
+        .into_iter()
+        .map(|r| r.join(".venv/bin/python"))
+        .find(|p| p.is_file())
 }
 
 /// One running worker process.
@@ -99,7 +102,12 @@ impl Worker {
         if std::fs::read_to_string(&script).ok().as_deref() != Some(SCRIPT) {
             crate::fsutil::write_atomically(&script, SCRIPT.as_bytes())?;
         }
-        let log = tempfile::Builder::new().prefix("worker-").suffix(".log").tempfile_in(&dir)?.into_temp_path().keep()?;
+        let log = tempfile::Builder::new()
+            .prefix("worker-")
+            .suffix(".log")
+            .tempfile_in(&dir)?
+            .into_temp_path()
+            .keep()?;
         let mut child = Command::new(python)
             .arg(&script)
             .stdin(Stdio::piped())
@@ -122,7 +130,13 @@ impl Worker {
                 }
             }
         });
-        Ok(Worker { child, stdin, replies, next_id: 0, log })
+        Ok(Worker {
+            child,
+            stdin,
+            replies,
+            next_id: 0,
+            log,
+        })
     }
 
     /// The process id.
@@ -136,7 +150,12 @@ impl Worker {
         request["id"] = json!(self.next_id);
         let line = format!("{request}\n");
         let sent = std::time::Instant::now();
-        if self.stdin.write_all(line.as_bytes()).and_then(|_| self.stdin.flush()).is_err() {
+        if self
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| self.stdin.flush())
+            .is_err()
+        {
             return Err(WorkerError::Died(self.death()));
         }
         loop {
@@ -173,10 +192,29 @@ impl Worker {
     }
 
     fn death(&mut self) -> String {
-        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+        let status = self
+            .child
+            .wait()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
-        format!("{status}{}", if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") })
+        let tail: String = log
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ");
+        format!(
+            "{status}{}",
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; stderr: {tail}")
+            }
+        )
     }
 
     fn alive(&mut self) -> bool {
@@ -209,7 +247,11 @@ pub struct Lease {
 impl Pool {
     /// A pool running workers with `python`.
     pub fn new(python: PathBuf) -> Arc<Pool> {
-        Arc::new(Pool { python, idle: Mutex::new(Vec::new()), versions: OnceLock::new() })
+        Arc::new(Pool {
+            python,
+            idle: Mutex::new(Vec::new()),
+            versions: OnceLock::new(),
+        })
     }
 
     /// The process-wide pool, using [`find_python`].
@@ -231,7 +273,10 @@ impl Pool {
             Some(w) => w,
             None => Worker::spawn(&self.python)?,
         };
-        Ok(Lease { pool: Arc::clone(self), worker: Some(worker) })
+        Ok(Lease {
+            pool: Arc::clone(self),
+            worker: Some(worker),
+        })
     }
 
     /// Versions of Python and its packages, as the worker reports them.
@@ -239,15 +284,23 @@ impl Pool {
         if let Some(v) = self.versions.get() {
             return Ok(v.clone());
         }
-        let reply = self.lease()?.call(json!({"op": "hello"}), Duration::from_secs(120))?;
-        Ok(self.versions.get_or_init(|| reply["versions"].clone()).clone())
+        let reply = self
+            .lease()?
+            .call(json!({"op": "hello"}), Duration::from_secs(120))?;
+        Ok(self
+            .versions
+            .get_or_init(|| reply["versions"].clone())
+            .clone())
     }
 }
 
 impl Lease {
     /// Calls the leased worker; a dead or killed worker is dropped, not returned to the pool.
     pub fn call(&mut self, request: Value, timeout: Duration) -> Result<Value, WorkerError> {
-        let worker = self.worker.as_mut().ok_or_else(|| WorkerError::Died("worker already lost".into()))?;
+        let worker = self
+            .worker
+            .as_mut()
+            .ok_or_else(|| WorkerError::Died("worker already lost".into()))?;
         let result = worker.call(request, timeout);
         if matches!(result, Err(WorkerError::Died(_) | WorkerError::Timeout(_))) {
             self.worker = None;
@@ -265,7 +318,11 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(mut w) = self.worker.take() {
             if w.alive() {
-                self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+                self.pool
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(w);
             }
         }
     }
@@ -300,7 +357,9 @@ fn numpy_dtype(d: DType) -> &'static str {
 
 /// Reads the outputs a worker wrote.
 pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
-    let outputs = reply["outputs"].as_array().context("worker reply without outputs")?;
+    let outputs = reply["outputs"]
+        .as_array()
+        .context("worker reply without outputs")?;
     outputs
         .iter()
         .map(|o| {
@@ -311,7 +370,8 @@ pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
                 .map(|d| d.as_u64().map(|d| d as usize).context("bad dimension"))
                 .collect::<Result<_>>()?;
             let path = o["path"].as_str().context("output without path")?;
-            let bytes = std::fs::read(path).with_context(|| format!("{path}: cannot read worker output"))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("{path}: cannot read worker output"))?;
             let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
             let data_type = match o["dtype"].as_str() {
                 Some("float32") => DType::Float,

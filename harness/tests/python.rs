@@ -27,7 +27,10 @@ fn pool() -> Option<std::sync::Arc<Pool>> {
 fn the_worker_reports_the_pinned_package_versions() {
     let Some(pool) = pool() else { return };
     let v = pool.versions().unwrap();
-    assert!(v["openvino"].as_str().unwrap().starts_with("2026.4.1"), "{v}");
+    assert!(
+        v["openvino"].as_str().unwrap().starts_with("2026.4.1"),
+        "{v}"
+    );
     assert_eq!(v["onnxruntime"], "1.32.0", "{v}");
 }
 
@@ -40,13 +43,23 @@ fn a_worker_killed_mid_call_is_reported_and_replaced() {
         std::thread::sleep(Duration::from_millis(500));
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     });
-    let err = lease.call(json!({"op": "sleep", "seconds": 30}), Duration::from_secs(60)).unwrap_err();
+    let err = lease
+        .call(
+            json!({"op": "sleep", "seconds": 30}),
+            Duration::from_secs(60),
+        )
+        .unwrap_err();
     killer.join().unwrap();
-    assert!(matches!(&err, WorkerError::Died(m) if m.contains("signal")), "{err:?}");
+    assert!(
+        matches!(&err, WorkerError::Died(m) if m.contains("signal")),
+        "{err:?}"
+    );
     drop(lease);
     let mut next = pool.lease().unwrap();
     assert_ne!(next.pid(), Some(pid));
-    assert!(next.call(json!({"op": "hello"}), Duration::from_secs(60)).is_ok());
+    assert!(next
+        .call(json!({"op": "hello"}), Duration::from_secs(60))
+        .is_ok());
 }
 
 #[test]
@@ -54,7 +67,12 @@ fn a_hanging_worker_times_out_and_is_killed() {
     let Some(pool) = pool() else { return };
     let mut lease = pool.lease().unwrap();
     let start = Instant::now();
-    let err = lease.call(json!({"op": "sleep", "seconds": 30}), Duration::from_millis(700)).unwrap_err();
+    let err = lease
+        .call(
+            json!({"op": "sleep", "seconds": 30}),
+            Duration::from_millis(700),
+        )
+        .unwrap_err();
     assert!(matches!(err, WorkerError::Timeout(_)), "{err:?}");
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(lease.pid().is_none(), "the killed worker is not kept");
@@ -69,7 +87,11 @@ fn run(converters: &[&str], runtime: &str, cases: u64) -> Vec<harness::report::C
         repeats: 1,
         ..Options::default()
     };
-    Runner::new(options).unwrap().run(&|_, _| {}).unwrap().results
+    Runner::new(options)
+        .unwrap()
+        .run(&|_, _| {})
+        .unwrap()
+        .results
 }
 
 #[test]
@@ -89,7 +111,10 @@ fn onnxruntime_runs_generated_models_and_agrees_with_the_oracle() {
             r.message
         );
     }
-    let passed = results.iter().filter(|r| r.verdict == Verdict::Pass).count();
+    let passed = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Pass)
+        .count();
     assert!(passed >= 20, "only {passed} of 30 pass on onnxruntime");
 }
 
@@ -102,12 +127,34 @@ fn openvino_converts_and_runs_generated_models_in_the_precision_it_reports() {
     assert_eq!(results.len(), 16);
     for r in &results {
         assert_eq!(r.runtime, "openvino-cpu", "{r:?}");
-        assert!(!matches!(r.verdict, Verdict::Error | Verdict::ConvertCrash | Verdict::Timeout), "{}: {:?}", r.case, r.message);
+        assert!(
+            !matches!(
+                r.verdict,
+                Verdict::Error | Verdict::ConvertCrash | Verdict::Timeout
+            ),
+            "{}: {:?}",
+            r.case,
+            r.message
+        );
     }
-    let f32_pass = results.iter().filter(|r| r.converter == "openvino:f32" && r.verdict == Verdict::Pass).count();
-    assert!(f32_pass >= 5, "openvino:f32 passed only {f32_pass} of 8: {results:#?}");
-    for r in results.iter().filter(|r| r.converter == "openvino:f32" && r.precision.is_some()) {
+    let f32_pass = results
+        .iter()
+        .filter(|r| r.converter == "openvino:f32" && r.verdict == Verdict::Pass)
+        .count();
+    assert!(
+        f32_pass >= 5,
+        "openvino:f32 passed only {f32_pass} of 8: {results:#?}"
+    );
+    for r in results
+        .iter()
+        .filter(|r| r.converter == "openvino:f32" && r.precision.is_some())
+    {
         assert_eq!(r.precision.as_deref(), Some("f32"));
     }
-    assert!(results.iter().any(|r| r.converter == "openvino" && r.precision.is_some()), "default precision recorded");
+    assert!(
+        results
+            .iter()
+            .any(|r| r.converter == "openvino" && r.precision.is_some()),
+        "default precision recorded"
+    );
 }

@@ -38,7 +38,11 @@ fn main() -> ExitCode {
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
-            return if task.is_some() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+            return if task.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
         }
         Some(other) => Err(format!("unknown task '{other}'; run `cargo xtask help`")),
     };
@@ -57,7 +61,10 @@ fn prepend(first: &str, rest: Vec<String>) -> Vec<String> {
 
 /// The workspace root (xtask lives one level below it).
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -76,13 +83,23 @@ fn status_code(status: std::process::ExitStatus) -> ExitCode {
 
 fn build_harness() -> Result<PathBuf, String> {
     let status = cargo()
-        .args(["build", "--quiet", "--release", "--package", "harness", "--bin", "harness"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "harness",
+            "--bin",
+            "harness",
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err("building the harness failed".into());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| project_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
     Ok(target.join("release").join("harness"))
 }
 
@@ -98,7 +115,8 @@ fn run_harness(args: &[String]) -> Result<ExitCode, String> {
 
 /// Whether harness arguments name a converter or runtime that lives in Python.
 fn needs_python(args: &[String]) -> bool {
-    args.iter().any(|a| a.contains("openvino") || a.contains("onnxruntime"))
+    args.iter()
+        .any(|a| a.contains("openvino") || a.contains("onnxruntime"))
 }
 
 fn venv_python() -> PathBuf {
@@ -110,9 +128,12 @@ fn venv_python() -> PathBuf {
 fn setup() -> Result<(), String> {
     let root = project_root();
     let requirements = root.join("harness/python/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("{}: {e}", requirements.display()))?;
     let stamp = root.join(".venv/installed-requirements.txt");
-    if venv_python().is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+    if venv_python().is_file()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+    {
         return Ok(());
     }
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
@@ -130,7 +151,14 @@ fn setup() -> Result<(), String> {
     }
     eprintln!("xtask: installing the pinned Python packages (harness/python/requirements.txt)");
     let ok = Command::new(venv_python())
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
         .arg(&requirements)
         .current_dir(&root)
         .status()
@@ -147,7 +175,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     setup()?;
     // Release profile: shares the warm build of `cargo xtask conformance`.
     let status = cargo()
-        .args(["test", "--workspace", "--release"])
+        .args(["test", "--workspace", "--release", "--no-fail-fast"])
         .args(args)
         .env("HARNESS_PYTHON", venv_python())
         .env("HARNESS_REQUIRE_PYTHON", "1")

@@ -27,12 +27,18 @@ impl Exec {
             .and_then(|c| c.strip_suffix('\''))
             .unwrap_or(command)
             .to_string();
-        anyhow::ensure!(!command.is_empty(), "converter '{spec}': the command is empty");
+        anyhow::ensure!(
+            !command.is_empty(),
+            "converter '{spec}': the command is empty"
+        );
         anyhow::ensure!(
             command.contains("{output}"),
             "converter '{spec}': the command must contain {{output}} (and usually {{input}})"
         );
-        Ok(Exec { spec: spec.to_string(), command })
+        Ok(Exec {
+            spec: spec.to_string(),
+            command,
+        })
     }
 }
 
@@ -60,7 +66,10 @@ fn capped(mut r: impl Read, limit: usize) -> (Vec<u8>, usize) {
 fn describe_stderr(kept: &[u8], total: usize) -> String {
     let mut s = String::from_utf8_lossy(kept).trim().to_string();
     if total > kept.len() {
-        s.push_str(&format!(" [... {} more bytes of stderr]", total - kept.len()));
+        s.push_str(&format!(
+            " [... {} more bytes of stderr]",
+            total - kept.len()
+        ));
     }
     s
 }
@@ -73,8 +82,12 @@ impl Converter for Exec {
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {
         let input = cx.work_dir.join("input.onnx");
         let output = cx.work_dir.join("output.onnx");
-        std::fs::write(&input, model).map_err(|e| ConvertError::Crashed(format!("cannot write the input model: {e}")))?;
-        let command = self.command.replace("{input}", &quote(&input)).replace("{output}", &quote(&output));
+        std::fs::write(&input, model)
+            .map_err(|e| ConvertError::Crashed(format!("cannot write the input model: {e}")))?;
+        let command = self
+            .command
+            .replace("{input}", &quote(&input))
+            .replace("{output}", &quote(&output));
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&command)
@@ -94,7 +107,10 @@ impl Converter for Exec {
                 kill_group(child.id());
                 let _ = child.wait();
                 let _ = reader.join();
-                return Err(ConvertError::Timeout(format!("converter still running after {:?}; killed", cx.timeout)));
+                return Err(ConvertError::Timeout(format!(
+                    "converter still running after {:?}; killed",
+                    cx.timeout
+                )));
             }
         };
         // Children of the command may keep stderr open; don't wait on them forever.
@@ -102,18 +118,27 @@ impl Converter for Exec {
         let (kept, total) = reader.join().unwrap_or_default();
         let stderr = describe_stderr(&kept, total);
         if let Some(sig) = status.signal() {
-            return Err(ConvertError::Crashed(format!("converter killed by signal {sig}: {stderr}")));
+            return Err(ConvertError::Crashed(format!(
+                "converter killed by signal {sig}: {stderr}"
+            )));
         }
         if !status.success() {
             let code = status.code().unwrap_or(-1);
-            return Err(ConvertError::Rejected(format!("converter exited with status {code}: {stderr}")));
+            return Err(ConvertError::Rejected(format!(
+                "converter exited with status {code}: {stderr}"
+            )));
         }
-        let bytes = std::fs::read(&output)
-            .map_err(|_| ConvertError::Crashed(format!("converter exited 0 but wrote no output: {stderr}")))?;
-        let decoded = decode_model(&bytes)
-            .map_err(|e| ConvertError::Crashed(format!("converter wrote an unreadable model: {e:#}")))?;
+        let bytes = std::fs::read(&output).map_err(|_| {
+            ConvertError::Crashed(format!("converter exited 0 but wrote no output: {stderr}"))
+        })?;
+        let decoded = decode_model(&bytes).map_err(|e| {
+            ConvertError::Crashed(format!("converter wrote an unreadable model: {e:#}"))
+        })?;
         if decoded.graph.is_none() {
-            return Err(ConvertError::Crashed(format!("converter wrote a model without a graph ({} bytes)", bytes.len())));
+            return Err(ConvertError::Crashed(format!(
+                "converter wrote a model without a graph ({} bytes)",
+                bytes.len()
+            )));
         }
         Ok(Artifact::Onnx(bytes))
     }
@@ -135,45 +160,82 @@ mod tests {
     fn run(cmd: &str, timeout_ms: u64) -> Result<Artifact, ConvertError> {
         let dir = tempfile::tempdir().unwrap();
         let exec = Exec::new(&format!("exec:{cmd}")).unwrap();
-        let model = crate::onnx::proto::encode_model(&tract_onnx::pb::ModelProto { ir_version: 8, graph: Some(Default::default()), ..Default::default() });
-        exec.convert(&model, &Context { work_dir: dir.path(), timeout: Duration::from_millis(timeout_ms) })
+        let model = crate::onnx::proto::encode_model(&tract_onnx::pb::ModelProto {
+            ir_version: 8,
+            graph: Some(Default::default()),
+            ..Default::default()
+        });
+        exec.convert(
+            &model,
+            &Context {
+                work_dir: dir.path(),
+                timeout: Duration::from_millis(timeout_ms),
+            },
+        )
     }
 
     #[test]
     fn copying_command_yields_the_model() {
-        assert!(matches!(run("cp {input} {output}", 10_000), Ok(Artifact::Onnx(_))));
+        assert!(matches!(
+            run("cp {input} {output}", 10_000),
+            Ok(Artifact::Onnx(_))
+        ));
     }
 
     #[test]
     fn nonzero_exit_is_rejected_with_stderr() {
         let e = run("echo nope >&2; exit 3 # {output}", 10_000).unwrap_err();
-        assert_eq!(e, ConvertError::Rejected("converter exited with status 3: nope".into()));
+        assert_eq!(
+            e,
+            ConvertError::Rejected("converter exited with status 3: nope".into())
+        );
     }
 
     #[test]
     fn signal_is_a_crash() {
-        assert!(matches!(run("kill -SEGV $$ # {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("signal 11")));
+        assert!(
+            matches!(run("kill -SEGV $$ # {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("signal 11"))
+        );
     }
 
     #[test]
     fn sleeping_past_the_timeout_is_killed() {
         let start = std::time::Instant::now();
-        assert!(matches!(run("sleep 30; cp {input} {output}", 300), Err(ConvertError::Timeout(_))));
+        assert!(matches!(
+            run("sleep 30; cp {input} {output}", 300),
+            Err(ConvertError::Timeout(_))
+        ));
         assert!(start.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
     fn missing_or_garbage_output_is_a_crash() {
-        assert!(matches!(run("true {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("wrote no output")));
-        assert!(matches!(run("printf garbage > {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("unreadable")));
-        assert!(matches!(run(": > {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("without a graph")));
+        assert!(
+            matches!(run("true {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("wrote no output"))
+        );
+        assert!(
+            matches!(run("printf garbage > {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("unreadable"))
+        );
+        assert!(
+            matches!(run(": > {output}", 10_000), Err(ConvertError::Crashed(m)) if m.contains("without a graph"))
+        );
     }
 
     #[test]
     fn megabytes_of_stderr_are_truncated() {
-        let e = run("head -c 3000000 /dev/zero | tr '\\0' x >&2; exit 1 # {output}", 10_000).unwrap_err();
-        let ConvertError::Rejected(m) = e else { panic!("{e:?}") };
-        assert!(m.len() < STDERR_LIMIT + 200 && m.contains("more bytes of stderr"), "{}", m.len());
+        let e = run(
+            "head -c 3000000 /dev/zero | tr '\\0' x >&2; exit 1 # {output}",
+            10_000,
+        )
+        .unwrap_err();
+        let ConvertError::Rejected(m) = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.len() < STDERR_LIMIT + 200 && m.contains("more bytes of stderr"),
+            "{}",
+            m.len()
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use anyhow::{bail, Context as _, Result};
 use tract_onnx::pb;
 
 use super::{Artifact, Context, ConvertError, Converter};
-use crate::onnx::proto::{self, attr, decode_model, encode_model, tensor_from_proto, tensor_to_proto};
+use crate::onnx::proto::{
+    self, attr, decode_model, encode_model, tensor_from_proto, tensor_to_proto,
+};
 use crate::tensor::Tensor;
 
 /// Where the unit axis goes.
@@ -84,13 +86,37 @@ const SPATIAL: &[&str] = &[
 
 /// Operators applied element by element: they follow their first input into 2D.
 const POINTWISE: &[&str] = &[
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid", "HardSwish", "Gelu", "Softplus",
-    "Softsign", "Mish", "Clip", "Identity", "Dropout", "Erf", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
-    "Celu", "ThresholdedRelu", "Cast",
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "Softplus",
+    "Softsign",
+    "Mish",
+    "Clip",
+    "Identity",
+    "Dropout",
+    "Erf",
+    "Exp",
+    "Log",
+    "Abs",
+    "Neg",
+    "Sqrt",
+    "Reciprocal",
+    "Celu",
+    "ThresholdedRelu",
+    "Cast",
 ];
 
 /// Broadcasting operators: lowered when one of their inputs is already 2D.
-const BROADCAST: &[&str] = &["Add", "Sub", "Mul", "Div", "PRelu", "Max", "Min", "Pow", "Sum", "Mean"];
+const BROADCAST: &[&str] = &[
+    "Add", "Sub", "Mul", "Div", "PRelu", "Max", "Min", "Pow", "Sum", "Mean",
+];
 
 /// Rewrites `model` in place.
 pub fn lower(model: &mut pb::ModelProto, unit: UnitAxis) -> Result<()> {
@@ -120,7 +146,9 @@ pub fn lower(model: &mut pb::ModelProto, unit: UnitAxis) -> Result<()> {
         .map(String::as_str)
         .collect();
     let graph_inputs: HashSet<String> = graph.input.iter().map(|i| i.name.clone()).collect();
-    graph.initializer.retain(|t| used.contains(t.name.as_str()) || graph_inputs.contains(&t.name));
+    graph
+        .initializer
+        .retain(|t| used.contains(t.name.as_str()) || graph_inputs.contains(&t.name));
     // Intermediate shapes changed; value_info is optional, so drop it rather than keep it wrong.
     graph.value_info.clear();
     Ok(())
@@ -190,7 +218,10 @@ impl Lowering {
         };
         if self.opset >= 13 {
             let name = self.fresh("axes");
-            self.new_inits.push(tensor_to_proto(&name, &Tensor::I64(ndarray::arr1(&[axis as i64]).into_dyn())));
+            self.new_inits.push(tensor_to_proto(
+                &name,
+                &Tensor::I64(ndarray::arr1(&[axis as i64]).into_dyn()),
+            ));
             node.input.push(name);
         } else {
             node.attribute.push(attr::ints("axes", &[axis as i64]));
@@ -241,7 +272,10 @@ impl Lowering {
         let value = tensor_from_proto(&t).with_context(|| format!("initializer '{name}'"))?;
         let mut dims: Vec<usize> = value.shape().to_vec();
         if dims.len() > 3 {
-            bail!("initializer '{name}' of rank {} broadcasts against a 1D tensor", dims.len());
+            bail!(
+                "initializer '{name}' of rank {} broadcasts against a 1D tensor",
+                dims.len()
+            );
         }
         while dims.len() < 3 {
             dims.insert(0, 1);
@@ -283,7 +317,9 @@ impl Lowering {
         let first = node.input.first().cloned().unwrap_or_default();
         let first_rank = self.rank.get(&first).copied().or_else(|| {
             // Conv data of unknown rank: the weight tells.
-            (op == "Conv" || op == "ConvTranspose").then(|| node.input.get(1).and_then(|w| self.rank.get(w).copied())).flatten()
+            (op == "Conv" || op == "ConvTranspose")
+                .then(|| node.input.get(1).and_then(|w| self.rank.get(w).copied()))
+                .flatten()
         });
         let is_domain_default = node.domain.is_empty() || node.domain == "ai.onnx";
         if !is_domain_default {
@@ -307,7 +343,9 @@ impl Lowering {
         {
             let mut inputs = Vec::with_capacity(node.input.len());
             for i in &node.input {
-                let lowered = if self.is_2d(i) || self.rank.get(i) == Some(&3) && !self.inits.contains_key(i) {
+                let lowered = if self.is_2d(i)
+                    || self.rank.get(i) == Some(&3) && !self.inits.contains_key(i)
+                {
                     self.get_2d(i)?
                 } else if self.inits.contains_key(i) {
                     self.constant_2d(i)?
@@ -351,7 +389,9 @@ impl Lowering {
         node.input[0] = self.get_2d(&x)?;
         for a in node.attribute.iter_mut() {
             match a.name.as_str() {
-                "kernel_shape" | "strides" | "dilations" if a.ints.len() == 1 => a.ints = self.widen(&a.ints, 1),
+                "kernel_shape" | "strides" | "dilations" if a.ints.len() == 1 => {
+                    a.ints = self.widen(&a.ints, 1)
+                }
                 "output_padding" if a.ints.len() == 1 => a.ints = self.widen(&a.ints, 0),
                 "output_shape" if a.ints.len() == 1 => a.ints = self.widen(&a.ints, 1),
                 "pads" if op != "Pad" && a.ints.len() == 2 => {
@@ -359,8 +399,14 @@ impl Lowering {
                     a.ints = [self.widen(&[b], 0), self.widen(&[e], 0)].concat();
                 }
                 "pads" if op == "Pad" => a.ints = self.pad_pairs(&a.ints)?,
-                "kernel_shape" | "strides" | "dilations" | "output_padding" | "output_shape" | "pads" => {
-                    bail!("{op} node '{}': attribute {} has {} values for one spatial axis", node.name, a.name, a.ints.len())
+                "kernel_shape" | "strides" | "dilations" | "output_padding" | "output_shape"
+                | "pads" => {
+                    bail!(
+                        "{op} node '{}': attribute {} has {} values for one spatial axis",
+                        node.name,
+                        a.name,
+                        a.ints.len()
+                    )
                 }
                 _ => {}
             }
@@ -376,16 +422,29 @@ impl Lowering {
             "Pad" => {
                 if let Some(p) = node.input.get(1).cloned().filter(|p| !p.is_empty()) {
                     let t = self.inits.get(&p).cloned().with_context(|| {
-                        format!("Pad node '{}': pads input '{p}' is not a constant initializer", node.name)
+                        format!(
+                            "Pad node '{}': pads input '{p}' is not a constant initializer",
+                            node.name
+                        )
                     })?;
-                    let pads = tensor_from_proto(&t)?.to_i64().iter().copied().collect::<Vec<_>>();
+                    let pads = tensor_from_proto(&t)?
+                        .to_i64()
+                        .iter()
+                        .copied()
+                        .collect::<Vec<_>>();
                     let name = self.fresh("pads");
                     let new = self.pad_pairs(&pads)?;
-                    self.new_inits.push(tensor_to_proto(&name, &Tensor::I64(ndarray::arr1(&new).into_dyn())));
+                    self.new_inits.push(tensor_to_proto(
+                        &name,
+                        &Tensor::I64(ndarray::arr1(&new).into_dyn()),
+                    ));
                     node.input[1] = name;
                 }
                 if node.input.get(3).is_some_and(|a| !a.is_empty()) {
-                    bail!("Pad node '{}': the axes input is not supported by lower1d", node.name);
+                    bail!(
+                        "Pad node '{}': the axes input is not supported by lower1d",
+                        node.name
+                    );
                 }
                 for i in node.input.iter().skip(2) {
                     self.need_1d(i)?;
@@ -441,18 +500,31 @@ fn reshaped(name: &str, value: &Tensor, dims: &[usize]) -> Result<pb::TensorProt
 }
 
 /// Rank of a node's first output, where it follows from the op and input ranks.
-fn output_rank(node: &pb::NodeProto, rank: &HashMap<String, usize>, inits: &HashMap<String, pb::TensorProto>) -> Option<usize> {
+fn output_rank(
+    node: &pb::NodeProto,
+    rank: &HashMap<String, usize>,
+    inits: &HashMap<String, pb::TensorProto>,
+) -> Option<usize> {
     let r = |i: usize| node.input.get(i).and_then(|n| rank.get(n)).copied();
     let op = node.op_type.as_str();
     match op {
         "Flatten" | "Gemm" => Some(2),
         "Shape" => Some(1),
         "MatMul" => Some(r(0)?.max(r(1)?)),
-        "Reshape" => node.input.get(1).and_then(|s| inits.get(s)).map(|t| t.dims.first().copied().unwrap_or(0) as usize),
+        "Reshape" => node
+            .input
+            .get(1)
+            .and_then(|s| inits.get(s))
+            .map(|t| t.dims.first().copied().unwrap_or(0) as usize),
         "Unsqueeze" | "Squeeze" => {
             let n = proto::attr(node, "axes")
                 .map(|a| a.ints.len())
-                .or_else(|| node.input.get(1).and_then(|a| inits.get(a)).map(|t| t.dims.first().copied().unwrap_or(1) as usize))?;
+                .or_else(|| {
+                    node.input
+                        .get(1)
+                        .and_then(|a| inits.get(a))
+                        .map(|t| t.dims.first().copied().unwrap_or(1) as usize)
+                })?;
             if op == "Unsqueeze" {
                 Some(r(0)? + n)
             } else {
@@ -467,7 +539,13 @@ fn output_rank(node: &pb::NodeProto, rank: &HashMap<String, usize>, inits: &Hash
                 None
             }
         }
-        _ if BROADCAST.contains(&op) => node.input.iter().map(|i| rank.get(i).copied()).collect::<Option<Vec<_>>>()?.into_iter().max(),
+        _ if BROADCAST.contains(&op) => node
+            .input
+            .iter()
+            .map(|i| rank.get(i).copied())
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max(),
         _ => r(0),
     }
 }
@@ -479,7 +557,13 @@ mod tests {
     use crate::onnx::emit::emit;
 
     fn ops(m: &pb::ModelProto) -> Vec<String> {
-        m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.clone()).collect()
+        m.graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type.clone())
+            .collect()
     }
 
     #[test]
@@ -506,20 +590,40 @@ mod tests {
         };
         let mut m = emit(&desc).unwrap();
         lower(&mut m, UnitAxis::Last).unwrap();
-        assert_eq!(ops(&m), vec!["Unsqueeze", "Conv", "Relu", "Identity", "Squeeze"].iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            ops(&m),
+            vec!["Unsqueeze", "Conv", "Relu", "Identity", "Squeeze"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        );
         let g = m.graph.as_ref().unwrap();
         let conv = &g.node[1];
         assert_eq!(proto::attr(conv, "pads").unwrap().ints, vec![1, 0, 0, 0]);
         assert_eq!(proto::attr(conv, "kernel_shape").unwrap().ints, vec![3, 1]);
         assert_eq!(proto::attr(conv, "strides").unwrap().ints, vec![2, 1]);
-        let w = g.initializer.iter().find(|t| t.name == conv.input[1]).unwrap();
+        let w = g
+            .initializer
+            .iter()
+            .find(|t| t.name == conv.input[1])
+            .unwrap();
         assert_eq!(w.dims, vec![3, 2, 3, 1]);
 
         let mut m = emit(&desc).unwrap();
         lower(&mut m, UnitAxis::BeforeLength).unwrap();
         let g = m.graph.as_ref().unwrap();
-        assert_eq!(proto::attr(&g.node[1], "pads").unwrap().ints, vec![0, 1, 0, 0]);
-        assert_eq!(g.initializer.iter().find(|t| t.name == g.node[1].input[1]).unwrap().dims, vec![3, 2, 1, 3]);
+        assert_eq!(
+            proto::attr(&g.node[1], "pads").unwrap().ints,
+            vec![0, 1, 0, 0]
+        );
+        assert_eq!(
+            g.initializer
+                .iter()
+                .find(|t| t.name == g.node[1].input[1])
+                .unwrap()
+                .dims,
+            vec![3, 2, 1, 3]
+        );
     }
 
     #[test]
@@ -528,15 +632,28 @@ mod tests {
             let case = generate(0, i, &GenConfig::default());
             for unit in [UnitAxis::Last, UnitAxis::BeforeLength] {
                 let mut m = emit(&case.model).unwrap();
-                let before = (m.graph.as_ref().unwrap().input.clone(), m.graph.as_ref().unwrap().output.clone());
+                let before = (
+                    m.graph.as_ref().unwrap().input.clone(),
+                    m.graph.as_ref().unwrap().output.clone(),
+                );
                 lower(&mut m, unit).unwrap_or_else(|e| panic!("{}: {e:#}", case.id));
                 let g = m.graph.as_ref().unwrap();
                 assert_eq!((g.input.clone(), g.output.clone()), before);
                 // Every node input is produced before use.
-                let mut known: HashSet<String> = g.input.iter().map(|i| i.name.clone()).chain(g.initializer.iter().map(|t| t.name.clone())).collect();
+                let mut known: HashSet<String> = g
+                    .input
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .chain(g.initializer.iter().map(|t| t.name.clone()))
+                    .collect();
                 for n in &g.node {
                     for i in n.input.iter().filter(|i| !i.is_empty()) {
-                        assert!(known.contains(i), "{}: {} reads {i} before it exists", case.id, n.op_type);
+                        assert!(
+                            known.contains(i),
+                            "{}: {} reads {i} before it exists",
+                            case.id,
+                            n.op_type
+                        );
                     }
                     known.extend(n.output.iter().cloned());
                 }
@@ -553,7 +670,11 @@ mod tests {
             let case = generate(2, i, &GenConfig::default());
             let inputs = case.inputs();
             let original = emit(&case.model).unwrap();
-            let want = tract.load(&encode_model(&original), &inputs).unwrap().run(&inputs).unwrap();
+            let want = tract
+                .load(&encode_model(&original), &inputs)
+                .unwrap()
+                .run(&inputs)
+                .unwrap();
             for unit in [UnitAxis::Last, UnitAxis::BeforeLength] {
                 let mut m = original.clone();
                 lower(&mut m, unit).unwrap();
@@ -566,7 +687,11 @@ mod tests {
                 let (g, w) = (got[0].to_f64(), want[0].to_f64());
                 let scale = w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
                 for (a, b) in g.iter().zip(w.iter()) {
-                    assert!((a - b).abs() <= 1e-4 * scale, "{} {unit:?}: {a} vs {b}", case.id);
+                    assert!(
+                        (a - b).abs() <= 1e-4 * scale,
+                        "{} {unit:?}: {a} vs {b}",
+                        case.id
+                    );
                 }
             }
         }

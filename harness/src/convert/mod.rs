@@ -41,7 +41,10 @@ pub trait NativeArtifact: Send {
     /// Name of the runtime that runs it, for reports.
     fn runtime(&self) -> String;
     /// Prepares it for the shapes of `inputs`.
-    fn load(self: Box<Self>, inputs: &[crate::tensor::Named]) -> anyhow::Result<Box<dyn crate::runtime::Loaded>>;
+    fn load(
+        self: Box<Self>,
+        inputs: &[crate::tensor::Named],
+    ) -> anyhow::Result<Box<dyn crate::runtime::Loaded>>;
 }
 
 /// How a conversion failed; each maps to a verdict.

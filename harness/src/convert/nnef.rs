@@ -34,16 +34,19 @@ impl Converter for NnefRoundTrip {
             .model_for_read(&mut &model[..])
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
-            .map_err(|e| ConvertError::Rejected(format!("tract could not type the ONNX model: {e:#}")))?;
+            .map_err(|e| {
+                ConvertError::Rejected(format!("tract could not type the ONNX model: {e:#}"))
+            })?;
         let tar = nnef()
             .write_to_tar_with_config(&typed, Vec::new(), false, true)
             .map_err(|e| ConvertError::Rejected(format!("NNEF export refused: {e:#}")))?;
         // Keep the artifact on disk, as a user of the converter would get it.
         let path = cx.work_dir.join("model.nnef.tar");
-        std::fs::write(&path, &tar).map_err(|e| ConvertError::Crashed(format!("cannot write {}: {e}", path.display())))?;
-        let reloaded = nnef()
-            .model_for_read(&mut &tar[..])
-            .map_err(|e| ConvertError::Crashed(format!("NNEF archive does not load back: {e:#}")))?;
+        std::fs::write(&path, &tar)
+            .map_err(|e| ConvertError::Crashed(format!("cannot write {}: {e}", path.display())))?;
+        let reloaded = nnef().model_for_read(&mut &tar[..]).map_err(|e| {
+            ConvertError::Crashed(format!("NNEF archive does not load back: {e:#}"))
+        })?;
         Ok(Artifact::Native(Box::new(NnefModel { model: reloaded })))
     }
 }
@@ -59,7 +62,11 @@ impl NativeArtifact for NnefModel {
     }
 
     fn load(self: Box<Self>, _inputs: &[Named]) -> Result<Box<dyn Loaded>> {
-        let plan = self.model.into_optimized().context("tract could not optimize the NNEF model")?.into_runnable()?;
+        let plan = self
+            .model
+            .into_optimized()
+            .context("tract could not optimize the NNEF model")?
+            .into_runnable()?;
         Ok(Box::new(TractPlan::new(plan, Precision::F32)))
     }
 }
@@ -74,7 +81,10 @@ mod tests {
     #[test]
     fn nnef_round_trip_computes_what_tract_computes_on_the_onnx_model() {
         let dir = tempfile::tempdir().unwrap();
-        let cx = Context { work_dir: dir.path(), timeout: std::time::Duration::from_secs(60) };
+        let cx = Context {
+            work_dir: dir.path(),
+            timeout: std::time::Duration::from_secs(60),
+        };
         // Pools with ceil_mode are left out here: tract's NNEF round trip changes their result
         // (a finding of the harness itself; see corpus/known-failures.toml).
         let cases = (0..80)
@@ -85,11 +95,17 @@ mod tests {
         for case in cases {
             let inputs = case.inputs();
             let bytes = encode_model(&emit(&case.model).unwrap());
-            let want = Tract::new().load(&bytes, &inputs).unwrap().run(&inputs).unwrap();
+            let want = Tract::new()
+                .load(&bytes, &inputs)
+                .unwrap()
+                .run(&inputs)
+                .unwrap();
             let native = match NnefRoundTrip.convert(&bytes, &cx) {
                 Ok(Artifact::Native(native)) => native,
                 // Some padding schemes have no NNEF form: a refusal, never a crash.
-                Err(ConvertError::Rejected(m)) if m.contains("Unsupported padding scheme") => continue,
+                Err(ConvertError::Rejected(m)) if m.contains("Unsupported padding scheme") => {
+                    continue
+                }
                 other => panic!("{}: {other:?}", case.id),
             };
             converted += 1;

@@ -27,29 +27,52 @@ pub struct OpenVino {
 impl OpenVino {
     /// Needs the Python environment (`cargo xtask setup`).
     pub fn new(f32_hint: bool) -> Result<OpenVino> {
-        Ok(OpenVino { f32_hint, pool: Pool::shared()? })
+        Ok(OpenVino {
+            f32_hint,
+            pool: Pool::shared()?,
+        })
     }
 }
 
 impl Converter for OpenVino {
     fn name(&self) -> String {
-        if self.f32_hint { "openvino:f32".into() } else { "openvino".into() }
+        if self.f32_hint {
+            "openvino:f32".into()
+        } else {
+            "openvino".into()
+        }
     }
 
     fn version(&self) -> Option<String> {
-        self.pool.versions().ok().and_then(|v| v["openvino"].as_str().map(String::from))
+        self.pool
+            .versions()
+            .ok()
+            .and_then(|v| v["openvino"].as_str().map(String::from))
     }
 
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {
         let onnx = cx.work_dir.join("model.onnx");
-        std::fs::write(&onnx, model).map_err(|e| ConvertError::Crashed(format!("cannot write the model: {e}")))?;
-        let mut lease = self.pool.lease().map_err(|e| ConvertError::Crashed(format!("{e:#}")))?;
-        let request = json!({"op": "convert", "engine": "openvino", "model": onnx, "work_dir": cx.work_dir});
+        std::fs::write(&onnx, model)
+            .map_err(|e| ConvertError::Crashed(format!("cannot write the model: {e}")))?;
+        let mut lease = self
+            .pool
+            .lease()
+            .map_err(|e| ConvertError::Crashed(format!("{e:#}")))?;
+        let request =
+            json!({"op": "convert", "engine": "openvino", "model": onnx, "work_dir": cx.work_dir});
         let reply = lease.call(request, cx.timeout).map_err(|e| match e {
-            WorkerError::Refused { stage, message } if stage == "convert" => ConvertError::Rejected(message),
-            WorkerError::Refused { stage, message } => ConvertError::Crashed(format!("{stage}: {message}")),
-            WorkerError::Died(m) => ConvertError::Crashed(format!("worker died during conversion: {m}")),
-            WorkerError::Timeout(t) => ConvertError::Timeout(format!("conversion still running after {t:?}; worker killed")),
+            WorkerError::Refused { stage, message } if stage == "convert" => {
+                ConvertError::Rejected(message)
+            }
+            WorkerError::Refused { stage, message } => {
+                ConvertError::Crashed(format!("{stage}: {message}"))
+            }
+            WorkerError::Died(m) => {
+                ConvertError::Crashed(format!("worker died during conversion: {m}"))
+            }
+            WorkerError::Timeout(t) => ConvertError::Timeout(format!(
+                "conversion still running after {t:?}; worker killed"
+            )),
         })?;
         let xml = PathBuf::from(reply["artifact"].as_str().unwrap_or_default());
         Ok(Artifact::Native(Box::new(OpenVinoIr {
@@ -79,7 +102,14 @@ impl NativeArtifact for OpenVinoIr {
     fn load(self: Box<Self>, _inputs: &[Named]) -> Result<Box<dyn Loaded>> {
         let precision = if self.f32_hint { "f32" } else { "default" };
         let options = json!({"precision": precision, "threads": 1});
-        let model = WorkerModel::load(&self.pool, "openvino", &self.xml, options, self.work_dir, self.timeout)?;
+        let model = WorkerModel::load(
+            &self.pool,
+            "openvino",
+            &self.xml,
+            options,
+            self.work_dir,
+            self.timeout,
+        )?;
         Ok(Box::new(model))
     }
 }

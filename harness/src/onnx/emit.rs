@@ -26,7 +26,10 @@ pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
         counter: 0,
     };
     let mut cur = INPUT.to_string();
-    let mut act = Act::Seq { channels: desc.channels, length: desc.length };
+    let mut act = Act::Seq {
+        channels: desc.channels,
+        length: desc.length,
+    };
     for (layer, &next) in desc.layers.iter().zip(&shapes) {
         cur = b.layer(layer, &cur, act)?;
         act = next;
@@ -48,7 +51,10 @@ pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
         ir_version: ir_version(desc.opset),
         producer_name: "conv1d-harness".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: desc.opset }],
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: desc.opset,
+        }],
         graph: Some(graph),
         ..Default::default()
     })
@@ -83,7 +89,13 @@ impl Builder<'_> {
         format!("{what}_{}", self.counter)
     }
 
-    fn node(&mut self, op: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) {
+    fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attribute: Vec<pb::AttributeProto>,
+    ) {
         let name = format!("{}_{}", op.to_lowercase(), self.nodes.len());
         self.nodes.push(pb::NodeProto {
             name,
@@ -97,7 +109,8 @@ impl Builder<'_> {
 
     fn init(&mut self, what: &str, shape: &[usize], data: Vec<f32>) -> Result<String> {
         let name = self.fresh(what);
-        self.inits.push(tensor_to_proto(&name, &Tensor::f32(shape, data)?));
+        self.inits
+            .push(tensor_to_proto(&name, &Tensor::f32(shape, data)?));
         Ok(name)
     }
 
@@ -119,11 +132,19 @@ impl Builder<'_> {
             Layer::MaxPool(p) => self.pool("MaxPool", p, x, &y),
             Layer::AveragePool(p) => self.pool("AveragePool", p, x, &y),
             Layer::BatchNorm { epsilon } => {
-                let Act::Seq { channels, .. } = act else { unreachable!("checked by shapes()") };
+                let Act::Seq { channels, .. } = act else {
+                    unreachable!("checked by shapes()")
+                };
                 let int = self.desc.weights == WeightDist::SmallInt;
                 let mut draw = |lo: f64, hi: f64| -> Vec<f32> {
                     (0..channels)
-                        .map(|_| if int { self.rng.int(lo as i64, hi as i64) as f32 } else { self.rng.uniform(lo, hi) as f32 })
+                        .map(|_| {
+                            if int {
+                                self.rng.int(lo as i64, hi as i64) as f32
+                            } else {
+                                self.rng.uniform(lo, hi) as f32
+                            }
+                        })
                         .collect()
                 };
                 let gamma = draw(0.5, 1.5);
@@ -136,11 +157,20 @@ impl Builder<'_> {
                     self.init("bn_mean", &[channels], mean)?,
                     self.init("bn_var", &[channels], var)?,
                 ];
-                let inputs: Vec<&str> = std::iter::once(x).chain(names.iter().map(String::as_str)).collect();
-                self.node("BatchNormalization", &inputs, &y, vec![attr::float("epsilon", *epsilon)]);
+                let inputs: Vec<&str> = std::iter::once(x)
+                    .chain(names.iter().map(String::as_str))
+                    .collect();
+                self.node(
+                    "BatchNormalization",
+                    &inputs,
+                    &y,
+                    vec![attr::float("epsilon", *epsilon)],
+                );
             }
             Layer::Relu => self.node("Relu", &[x], &y, vec![]),
-            Layer::LeakyRelu { alpha } => self.node("LeakyRelu", &[x], &y, vec![attr::float("alpha", *alpha)]),
+            Layer::LeakyRelu { alpha } => {
+                self.node("LeakyRelu", &[x], &y, vec![attr::float("alpha", *alpha)])
+            }
             Layer::Sigmoid => self.node("Sigmoid", &[x], &y, vec![]),
             Layer::Tanh => self.node("Tanh", &[x], &y, vec![]),
             Layer::Clip { min, max } => {
@@ -149,7 +179,12 @@ impl Builder<'_> {
                     let hi = self.init("clip_max", &[], vec![*max])?;
                     self.node("Clip", &[x, &lo, &hi], &y, vec![]);
                 } else {
-                    self.node("Clip", &[x], &y, vec![attr::float("min", *min), attr::float("max", *max)]);
+                    self.node(
+                        "Clip",
+                        &[x],
+                        &y,
+                        vec![attr::float("min", *min), attr::float("max", *max)],
+                    );
                 }
             }
             Layer::Residual { body } => {
@@ -179,7 +214,9 @@ impl Builder<'_> {
     }
 
     fn conv(&mut self, c: &Conv, x: &str, y: &str, act: Act) -> Result<()> {
-        let Act::Seq { channels, .. } = act else { unreachable!("checked by shapes()") };
+        let Act::Seq { channels, .. } = act else {
+            unreachable!("checked by shapes()")
+        };
         let per_group = channels / c.group;
         let fan_in = per_group * c.kernel;
         let w = self.weights(c.out_channels * fan_in, fan_in);
@@ -213,7 +250,10 @@ impl Builder<'_> {
             attrs.push(attr::ints("dilations", &[p.dilation as i64]));
         }
         if op == "AveragePool" {
-            attrs.push(attr::int("count_include_pad", i64::from(p.count_include_pad)));
+            attrs.push(attr::int(
+                "count_include_pad",
+                i64::from(p.count_include_pad),
+            ));
         }
         attrs.extend(padding_attrs(p.padding));
         self.node(op, &[x], y, attrs);
@@ -224,5 +264,39 @@ fn padding_attrs(p: Padding) -> Vec<pb::AttributeProto> {
     match p {
         Padding::Explicit { begin, end } => vec![attr::ints("pads", &[begin as i64, end as i64])],
         other => vec![attr::string("auto_pad", other.auto_pad())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{generate, GenConfig};
+    use crate::onnx::proto::encode_model;
+
+    #[test]
+    fn emission_is_byte_for_byte_reproducible() {
+        for i in 0..50 {
+            let case = generate(9, i, &GenConfig::default());
+            assert_eq!(
+                encode_model(&emit(&case.model).unwrap()),
+                encode_model(&emit(&case.model).unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn clip_follows_the_opset_form() {
+        let mut desc = generate(0, 0, &GenConfig::default()).model;
+        desc.layers = vec![crate::model::Layer::Clip { min: 0.0, max: 6.0 }];
+        for (opset, inputs, attrs) in [(17, 3, 0), (10, 1, 2)] {
+            desc.opset = opset;
+            let m = emit(&desc).unwrap();
+            let clip = &m.graph.as_ref().unwrap().node[0];
+            assert_eq!(
+                (clip.input.len(), clip.attribute.len()),
+                (inputs, attrs),
+                "opset {opset}"
+            );
+        }
     }
 }

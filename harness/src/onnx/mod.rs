@@ -2,4 +2,5 @@
 
 pub mod emit;
 pub mod proto;
+pub mod slice;
 pub mod testcase;

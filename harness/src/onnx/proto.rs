@@ -45,7 +45,9 @@ pub fn checked_len(dims: &[i64]) -> Result<usize> {
         n = n
             .checked_mul(d as usize)
             .filter(|&n| n <= MAX_ELEMENTS)
-            .with_context(|| format!("shape {dims:?} exceeds the limit of {MAX_ELEMENTS} elements"))?;
+            .with_context(|| {
+                format!("shape {dims:?} exceeds the limit of {MAX_ELEMENTS} elements")
+            })?;
     }
     Ok(n)
 }
@@ -53,9 +55,19 @@ pub fn checked_len(dims: &[i64]) -> Result<usize> {
 /// Reads a `TensorProto` into a [`Tensor`]. Supports float, double, int64, int32 and bool,
 /// stored in the typed fields or in `raw_data` (little endian). External data is refused.
 pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
-    let what = if t.name.is_empty() { "tensor".to_string() } else { format!("tensor '{}'", t.name) };
-    ensure!(t.external_data.is_empty(), "{what}: external data is not supported");
-    ensure!(t.segment.is_none(), "{what}: segmented tensors are not supported");
+    let what = if t.name.is_empty() {
+        "tensor".to_string()
+    } else {
+        format!("tensor '{}'", t.name)
+    };
+    ensure!(
+        t.external_data.is_empty(),
+        "{what}: external data is not supported"
+    );
+    ensure!(
+        t.segment.is_none(),
+        "{what}: segmented tensors are not supported"
+    );
     let len = checked_len(&t.dims).with_context(|| what.clone())?;
     let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
     let dt = DataType::try_from(t.data_type)
@@ -68,10 +80,18 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             raw.len(),
             len * W
         );
-        Ok(raw.chunks_exact(W).map(|c| f(c.try_into().expect("chunk width"))).collect())
+        Ok(raw
+            .chunks_exact(W)
+            .map(|c| f(c.try_into().expect("chunk width")))
+            .collect())
     }
     fn typed<T: Clone>(v: &[T], len: usize) -> Result<Vec<T>> {
-        ensure!(v.len() == len, "holds {} elements, the shape needs {}", v.len(), len);
+        ensure!(
+            v.len() == len,
+            "holds {} elements, the shape needs {}",
+            v.len(),
+            len
+        );
         Ok(v.to_vec())
     }
     let tensor = match dt {
@@ -81,7 +101,10 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             } else {
                 typed(&t.float_data, len)
             };
-            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+            Tensor::F32(ArrayD::from_shape_vec(
+                IxDyn(&shape),
+                v.with_context(|| what.clone())?,
+            )?)
         }
         DataType::Double => {
             let v = if !raw.is_empty() {
@@ -89,7 +112,10 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             } else {
                 typed(&t.double_data, len)
             };
-            Tensor::F64(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+            Tensor::F64(ArrayD::from_shape_vec(
+                IxDyn(&shape),
+                v.with_context(|| what.clone())?,
+            )?)
         }
         DataType::Int64 => {
             let v = if !raw.is_empty() {
@@ -97,7 +123,10 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             } else {
                 typed(&t.int64_data, len)
             };
-            Tensor::I64(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+            Tensor::I64(ArrayD::from_shape_vec(
+                IxDyn(&shape),
+                v.with_context(|| what.clone())?,
+            )?)
         }
         DataType::Int32 => {
             let v = if !raw.is_empty() {
@@ -105,7 +134,10 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             } else {
                 typed(&t.int32_data, len)
             };
-            Tensor::I32(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+            Tensor::I32(ArrayD::from_shape_vec(
+                IxDyn(&shape),
+                v.with_context(|| what.clone())?,
+            )?)
         }
         DataType::Bool => {
             let v = if !raw.is_empty() {
@@ -113,7 +145,10 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             } else {
                 typed(&t.int32_data, len).map(|v| v.into_iter().map(|x| x != 0).collect())
             };
-            Tensor::Bool(ArrayD::from_shape_vec(IxDyn(&shape), v.with_context(|| what.clone())?)?)
+            Tensor::Bool(ArrayD::from_shape_vec(
+                IxDyn(&shape),
+                v.with_context(|| what.clone())?,
+            )?)
         }
         other => bail!("{what}: data type {other:?} is not supported"),
     };
@@ -124,10 +159,18 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
 pub fn tensor_to_proto(name: &str, t: &Tensor) -> pb::TensorProto {
     let mut raw = Vec::with_capacity(t.byte_len());
     match t {
-        Tensor::F32(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
-        Tensor::F64(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
-        Tensor::I64(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
-        Tensor::I32(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F32(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F64(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I64(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I32(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
         Tensor::Bool(a) => a.iter().for_each(|&v| raw.push(u8::from(v))),
     }
     pb::TensorProto {
@@ -150,11 +193,21 @@ pub mod attr {
 
     /// An integer attribute.
     pub fn int(name: &str, v: i64) -> pb::AttributeProto {
-        pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+        pb::AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Int as i32,
+            i: v,
+            ..Default::default()
+        }
     }
     /// A float attribute.
     pub fn float(name: &str, v: f32) -> pb::AttributeProto {
-        pb::AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
+        pb::AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Float as i32,
+            f: v,
+            ..Default::default()
+        }
     }
     /// A list-of-integers attribute.
     pub fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
@@ -240,7 +293,9 @@ mod tests {
     #[test]
     fn float_tensor_round_trips_through_raw_data() {
         let t = Tensor::f32(&[2, 3], vec![1.0, -2.5, 3.0, 0.0, f32::MIN_POSITIVE, 7.0]).unwrap();
-        let back = tensor_from_proto(&decode_tensor(&tensor_to_proto("x", &t).encode_to_vec()).unwrap()).unwrap();
+        let back =
+            tensor_from_proto(&decode_tensor(&tensor_to_proto("x", &t).encode_to_vec()).unwrap())
+                .unwrap();
         assert_eq!(back, t);
     }
 
@@ -252,7 +307,10 @@ mod tests {
             float_data: vec![1.0, 2.0, 3.0],
             ..Default::default()
         };
-        assert_eq!(tensor_from_proto(&p).unwrap(), Tensor::f32(&[3], vec![1.0, 2.0, 3.0]).unwrap());
+        assert_eq!(
+            tensor_from_proto(&p).unwrap(),
+            Tensor::f32(&[3], vec![1.0, 2.0, 3.0]).unwrap()
+        );
     }
 
     #[test]

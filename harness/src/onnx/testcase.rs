@@ -39,10 +39,15 @@ pub fn find(root: &Path) -> Result<Vec<PathBuf>> {
         if dir.join("model.onnx").is_file() {
             found.push(dir.clone());
         }
-        let entries = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
         for entry in entries {
             let path = entry?.path();
-            if path.is_dir() && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test_data_set_")) {
+            if path.is_dir()
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("test_data_set_"))
+            {
                 stack.push(path);
             }
         }
@@ -54,14 +59,22 @@ pub fn find(root: &Path) -> Result<Vec<PathBuf>> {
 /// Reads a test-case directory. Every problem is an error naming the file.
 pub fn read(dir: &Path) -> Result<TestCase> {
     let model_path = dir.join("model.onnx");
-    let model = std::fs::read(&model_path).with_context(|| format!("{}: cannot read", model_path.display()))?;
+    let model = std::fs::read(&model_path)
+        .with_context(|| format!("{}: cannot read", model_path.display()))?;
     let mut sets: Vec<(usize, PathBuf)> = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))?
+    {
         let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(k) = name.strip_prefix("test_data_set_") {
             if path.is_dir() {
-                let k: usize = k.parse().with_context(|| format!("{}: bad data set number", path.display()))?;
+                let k: usize = k
+                    .parse()
+                    .with_context(|| format!("{}: bad data set number", path.display()))?;
                 sets.push((k, path));
             }
         }
@@ -69,9 +82,16 @@ pub fn read(dir: &Path) -> Result<TestCase> {
     sets.sort();
     let mut data_sets = Vec::with_capacity(sets.len());
     for (_, path) in sets {
-        data_sets.push(DataSet { inputs: read_numbered(&path, "input")?, outputs: read_numbered(&path, "output")? });
+        data_sets.push(DataSet {
+            inputs: read_numbered(&path, "input")?,
+            outputs: read_numbered(&path, "output")?,
+        });
     }
-    Ok(TestCase { dir: dir.to_path_buf(), model, data_sets })
+    Ok(TestCase {
+        dir: dir.to_path_buf(),
+        model,
+        data_sets,
+    })
 }
 
 fn read_numbered(dir: &Path, prefix: &str) -> Result<Vec<Tensor>> {
@@ -81,7 +101,8 @@ fn read_numbered(dir: &Path, prefix: &str) -> Result<Vec<Tensor>> {
         if !path.exists() {
             break;
         }
-        let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         let tensor = decode_tensor(&bytes)
             .and_then(|t| tensor_from_proto(&t))
             .with_context(|| format!("{}", path.display()))?;
@@ -90,9 +111,16 @@ fn read_numbered(dir: &Path, prefix: &str) -> Result<Vec<Tensor>> {
     // A gap (input_0, input_2) means a file the reader would silently skip.
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if let Some(j) = name.strip_prefix(&format!("{prefix}_")).and_then(|r| r.strip_suffix(".pb")) {
+        if let Some(j) = name
+            .strip_prefix(&format!("{prefix}_"))
+            .and_then(|r| r.strip_suffix(".pb"))
+        {
             if j.parse::<usize>().map_or(true, |j| j >= out.len()) {
-                bail!("{}: {name} does not follow {prefix}_0..{prefix}_{}", dir.display(), out.len());
+                bail!(
+                    "{}: {name} does not follow {prefix}_0..{prefix}_{}",
+                    dir.display(),
+                    out.len()
+                );
             }
         }
     }
@@ -140,12 +168,23 @@ mod tests {
     fn written_case_reads_back_identically() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("case");
-        let model = pb::ModelProto { ir_version: 8, ..Default::default() };
+        let model = pb::ModelProto {
+            ir_version: 8,
+            ..Default::default()
+        };
         let set = DataSet {
             inputs: vec![Tensor::f32(&[1, 2], vec![1.0, 2.0]).unwrap()],
             outputs: vec![Tensor::f32(&[1], vec![3.0]).unwrap()],
         };
-        write(&dir, &model, &[set.clone()], &["x".into()], &["y".into()], None).unwrap();
+        write(
+            &dir,
+            &model,
+            &[set.clone()],
+            &["x".into()],
+            &["y".into()],
+            None,
+        )
+        .unwrap();
         let back = read(&dir).unwrap();
         assert_eq!(back.data_sets, vec![set]);
         assert_eq!(find(tmp.path()).unwrap(), vec![dir]);
@@ -157,7 +196,10 @@ mod tests {
         let d = tmp.path().join("test_data_set_0");
         std::fs::create_dir(&d).unwrap();
         std::fs::write(tmp.path().join("model.onnx"), b"").unwrap();
-        let t = prost::Message::encode_to_vec(&tensor_to_proto("", &Tensor::f32(&[1], vec![1.0]).unwrap()));
+        let t = prost::Message::encode_to_vec(&tensor_to_proto(
+            "",
+            &Tensor::f32(&[1], vec![1.0]).unwrap(),
+        ));
         std::fs::write(d.join("input_0.pb"), &t).unwrap();
         std::fs::write(d.join("input_2.pb"), &t).unwrap();
         let e = format!("{:#}", read(tmp.path()).unwrap_err());
@@ -170,7 +212,10 @@ mod tests {
         let d = tmp.path().join("test_data_set_0");
         std::fs::create_dir(&d).unwrap();
         std::fs::write(tmp.path().join("model.onnx"), b"").unwrap();
-        let t = prost::Message::encode_to_vec(&tensor_to_proto("", &Tensor::f32(&[4], vec![1.0; 4]).unwrap()));
+        let t = prost::Message::encode_to_vec(&tensor_to_proto(
+            "",
+            &Tensor::f32(&[4], vec![1.0; 4]).unwrap(),
+        ));
         std::fs::write(d.join("input_0.pb"), &t[..t.len() - 3]).unwrap();
         let e = format!("{:#}", read(tmp.path()).unwrap_err());
         assert!(e.contains("input_0.pb"), "{e}");

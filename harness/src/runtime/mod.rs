@@ -69,7 +69,11 @@ pub trait Loaded: Send {
     fn run(&mut self, inputs: &[Named]) -> anyhow::Result<Vec<Tensor>>;
     /// Times `repeats` runs inside the runtime's own process, in microseconds, where the
     /// runtime lives elsewhere (a worker); `None` lets the caller time [`Loaded::run`].
-    fn timed_runs(&mut self, _inputs: &[Named], _repeats: usize) -> Option<anyhow::Result<Vec<f64>>> {
+    fn timed_runs(
+        &mut self,
+        _inputs: &[Named],
+        _repeats: usize,
+    ) -> Option<anyhow::Result<Vec<f64>>> {
         None
     }
 }
@@ -78,8 +82,13 @@ pub trait Loaded: Send {
 pub fn by_name(name: &str, timeout: Duration) -> Result<Box<dyn Runtime>, String> {
     match name {
         "tract" => Ok(Box::new(Tract::new())),
-        "onnxruntime" => OnnxRuntime::new(timeout).map(|r| Box::new(r) as Box<dyn Runtime>).map_err(|e| format!("{e:#}")),
-        other => Err(format!("unknown runtime '{other}': use one of {}", NAMES.join(", "))),
+        "onnxruntime" => OnnxRuntime::new(timeout)
+            .map(|r| Box::new(r) as Box<dyn Runtime>)
+            .map_err(|e| format!("{e:#}")),
+        other => Err(format!(
+            "unknown runtime '{other}': use one of {}",
+            NAMES.join(", ")
+        )),
     }
 }
 

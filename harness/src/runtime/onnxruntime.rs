@@ -20,7 +20,10 @@ pub struct OnnxRuntime {
 impl OnnxRuntime {
     /// Needs the Python environment (`cargo xtask setup`).
     pub fn new(timeout: Duration) -> Result<OnnxRuntime> {
-        Ok(OnnxRuntime { pool: Pool::shared()?, timeout })
+        Ok(OnnxRuntime {
+            pool: Pool::shared()?,
+            timeout,
+        })
     }
 }
 
@@ -42,7 +45,14 @@ impl Runtime for OnnxRuntime {
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, model)?;
         let options = json!({"threads": 1});
-        let loaded = WorkerModel::load(&self.pool, "onnxruntime", &path, options, dir.path().to_path_buf(), self.timeout)?;
+        let loaded = WorkerModel::load(
+            &self.pool,
+            "onnxruntime",
+            &path,
+            options,
+            dir.path().to_path_buf(),
+            self.timeout,
+        )?;
         Ok(Box::new(loaded.owning(dir)))
     }
 }

@@ -14,7 +14,9 @@ pub struct Tract {
 impl Tract {
     /// A tract runtime with the standard ONNX operator set.
     pub fn new() -> Tract {
-        Tract { onnx: tract_onnx::onnx() }
+        Tract {
+            onnx: tract_onnx::onnx(),
+        }
     }
 }
 
@@ -37,10 +39,16 @@ impl Runtime for Tract {
     }
 
     fn load(&self, model: &[u8], inputs: &[Named]) -> Result<Box<dyn Loaded>> {
-        let mut model = self.onnx.model_for_read(&mut &model[..]).context("tract could not read the model")?;
+        let mut model = self
+            .onnx
+            .model_for_read(&mut &model[..])
+            .context("tract could not read the model")?;
         let declared = model.inputs.len();
         if declared != inputs.len() {
-            bail!("model has {declared} inputs, the case feeds {}", inputs.len());
+            bail!(
+                "model has {declared} inputs, the case feeds {}",
+                inputs.len()
+            );
         }
         for (ix, input) in inputs.iter().enumerate() {
             let fact = match &input.tensor {
@@ -52,7 +60,10 @@ impl Runtime for Tract {
             };
             model = model.with_input_fact(ix, fact.into())?;
         }
-        let plan = model.into_optimized().context("tract could not optimize the model")?.into_runnable()?;
+        let plan = model
+            .into_optimized()
+            .context("tract could not optimize the model")?
+            .into_runnable()?;
         Ok(Box::new(TractPlan::new(plan, Precision::F32)))
     }
 }
@@ -119,22 +130,35 @@ mod tests {
             let case = generate(1, i, &GenConfig::default());
             let model = encode_model(&emit(&case.model).unwrap());
             let inputs = case.inputs();
-            let mut loaded = tract.load(&model, &inputs).unwrap_or_else(|e| panic!("{}: {e:#}", case.id));
+            let mut loaded = tract
+                .load(&model, &inputs)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", case.id));
             let out = loaded.run(&inputs).unwrap();
             assert_eq!(out.len(), 1);
-            assert_eq!(out[0].shape(), case.model.output_shape().unwrap().as_slice(), "{}", case.id);
+            assert_eq!(
+                out[0].shape(),
+                case.model.output_shape().unwrap().as_slice(),
+                "{}",
+                case.id
+            );
         }
     }
 
     #[test]
     fn the_reported_version_is_the_pinned_one() {
         let manifest = include_str!("../../Cargo.toml");
-        assert!(manifest.contains(&format!("tract-onnx = {{ version = \"={VERSION}\"")), "pin and VERSION differ");
+        assert!(
+            manifest.contains(&format!("tract-onnx = {{ version = \"={VERSION}\"")),
+            "pin and VERSION differ"
+        );
     }
 
     #[test]
     fn garbage_bytes_are_refused_not_a_panic() {
-        let inputs = [Named { name: "x".into(), tensor: Tensor::f32(&[1], vec![0.0]).unwrap() }];
+        let inputs = [Named {
+            name: "x".into(),
+            tensor: Tensor::f32(&[1], vec![0.0]).unwrap(),
+        }];
         assert!(Tract::new().load(b"\xff\xffnot onnx", &inputs).is_err());
     }
 }

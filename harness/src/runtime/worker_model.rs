@@ -30,17 +30,36 @@ impl WorkerModel {
     }
 
     /// Loads `model` in a worker with `engine` ("openvino" or "onnxruntime").
-    pub fn load(pool: &Arc<Pool>, engine: &str, model: &Path, options: Value, work_dir: PathBuf, timeout: Duration) -> Result<WorkerModel> {
+    pub fn load(
+        pool: &Arc<Pool>,
+        engine: &str,
+        model: &Path,
+        options: Value,
+        work_dir: PathBuf,
+        timeout: Duration,
+    ) -> Result<WorkerModel> {
         let mut lease = pool.lease()?;
-        let reply = lease.call(json!({"op": "load", "engine": engine, "model": model, "options": options}), timeout)?;
-        let handle = reply["handle"].as_u64().context("load reply without handle")?;
+        let reply = lease.call(
+            json!({"op": "load", "engine": engine, "model": model, "options": options}),
+            timeout,
+        )?;
+        let handle = reply["handle"]
+            .as_u64()
+            .context("load reply without handle")?;
         let precision = match reply["precision"].as_str() {
             Some("f32") => Precision::F32,
             Some("f16") => Precision::F16,
             Some("bf16") => Precision::Bf16,
             other => anyhow::bail!("{engine} reports an unknown inference precision {other:?}"),
         };
-        Ok(WorkerModel { lease, handle, precision, work_dir, timeout, scratch: None })
+        Ok(WorkerModel {
+            lease,
+            handle,
+            precision,
+            work_dir,
+            timeout,
+            scratch: None,
+        })
     }
 }
 
@@ -51,19 +70,23 @@ impl Loaded for WorkerModel {
 
     fn run(&mut self, inputs: &[Named]) -> Result<Vec<Tensor>> {
         let specs = write_inputs(&self.work_dir, inputs)?;
-        let reply = self
-            .lease
-            .call(json!({"op": "run", "handle": self.handle, "inputs": specs, "work_dir": self.work_dir}), self.timeout)?;
+        let reply = self.lease.call(
+            json!({"op": "run", "handle": self.handle, "inputs": specs, "work_dir": self.work_dir}),
+            self.timeout,
+        )?;
         read_outputs(&reply)
     }
 
     fn timed_runs(&mut self, inputs: &[Named], repeats: usize) -> Option<Result<Vec<f64>>> {
         let mut run = || -> Result<Vec<f64>> {
             let specs = write_inputs(&self.work_dir, inputs)?;
-            let reply = self
-                .lease
-                .call(json!({"op": "time", "handle": self.handle, "inputs": specs, "repeats": repeats}), self.timeout)?;
-            let samples = reply["run_us"].as_array().context("time reply without samples")?;
+            let reply = self.lease.call(
+                json!({"op": "time", "handle": self.handle, "inputs": specs, "repeats": repeats}),
+                self.timeout,
+            )?;
+            let samples = reply["run_us"]
+                .as_array()
+                .context("time reply without samples")?;
             Ok(samples.iter().filter_map(Value::as_f64).collect())
         };
         Some(run())
@@ -72,7 +95,10 @@ impl Loaded for WorkerModel {
 
 impl Drop for WorkerModel {
     fn drop(&mut self) {
-        let _ = self.lease.call(json!({"op": "release", "handle": self.handle}), Duration::from_secs(10));
+        let _ = self.lease.call(
+            json!({"op": "release", "handle": self.handle}),
+            Duration::from_secs(10),
+        );
         drop(self.scratch.take());
     }
 }

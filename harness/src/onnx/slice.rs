@@ -1,0 +1,178 @@
+//! Cutting ONNX graphs: the part that computes one tensor, or one node on its own.
+//!
+//! Used to find the first diverging node of a failing model: every prefix of the graph is a
+//! model whose output is one intermediate tensor, and a single node fed with golden inputs shows
+//! whether that node is wrong by itself or only together with its neighbours.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{bail, Context as _, Result};
+use tract_onnx::pb;
+
+use super::proto::{value_info, Dim};
+use crate::tensor::{DType, Named, Tensor};
+
+/// The model whose single output is `tensor`, keeping only the nodes and initializers it needs.
+pub fn prefix(model: &pb::ModelProto, tensor: &str) -> Result<pb::ModelProto> {
+    let graph = model.graph.as_ref().context("the model has no graph")?;
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let mut needed_nodes = HashSet::new();
+    let mut needed_tensors: HashSet<String> = HashSet::new();
+    let mut stack = vec![tensor.to_string()];
+    while let Some(t) = stack.pop() {
+        if t.is_empty() || !needed_tensors.insert(t.clone()) {
+            continue;
+        }
+        if let Some(&i) = producer.get(t.as_str()) {
+            if needed_nodes.insert(i) {
+                stack.extend(graph.node[i].input.iter().cloned());
+            }
+        }
+    }
+    if !producer.contains_key(tensor) && !graph.input.iter().any(|i| i.name == tensor) {
+        bail!("no node produces '{tensor}'");
+    }
+    let mut g = graph.clone();
+    g.node = graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| needed_nodes.contains(i))
+        .map(|(_, n)| n.clone())
+        .collect();
+    g.initializer.retain(|t| needed_tensors.contains(&t.name));
+    g.input.retain(|i| {
+        needed_tensors.contains(&i.name) || g.initializer.iter().all(|t| t.name != i.name)
+    });
+    g.value_info.clear();
+    let elem = graph
+        .value_info
+        .iter()
+        .chain(&graph.output)
+        .find(|v| v.name == tensor)
+        .and_then(super::proto::declared_type)
+        .map(|(e, _)| e);
+    let mut out = value_info(tensor, DType::Float, &[]);
+    if let Some(elem) = elem {
+        if let Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(t)),
+            ..
+        }) = out.r#type.as_mut()
+        {
+            t.elem_type = elem;
+        }
+    }
+    // No declared shape: the runtime infers it.
+    if let Some(pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(t)),
+        ..
+    }) = out.r#type.as_mut()
+    {
+        t.shape = None;
+    }
+    g.output = vec![out];
+    Ok(pb::ModelProto {
+        graph: Some(g),
+        ..model.clone()
+    })
+}
+
+/// Node `index` of `model` as a model of its own: inputs that are initializers stay
+/// initializers, the others become graph inputs fed with `values` (by tensor name).
+/// Returns the model and the inputs to feed it.
+pub fn single_node(
+    model: &pb::ModelProto,
+    index: usize,
+    values: &HashMap<String, Tensor>,
+) -> Result<(pb::ModelProto, Vec<Named>)> {
+    let graph = model.graph.as_ref().context("the model has no graph")?;
+    let node = graph
+        .node
+        .get(index)
+        .with_context(|| format!("no node {index}"))?
+        .clone();
+    let mut g = pb::GraphProto {
+        name: format!("{}_alone", node.op_type),
+        ..Default::default()
+    };
+    let mut feeds = Vec::new();
+    for input in node.input.iter().filter(|i| !i.is_empty()) {
+        if let Some(init) = graph.initializer.iter().find(|t| &t.name == input) {
+            if !g.initializer.iter().any(|t| &t.name == input) {
+                g.initializer.push(init.clone());
+            }
+            continue;
+        }
+        if feeds.iter().any(|f: &Named| &f.name == input) {
+            continue;
+        }
+        let value = values
+            .get(input)
+            .with_context(|| format!("no value for '{input}'"))?;
+        let dims: Vec<Dim> = value.shape().iter().map(|&d| Dim::Fixed(d)).collect();
+        g.input.push(value_info(input, value.dtype(), &dims));
+        feeds.push(Named {
+            name: input.clone(),
+            tensor: value.clone(),
+        });
+    }
+    for o in node.output.iter().filter(|o| !o.is_empty()) {
+        let mut vi = value_info(o, DType::Float, &[]);
+        if let Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(t)),
+            ..
+        }) = vi.r#type.as_mut()
+        {
+            t.shape = None;
+        }
+        g.output.push(vi);
+    }
+    g.node = vec![node];
+    Ok((
+        pb::ModelProto {
+            graph: Some(g),
+            ..model.clone()
+        },
+        feeds,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{generate, GenConfig};
+    use crate::onnx::emit::emit;
+
+    #[test]
+    fn a_prefix_keeps_only_what_its_output_needs() {
+        let case = generate(0, 3, &GenConfig::default());
+        let m = emit(&case.model).unwrap();
+        let g = m.graph.as_ref().unwrap();
+        let first = &g.node[0];
+        let p = prefix(&m, &first.output[0]).unwrap();
+        let pg = p.graph.as_ref().unwrap();
+        assert_eq!(pg.node.len(), 1);
+        assert_eq!(pg.output[0].name, first.output[0]);
+        assert!(pg.initializer.iter().all(|t| first.input.contains(&t.name)));
+        let whole = prefix(&m, "output").unwrap();
+        assert_eq!(whole.graph.unwrap().node.len(), g.node.len());
+        assert!(prefix(&m, "nope").is_err());
+    }
+
+    #[test]
+    fn a_single_node_model_feeds_non_initializer_inputs() {
+        let case = generate(0, 3, &GenConfig::default());
+        let m = emit(&case.model).unwrap();
+        let first = m.graph.as_ref().unwrap().node[0].clone();
+        let x = case.inputs().remove(0);
+        let values = HashMap::from([(x.name.clone(), x.tensor.clone())]);
+        let (single, feeds) = single_node(&m, 0, &values).unwrap();
+        assert_eq!(feeds.len(), 1);
+        assert_eq!(single.graph.as_ref().unwrap().node, vec![first]);
+    }
+}
