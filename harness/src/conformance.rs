@@ -19,6 +19,7 @@ use crate::isolate::{self, Bounded};
 use crate::ledger::Ledger;
 use crate::onnx::{emit, proto, testcase};
 use crate::oracle;
+use crate::reduce;
 use crate::report::{CaseResult, Environment, Latency, Report, Tool};
 use crate::runtime::{self, Precision, Runtime};
 use crate::tensor::{DType, Named};
@@ -90,6 +91,10 @@ pub struct Options {
     pub gen: GenConfig,
     /// Expected-failure ledger, if any.
     pub known_failures: Option<PathBuf>,
+    /// Most failures to reduce and bundle (0: none).
+    pub max_bundles: usize,
+    /// Time allowed to reduce one failure.
+    pub reduce_budget: Duration,
 }
 
 impl Default for Options {
@@ -109,6 +114,8 @@ impl Default for Options {
             repeats: 3,
             gen: GenConfig::default(),
             known_failures: None,
+            max_bundles: 10,
+            reduce_budget: Duration::from_secs(10),
         }
     }
 }
@@ -137,6 +144,8 @@ pub struct Runner {
     converters: Vec<Box<dyn Converter>>,
     runtime: Arc<dyn Runtime>,
     ledger: Ledger,
+    /// Test-case directory and data set of each `--onnx-tests`/corpus case id.
+    sources: std::sync::Mutex<std::collections::HashMap<String, (PathBuf, usize)>>,
 }
 
 /// A usage or set-up problem (exit status 2), as opposed to a failing case.
@@ -169,6 +178,7 @@ impl Runner {
             converters,
             runtime,
             ledger,
+            sources: Default::default(),
         })
     }
 
@@ -248,6 +258,9 @@ impl Runner {
             });
         }
         report.apply_ledger(&self.ledger);
+        if self.options.max_bundles > 0 && !isolate::interrupted() {
+            self.bundle_failures(&mut report);
+        }
         report.stopped_early = if isolate::interrupted() {
             Some("interrupted by a signal".into())
         } else if stop.load(Ordering::Relaxed) {
@@ -302,6 +315,135 @@ impl Runner {
             out.extend(self.run_subject(&subject));
         }
         out
+    }
+
+    /// Reduces failing results and writes their repro bundles under `--report DIR/failures/`,
+    /// one per failure signature (converter, verdict, first diverging op); later failures with
+    /// the same signature point to the same bundle.
+    fn bundle_failures(&self, report: &mut Report) {
+        let dir = self.options.report_dir.join("failures");
+        let mut seen: std::collections::HashMap<(String, Verdict, Option<String>), String> =
+            Default::default();
+        let mut made = 0;
+        for i in 0..report.results.len() {
+            if report.results[i].ok() || made >= self.options.max_bundles || isolate::interrupted()
+            {
+                continue;
+            }
+            let start = Instant::now();
+            let r = report.results[i].clone();
+            // The original subject, to sign the failure before spending time reducing it.
+            let original: Option<(Subject, Option<(u64, u64)>)> =
+                if let Some((base, index)) = parse_generated_id(&r.case) {
+                    Some((
+                        generated_subject(base, index, &self.options.gen),
+                        Some((base, index)),
+                    ))
+                } else {
+                    let source = self
+                        .sources
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&r.case)
+                        .cloned();
+                    source.and_then(|(path, k)| {
+                        let case = testcase::read(&path).ok()?;
+                        Some((
+                            stored_subject(&r.case, &case.model, case.data_sets.get(k)?).0,
+                            None,
+                        ))
+                    })
+                };
+            let Some((subject, generated)) = original else {
+                continue;
+            };
+            let Ok(model) = proto::decode_model(&subject.model) else {
+                continue;
+            };
+            let (sig, _) = reduce::signature_of(self, &r.converter, &model, &subject.inputs, &r);
+            let key = (r.converter.clone(), sig.verdict, sig.op.clone());
+            if let Some(path) = seen.get(&key) {
+                report.results[i].repro = Some(path.clone());
+                continue;
+            }
+            let reduced = match (generated, &subject.expected) {
+                (Some((base, index)), _) => reduce::reduce_generated(
+                    self,
+                    &r.converter,
+                    base,
+                    index,
+                    &self.options.gen,
+                    self.options.reduce_budget,
+                ),
+                (None, Ok(expected)) => {
+                    reduce::reduce_model(self, &r.converter, &model, &subject.inputs, expected, &r)
+                }
+                (None, Err((_, m))) => Err(anyhow::anyhow!(m.clone())),
+            };
+            let reduced = match reduced {
+                Ok(x) => x,
+                Err(e) => {
+                    let m = report.results[i].message.take().unwrap_or_default();
+                    report.results[i].message = Some(format!("{m} [no repro bundle: {e:#}]"));
+                    continue;
+                }
+            };
+            let bundle = dir.join(reduce::slug(&format!(
+                "{}-{}",
+                r.case,
+                r.converter.chars().take(24).collect::<String>()
+            )));
+            let converted = self.converted_onnx(&proto::encode_model(&reduced.model), &r.converter);
+            let command = format!(
+                "cargo xtask conformance --cases 0 --no-corpus --onnx-tests {} --converter '{}' --runtime {}",
+                bundle.display(),
+                r.converter,
+                self.options.runtime
+            );
+            let extra = serde_json::json!({
+                "command": command,
+                "versions": self.environment(),
+                "seconds_to_bundle": start.elapsed().as_secs_f64(),
+            });
+            match reduce::write_bundle(&bundle, &reduced, &r, extra, converted) {
+                Ok(path) => {
+                    let path = path.display().to_string();
+                    seen.insert(key, path.clone());
+                    report.results[i].repro = Some(path);
+                    made += 1;
+                }
+                Err(e) => {
+                    let m = report.results[i].message.take().unwrap_or_default();
+                    report.results[i].message =
+                        Some(format!("{m} [cannot write the repro bundle: {e:#}]"));
+                }
+            }
+        }
+    }
+
+    /// The ONNX a converter makes of `model`, when it makes ONNX.
+    fn converted_onnx(&self, model: &[u8], converter: &str) -> Option<Vec<u8>> {
+        let c = self.converters.iter().find(|c| c.name() == converter)?;
+        let work = tempfile::tempdir().ok()?;
+        let cx = convert::Context {
+            work_dir: work.path(),
+            timeout: self.options.timeout,
+        };
+        match isolate::catch(|| c.convert(model, &cx)) {
+            Ok(Ok(Artifact::Onnx(bytes))) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// The result of one converter (by name) on a subject.
+    pub fn run_with(&self, s: &Subject, converter: &str) -> Option<CaseResult> {
+        let c = self.converters.iter().find(|c| c.name() == converter)?;
+        Some(self.run_one(s, c.as_ref()))
+    }
+
+    /// The options of this run.
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     /// One result per converter for a subject.
@@ -479,6 +621,12 @@ fn error_result(case: &str, converter: &str, runtime: &str, message: String) -> 
     }
 }
 
+/// The base seed and index of a generated case id `s{base}-i{index}`.
+pub fn parse_generated_id(id: &str) -> Option<(u64, u64)> {
+    let (base, index) = id.strip_prefix('s')?.split_once("-i")?;
+    Some((base.parse().ok()?, index.parse().ok()?))
+}
+
 /// Golden outputs of a model from the oracle, as expectations.
 pub fn oracle_expected(
     model: &tract_onnx::pb::ModelProto,
@@ -498,7 +646,11 @@ pub fn oracle_expected(
 
 /// The subject of generated case `index` of base seed `seed`.
 pub fn generated_subject(seed: u64, index: u64, cfg: &GenConfig) -> Subject {
-    let case = gen::generate(seed, index, cfg);
+    case_subject(&gen::generate(seed, index, cfg))
+}
+
+/// The subject of a generated case.
+pub fn case_subject(case: &gen::Case) -> Subject {
     let inputs = case.inputs();
     let ops = case.model.ops().into_iter().map(String::from).collect();
     let classes = case.model.classes();
@@ -518,7 +670,7 @@ pub fn generated_subject(seed: u64, index: u64, cfg: &GenConfig) -> Subject {
         ),
     };
     Subject {
-        id: case.id,
+        id: case.id.clone(),
         seed: Some(case.seed),
         model,
         inputs,

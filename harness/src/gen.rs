@@ -98,18 +98,33 @@ impl Case {
 
 /// Generates case `index` of base seed `base`.
 pub fn generate(base: u64, index: u64, cfg: &GenConfig) -> Case {
+    let (model, input) = tree(base, index, cfg).current();
+    case_from(base, index, model, input)
+}
+
+/// The proptest value tree of case `index`: its current value is the case, and
+/// `simplify`/`complicate` walk proptest's shrinking of it (used by reduction).
+pub fn tree(
+    base: u64,
+    index: u64,
+    cfg: &GenConfig,
+) -> Box<dyn ValueTree<Value = (ModelDesc, InputDist)>> {
     let seed = seed::case_seed(base, index);
     let mut runner = TestRunner::new_with_rng(Config::default(), seed::rng(seed, "model"));
-    let strategy = (model_strategy(cfg.clone()), input_strategy());
-    let (model, input) = strategy
+    let strategy = (model_strategy(cfg.clone()), input_strategy()).boxed();
+    strategy
         .new_tree(&mut runner)
         .expect("the generator's strategies never reject")
-        .current();
+}
+
+/// The case of `index` with a given model and input distribution (its seed still derives
+/// from the base seed and index, so inputs stay those of the case).
+pub fn case_from(base: u64, index: u64, model: ModelDesc, input: InputDist) -> Case {
     Case {
         id: format!("s{base}-i{index}"),
         base_seed: base,
         index,
-        seed,
+        seed: seed::case_seed(base, index),
         model,
         input,
     }

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod model;
 pub mod onnx;
 pub mod oracle;
+pub mod reduce;
 pub mod report;
 pub mod runtime;
 pub mod seed;

@@ -120,6 +120,12 @@ struct ConformanceArgs {
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Most failures to reduce into repro bundles under REPORT/failures (0: none).
+    #[arg(long, default_value_t = 10)]
+    max_bundles: usize,
+    /// Seconds allowed to reduce one failure.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    reduce_budget: f64,
     /// Expected-failure ledger (default: corpus/known-failures.toml when present).
     #[arg(long, value_name = "FILE")]
     known_failures: Option<PathBuf>,
@@ -201,6 +207,8 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
             max_layers: a.max_layers.max(1),
             opset: a.opset,
         },
+        max_bundles: a.max_bundles,
+        reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
         known_failures: a
             .known_failures
             .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file())),

@@ -1,4 +1,8 @@
 //! `exec:'COMMAND {input} {output}'`: any ONNX-to-ONNX command, one process per conversion.
+//!
+//! The command runs under `sh -c` in the harness's working directory (so relative paths in it
+//! work as typed), with `{input}` and `{output}` replaced by quoted paths in a scratch
+//! directory.
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -91,7 +95,6 @@ impl Converter for Exec {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&command)
-            .current_dir(cx.work_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,410 @@
+//! From failure to repro: the first diverging node, reduction to a minimal failing model, and
+//! the repro bundle.
+//!
+//! * **First diverging node.** Every prefix of the model (the nodes one tensor needs) is
+//!   converted and run on its own, with that tensor as the only output, and compared with the
+//!   oracle's value and bound for it. The first prefix that fails names the node. That node is
+//!   then run alone on its golden inputs: failing alone means the node itself is wrong; passing
+//!   alone means it is wrong only together with what comes before it (an optimizer rewrite or a
+//!   fusion across nodes). No output is added to the model under test, so nothing about what is
+//!   tested changes.
+//! * **Reduction.** A generated case is shrunk with proptest's own shrinking of its value tree
+//!   (fewer layers, fewer channels, shorter input, smaller kernels, simpler attributes), keeping
+//!   each step only while it fails the same way: same verdict and, for mismatches, the same op
+//!   as first diverging node. Other models are cut to the failing node alone, or to the prefix
+//!   that ends at it. The reduced case is run again before it is reported.
+//! * **Bundle.** An ONNX test-case directory with the reduced model, its inputs, golden outputs,
+//!   the converter's output where it is ONNX, and `meta.json` with the command that reproduces
+//!   the failure through `--onnx-tests`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use tract_onnx::pb;
+
+use crate::compare::{Expected, Verdict};
+use crate::conformance::{case_subject, oracle_expected, Runner, Subject};
+use crate::gen::{self, GenConfig};
+use crate::onnx::{proto, slice, testcase};
+use crate::oracle::{self, Value};
+use crate::report::CaseResult;
+use crate::tensor::{DType, Named, Tensor};
+
+/// Where a failing model first goes wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// Index of the node in the graph.
+    pub index: usize,
+    /// Node name.
+    pub node: String,
+    /// Operator.
+    pub op: String,
+    /// Verdict of the prefix that ends at this node.
+    pub verdict: Verdict,
+    /// Message of that prefix's comparison.
+    pub message: Option<String>,
+    /// Whether the node fails when run alone on its golden inputs: `Some(false)` means it fails
+    /// only together with the nodes before it.
+    pub alone: Option<bool>,
+}
+
+fn subject(
+    id: &str,
+    model: &pb::ModelProto,
+    inputs: Vec<Named>,
+    expected: Vec<Expected>,
+) -> Subject {
+    Subject {
+        id: id.into(),
+        seed: None,
+        model: proto::encode_model(model),
+        inputs,
+        expected: Ok(expected),
+        ops: vec![],
+        classes: vec![],
+    }
+}
+
+/// Runs the prefixes of `model` through `converter` and finds the first that fails.
+pub fn first_divergence(
+    runner: &Runner,
+    converter: &str,
+    model: &pb::ModelProto,
+    inputs: &[Named],
+) -> Result<Option<Divergence>> {
+    let (_, values) =
+        oracle::evaluate_all(model, inputs).context("the oracle cannot evaluate the model")?;
+    let graph = model.graph.as_ref().context("the model has no graph")?;
+    for (k, node) in graph.node.iter().enumerate() {
+        let Some(out) = node.output.first().filter(|o| !o.is_empty()) else {
+            continue;
+        };
+        let Some(Value::Float { value, bound }) = values.get(out) else {
+            continue;
+        };
+        let prefix = slice::prefix(model, out)?;
+        let expected = vec![Expected {
+            value: value.clone(),
+            bound: Some(bound.clone()),
+            dtype: DType::Float,
+        }];
+        let Some(r) = runner.run_with(
+            &subject("prefix", &prefix, inputs.to_vec(), expected),
+            converter,
+        ) else {
+            anyhow::bail!("no converter '{converter}' in this run");
+        };
+        if r.verdict == Verdict::Pass {
+            continue;
+        }
+        let alone = fails_alone(runner, converter, model, k, &values).ok();
+        return Ok(Some(Divergence {
+            index: k,
+            node: node.name.clone(),
+            op: node.op_type.clone(),
+            verdict: r.verdict,
+            message: r.message,
+            alone,
+        }));
+    }
+    Ok(None)
+}
+
+/// Golden values as the tensors a runtime is fed (floats rounded to f32).
+fn as_tensors(values: &HashMap<String, Value>) -> HashMap<String, Tensor> {
+    values
+        .iter()
+        .map(|(k, v)| {
+            let t = match v {
+                Value::Float { value, .. } => Tensor::F32(value.mapv(|x| x as f32)),
+                Value::Int(a) => Tensor::I64(a.clone()),
+            };
+            (k.clone(), t)
+        })
+        .collect()
+}
+
+fn fails_alone(
+    runner: &Runner,
+    converter: &str,
+    model: &pb::ModelProto,
+    index: usize,
+    values: &HashMap<String, Value>,
+) -> Result<bool> {
+    let (single, feeds) = slice::single_node(model, index, &as_tensors(values))?;
+    let expected = oracle_expected(&single, &feeds)?;
+    let r = runner
+        .run_with(&subject("alone", &single, feeds, expected), converter)
+        .context("converter")?;
+    Ok(r.verdict != Verdict::Pass)
+}
+
+/// What "failing the same way" means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// For mismatches, the op of the first diverging node.
+    pub op: Option<String>,
+}
+
+/// A reduced failure.
+#[derive(Debug, Clone)]
+pub struct Reduced {
+    /// The model.
+    pub model: pb::ModelProto,
+    /// Its inputs.
+    pub inputs: Vec<Named>,
+    /// Golden outputs.
+    pub expected: Vec<Expected>,
+    /// The result of the converter on it.
+    pub result: CaseResult,
+    /// Its first diverging node.
+    pub divergence: Option<Divergence>,
+    /// The description, for generated cases.
+    pub desc: Option<gen::Case>,
+    /// Whether reduction made it smaller and it still fails the same way.
+    pub status: &'static str,
+    /// Shrinking steps tried.
+    pub steps: usize,
+}
+
+/// The signature of a result: its verdict, and for mismatches the first diverging op.
+pub fn signature_of(
+    runner: &Runner,
+    converter: &str,
+    model: &pb::ModelProto,
+    inputs: &[Named],
+    r: &CaseResult,
+) -> (Signature, Option<Divergence>) {
+    let divergence = if r.verdict == Verdict::Mismatch || r.verdict == Verdict::NonFinite {
+        first_divergence(runner, converter, model, inputs)
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    (
+        Signature {
+            verdict: r.verdict,
+            op: divergence.as_ref().map(|d| d.op.clone()),
+        },
+        divergence,
+    )
+}
+
+/// Shrinks generated case `index` of `base`, failing with `converter`, within `budget`.
+pub fn reduce_generated(
+    runner: &Runner,
+    converter: &str,
+    base: u64,
+    index: u64,
+    cfg: &GenConfig,
+    budget: Duration,
+) -> Result<Reduced> {
+    let deadline = Instant::now() + budget;
+    let original = gen::generate(base, index, cfg);
+    let check = |case: &gen::Case,
+                 want: Option<&Signature>|
+     -> Option<(
+        CaseResult,
+        pb::ModelProto,
+        Vec<Expected>,
+        Option<Divergence>,
+        Signature,
+    )> {
+        let s = case_subject(case);
+        let expected = s.expected.clone().ok()?;
+        let r = runner.run_with(&s, converter)?;
+        if r.verdict == Verdict::Pass || want.is_some_and(|w| w.verdict != r.verdict) {
+            return None;
+        }
+        let model = proto::decode_model(&s.model).ok()?;
+        let (sig, divergence) = signature_of(runner, converter, &model, &s.inputs, &r);
+        if want.is_some_and(|w| *w != sig) {
+            return None;
+        }
+        Some((r, model, expected, divergence, sig))
+    };
+    let (r, model, expected, divergence, target) =
+        check(&original, None).context("the case does not fail when run again")?;
+    let mut best = (original.clone(), r, model, expected, divergence);
+    let mut tree = gen::tree(base, index, cfg);
+    let mut steps = 0;
+    let mut improved = false;
+    if tree.simplify() {
+        while Instant::now() < deadline && steps < 2000 {
+            steps += 1;
+            let (m, input) = tree.current();
+            let case = gen::case_from(base, index, m, input);
+            let valid = case.model.shapes().is_ok();
+            match valid.then(|| check(&case, Some(&target))).flatten() {
+                Some((r, model, expected, divergence, _)) => {
+                    best = (case, r, model, expected, divergence);
+                    improved = true;
+                    if !tree.simplify() {
+                        break;
+                    }
+                }
+                None => {
+                    if !tree.complicate() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let (case, result, model, expected, divergence) = best;
+    let inputs = case.inputs();
+    Ok(Reduced {
+        model,
+        inputs,
+        expected,
+        result,
+        divergence,
+        desc: Some(case),
+        status: if improved { "reduced" } else { "not reducible" },
+        steps,
+    })
+}
+
+/// Cuts an arbitrary failing model to its first diverging node: that node alone on its golden
+/// inputs when it fails alone, else the prefix that ends at it. Keeps the model as it is when
+/// the cut does not fail the same way.
+pub fn reduce_model(
+    runner: &Runner,
+    converter: &str,
+    model: &pb::ModelProto,
+    inputs: &[Named],
+    expected: &[Expected],
+    r: &CaseResult,
+) -> Result<Reduced> {
+    let (sig, divergence) = signature_of(runner, converter, model, inputs, r);
+    let keep = || Reduced {
+        model: model.clone(),
+        inputs: inputs.to_vec(),
+        expected: expected.to_vec(),
+        result: r.clone(),
+        divergence: divergence.clone(),
+        desc: None,
+        status: "not reducible",
+        steps: 0,
+    };
+    let Some(d) = divergence.clone() else {
+        return Ok(keep());
+    };
+    let (_, values) = oracle::evaluate_all(model, inputs)?;
+    let (cut, feeds) = if d.alone == Some(true) {
+        slice::single_node(model, d.index, &as_tensors(&values))?
+    } else {
+        let out = model.graph.as_ref().context("graph")?.node[d.index].output[0].clone();
+        (slice::prefix(model, &out)?, inputs.to_vec())
+    };
+    let cut_expected = oracle_expected(&cut, &feeds)?;
+    let s = subject(&r.case, &cut, feeds.clone(), cut_expected.clone());
+    let Some(cut_result) = runner.run_with(&s, converter) else {
+        return Ok(keep());
+    };
+    let (cut_sig, cut_div) = signature_of(runner, converter, &cut, &feeds, &cut_result);
+    if cut_sig != sig {
+        return Ok(Reduced {
+            status: "reduction failed",
+            ..keep()
+        });
+    }
+    Ok(Reduced {
+        model: cut,
+        inputs: feeds,
+        expected: cut_expected,
+        result: cut_result,
+        divergence: cut_div,
+        desc: None,
+        status: "reduced",
+        steps: 1,
+    })
+}
+
+/// A name safe for a directory.
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .chars()
+        .take(80)
+        .collect()
+}
+
+/// Writes the repro bundle of `reduced` into `dir`.
+pub fn write_bundle(
+    dir: &Path,
+    reduced: &Reduced,
+    original: &CaseResult,
+    meta_extra: serde_json::Value,
+    converted: Option<Vec<u8>>,
+) -> Result<PathBuf> {
+    let graph = reduced.model.graph.as_ref().context("graph")?;
+    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let input_names: Vec<String> = graph
+        .input
+        .iter()
+        .map(|i| i.name.clone())
+        .filter(|n| !initializers.contains(&n.as_str()))
+        .collect();
+    let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let outputs: Vec<Tensor> = reduced
+        .expected
+        .iter()
+        .map(|e| match e.dtype {
+            DType::Int64 | DType::Int32 | DType::Bool => Tensor::I64(e.value.mapv(|v| v as i64)),
+            DType::Double => Tensor::F64(e.value.clone()),
+            DType::Float => Tensor::F32(e.value.mapv(|v| v as f32)),
+        })
+        .collect();
+    let set = testcase::DataSet {
+        inputs: reduced.inputs.iter().map(|n| n.tensor.clone()).collect(),
+        outputs,
+    };
+    let r = &reduced.result;
+    let mut meta = serde_json::json!({
+        "case": original.case,
+        "seed": original.seed,
+        "converter": original.converter,
+        "runtime": original.runtime,
+        "verdict": r.verdict,
+        "original_verdict": original.verdict,
+        "message": r.message,
+        "max_abs_err": r.max_abs_err,
+        "max_rel_err": r.max_rel_err,
+        "max_ulp": r.max_ulp,
+        "worst_ratio": r.worst_ratio,
+        "precision": r.precision,
+        "first_diverging_node": reduced.divergence,
+        "reduction": {"status": reduced.status, "steps": reduced.steps, "nodes": graph.node.len()},
+        "model_description": reduced.desc.as_ref().map(|c| &c.model),
+        "input_distribution": reduced.desc.as_ref().map(|c| c.input),
+    });
+    if let (Some(m), Some(extra)) = (meta.as_object_mut(), meta_extra.as_object()) {
+        m.extend(extra.clone());
+    }
+    testcase::write(
+        dir,
+        &reduced.model,
+        &[set],
+        &input_names,
+        &output_names,
+        Some(&meta),
+    )?;
+    if let Some(bytes) = converted {
+        crate::fsutil::write_atomically(&dir.join("converted.onnx"), &bytes)?;
+    }
+    Ok(dir.to_path_buf())
+}
