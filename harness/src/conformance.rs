@@ -310,6 +310,7 @@ impl Runner {
             } else {
                 id.clone()
             };
+            self.sources.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), (dir.to_path_buf(), k));
             let (subject, oracle_result) = stored_subject(&id, &case.model, set);
             out.push(oracle_result);
             out.extend(self.run_subject(&subject));
@@ -464,7 +465,7 @@ impl Runner {
             case: s.id.clone(),
             seed: s.seed,
             converter: converter.name(),
-            runtime: self.runtime.name().into(),
+            runtime: converter.native_runtime().unwrap_or(self.runtime.name()).into(),
             verdict: Verdict::Error,
             ops: s.ops.clone(),
             classes: s.classes.clone(),

@@ -74,6 +74,11 @@ pub trait Converter: Send + Sync {
     fn version(&self) -> Option<String> {
         None
     }
+    /// The runtime that runs this converter's native artifacts, if it makes them (reported
+    /// even when conversion fails); `None` for converters whose ONNX goes to `--runtime`.
+    fn native_runtime(&self) -> Option<&'static str> {
+        None
+    }
     /// Whether [`Converter::convert`] writes to [`Context::work_dir`]; converters that work in
     /// memory say no and save each case a scratch directory.
     fn needs_work_dir(&self) -> bool {

@@ -29,6 +29,10 @@ impl Converter for NnefRoundTrip {
         Some(format!("tract-nnef {}", crate::runtime::TRACT_VERSION))
     }
 
+    fn native_runtime(&self) -> Option<&'static str> {
+        Some("tract")
+    }
+
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {
         let typed = tract_onnx::onnx()
             .model_for_read(&mut &model[..])

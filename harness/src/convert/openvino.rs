@@ -50,6 +50,10 @@ impl Converter for OpenVino {
             .and_then(|v| v["openvino"].as_str().map(String::from))
     }
 
+    fn native_runtime(&self) -> Option<&'static str> {
+        Some("openvino-cpu")
+    }
+
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {
         let onnx = cx.work_dir.join("model.onnx");
         std::fs::write(&onnx, model)
