@@ -186,8 +186,11 @@ impl Runner {
     pub fn environment(&self) -> Environment {
         let mut env = Environment::detect();
         for c in &self.converters {
-            env.converters
-                .insert(c.name(), c.version().unwrap_or_else(|| "unknown".into()));
+            let version = c.version().unwrap_or_else(|| "unknown".into());
+            if let Some(native) = c.native_runtime() {
+                env.runtimes.insert(native.into(), version.clone());
+            }
+            env.converters.insert(c.name(), version);
         }
         env.runtimes
             .insert(self.runtime.name().into(), self.runtime.version());
