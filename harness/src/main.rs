@@ -28,6 +28,18 @@ struct Cli {
 enum Command {
     /// Generate random 1D CNNs, convert them, run them, compare with the f64 oracle.
     Conformance(ConformanceArgs),
+    /// Merge the report.json of several runs (shards) into one report, judged by the ledger.
+    Report {
+        /// Report directories (or report.json files) to merge.
+        #[arg(long = "merge", value_name = "DIR", num_args = 1.., required = true)]
+        merge: Vec<PathBuf>,
+        /// Where to write the merged reports.
+        #[arg(long = "report", value_name = "DIR", default_value = "reports/latest")]
+        report_dir: PathBuf,
+        /// Expected-failure ledger (default: corpus/known-failures.toml when present).
+        #[arg(long, value_name = "FILE")]
+        known_failures: Option<PathBuf>,
+    },
     /// Rewrite a model the way a buggy converter would (to check the harness catches it).
     InjectFault {
         /// One of: reverse-conv-kernels, swap-pads, drop-conv-bias, perturb-weights.
@@ -136,6 +148,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Conformance(args) => conformance(args),
+        Command::Report { merge, report_dir, known_failures } => merge_reports(&merge, &report_dir, known_failures),
         Command::InjectFault {
             kind,
             input,
@@ -260,6 +273,25 @@ fn inject_fault(
     harness::fault::inject(kind, &mut model)?;
     harness::fsutil::write_atomically(output, &proto::encode_model(&model))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn merge_reports(parts: &[PathBuf], out: &std::path::Path, known_failures: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let reports = parts
+        .iter()
+        .map(|p| {
+            let file = if p.is_dir() { p.join("report.json") } else { p.clone() };
+            harness::report::Report::load(&file)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut merged = harness::report::Report::merge(reports)?;
+    let ledger_path = known_failures.or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file()));
+    if let Some(path) = ledger_path {
+        merged.apply_ledger(&harness::ledger::Ledger::load(&path)?);
+    }
+    merged.write(out).with_context(|| format!("{}: cannot write the reports", out.display()))?;
+    print!("{}", merged.terminal());
+    println!("merged report written to {}", out.display());
+    Ok(if merged.all_pass() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn lower1d(

@@ -243,6 +243,40 @@ impl Report {
         self.results.iter().filter(|r| !r.ok())
     }
 
+    /// Reads a report.json.
+    pub fn load(path: &Path) -> Result<Report> {
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: not a report: {e}", path.display()))
+    }
+
+    /// Merges the reports of shards of one run into the report of the whole run: results in
+    /// case order (test-case directories by id, then generated cases by index), summary and
+    /// coverage recomputed. Expected-failure marks are dropped; apply the ledger again.
+    pub fn merge(mut parts: Vec<Report>) -> Result<Report> {
+        anyhow::ensure!(!parts.is_empty(), "nothing to merge");
+        let first = parts.remove(0);
+        let mut results = first.results;
+        let mut duration_s = first.duration_s;
+        let mut environment = first.environment;
+        for p in parts {
+            results.extend(p.results);
+            duration_s = duration_s.max(p.duration_s);
+            environment.converters.extend(p.environment.converters);
+            environment.runtimes.extend(p.environment.runtimes);
+        }
+        fn key(case: &str) -> (u8, u64, String) {
+            match crate::conformance::parse_generated_id(case) {
+                Some((base, index)) => (1, index, base.to_string()),
+                None => (0, 0, case.to_string()),
+            }
+        }
+        results.sort_by_key(|r| key(&r.case));
+        for r in &mut results {
+            r.expected = None;
+        }
+        Ok(Report::new(first.tool, environment, first.options, results, duration_s))
+    }
+
     /// Applies an expected-failure ledger: marks expected failures and records unexpected passes.
     pub fn apply_ledger(&mut self, ledger: &crate::ledger::Ledger) {
         self.unexpected_passes = ledger.apply(&mut self.results);

@@ -15,6 +15,7 @@ tasks:
                        (cargo test --workspace --release ARGS)
   setup                create .venv/ with the pinned Python packages (OpenVINO, onnxruntime,
                        onnx, onnxsim) from harness/python/requirements.txt
+  report --merge DIR…  merge the reports of several runs (shards) into one, judged by the ledger
   harness ARGS         build the harness (release) and run it with ARGS
 ";
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         }
         Some("setup") => setup().map(|_| ExitCode::SUCCESS),
         Some("harness") => run_harness(&rest),
+        Some("report") => run_harness(&prepend("report", rest)),
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
