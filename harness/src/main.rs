@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Generate random 1D CNNs, convert them, run them, compare with the f64 oracle.
     Conformance(ConformanceArgs),
+    /// Fuzz: generate and check cases until --budget or Ctrl-C; reduce each new failure
+    /// signature into a bundle and save it as a regression corpus case.
+    Fuzz(FuzzArgs),
     /// Merge the report.json of several runs (shards) into one report, judged by the ledger.
     Report {
         /// Report directories (or report.json files) to merge.
@@ -76,10 +79,24 @@ enum Command {
 }
 
 #[derive(Args)]
+struct FuzzArgs {
+    #[command(flatten)]
+    run: ConformanceArgs,
+    /// Where new failure signatures are saved as corpus cases (default: corpus/regressions
+    /// when corpus/ exists); each is also listed in the ledger as a failure to triage.
+    #[arg(long, value_name = "DIR")]
+    save_regressions: Option<PathBuf>,
+    /// Do not save regression cases.
+    #[arg(long, conflicts_with = "save_regressions")]
+    no_save: bool,
+}
+
+#[derive(Args)]
 struct ConformanceArgs {
     /// Random cases to generate.
-    #[arg(long, default_value_t = 200)]
-    cases: u64,
+    /// (default 200; for fuzz, no limit)
+    #[arg(long)]
+    cases: Option<u64>,
     /// Base seed; case i uses a seed derived from (S, i).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -148,7 +165,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Conformance(args) => conformance(args),
-        Command::Report { merge, report_dir, known_failures } => merge_reports(&merge, &report_dir, known_failures),
+        Command::Fuzz(args) => fuzz(args),
+        Command::Report {
+            merge,
+            report_dir,
+            known_failures,
+        } => merge_reports(&merge, &report_dir, known_failures),
         Command::InjectFault {
             kind,
             input,
@@ -183,7 +205,74 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
-fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
+fn fuzz(f: FuzzArgs) -> anyhow::Result<ExitCode> {
+    let budget = f.run.budget.map(|b| seconds("budget", b)).transpose()?;
+    let cases = f.run.cases.unwrap_or(0);
+    let report_dir = f.run.report_dir.clone();
+    let mut options = options(f.run)?;
+    options.cases = cases;
+    // The campaign reduces every new signature itself.
+    options.max_bundles = usize::MAX;
+    options.budget = None;
+    let regressions = match (f.no_save, f.save_regressions) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(dir),
+        (false, None) => Some(PathBuf::from("corpus/regressions"))
+            .filter(|_| std::path::Path::new("corpus").is_dir()),
+    };
+    let ledger_file = options
+        .known_failures
+        .clone()
+        .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")));
+    let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
+    harness::isolate::stop_on_signals();
+    let tty = std::io::stderr().is_terminal();
+    let last_thousand = std::sync::atomic::AtomicU64::new(0);
+    let progress = |p: &harness::conformance::FuzzProgress| {
+        let rate = p.cases as f64 / p.elapsed_s.max(1e-9);
+        let line = format!(
+            "{:>6.0} s  {} cases  {rate:.0} cases/s  {} failing  {} signatures  {} classes hit",
+            p.elapsed_s, p.cases, p.failures, p.signatures, p.classes
+        );
+        if tty {
+            eprint!("\r{line}   ");
+        } else if p.cases / 1000 > last_thousand.load(std::sync::atomic::Ordering::Relaxed) {
+            last_thousand.store(p.cases / 1000, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("{line}");
+        }
+    };
+    let report = runner.fuzz(
+        budget,
+        regressions.as_deref(),
+        ledger_file.as_deref(),
+        &progress,
+    )?;
+    if tty {
+        eprintln!();
+    }
+    report
+        .write(&report_dir)
+        .with_context(|| format!("{}: cannot write the reports", report_dir.display()))?;
+    print!("{}", report.terminal());
+    let bundles: std::collections::BTreeSet<&str> = report
+        .results
+        .iter()
+        .filter_map(|r| r.repro.as_deref())
+        .collect();
+    for b in &bundles {
+        println!("repro bundle: {b}");
+    }
+    println!("reports written to {}", report_dir.display());
+    Ok(if harness::isolate::interrupted() {
+        ExitCode::from(130)
+    } else if report.all_pass() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
     let tolerance = match (a.atol, a.rtol) {
         (None, None) => Tolerance::Bound {
             factor: a.bound_factor,
@@ -200,7 +289,7 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         (false, None) => Some(PathBuf::from("corpus")).filter(|d| d.is_dir()),
     };
     let options = Options {
-        cases: a.cases,
+        cases: a.cases.unwrap_or(200),
         seed: a.seed,
         converters: if a.converters.is_empty() {
             ["identity", "lower1d", "nnef"].map(String::from).to_vec()
@@ -232,6 +321,12 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
             .build_global()
             .ok();
     }
+    Ok(options)
+}
+
+fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let report_dir = a.report_dir.clone();
+    let options = options(a)?;
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
     harness::isolate::stop_on_signals();
     let tty = std::io::stderr().is_terminal();
@@ -249,10 +344,10 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     };
     let report = runner.run(&progress)?;
     report
-        .write(&a.report_dir)
-        .with_context(|| format!("{}: cannot write the reports", a.report_dir.display()))?;
+        .write(&report_dir)
+        .with_context(|| format!("{}: cannot write the reports", report_dir.display()))?;
     print!("{}", report.terminal());
-    println!("reports written to {}", a.report_dir.display());
+    println!("reports written to {}", report_dir.display());
     Ok(if harness::isolate::interrupted() {
         ExitCode::from(130)
     } else if report.all_pass() {
@@ -275,23 +370,38 @@ fn inject_fault(
     Ok(ExitCode::SUCCESS)
 }
 
-fn merge_reports(parts: &[PathBuf], out: &std::path::Path, known_failures: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn merge_reports(
+    parts: &[PathBuf],
+    out: &std::path::Path,
+    known_failures: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let reports = parts
         .iter()
         .map(|p| {
-            let file = if p.is_dir() { p.join("report.json") } else { p.clone() };
+            let file = if p.is_dir() {
+                p.join("report.json")
+            } else {
+                p.clone()
+            };
             harness::report::Report::load(&file)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut merged = harness::report::Report::merge(reports)?;
-    let ledger_path = known_failures.or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file()));
+    let ledger_path = known_failures
+        .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file()));
     if let Some(path) = ledger_path {
         merged.apply_ledger(&harness::ledger::Ledger::load(&path)?);
     }
-    merged.write(out).with_context(|| format!("{}: cannot write the reports", out.display()))?;
+    merged
+        .write(out)
+        .with_context(|| format!("{}: cannot write the reports", out.display()))?;
     print!("{}", merged.terminal());
     println!("merged report written to {}", out.display());
-    Ok(if merged.all_pass() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if merged.all_pass() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn lower1d(

@@ -245,8 +245,10 @@ impl Report {
 
     /// Reads a report.json.
     pub fn load(path: &Path) -> Result<Report> {
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: not a report: {e}", path.display()))
+        let bytes = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: not a report: {e}", path.display()))
     }
 
     /// Merges the reports of shards of one run into the report of the whole run: results in
@@ -274,7 +276,13 @@ impl Report {
         for r in &mut results {
             r.expected = None;
         }
-        Ok(Report::new(first.tool, environment, first.options, results, duration_s))
+        Ok(Report::new(
+            first.tool,
+            environment,
+            first.options,
+            results,
+            duration_s,
+        ))
     }
 
     /// Applies an expected-failure ledger: marks expected failures and records unexpected passes.

@@ -408,3 +408,95 @@ fn lower1d_command_rewrites_a_model_that_still_matches_its_golden_outputs() {
     let r = report(&rdir);
     assert_eq!(verdicts(&r), vec!["pass", "pass"], "{}", r["results"]);
 }
+
+#[test]
+fn two_shards_merged_give_the_results_of_the_unsharded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    let common = [
+        "--cases",
+        "30",
+        "--seed",
+        "4",
+        "--converter",
+        "identity",
+        "--max-bundles",
+        "0",
+    ];
+    let whole = conformance(&p("whole"), &common);
+    let mut s1 = common.to_vec();
+    s1.extend(["--shard", "1/2"]);
+    let mut s2 = common.to_vec();
+    s2.extend(["--shard", "2/2"]);
+    let a = conformance(&p("s1"), &s1);
+    let b = conformance(&p("s2"), &s2);
+    assert_eq!(report(&p("s1"))["summary"]["results"], 15, "{}", text(&a));
+    assert_eq!(report(&p("s2"))["summary"]["results"], 15, "{}", text(&b));
+    let merged = harness(&[
+        "report",
+        "--merge",
+        p("s1").to_str().unwrap(),
+        p("s2").to_str().unwrap(),
+        "--report",
+        p("merged").to_str().unwrap(),
+        "--known-failures",
+        "/dev/null",
+    ]);
+    assert_eq!(
+        merged.status.code(),
+        whole.status.code(),
+        "{}",
+        text(&merged)
+    );
+    assert_eq!(
+        stable_results(&report(&p("merged"))),
+        stable_results(&report(&p("whole")))
+    );
+}
+
+#[test]
+fn fuzz_catches_a_pad_swapping_converter_and_its_bundle_reproduces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = format!("exec:{BIN} inject-fault swap-pads {{input}} {{output}}");
+    let rdir = tmp.path().join("report");
+    let out = harness(&[
+        "fuzz",
+        "--budget",
+        "15",
+        "--no-save",
+        "--converter",
+        &spec,
+        "--report",
+        rdir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let mut best: Option<(usize, std::path::PathBuf)> = None;
+    for entry in std::fs::read_dir(rdir.join("failures")).unwrap() {
+        let dir = entry.unwrap().path();
+        let meta: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+        if meta["verdict"] != "mismatch" {
+            continue;
+        }
+        assert!(meta["first_diverging_node"]["op"].is_string(), "{meta}");
+        let nodes = meta["reduction"]["nodes"].as_u64().unwrap() as usize;
+        if best.as_ref().is_none_or(|(n, _)| nodes < *n) {
+            best = Some((nodes, dir));
+        }
+    }
+    let (nodes, bundle) = best.expect("a mismatch bundle");
+    assert!(nodes <= 3, "smallest bundle has {nodes} nodes");
+    let again = conformance(
+        &tmp.path().join("again"),
+        &[
+            "--cases",
+            "0",
+            "--converter",
+            &spec,
+            "--onnx-tests",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(verdicts(&report(&tmp.path().join("again"))).contains(&"mismatch".to_string()));
+}

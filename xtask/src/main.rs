@@ -15,6 +15,8 @@ tasks:
                        (cargo test --workspace --release ARGS)
   setup                create .venv/ with the pinned Python packages (OpenVINO, onnxruntime,
                        onnx, onnxsim) from harness/python/requirements.txt
+  fuzz [ARGS]          fuzzing campaign until --budget SECS or Ctrl-C; new failure signatures
+                       are reduced, bundled and saved to corpus/regressions/
   report --merge DIR…  merge the reports of several runs (shards) into one, judged by the ledger
   harness ARGS         build the harness (release) and run it with ARGS
 ";
@@ -37,6 +39,16 @@ fn main() -> ExitCode {
         Some("setup") => setup().map(|_| ExitCode::SUCCESS),
         Some("harness") => run_harness(&rest),
         Some("report") => run_harness(&prepend("report", rest)),
+        Some("fuzz") => {
+            if needs_python(&rest) && !venv_python().is_file() {
+                eprintln!("xtask: the converters asked for need the Python environment; running `cargo xtask setup` first");
+                if let Err(e) = setup() {
+                    eprintln!("xtask: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            run_harness(&prepend("fuzz", rest))
+        }
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
