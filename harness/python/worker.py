@@ -29,6 +29,7 @@ Tensors travel as raw little-endian row-major files. "stage" says where a failur
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -196,7 +197,17 @@ def handle(req):
         return {"ok": False, "stage": f.stage, "error": str(f)[:4000]}
 
 
+def watch_parent():
+    """Ends the worker when the harness is gone, even if it could not say so."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def main():
+    threading.Thread(target=watch_parent, daemon=True).start()
     # Libraries must not write to our stdout: it carries the protocol.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -224,3 +235,6 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # Skip interpreter teardown: native thread pools (OpenVINO's) can keep it from finishing.
+    sys.stdout.flush()
+    os._exit(0)
