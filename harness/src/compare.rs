@@ -301,7 +301,7 @@ mod tests {
         // bound 8 => tolerance 8u ~ 4.8e-7 on a value of 1.
         let e = exp(&[1.0, 2.0], &[8.0, 8.0]);
         let ok = compare(
-            &[e.clone()],
+            std::slice::from_ref(&e),
             &[got(&[1.0 + 2.0 * u as f32 * 2.0, 2.0])],
             Precision::F32,
             Tolerance::default(),
@@ -323,7 +323,13 @@ mod tests {
         let e = exp(&[1.0], &[4.0]);
         let a = [got(&[1.001])];
         assert_eq!(
-            compare(&[e.clone()], &a, Precision::F32, Tolerance::default()).verdict,
+            compare(
+                std::slice::from_ref(&e),
+                &a,
+                Precision::F32,
+                Tolerance::default()
+            )
+            .verdict,
             Verdict::Mismatch
         );
         assert_eq!(
@@ -337,7 +343,7 @@ mod tests {
         let e = exp(&[1.0, 2.0], &[1.0, 1.0]);
         assert_eq!(
             compare(
-                &[e.clone()],
+                std::slice::from_ref(&e),
                 &[got(&[1.0])],
                 Precision::F32,
                 Tolerance::default()
@@ -346,12 +352,18 @@ mod tests {
             Verdict::ShapeMismatch
         );
         assert_eq!(
-            compare(&[e.clone()], &[], Precision::F32, Tolerance::default()).verdict,
+            compare(
+                std::slice::from_ref(&e),
+                &[],
+                Precision::F32,
+                Tolerance::default()
+            )
+            .verdict,
             Verdict::ShapeMismatch
         );
         assert_eq!(
             compare(
-                &[e.clone()],
+                std::slice::from_ref(&e),
                 &[Tensor::I64(arr1(&[1i64, 2]).into_dyn())],
                 Precision::F32,
                 Tolerance::default()
@@ -379,7 +391,13 @@ mod tests {
             rtol: 1e-3,
         };
         assert_eq!(
-            compare(&[e.clone()], &[got(&[100.05])], Precision::F32, t).verdict,
+            compare(
+                std::slice::from_ref(&e),
+                &[got(&[100.05])],
+                Precision::F32,
+                t
+            )
+            .verdict,
             Verdict::Pass
         );
         assert_eq!(

@@ -412,7 +412,10 @@ fn fit_conv(rc: &RawConv, channels: usize, length: usize) -> Conv {
         0 => 1,
         1 => channels,
         // The largest proper divisor above 1, if any.
-        _ => (2..channels).rev().find(|g| channels % g == 0).unwrap_or(1),
+        _ => (2..channels)
+            .rev()
+            .find(|g| channels.is_multiple_of(*g))
+            .unwrap_or(1),
     };
     // Channels stay at 16 or below (32 for a depthwise multiplier of 2 on 16 channels is not
     // reached: the multiplier is 1 above 8 channels), which keeps the f64 oracle fast.

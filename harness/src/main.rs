@@ -332,13 +332,13 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let progress = move |done: usize, total: usize| {
         if tty {
-            if done % 25 == 0 || done == total {
+            if done.is_multiple_of(25) || done == total {
                 eprint!("\r{done}/{total} cases");
                 if done == total {
                     eprintln!();
                 }
             }
-        } else if done % 1000 == 0 {
+        } else if done.is_multiple_of(1000) {
             eprintln!("{done}/{total} cases");
         }
     };

@@ -572,13 +572,13 @@ fn layer_shape(layer: &Layer, act: Act, index: &mut usize) -> Result<Act, Invali
         }
         Layer::BatchNorm { epsilon } => {
             seq("BatchNormalization")?;
-            if !(*epsilon > 0.0) {
+            if epsilon.is_nan() || *epsilon <= 0.0 {
                 return Err(invalid(me, "BatchNormalization epsilon must be positive"));
             }
             act
         }
         Layer::Clip { min, max } => {
-            if !(min <= max) {
+            if min.is_nan() || max.is_nan() || min > max {
                 return Err(invalid(me, format!("Clip min {min} above max {max}")));
             }
             act

@@ -196,6 +196,15 @@ pub fn signature_of(
     )
 }
 
+/// A case that failed: its result, model, golden outputs, divergence and signature.
+type Checked = (
+    CaseResult,
+    pb::ModelProto,
+    Vec<Expected>,
+    Option<Divergence>,
+    Signature,
+);
+
 /// Shrinks generated case `index` of `base`, failing with `converter`, within `budget`.
 pub fn reduce_generated(
     runner: &Runner,
@@ -207,15 +216,7 @@ pub fn reduce_generated(
 ) -> Result<Reduced> {
     let deadline = Instant::now() + budget;
     let original = gen::generate(base, index, cfg);
-    let check = |case: &gen::Case,
-                 want: Option<&Signature>|
-     -> Option<(
-        CaseResult,
-        pb::ModelProto,
-        Vec<Expected>,
-        Option<Divergence>,
-        Signature,
-    )> {
+    let check = |case: &gen::Case, want: Option<&Signature>| -> Option<Checked> {
         let s = case_subject(case);
         let expected = s.expected.clone().ok()?;
         let r = runner.run_with(&s, converter)?;

@@ -387,7 +387,7 @@ pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
                 raw_data: bytes,
                 ..Default::default()
             };
-            crate::onnx::proto::tensor_from_proto(&proto).with_context(|| format!("{path}"))
+            crate::onnx::proto::tensor_from_proto(&proto).with_context(|| path.to_string())
         })
         .collect()
 }

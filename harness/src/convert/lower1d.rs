@@ -592,7 +592,7 @@ mod tests {
         lower(&mut m, UnitAxis::Last).unwrap();
         assert_eq!(
             ops(&m),
-            vec!["Unsqueeze", "Conv", "Relu", "Identity", "Squeeze"]
+            ["Unsqueeze", "Conv", "Relu", "Identity", "Squeeze"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()

@@ -179,7 +179,7 @@ mod tests {
         write(
             &dir,
             &model,
-            &[set.clone()],
+            std::slice::from_ref(&set),
             &["x".into()],
             &["y".into()],
             None,
