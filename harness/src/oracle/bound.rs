@@ -16,7 +16,7 @@
 //! | Mul | `|b| e_a + |a| e_b + |y|` |
 //! | Div | `e_a / |b| + |a| e_b / b² + |y|` |
 //! | BatchNormalization | `|s| e_x + 8 (|x s| + |mean s| + |β|)`, `s = γ / sqrt(var + ε)` |
-//! | smooth unary `f` (Sigmoid, Tanh, Elu, Gelu, Exp, …) | `L(x) e_x + 16 |y| + 16`, `L` = local bound of `|f'|` ([`smooth_unary`]) |
+//! | smooth unary `f` (Sigmoid, Tanh, Elu, Gelu, Exp, …) | `L(x) e_x + 64 |y| + 16`, `L` = local bound of `|f'|` ([`smooth_unary`]) |
 //! | Softmax | `2 y_i max(e_x over the axis) + (len + 4) y_i` |
 //! | Instance/LayerNormalization | see [`normalization`] |
 //! | shape ops, Pad, Concat, Gather, … | `e` moves with the values; a Pad constant `c` brings `|c|` |
@@ -38,8 +38,11 @@ pub const COARSEST_U: f64 = 1.0 / 256.0;
 /// Absolute floor (in units of u) of smooth elementwise functions.
 pub const SMOOTH_FLOOR: f64 = 16.0;
 
-/// Relative error (in units of u) of one smooth elementwise function evaluation.
-pub const SMOOTH_RELATIVE: f64 = 16.0;
+/// Relative error (in units of u) of one smooth elementwise function evaluation. Runtimes
+/// evaluate `exp`-based activations with fast approximations: tract's Selu was measured 25-30
+/// ulp off (`alpha*gamma*(exp(x)-1)`), so 64 u (about 4e-6 in f32) is allowed; real bugs are
+/// orders of magnitude larger.
+pub const SMOOTH_RELATIVE: f64 = 64.0;
 
 /// Accumulates the bound of a dot product `Σ w_k x_k`, term by term.
 #[derive(Debug, Default, Clone, Copy)]
