@@ -154,7 +154,8 @@ impl Ledger {
             let mut judged_failing = 0;
             for r in results.iter_mut().filter(|r| Self::matches(e, r)) {
                 let fails = r.verdict != Verdict::Pass && e.verdict.contains(r.verdict);
-                if fails {
+                // The first entry that explains a failure names it.
+                if fails && r.expected.is_none() {
                     r.expected = Some(e.reason.clone());
                 }
                 let judges = match &e.witness {
