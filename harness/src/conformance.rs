@@ -880,6 +880,54 @@ pub fn case_subject(case: &gen::Case) -> Subject {
     }
 }
 
+/// Checks fed inputs against the graph's declared inputs: count, element type, and every
+/// fixed dimension.
+fn check_inputs<'a>(
+    declared: impl Iterator<Item = &'a tract_onnx::pb::ValueInfoProto>,
+    inputs: &[Named],
+) -> std::result::Result<(), String> {
+    use crate::onnx::proto::{data_type_code, declared_type, Dim};
+    let declared: Vec<_> = declared.collect();
+    if declared.len() != inputs.len() {
+        return Err(format!(
+            "the model has {} inputs, the data set feeds {}",
+            declared.len(),
+            inputs.len()
+        ));
+    }
+    for (d, fed) in declared.iter().zip(inputs) {
+        let Some((elem, dims)) = declared_type(d) else {
+            continue;
+        };
+        if elem != 0 && elem != data_type_code(fed.tensor.dtype()) {
+            return Err(format!(
+                "input '{}' is declared with element type {elem}, fed {}",
+                d.name,
+                fed.tensor.dtype()
+            ));
+        }
+        let shape = fed.tensor.shape();
+        if !dims.is_empty() && dims.len() != shape.len() {
+            return Err(format!(
+                "input '{}' is declared with rank {}, fed shape {shape:?}",
+                d.name,
+                dims.len()
+            ));
+        }
+        for (k, (dim, &n)) in dims.iter().zip(shape).enumerate() {
+            if let Dim::Fixed(m) = dim {
+                if *m != n {
+                    return Err(format!(
+                        "input '{}' dimension {k} is declared {m}, fed {n}",
+                        d.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The subject of one data set of a test-case directory, and the oracle's own result on it.
 fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Subject, CaseResult) {
     let mut oracle_result = error_result(id, "oracle", "f64", String::new());
@@ -929,6 +977,27 @@ fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Sub
             tensor: t.clone(),
         })
         .collect();
+    if let Err(problem) = check_inputs(
+        graph
+            .input
+            .iter()
+            .filter(|i| !initializers.contains(i.name.as_str())),
+        &inputs,
+    ) {
+        let msg = format!("test data does not fit the model: {problem}");
+        oracle_result.verdict = Verdict::Error;
+        oracle_result.message = Some(msg.clone());
+        let subject = Subject {
+            id: id.into(),
+            seed: None,
+            model: model_bytes.to_vec(),
+            inputs,
+            expected: Err((Verdict::Error, msg)),
+            ops,
+            classes: vec![],
+        };
+        return (subject, oracle_result);
+    }
     let oracle = oracle_expected(&model, &inputs);
     let stored: Vec<Expected> = set
         .outputs

@@ -500,3 +500,190 @@ fn fuzz_catches_a_pad_swapping_converter_and_its_bundle_reproduces_it() {
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
     assert!(verdicts(&report(&tmp.path().join("again"))).contains(&"mismatch".to_string()));
 }
+
+/// Writes a test-case directory with a hand-made model and one data set.
+fn write_case(
+    dir: &std::path::Path,
+    model: &[u8],
+    inputs: &[harness::tensor::Tensor],
+    outputs: &[harness::tensor::Tensor],
+) {
+    use prost::Message;
+    let set = dir.join("test_data_set_0");
+    std::fs::create_dir_all(&set).unwrap();
+    std::fs::write(dir.join("model.onnx"), model).unwrap();
+    for (j, t) in inputs.iter().enumerate() {
+        std::fs::write(
+            set.join(format!("input_{j}.pb")),
+            harness::onnx::proto::tensor_to_proto("x", t).encode_to_vec(),
+        )
+        .unwrap();
+    }
+    for (j, t) in outputs.iter().enumerate() {
+        std::fs::write(
+            set.join(format!("output_{j}.pb")),
+            harness::onnx::proto::tensor_to_proto("y", t).encode_to_vec(),
+        )
+        .unwrap();
+    }
+}
+
+fn relu_model(op: &str, opset: i64, dims: &[usize], cycle: bool) -> Vec<u8> {
+    use harness::onnx::proto::{encode_model, value_info, Dim};
+    use harness::tensor::DType;
+    use tract_onnx::pb;
+    let d: Vec<Dim> = dims.iter().map(|&n| Dim::Fixed(n)).collect();
+    let mut nodes = vec![pb::NodeProto {
+        op_type: op.into(),
+        input: vec![if cycle { "z".into() } else { "x".into() }],
+        output: vec!["y".into()],
+        ..Default::default()
+    }];
+    if cycle {
+        nodes.push(pb::NodeProto {
+            op_type: "Relu".into(),
+            input: vec!["y".into()],
+            output: vec!["z".into()],
+            ..Default::default()
+        });
+    }
+    encode_model(&pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        graph: Some(pb::GraphProto {
+            node: nodes,
+            input: vec![value_info("x", DType::Float, &d)],
+            output: vec![value_info("y", DType::Float, &d)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_suite_mixing_valid_and_malformed_cases_runs_to_the_end_without_a_panic() {
+    use harness::tensor::Tensor;
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = tmp.path().join("suite");
+    let x = Tensor::f32(&[1, 2, 3], vec![-1.0, 2.0, -3.0, 4.0, -5.0, 6.0]).unwrap();
+    let y = Tensor::f32(&[1, 2, 3], vec![0.0, 2.0, 0.0, 4.0, 0.0, 6.0]).unwrap();
+    write_case(
+        &suite.join("valid_relu"),
+        &relu_model("Relu", 17, &[1, 2, 3], false),
+        &[x.clone()],
+        &[y.clone()],
+    );
+    write_case(
+        &suite.join("random_bytes"),
+        b"\x08\x96\x01\xff\xfe garbage \x00\x13",
+        &[x.clone()],
+        &[y.clone()],
+    );
+    let good = relu_model("Relu", 17, &[1, 2, 3], false);
+    write_case(
+        &suite.join("truncated_model"),
+        &good[..good.len() / 2],
+        &[x.clone()],
+        &[y.clone()],
+    );
+    write_case(
+        &suite.join("cycle"),
+        &relu_model("Relu", 17, &[1, 2, 3], true),
+        &[x.clone()],
+        &[y.clone()],
+    );
+    write_case(
+        &suite.join("unknown_op"),
+        &relu_model("FrobnicateV9", 17, &[1, 2, 3], false),
+        &[x.clone()],
+        &[y.clone()],
+    );
+    write_case(
+        &suite.join("unknown_opset"),
+        &relu_model("Relu", 99, &[1, 2, 3], false),
+        &[x.clone()],
+        &[y.clone()],
+    );
+    write_case(
+        &suite.join("gigantic_dims"),
+        &relu_model("Relu", 17, &[1 << 20, 1 << 20, 1 << 20], false),
+        &[x.clone()],
+        &[y.clone()],
+    );
+    write_case(
+        &suite.join("wrong_input_type"),
+        &good,
+        &[Tensor::I64(ndarray::ArrayD::zeros(ndarray::IxDyn(&[
+            1, 2, 3,
+        ])))],
+        &[y.clone()],
+    );
+    write_case(
+        &suite.join("too_many_inputs"),
+        &good,
+        &[x.clone(), x.clone()],
+        &[y.clone()],
+    );
+    write_case(&suite.join("missing_data_set"), &good, &[], &[]);
+    std::fs::remove_dir_all(suite.join("missing_data_set/test_data_set_0")).unwrap();
+
+    let rdir = tmp.path().join("report");
+    let out = conformance(
+        &rdir,
+        &[
+            "--cases",
+            "0",
+            "--converter",
+            "identity",
+            "--onnx-tests",
+            suite.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    let r = report(&rdir);
+    let results = r["results"].as_array().unwrap();
+    for x in results.iter().filter(|x| x["case"] == "suite/valid_relu") {
+        assert_eq!(x["verdict"], "pass", "{x}");
+    }
+    // Every malformed case has a result that is not a pass and says what is wrong. (A model
+    // with an unknown opset still runs on tract; the oracle refuses it and names the opset.)
+    for (case, needle) in [
+        ("random_bytes", "ModelProto"),
+        ("truncated_model", "ModelProto"),
+        ("cycle", "cycle"),
+        ("unknown_op", "FrobnicateV9"),
+        ("unknown_opset", "99"),
+        ("gigantic_dims", "declared"),
+        ("wrong_input_type", "element type"),
+        ("too_many_inputs", "feeds 2"),
+        ("missing_data_set", "test_data_set"),
+    ] {
+        let id = format!("suite/{case}");
+        let flagged: Vec<&Value> = results
+            .iter()
+            .filter(|x| x["case"] == id.as_str() && x["verdict"] != "pass")
+            .collect();
+        assert!(!flagged.is_empty(), "{case}: no failing result");
+        assert!(
+            flagged
+                .iter()
+                .any(|x| x["message"].as_str().unwrap_or("").contains(needle)),
+            "{case}: no message mentions {needle:?}: {flagged:?}"
+        );
+        assert!(
+            flagged
+                .iter()
+                .all(|x| !x["message"].as_str().unwrap_or("").contains("panic")),
+            "{case}: {flagged:?}"
+        );
+    }
+    let names: std::collections::BTreeSet<&str> = results
+        .iter()
+        .map(|x| x["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 10, "every case reported: {names:?}");
+}
