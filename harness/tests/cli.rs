@@ -573,45 +573,45 @@ fn a_suite_mixing_valid_and_malformed_cases_runs_to_the_end_without_a_panic() {
     write_case(
         &suite.join("valid_relu"),
         &relu_model("Relu", 17, &[1, 2, 3], false),
-        &[x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
     );
     write_case(
         &suite.join("random_bytes"),
         b"\x08\x96\x01\xff\xfe garbage \x00\x13",
-        &[x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
     );
     let good = relu_model("Relu", 17, &[1, 2, 3], false);
     write_case(
         &suite.join("truncated_model"),
         &good[..good.len() / 2],
-        &[x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
     );
     write_case(
         &suite.join("cycle"),
         &relu_model("Relu", 17, &[1, 2, 3], true),
-        &[x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
     );
     write_case(
         &suite.join("unknown_op"),
         &relu_model("FrobnicateV9", 17, &[1, 2, 3], false),
-        &[x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
     );
     write_case(
         &suite.join("unknown_opset"),
         &relu_model("Relu", 99, &[1, 2, 3], false),
-        &[x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
     );
     write_case(
         &suite.join("gigantic_dims"),
         &relu_model("Relu", 17, &[1 << 20, 1 << 20, 1 << 20], false),
-        &[x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
     );
     write_case(
         &suite.join("wrong_input_type"),
@@ -619,13 +619,13 @@ fn a_suite_mixing_valid_and_malformed_cases_runs_to_the_end_without_a_panic() {
         &[Tensor::I64(ndarray::ArrayD::zeros(ndarray::IxDyn(&[
             1, 2, 3,
         ])))],
-        &[y.clone()],
+        std::slice::from_ref(&y),
     );
     write_case(
         &suite.join("too_many_inputs"),
         &good,
         &[x.clone(), x.clone()],
-        &[y.clone()],
+        std::slice::from_ref(&y),
     );
     write_case(&suite.join("missing_data_set"), &good, &[], &[]);
     std::fs::remove_dir_all(suite.join("missing_data_set/test_data_set_0")).unwrap();
