@@ -1,0 +1,309 @@
+//! Campaigns over failures: reducing failing results into repro bundles (one per failure
+//! signature) and fuzzing, which keeps generating cases and saves each new signature as a
+//! regression corpus case.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use rayon::prelude::*;
+
+use super::{generated_subject, parse_generated_id, stored_subject, Runner};
+use crate::compare::Verdict;
+use crate::isolate;
+use crate::onnx::{proto, testcase};
+use crate::reduce;
+use crate::report::{CaseResult, Report, Tool};
+
+/// Failure signatures seen so far: (converter, verdict, first diverging op) to bundle path.
+pub type Signatures = std::collections::HashMap<(String, Verdict, Option<String>), String>;
+
+/// Where a fuzzing campaign stands.
+#[derive(Debug, Clone, Default)]
+pub struct FuzzProgress {
+    /// Cases run.
+    pub cases: u64,
+    /// Failing results not in the ledger.
+    pub failures: usize,
+    /// Distinct failure signatures.
+    pub signatures: usize,
+    /// Coverage classes hit.
+    pub classes: usize,
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+    /// Regression cases saved.
+    pub saved: Vec<String>,
+}
+
+/// Copies a bundle into the regression corpus and lists it in the ledger as a failure to
+/// triage. Returns the saved directory.
+fn save_regression(
+    bundle: &Path,
+    dir: &Path,
+    r: &CaseResult,
+    ledger_file: Option<&Path>,
+) -> Result<String> {
+    let name = bundle
+        .file_name()
+        .context("bundle name")?
+        .to_string_lossy()
+        .into_owned();
+    let target = dir.join(&name);
+    crate::fsutil::write_dir_atomically(&target, |tmp| {
+        for entry in walk(bundle)? {
+            let rel = entry.strip_prefix(bundle)?;
+            let dest = tmp.join(rel);
+            if entry.is_dir() {
+                std::fs::create_dir_all(&dest)?;
+            } else {
+                std::fs::copy(&entry, &dest)?;
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(ledger) = ledger_file {
+        use std::io::Write;
+        let corpus_label = dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sub = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let entry = format!(
+            "\n[[failure]]\nconverter = {:?}\nruntime = {:?}\ncase = \"{corpus_label}/{sub}/{name}\"\nverdict = {:?}\nreason = \"found by cargo xtask fuzz ({}): {}; triage it, then replace this reason\"\n",
+            r.converter,
+            r.runtime,
+            r.verdict.name(),
+            r.case,
+            r.message.as_deref().unwrap_or("").chars().take(160).collect::<String>().replace('"', "'"),
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(ledger)?;
+        f.write_all(entry.as_bytes())?;
+    }
+    Ok(target.display().to_string())
+}
+
+/// Every path under `root`, directories before their contents.
+fn walk(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            out.push(p.clone());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What [`Runner::bundle_one`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bundled {
+    /// A new signature: its bundle was written here.
+    New(String),
+    /// A known signature: the result points to this bundle.
+    Known(String),
+}
+
+impl Runner {
+    /// A fuzzing campaign: generated cases in batches until `budget`, Ctrl-C, or `--cases`
+    /// (0: no limit). Each new failure signature is reduced into a bundle and, with
+    /// `regressions`, saved there as a corpus case and listed in the ledger file `ledger_file`
+    /// (as an expected failure to triage), so every later run re-checks it.
+    pub fn fuzz(
+        &self,
+        budget: Option<Duration>,
+        regressions: Option<&Path>,
+        ledger_file: Option<&Path>,
+        progress: &dyn Fn(&FuzzProgress),
+    ) -> Result<Report> {
+        let start = Instant::now();
+        let mut results: Vec<CaseResult> = Vec::new();
+        let mut seen = Signatures::default();
+        let mut classes = std::collections::BTreeSet::new();
+        let mut state = FuzzProgress::default();
+        let mut next = 0u64;
+        const BATCH: u64 = 64;
+        loop {
+            let over_budget = budget.is_some_and(|b| start.elapsed() >= b);
+            let over_cases = self.options.cases > 0 && next >= self.options.cases;
+            if over_budget || over_cases || isolate::interrupted() {
+                break;
+            }
+            let end = if self.options.cases > 0 {
+                (next + BATCH).min(self.options.cases)
+            } else {
+                next + BATCH
+            };
+            let indices: Vec<u64> = (next..end)
+                .filter(|&i| self.options.shard.contains(i))
+                .collect();
+            next = end;
+            let mut batch: Vec<CaseResult> = indices
+                .par_iter()
+                .flat_map_iter(|&i| {
+                    self.run_subject(&generated_subject(self.options.seed, i, &self.options.gen))
+                })
+                .collect();
+            self.ledger.apply(&mut batch);
+            for r in batch.iter_mut().filter(|r| !r.ok()) {
+                state.failures += 1;
+                if isolate::interrupted() {
+                    break;
+                }
+                if let Some(Bundled::New(path)) = self.bundle_one(r, &mut seen) {
+                    state.signatures += 1;
+                    if let Some(dir) = regressions {
+                        match save_regression(Path::new(&path), dir, r, ledger_file) {
+                            Ok(saved) => state.saved.push(saved),
+                            Err(e) => eprintln!("cannot save the regression case: {e:#}"),
+                        }
+                    }
+                }
+            }
+            classes.extend(batch.iter().flat_map(|r| r.classes.iter().cloned()));
+            results.extend(batch);
+            state.cases = next;
+            state.classes = classes.len();
+            state.elapsed_s = start.elapsed().as_secs_f64();
+            progress(&state);
+        }
+        let tool = Tool {
+            name: "conv1d-harness".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let mut report = Report::new(
+            tool,
+            self.environment(),
+            serde_json::to_value(&self.options)?,
+            results,
+            start.elapsed().as_secs_f64(),
+        );
+        report.apply_ledger(&self.ledger);
+        // A fuzz run covers a changing set of cases: only the failures decide.
+        report.unexpected_passes.clear();
+        report.stopped_early = Some(
+            if isolate::interrupted() {
+                "interrupted by a signal"
+            } else {
+                "campaign ended"
+            }
+            .into(),
+        );
+        Ok(report)
+    }
+
+    /// Reduces failing results and writes their repro bundles under `--report DIR/failures/`,
+    /// one per failure signature (converter, verdict, first diverging op); later failures with
+    /// the same signature point to the same bundle.
+    pub(super) fn bundle_failures(&self, report: &mut Report) {
+        let mut seen = Signatures::default();
+        let mut made = 0;
+        for r in report.results.iter_mut() {
+            if r.ok() || made >= self.options.max_bundles || isolate::interrupted() {
+                continue;
+            }
+            if let Some(Bundled::New(_)) = self.bundle_one(r, &mut seen) {
+                made += 1;
+            }
+        }
+    }
+
+    /// Signs a failing result and, when its signature is new, reduces it and writes its
+    /// bundle. Sets `r.repro`.
+    pub fn bundle_one(&self, r: &mut CaseResult, seen: &mut Signatures) -> Option<Bundled> {
+        let start = Instant::now();
+        let dir = self.options.report_dir.join("failures");
+        // The original subject, to sign the failure before spending time reducing it.
+        let (subject, generated) = if let Some((base, index)) = parse_generated_id(&r.case) {
+            (
+                generated_subject(base, index, &self.options.gen),
+                Some((base, index)),
+            )
+        } else {
+            let source = self
+                .sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&r.case)
+                .cloned();
+            let (path, k) = source?;
+            let case = testcase::read(&path).ok()?;
+            (
+                stored_subject(&r.case, &case.model, case.data_sets.get(k)?).0,
+                None,
+            )
+        };
+        let model = proto::decode_model(&subject.model).ok()?;
+        let (sig, _) = reduce::signature_of(self, &r.converter, &model, &subject.inputs, r);
+        let key = (r.converter.clone(), sig.verdict, sig.op.clone());
+        if let Some(path) = seen.get(&key) {
+            r.repro = Some(path.clone());
+            return Some(Bundled::Known(path.clone()));
+        }
+        let reduced = match (generated, &subject.expected) {
+            (Some((base, index)), _) => reduce::reduce_generated(
+                self,
+                &r.converter,
+                base,
+                index,
+                &self.options.gen,
+                self.options.reduce_budget,
+            ),
+            (None, Ok(expected)) => {
+                reduce::reduce_model(self, &r.converter, &model, &subject.inputs, expected, r)
+            }
+            (None, Err((_, m))) => Err(anyhow::anyhow!(m.clone())),
+        };
+        let reduced = match reduced {
+            Ok(x) => x,
+            Err(e) => {
+                let m = r.message.take().unwrap_or_default();
+                r.message = Some(format!("{m} [no repro bundle: {e:#}]"));
+                return None;
+            }
+        };
+        let name = reduce::slug(&format!(
+            "{}-{}",
+            r.case,
+            r.converter.chars().take(24).collect::<String>()
+        ));
+        let bundle = dir.join(&name);
+        let converted = self.converted_onnx(&proto::encode_model(&reduced.model), &r.converter);
+        let command = format!(
+            "cargo xtask conformance --cases 0 --no-corpus --onnx-tests {} --converter '{}' --runtime {}",
+            bundle.display(),
+            r.converter,
+            self.options.runtime
+        );
+        let extra = serde_json::json!({
+            "command": command,
+            "signature": {"converter": key.0, "verdict": key.1, "first_diverging_op": key.2},
+            "versions": self.environment(),
+            "seconds_to_bundle": start.elapsed().as_secs_f64(),
+        });
+        match reduce::write_bundle(&bundle, &reduced, r, extra, converted) {
+            Ok(path) => {
+                let path = path.display().to_string();
+                seen.insert(key, path.clone());
+                r.repro = Some(path.clone());
+                Some(Bundled::New(path))
+            }
+            Err(e) => {
+                let m = r.message.take().unwrap_or_default();
+                r.message = Some(format!("{m} [cannot write the repro bundle: {e:#}]"));
+                None
+            }
+        }
+    }
+}
