@@ -263,13 +263,19 @@ fn fuzz(f: FuzzArgs) -> anyhow::Result<ExitCode> {
         println!("repro bundle: {b}");
     }
     println!("reports written to {}", report_dir.display());
-    Ok(if harness::isolate::interrupted() {
+    Ok(exit_code(&report))
+}
+
+/// SPEC §3: 0 when everything passed (or failed as the ledger expects), 1 otherwise, 130 when
+/// a signal stopped the run.
+fn exit_code(report: &harness::report::Report) -> ExitCode {
+    if harness::isolate::interrupted() {
         ExitCode::from(130)
     } else if report.all_pass() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
@@ -348,13 +354,7 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot write the reports", report_dir.display()))?;
     print!("{}", report.terminal());
     println!("reports written to {}", report_dir.display());
-    Ok(if harness::isolate::interrupted() {
-        ExitCode::from(130)
-    } else if report.all_pass() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(&report))
 }
 
 fn inject_fault(

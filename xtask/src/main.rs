@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's task runner.
 //!
-//! Thin on purpose: it builds the `harness` binary in release mode and calls it, or runs the
+//! Thin on purpose: it builds the `harness` binary (profile `fast`: release plus thin LTO) and calls it, or runs the
 //! test suite. No dependencies beyond std.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ const HELP: &str = "\
 cargo xtask <task> [args]
 
 tasks:
-  conformance [ARGS]   build the harness (release) and run `harness conformance ARGS`
+  conformance [ARGS]   build the harness (fast profile) and run `harness conformance ARGS`
   test [ARGS]          set up the Python environment, then run every test
                        (cargo test --workspace --release ARGS)
   setup                create .venv/ with the pinned Python packages (OpenVINO, onnxruntime,
@@ -18,7 +18,7 @@ tasks:
   fuzz [ARGS]          fuzzing campaign until --budget SECS or Ctrl-C; new failure signatures
                        are reduced, bundled and saved to corpus/regressions/
   report --merge DIR…  merge the reports of several runs (shards) into one, judged by the ledger
-  harness ARGS         build the harness (release) and run it with ARGS
+  harness ARGS         build the harness (fast profile) and run it with ARGS
 ";
 
 fn main() -> ExitCode {
@@ -27,28 +27,12 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
         Some("conformance") => {
-            if needs_python(&rest) && !venv_python().is_file() {
-                eprintln!("xtask: the converters asked for need the Python environment; running `cargo xtask setup` first");
-                if let Err(e) = setup() {
-                    eprintln!("xtask: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            run_harness(&prepend("conformance", rest))
+            setup_if_needed(&rest).and_then(|_| run_harness(&prepend("conformance", rest)))
         }
         Some("setup") => setup().map(|_| ExitCode::SUCCESS),
         Some("harness") => run_harness(&rest),
         Some("report") => run_harness(&prepend("report", rest)),
-        Some("fuzz") => {
-            if needs_python(&rest) && !venv_python().is_file() {
-                eprintln!("xtask: the converters asked for need the Python environment; running `cargo xtask setup` first");
-                if let Err(e) = setup() {
-                    eprintln!("xtask: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            run_harness(&prepend("fuzz", rest))
-        }
+        Some("fuzz") => setup_if_needed(&rest).and_then(|_| run_harness(&prepend("fuzz", rest))),
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
@@ -100,7 +84,8 @@ fn build_harness() -> Result<PathBuf, String> {
         .args([
             "build",
             "--quiet",
-            "--release",
+            "--profile",
+            "fast",
             "--package",
             "harness",
             "--bin",
@@ -114,7 +99,7 @@ fn build_harness() -> Result<PathBuf, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"));
-    Ok(target.join("release").join("harness"))
+    Ok(target.join("fast").join("harness"))
 }
 
 fn run_harness(args: &[String]) -> Result<ExitCode, String> {
@@ -125,6 +110,15 @@ fn run_harness(args: &[String]) -> Result<ExitCode, String> {
         .status()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     Ok(status_code(status))
+}
+
+/// Runs `setup` first when the arguments need the Python environment and it is missing.
+fn setup_if_needed(args: &[String]) -> Result<(), String> {
+    if needs_python(args) && !venv_python().is_file() {
+        eprintln!("xtask: the converters asked for need the Python environment; running `cargo xtask setup` first");
+        setup()?;
+    }
+    Ok(())
 }
 
 /// Whether harness arguments name a converter or runtime that lives in Python.
@@ -187,7 +181,7 @@ fn setup() -> Result<(), String> {
 
 fn test(args: &[String]) -> Result<ExitCode, String> {
     setup()?;
-    // Release profile: shares the warm build of `cargo xtask conformance`.
+    // Release profile without LTO: test binaries link quickly.
     let status = cargo()
         .args(["test", "--workspace", "--release", "--no-fail-fast"])
         .args(args)
