@@ -511,9 +511,17 @@ fn corpus_build(corpus: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bless(corpus: &std::path::Path, golden: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
+fn bless(
+    corpus: &std::path::Path,
+    golden: &std::path::Path,
+    check: bool,
+) -> anyhow::Result<ExitCode> {
     use harness::corpus::golden::Change;
-    anyhow::ensure!(corpus.is_dir(), "{}: no such corpus directory", corpus.display());
+    anyhow::ensure!(
+        corpus.is_dir(),
+        "{}: no such corpus directory",
+        corpus.display()
+    );
     std::fs::create_dir_all(golden).with_context(|| format!("{}", golden.display()))?;
     let changes = harness::corpus::golden::bless(corpus, golden, check)?;
     let verb = if check { "would" } else { "did" };
@@ -536,7 +544,10 @@ fn bless(corpus: &std::path::Path, golden: &std::path::Path, check: bool) -> any
         return Ok(ExitCode::SUCCESS);
     }
     if check {
-        println!("{} golden change(s) pending; run `cargo xtask bless`", changes.len());
+        println!(
+            "{} golden change(s) pending; run `cargo xtask bless`",
+            changes.len()
+        );
         return Ok(ExitCode::from(1));
     }
     println!(

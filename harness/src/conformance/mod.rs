@@ -288,7 +288,7 @@ impl Runner {
 
     /// Results of one ONNX test-case directory: the oracle's own check against the stored
     /// outputs, then each converter. A directory that cannot be read gets `error` results.
-    fn run_test_dir(&self, root: &Path, dir: &Path) -> Vec<CaseResult> {
+    pub fn run_test_dir(&self, root: &Path, dir: &Path) -> Vec<CaseResult> {
         let rel = dir.strip_prefix(root).unwrap_or(dir);
         let label = root
             .file_name()
@@ -358,7 +358,10 @@ impl Runner {
                 (Tolerance::Bound { .. }, fixed) => fixed,
                 (user, _) => user,
             };
-            let mut map = self.case_tolerance.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = self
+                .case_tolerance
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             map.insert(id.to_string(), tol);
             for k in 0..case.data_sets.len() {
                 map.insert(format!("{id}#{k}"), tol);
@@ -789,7 +792,9 @@ fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Sub
                 .outputs
                 .iter()
                 .map(|t| match t {
-                    crate::tensor::Tensor::F64(a) => crate::tensor::Tensor::F32(a.mapv(|v| v as f32)),
+                    crate::tensor::Tensor::F64(a) => {
+                        crate::tensor::Tensor::F32(a.mapv(|v| v as f32))
+                    }
                     t => t.clone(),
                 })
                 .collect();

@@ -23,12 +23,20 @@ fn case(
     input: &[usize],
     body: impl FnOnce(&mut Net, &str) -> Result<(String, Vec<Dim>)>,
 ) -> Result<Built> {
-    let seed = name.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let seed = name
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let mut n = Net::new(name, seed, 17);
     let x = n.input("input", &dims(input));
     let (y, out) = body(&mut n, &x)?;
     let model = n.finish(&[(&y, out)]);
-    let mut b = Built::new(name, represents, source, model, vec![("input", input.to_vec())]);
+    let mut b = Built::new(
+        name,
+        represents,
+        source,
+        model,
+        vec![("input", input.to_vec())],
+    );
     b.input_kind = InputKind::Normal;
     Ok(b)
 }

@@ -100,7 +100,10 @@ fn hex(bytes: &[u8]) -> String {
 /// shape, a digest of the values (rounded to 12 significant digits, so last-bit libm
 /// differences do not change it) and statistics.
 pub fn summary(name: &str, model: &[u8], outputs: &[(String, Tensor)]) -> String {
-    let mut s = format!("case: {name}\nmodel_sha256: {}\n", &hex(&Sha256::digest(model))[..16]);
+    let mut s = format!(
+        "case: {name}\nmodel_sha256: {}\n",
+        &hex(&Sha256::digest(model))[..16]
+    );
     for (k, (oname, t)) in outputs.iter().enumerate() {
         let v = t.to_f64();
         let mut h = Sha256::new();
@@ -168,7 +171,8 @@ pub fn drift(name: &str, index: usize, stored: &Tensor, now: &Tensor) -> Option<
     for (i, (&x, &y)) in a.iter().zip(b.iter()).enumerate() {
         let same = x == y || (x.is_nan() && y.is_nan());
         let d = (x - y).abs();
-        if !same && !(d <= DRIFT_REL * x.abs().max(1.0)) {
+        let close = d <= DRIFT_REL * x.abs().max(1.0);
+        if !same && !close {
             count += 1;
             if worst.is_none_or(|w| d > w.3 || d.is_nan()) {
                 worst = Some((i, x, y, d));
@@ -288,15 +292,17 @@ pub fn write(golden: &Path, name: &str, tensors: &[(String, Tensor)], summary: &
         }
         Ok(())
     })?;
-    crate::fsutil::write_atomically(&snapshot_path(golden, name), snapshot_file(summary).as_bytes())
+    crate::fsutil::write_atomically(
+        &snapshot_path(golden, name),
+        snapshot_file(summary).as_bytes(),
+    )
 }
 
 /// Golden files (snapshots and tensor directories) that belong to no corpus case.
 pub fn unreferenced(corpus: &Path, golden: &Path) -> Result<Vec<PathBuf>> {
     let names: std::collections::HashSet<String> =
         list(corpus)?.into_iter().map(|c| c.name).collect();
-    let snaps: std::collections::HashSet<String> =
-        names.iter().map(|n| snapshot_name(n)).collect();
+    let snaps: std::collections::HashSet<String> = names.iter().map(|n| snapshot_name(n)).collect();
     let mut out = Vec::new();
     if !golden.is_dir() {
         return Ok(out);
@@ -309,7 +315,10 @@ pub fn unreferenced(corpus: &Path, golden: &Path) -> Result<Vec<PathBuf>> {
             .collect();
         entries.sort();
         for p in entries {
-            let fname = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let fname = p
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if p.is_dir() {
                 let name = case_name(golden, &p);
                 if names.contains(&name) {
@@ -325,7 +334,11 @@ pub fn unreferenced(corpus: &Path, golden: &Path) -> Result<Vec<PathBuf>> {
                 if d == golden && !snaps.contains(stem) {
                     out.push(p);
                 }
-            } else if fname.ends_with(".snap.new") || fname.ends_with(".pending-snap") {
+            } else if fname.ends_with(".snap.new")
+                || fname.ends_with(".pending-snap")
+                || fname.starts_with(".tmp")
+            {
+                // Pending insta snapshots, and temporaries left by a write that was killed.
                 out.push(p);
             }
         }

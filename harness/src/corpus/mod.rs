@@ -60,8 +60,8 @@ impl CaseToml {
         let path = dir.join("case.toml");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
-        let c: CaseToml =
-            toml::from_str(&text).with_context(|| format!("{}: not a valid case.toml", path.display()))?;
+        let c: CaseToml = toml::from_str(&text)
+            .with_context(|| format!("{}: not a valid case.toml", path.display()))?;
         c.tolerance()
             .with_context(|| format!("{}: tolerance", path.display()))?;
         Ok(c)
@@ -86,7 +86,10 @@ impl CaseToml {
             let (k, v) = part
                 .split_once('=')
                 .with_context(|| format!("expected bound, bound:F or atol=A,rtol=R, got {t:?}"))?;
-            let v: f64 = v.trim().parse().with_context(|| format!("bad number {v:?}"))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("bad number {v:?}"))?;
             match k.trim() {
                 "atol" => atol = Some(v),
                 "rtol" => rtol = Some(v),
@@ -139,7 +142,10 @@ impl Built {
             represents: represents.into(),
             source: source.into(),
             model,
-            inputs: inputs.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+            inputs: inputs
+                .into_iter()
+                .map(|(n, s)| (n.to_string(), s))
+                .collect(),
             input_kind: InputKind::Signal,
         }
     }
@@ -211,7 +217,8 @@ impl Built {
             name: self.name.clone(),
             represents: self.represents.clone(),
             source: self.source.clone(),
-            made_by: "harness/src/corpus (`harness corpus build`), seeded weights and inputs".into(),
+            made_by: "harness/src/corpus (`harness corpus build`), seeded weights and inputs"
+                .into(),
             opset: self
                 .model
                 .opset_import

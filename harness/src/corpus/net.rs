@@ -175,9 +175,7 @@ impl Net {
     ) -> Result<String> {
         let scale = gain / (fan_in.max(1) as f64).sqrt();
         let n = shape.iter().product();
-        let data = (0..n)
-            .map(|_| (self.rng.normal() * scale) as f32)
-            .collect();
+        let data = (0..n).map(|_| (self.rng.normal() * scale) as f32).collect();
         self.constant(what, shape, data)
     }
 
@@ -217,7 +215,12 @@ impl Net {
     /// Conv from `cin` to `cout` channels, He-initialised for a Relu that follows.
     pub fn conv(&mut self, x: &str, cin: usize, cout: usize, spec: ConvSpec) -> Result<String> {
         let fan_in = cin / spec.group * spec.kernel;
-        let w = self.weight("w", &[cout, cin / spec.group, spec.kernel], fan_in, 2f64.sqrt())?;
+        let w = self.weight(
+            "w",
+            &[cout, cin / spec.group, spec.kernel],
+            fan_in,
+            2f64.sqrt(),
+        )?;
         let mut inputs = vec![x.to_string(), w];
         if spec.bias {
             inputs.push(self.uniform("b", &[cout], -0.1, 0.1)?);
@@ -238,7 +241,12 @@ impl Net {
         pads: [usize; 2],
         output_padding: usize,
     ) -> Result<String> {
-        let w = self.weight("wt", &[cin, cout, kernel], cin * kernel / stride, 2f64.sqrt())?;
+        let w = self.weight(
+            "wt",
+            &[cin, cout, kernel],
+            cin * kernel / stride,
+            2f64.sqrt(),
+        )?;
         let b = self.uniform("bt", &[cout], -0.1, 0.1)?;
         let mut a = vec![
             attr::ints("kernel_shape", &[kernel as i64]),

@@ -66,7 +66,14 @@ pub fn cnn1d(v: Variant) -> Result<Built> {
         "seed document; its Linear reads 32*48, which does not fit an input of 100 (Conv k3 gives \
          98, MaxPool 2 gives 49): this case keeps the layers and input and uses 32*49",
         model,
-        vec![("input", if v == Variant::Static { vec![1, 1, 100] } else { vec![3, 1, 100] })],
+        vec![(
+            "input",
+            if v == Variant::Static {
+                vec![1, 1, 100]
+            } else {
+                vec![3, 1, 100]
+            },
+        )],
     ))
 }
 
@@ -100,7 +107,14 @@ pub fn keras_conv1d(v: Variant) -> Result<Built> {
          TensorFlow export (Conv1D 32 k3 relu, MaxPooling1D 2, Flatten, Dense 10 softmax)",
         "seed document; graph written in tf2onnx's shape (opset 13, MatMul + Add for Dense)",
         model,
-        vec![("input_1", if v == Variant::Static { vec![1, 100, 1] } else { vec![2, 100, 1] })],
+        vec![(
+            "input_1",
+            if v == Variant::Static {
+                vec![1, 100, 1]
+            } else {
+                vec![2, 100, 1]
+            },
+        )],
     ))
 }
 
@@ -137,7 +151,14 @@ pub fn m5(v: Variant) -> Result<Built> {
          stages, global average pool, Linear, Softmax",
         "architecture of Dai et al., 'Very deep CNNs for raw waveforms' (M5), seeded weights",
         model,
-        vec![("waveform", if v == Variant::Static { vec![1, 1, 8000] } else { vec![2, 1, 16000] })],
+        vec![(
+            "waveform",
+            if v == Variant::Static {
+                vec![1, 1, 8000]
+            } else {
+                vec![2, 1, 16000]
+            },
+        )],
     ))
 }
 
@@ -171,7 +192,14 @@ pub fn tcn(v: Variant) -> Result<Built> {
         "architecture of Bai et al., 'An empirical evaluation of generic convolutional and \
          recurrent networks for sequence modeling' (TCN), seeded weights",
         model,
-        vec![("series", if v == Variant::Static { vec![1, 8, 512] } else { vec![2, 8, 300] })],
+        vec![(
+            "series",
+            if v == Variant::Static {
+                vec![1, 8, 512]
+            } else {
+                vec![2, 8, 300]
+            },
+        )],
     ))
 }
 
@@ -207,7 +235,14 @@ pub fn wavenet(v: Variant) -> Result<Built> {
          tanh x sigmoid gates, residual and summed skip connections, 1x1 output head",
         "architecture of van den Oord et al., 'WaveNet' (one dilation cycle), seeded weights",
         model,
-        vec![("audio", if v == Variant::Static { vec![1, 1, 1024] } else { vec![1, 1, 700] })],
+        vec![(
+            "audio",
+            if v == Variant::Static {
+                vec![1, 1, 1024]
+            } else {
+                vec![1, 1, 700]
+            },
+        )],
     ))
 }
 
@@ -219,7 +254,13 @@ pub fn resnet1d_ecg(v: Variant) -> Result<Built> {
     let mut h = n.pool("MaxPool", &h, 3, 2, [1, 1], false);
     let mut cin = 32;
     for (cout, stride) in [(32, 1), (64, 2), (128, 2)] {
-        let a = conv_bn_relu(&mut n, &h, cin, cout, ConvSpec::k(7).stride(stride).pads(3, 3))?;
+        let a = conv_bn_relu(
+            &mut n,
+            &h,
+            cin,
+            cout,
+            ConvSpec::k(7).stride(stride).pads(3, 3),
+        )?;
         let b = n.conv(&a, cout, cout, ConvSpec::k(7).pads(3, 3).no_bias())?;
         let b = n.batch_norm(&b, cout)?;
         let short = if stride == 1 && cin == cout {
@@ -240,7 +281,14 @@ pub fn resnet1d_ecg(v: Variant) -> Result<Built> {
          stages (32, 64, 128 channels, k7, stride-2 1x1 projections), 5 rhythm classes",
         "in the style of Hannun et al. 2019 and Ribeiro et al. 2020 ECG ResNets, seeded weights",
         model,
-        vec![("ecg", if v == Variant::Static { vec![1, 12, 2500] } else { vec![1, 12, 3000] })],
+        vec![(
+            "ecg",
+            if v == Variant::Static {
+                vec![1, 12, 2500]
+            } else {
+                vec![1, 12, 3000]
+            },
+        )],
     ))
 }
 
@@ -250,7 +298,13 @@ pub fn ds_cnn_kws(v: Variant) -> Result<Built> {
     let x = n.input("mfcc", &[v.batch(), f(10), v.length(49)]);
     let mut h = conv_bn_relu(&mut n, &x, 10, 64, ConvSpec::k(3).stride(2).pads(1, 1))?;
     for _ in 0..4 {
-        h = conv_bn_relu(&mut n, &h, 64, 64, ConvSpec::k(3).same().group(64).no_bias())?;
+        h = conv_bn_relu(
+            &mut n,
+            &h,
+            64,
+            64,
+            ConvSpec::k(3).same().group(64).no_bias(),
+        )?;
         h = conv_bn_relu(&mut n, &h, 64, 64, ConvSpec::k(1).no_bias())?;
     }
     let y = head(&mut n, &h, 64, 12, true)?;
@@ -261,7 +315,14 @@ pub fn ds_cnn_kws(v: Variant) -> Result<Built> {
          depthwise k3 (group 64) + pointwise blocks, 12 keywords",
         "after Zhang et al., 'Hello Edge' DS-CNN, written in 1D over time; seeded weights",
         model,
-        vec![("mfcc", if v == Variant::Static { vec![1, 10, 49] } else { vec![2, 10, 98] })],
+        vec![(
+            "mfcc",
+            if v == Variant::Static {
+                vec![1, 10, 49]
+            } else {
+                vec![2, 10, 98]
+            },
+        )],
     ))
 }
 
@@ -294,7 +355,14 @@ pub fn unet1d(v: Variant) -> Result<Built> {
          channel Concat skips, 1x1 output",
         "after Ronneberger et al. U-Net, written in 1D; seeded weights",
         model,
-        vec![("signal", if v == Variant::Static { vec![1, 2, 256] } else { vec![1, 2, 128] })],
+        vec![(
+            "signal",
+            if v == Variant::Static {
+                vec![1, 2, 256]
+            } else {
+                vec![1, 2, 128]
+            },
+        )],
     ))
 }
 
@@ -325,7 +393,14 @@ pub fn se_net(v: Variant) -> Result<Built> {
          GlobalAveragePool, 1x1 conv (C/4), ReLU, 1x1 conv, Sigmoid, Mul",
         "after Hu et al., 'Squeeze-and-Excitation Networks', written in 1D; seeded weights",
         model,
-        vec![("features", if v == Variant::Static { vec![1, 16, 400] } else { vec![2, 16, 250] })],
+        vec![(
+            "features",
+            if v == Variant::Static {
+                vec![1, 16, 400]
+            } else {
+                vec![2, 16, 250]
+            },
+        )],
     ))
 }
 
