@@ -606,7 +606,11 @@ fn corpus_table(corpus: &std::path::Path, reports: &[PathBuf]) -> anyhow::Result
     let mut cells: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut columns: Vec<String> = Vec::new();
     for r in reports {
-        let path = if r.is_dir() { r.join("report.json") } else { r.clone() };
+        let path = if r.is_dir() {
+            r.join("report.json")
+        } else {
+            r.clone()
+        };
         let report = harness::report::Report::load(&path)?;
         for x in report.results.iter().filter(|x| x.converter != "oracle") {
             let Some(case) = x.case.strip_prefix(&format!("{label}/")) else {
@@ -649,7 +653,12 @@ fn corpus_table(corpus: &std::path::Path, reports: &[PathBuf]) -> anyhow::Result
             .collect();
         let inputs: Vec<harness::tensor::Named> = names
             .into_iter()
-            .zip(tc.data_sets.first().map(|s| s.inputs.clone()).unwrap_or_default())
+            .zip(
+                tc.data_sets
+                    .first()
+                    .map(|s| s.inputs.clone())
+                    .unwrap_or_default(),
+            )
             .map(|(name, tensor)| harness::tensor::Named { name, tensor })
             .collect();
         let stats = harness::corpus::stats::stats(&model, &inputs)?;

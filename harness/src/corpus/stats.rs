@@ -28,7 +28,11 @@ impl ModelStats {
     }
 }
 
-fn shape(values: &HashMap<String, Value>, inits: &HashMap<&str, Vec<usize>>, name: &str) -> Option<Vec<usize>> {
+fn shape(
+    values: &HashMap<String, Value>,
+    inits: &HashMap<&str, Vec<usize>>,
+    name: &str,
+) -> Option<Vec<usize>> {
     if let Some(s) = inits.get(name) {
         return Some(s.clone());
     }
@@ -45,7 +49,12 @@ pub fn stats(model: &pb::ModelProto, inputs: &[Named]) -> Result<ModelStats> {
     let inits: HashMap<&str, Vec<usize>> = graph
         .initializer
         .iter()
-        .map(|t| (t.name.as_str(), t.dims.iter().map(|&d| d.max(0) as usize).collect()))
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.dims.iter().map(|&d| d.max(0) as usize).collect(),
+            )
+        })
         .collect();
     let params = graph
         .initializer
