@@ -11,6 +11,7 @@ pub mod convert;
 pub mod corpus;
 pub mod fault;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod gen;
 pub mod isolate;
 pub mod ledger;
