@@ -417,6 +417,9 @@ impl Runner {
             work_dir,
             timeout: self.options.timeout,
         };
+        // A negative case (invalid by the spec) passes when it is refused and fails with
+        // `invalid-accepted` when it produces output.
+        let negative = is_negative(s);
         let artifact = match isolate::catch(|| converter.convert(&s.model, &cx)) {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
@@ -425,6 +428,7 @@ impl Runner {
                     ConvertError::Crashed(m) => (Verdict::ConvertCrash, Some(m)),
                     ConvertError::Timeout(m) => (Verdict::Timeout, Some(m)),
                 };
+                refused_negative(&mut r, negative);
                 return r;
             }
             Err(panic) => {
@@ -440,6 +444,18 @@ impl Runner {
             Err((verdict, message)) => {
                 r.verdict = verdict;
                 r.message = Some(message);
+                refused_negative(&mut r, negative);
+            }
+            Ok((precision, _, _)) if negative => {
+                r.verdict = Verdict::InvalidAccepted;
+                r.precision = Some(precision.name().into());
+                r.message = Some(format!(
+                    "converted and ran a model that is invalid by the ONNX spec ({})",
+                    s.classes
+                        .iter()
+                        .find(|c| c.starts_with("negative="))
+                        .map_or("", String::as_str)
+                ));
             }
             Ok((precision, outputs, samples)) => {
                 let c = compare(expected, &outputs, precision, self.options.tolerance);
@@ -509,6 +525,28 @@ impl Runner {
     }
 }
 
+/// Whether a subject is a negative case: a generated model marked invalid by the spec.
+fn is_negative(s: &Subject) -> bool {
+    s.classes.iter().any(|c| c.starts_with("negative="))
+}
+
+/// A refusal of a negative case is its expected outcome: `pass`, the refusal kept as message.
+fn refused_negative(r: &mut CaseResult, negative: bool) {
+    if negative
+        && matches!(
+            r.verdict,
+            Verdict::ConvertRejected | Verdict::RuntimeRejected
+        )
+    {
+        r.message = Some(format!(
+            "refused a model invalid by the spec ({}): {}",
+            r.verdict.name(),
+            r.message.as_deref().unwrap_or("")
+        ));
+        r.verdict = Verdict::Pass;
+    }
+}
+
 fn error_result(case: &str, converter: &str, runtime: &str, message: String) -> CaseResult {
     CaseResult {
         case: case.into(),
@@ -567,6 +605,17 @@ pub fn case_subject(case: &gen::Case) -> Subject {
     let ops = case.model.ops().into_iter().map(String::from).collect();
     let classes = case.model.classes();
     let (model, expected) = match emit::emit(&case.model) {
+        Ok(proto) if case.model.negative.is_some() => {
+            // Negative case: the oracle must refuse it too; nothing is expected of the output.
+            let expected = match oracle_expected(&proto, &inputs) {
+                Err(_) => Ok(vec![]),
+                Ok(_) => Err((
+                    Verdict::Error,
+                    "the oracle accepted a generated model marked invalid".to_string(),
+                )),
+            };
+            (proto::encode_model(&proto), expected)
+        }
         Ok(proto) => {
             let expected = oracle_expected(&proto, &inputs).map_err(|e| {
                 (

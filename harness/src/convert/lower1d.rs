@@ -568,11 +568,9 @@ mod tests {
 
     #[test]
     fn conv_relu_chain_gets_one_unsqueeze_and_one_squeeze() {
-        let desc = crate::model::ModelDesc {
-            batch: 1,
-            channels: 2,
-            length: 9,
-            layers: vec![
+        let desc = crate::model::ModelDesc::new(
+            [1, 2, 9],
+            vec![
                 crate::model::Layer::Conv(crate::model::Conv {
                     out_channels: 3,
                     kernel: 3,
@@ -584,10 +582,10 @@ mod tests {
                 }),
                 crate::model::Layer::Relu,
             ],
-            opset: 17,
-            weight_seed: 1,
-            weights: crate::model::WeightDist::Scaled,
-        };
+            17,
+            1,
+            crate::model::WeightDist::Scaled,
+        );
         let mut m = emit(&desc).unwrap();
         lower(&mut m, UnitAxis::Last).unwrap();
         assert_eq!(
