@@ -429,6 +429,10 @@ fn fit_pool(rp: &RawPool, length: usize) -> Layer {
     {
         padding = Padding::Valid;
     }
+    // ceil_mode only with explicit pads (see above), whatever the special choice made.
+    if !matches!(padding, Padding::Explicit { .. }) {
+        ceil_mode = false;
+    }
     let mut pool = Pool {
         kernel,
         stride,

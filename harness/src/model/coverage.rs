@@ -323,6 +323,13 @@ impl Cx<'_> {
                 if c.group > 1 {
                     self.insert("ConvTranspose.group>1");
                 }
+                if c.output_shape.is_none()
+                    && matches!(c.padding, Padding::SameUpper | Padding::SameLower)
+                    && (c.kernel - 1) * c.dilation < c.stride
+                {
+                    // The kernel field does not exceed the stride (tract refuses it).
+                    self.insert("ConvTranspose.SAME.(k-1)*d<s");
+                }
                 self.insert(format!("ConvTranspose.bias={}", u8::from(c.bias)));
             }
             Layer::MaxPool(p) | Layer::AveragePool(p) => {
@@ -434,9 +441,13 @@ pub fn drops_window(length: usize, p: &super::Pool) -> bool {
 /// a SAME-padded conv (element-wise layers and residual branches in between) invites pushing
 /// the subsampling upstream, which must recompute the SAME pads.
 fn pattern_classes(layers: &[Layer]) -> Vec<String> {
+    let is_norm = |l: &Layer| matches!(l, Layer::InstanceNorm { .. } | Layer::LayerNorm { .. });
     let is_same = |c: &Conv| matches!(c.padding, Padding::SameUpper | Padding::SameLower);
     let mut out = Vec::new();
     let mut same_upstream = false;
+    // A normalization over the length upstream: pushing a subsampling into it changes its
+    // statistics.
+    let mut norm_upstream = false;
     for layer in layers {
         match layer {
             Layer::Conv(c) => {
@@ -444,12 +455,21 @@ fn pattern_classes(layers: &[Layer]) -> Vec<String> {
                 if same_upstream && subsamples {
                     out.push("pattern=SAME-conv->subsampling-conv".to_string());
                 }
+                if norm_upstream && subsamples {
+                    out.push("pattern=length-normalization->subsampling-conv".to_string());
+                }
                 same_upstream = is_same(c);
+                norm_upstream = false;
+            }
+            Layer::InstanceNorm { .. } | Layer::LayerNorm { .. } => {
+                norm_upstream = true;
+                same_upstream = false;
             }
             Layer::Residual { body } => {
                 same_upstream |= body
                     .iter()
                     .any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
+                norm_upstream |= body.iter().any(is_norm);
             }
             Layer::Parallel {
                 merge: Merge::Add | Merge::Mul,
@@ -459,10 +479,14 @@ fn pattern_classes(layers: &[Layer]) -> Vec<String> {
                     .iter()
                     .flatten()
                     .any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
+                norm_upstream |= branches.iter().flatten().any(is_norm);
             }
             Layer::BatchNorm { .. } | Layer::PRelu { .. } => {}
             l if l.is_unary_elementwise() => {}
-            _ => same_upstream = false,
+            _ => {
+                same_upstream = false;
+                norm_upstream = false;
+            }
         }
     }
     out

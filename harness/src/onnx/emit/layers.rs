@@ -399,9 +399,15 @@ impl Builder<'_> {
             }
         };
         if let Some(i) = idx {
-            let i = squeeze(self, i);
+            // The spec leaves ties between maxima open, so the indices are checked through the
+            // values they select: Gather from the flattened input (indices count over N, C and
+            // L), which must equal the pooled values whichever tied element was picked.
+            let flat_shape = self.init_i64("shape", &[-1]);
+            let flat = self.op("Reshape", &[x, &flat_shape], vec![]);
+            let picked = self.op("Gather", &[&flat, &i], vec![attr::int("axis", 0)]);
+            let picked = squeeze(self, picked);
             let ((c, _), (_, l)) = (seq(act), seq(next));
-            self.extra_outputs.push((i, c, l));
+            self.extra_outputs.push((picked, c, l));
         }
         squeeze(self, y)
     }

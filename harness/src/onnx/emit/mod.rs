@@ -100,14 +100,14 @@ pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
     };
     let mut outputs = vec![value_info(OUTPUT, DType::Float, &out_dims)];
     for (k, (name, channels, length)) in b.extra_outputs.clone().into_iter().enumerate() {
-        let out = format!("indices_{k}");
+        let out = format!("indexed_{k}");
         b.node("Identity", &[&name], &out, vec![]);
         let dims = [
             batch.clone(),
             Dim::Fixed(channels),
             length_dim(length, &format!("L_idx{k}")),
         ];
-        outputs.push(value_info(&out, DType::Int64, &dims));
+        outputs.push(value_info(&out, DType::Float, &dims));
     }
     let graph = pb::GraphProto {
         name: "conv1d".into(),
@@ -158,7 +158,7 @@ struct Builder<'a> {
     nodes: Vec<pb::NodeProto>,
     inits: Vec<pb::TensorProto>,
     counter: usize,
-    /// MaxPool Indices that become graph outputs: tensor, channels, length.
+    /// Values selected by MaxPool Indices, which become graph outputs: tensor, channels, length.
     extra_outputs: Vec<(String, usize, usize)>,
 }
 
