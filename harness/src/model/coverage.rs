@@ -313,6 +313,7 @@ impl Cx<'_> {
                 self.out_len(length, c.padding, c.kernel, c.stride, c.dilation, false);
             }
             Layer::ConvTranspose(c) => {
+                self.insert("ConvTranspose");
                 self.window("ConvTranspose", c.kernel, c.stride, c.dilation, c.padding);
                 if c.output_padding > 0 {
                     self.insert("ConvTranspose.output_padding>0");
@@ -471,10 +472,7 @@ fn pattern_classes(layers: &[Layer]) -> Vec<String> {
                     .any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
                 norm_upstream |= body.iter().any(is_norm);
             }
-            Layer::Parallel {
-                merge: Merge::Add | Merge::Mul,
-                branches,
-            } => {
+            Layer::Parallel { branches, .. } => {
                 same_upstream |= branches
                     .iter()
                     .flatten()
