@@ -449,4 +449,63 @@ mod tests {
         let back: ModelDesc = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(back, d);
     }
+
+    #[test]
+    fn conv_transpose_lengths_follow_the_spec() {
+        use super::shape::conv_transpose_length as len;
+        // full = s (L - 1) + output_padding + (k - 1) d + 1 = 2*4 + 1 + 2 + 1 = 12.
+        let pads = Padding::Explicit { begin: 1, end: 2 };
+        assert_eq!(len(5, 3, 2, 1, pads, 1, None), Ok(9));
+        assert_eq!(len(5, 3, 2, 1, Padding::SameLower, 0, None), Ok(10));
+        assert_eq!(len(5, 3, 2, 1, Padding::Valid, 0, Some(7)), Ok(7));
+        assert!(len(5, 3, 2, 1, Padding::Valid, 2, None).is_err(), "output_padding >= stride");
+        let big = Padding::Explicit { begin: 4, end: 4 };
+        assert!(len(1, 2, 1, 1, big, 0, None).is_err(), "output length < 1");
+    }
+
+    #[test]
+    fn pad_concat_and_layer_norm_rules() {
+        let pad = |mode, begin| Layer::Pad { mode, begin, end: 0 };
+        assert!(desc(vec![pad(PadMode::Reflect, 10)]).shapes().is_err());
+        assert_eq!(
+            desc(vec![pad(PadMode::Edge, 10)]).output_shape().unwrap(),
+            vec![1, 4, 20]
+        );
+        let concat = Layer::Parallel {
+            merge: Merge::Concat,
+            branches: vec![vec![], vec![conv(6, 1)]],
+        };
+        // Branches of lengths 10 and 8 cannot be concatenated; same lengths add channels.
+        assert!(desc(vec![concat]).shapes().is_err());
+        let same = Layer::Parallel {
+            merge: Merge::Concat,
+            branches: vec![vec![], vec![Layer::Relu]],
+        };
+        assert_eq!(desc(vec![same]).output_shape().unwrap(), vec![1, 8, 10]);
+        let ln = Layer::LayerNorm {
+            axis: -1,
+            epsilon: 1e-5,
+        };
+        let mut d = desc(vec![ln]);
+        assert!(d.shapes().is_ok());
+        d.opset = 16;
+        assert!(d.shapes().unwrap_err().reason.contains("opset 17"));
+    }
+
+    #[test]
+    fn negative_wrong_weight_shape_is_refused_by_the_rules() {
+        let mut d = desc(vec![Layer::Relu, conv(4, 1)]);
+        assert!(d.shapes().is_ok());
+        d.negative = Some(Negative::WrongWeightShape);
+        assert_eq!(d.shapes().unwrap_err().layer, 1);
+        assert_eq!(d.prefix_shapes().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn nlc_layout_orders_input_and_output_length_before_channels() {
+        let mut d = desc(vec![conv(6, 2)]);
+        d.layout = Layout::Nlc;
+        assert_eq!(d.input_shape(), [1, 10, 4]);
+        assert_eq!(d.output_shape().unwrap(), vec![1, 8, 6]);
+    }
 }
