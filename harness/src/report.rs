@@ -709,6 +709,24 @@ mod tests {
     }
 
     #[test]
+    fn coverage_counts_cases_once_and_lists_catalogue_classes_under_the_minimum() {
+        let mut r = report();
+        // The same case under a second converter does not count twice.
+        let mut again = result("s0-i1", Verdict::Pass);
+        again.converter = "lower1d".into();
+        r.results.push(again);
+        assert_eq!(r.cases_per_class()["Conv.group=1"], 2);
+        let low = r.coverage_below(2);
+        assert!(!low.iter().any(|(c, _)| c == "Conv.group=1"));
+        assert!(low.contains(&("Conv.group=depthwise".to_string(), 0)));
+        assert_eq!(low.len(), crate::model::CATALOGUE.len() - 1);
+        let md = r.markdown();
+        assert!(md.contains("| `Conv.group=1` | 2 |"), "{md}");
+        assert!(md.contains("Catalogue classes that got no case"), "{md}");
+        assert!(md.contains("`negative=wrong-weight-shape`"), "{md}");
+    }
+
+    #[test]
     fn summary_counts_every_verdict_and_coverage_counts_classes() {
         let r = report();
         assert_eq!(r.summary["results"], 2);

@@ -687,3 +687,27 @@ fn a_suite_mixing_valid_and_malformed_cases_runs_to_the_end_without_a_panic() {
         .collect();
     assert_eq!(names.len(), 10, "every case reported: {names:?}");
 }
+
+#[test]
+fn min_coverage_fails_the_run_and_names_the_classes_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let few = conformance(
+        dir.path(),
+        &["--cases", "8", "--converter", "identity", "--min-coverage", "5"],
+    );
+    assert_eq!(few.status.code(), Some(1), "{}", text(&few));
+    let out = text(&few);
+    assert!(
+        out.contains("catalogue classes have fewer than 5 cases") && out.contains("opset="),
+        "{out}"
+    );
+    let ok = conformance(
+        dir.path(),
+        &["--cases", "8", "--converter", "identity", "--min-coverage", "0"],
+    );
+    assert!(
+        text(&ok).contains("every catalogue class has at least 0 cases"),
+        "{}",
+        text(&ok)
+    );
+}
