@@ -693,7 +693,14 @@ fn min_coverage_fails_the_run_and_names_the_classes_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let few = conformance(
         dir.path(),
-        &["--cases", "8", "--converter", "identity", "--min-coverage", "5"],
+        &[
+            "--cases",
+            "8",
+            "--converter",
+            "identity",
+            "--min-coverage",
+            "5",
+        ],
     );
     assert_eq!(few.status.code(), Some(1), "{}", text(&few));
     let out = text(&few);
@@ -703,7 +710,14 @@ fn min_coverage_fails_the_run_and_names_the_classes_under_it() {
     );
     let ok = conformance(
         dir.path(),
-        &["--cases", "8", "--converter", "identity", "--min-coverage", "0"],
+        &[
+            "--cases",
+            "8",
+            "--converter",
+            "identity",
+            "--min-coverage",
+            "0",
+        ],
     );
     assert!(
         text(&ok).contains("every catalogue class has at least 0 cases"),

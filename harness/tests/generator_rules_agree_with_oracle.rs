@@ -18,9 +18,16 @@ fn model_rules_and_oracle_agree_on_10000_generated_descriptions() {
         let oracle = evaluate(&proto, &case.inputs());
         match case.model.negative {
             None => {
-                assert!(rules.is_ok(), "{}: unmarked invalid model: {rules:?}", case.id);
+                assert!(
+                    rules.is_ok(),
+                    "{}: unmarked invalid model: {rules:?}",
+                    case.id
+                );
                 if let Err(e) = oracle {
-                    panic!("{}: rules accept, oracle refuses: {e}: {:?}", case.id, case.model);
+                    panic!(
+                        "{}: rules accept, oracle refuses: {e}: {:?}",
+                        case.id, case.model
+                    );
                 }
             }
             Some(kind) => {
@@ -39,5 +46,8 @@ fn model_rules_and_oracle_agree_on_10000_generated_descriptions() {
     let negative: usize = negatives.sum();
     let valid = 10_000 - negative;
     // The negative share is about 3%.
-    assert!(valid > 9_500 && (150..=500).contains(&negative), "{valid} valid, {negative} negative");
+    assert!(
+        valid > 9_500 && (150..=500).contains(&negative),
+        "{valid} valid, {negative} negative"
+    );
 }

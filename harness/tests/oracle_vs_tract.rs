@@ -48,7 +48,13 @@ fn check(model: ModelDesc, seed: u64) -> Result<(), TestCaseError> {
         .run(&inputs)
         .unwrap();
     let c = compare(&expected, &got, Precision::F32, Tolerance::default());
-    prop_assert_eq!(c.verdict, Verdict::Pass, "{:?}\n{:?}", c.message, case.model);
+    prop_assert_eq!(
+        c.verdict,
+        Verdict::Pass,
+        "{:?}\n{:?}",
+        c.message,
+        case.model
+    );
     Ok(())
 }
 

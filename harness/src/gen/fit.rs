@@ -59,13 +59,13 @@ fn negative_layer(kind: Negative, extra: usize, c: usize, l: usize) -> Layer {
             dilation: 1,
             padding: Padding::Valid,
             group,
-            bias: extra % 2 == 0,
+            bias: extra.is_multiple_of(2),
         })
     };
     match kind {
         Negative::KernelTooLong => conv(c, l + 1 + extra, 1),
         Negative::GroupNotDividing => {
-            let g = (2..).find(|g| c % g != 0).unwrap_or(2);
+            let g = (2..).find(|g| !c.is_multiple_of(*g)).unwrap_or(2);
             conv(g, 1, g)
         }
         Negative::WrongWeightShape => conv(c, 1 + extra.min(l - 1), 1),
@@ -84,7 +84,7 @@ fn negative_layer(kind: Negative, extra: usize, c: usize, l: usize) -> Layer {
                 indices: false,
                 unsqueeze_2d: false,
             };
-            if extra % 2 == 0 {
+            if extra.is_multiple_of(2) {
                 Layer::MaxPool(pool)
             } else {
                 Layer::AveragePool(pool)
@@ -331,7 +331,7 @@ fn same_length_conv(rc: &RawConv, c: usize, l: usize, out: usize) -> Conv {
     let half = conv.dilation * (k - 1) / 2;
     conv.kernel = k;
     conv.stride = 1;
-    conv.padding = if rc.window.pad_mode % 2 == 0 {
+    conv.padding = if rc.window.pad_mode.is_multiple_of(2) {
         Padding::Explicit {
             begin: half,
             end: half,
@@ -340,7 +340,7 @@ fn same_length_conv(rc: &RawConv, c: usize, l: usize, out: usize) -> Conv {
         Padding::SameUpper
     };
     conv.out_channels = out;
-    if c % conv.group != 0 || out % conv.group != 0 {
+    if !c.is_multiple_of(conv.group) || !out.is_multiple_of(conv.group) {
         conv.group = 1;
     }
     conv
@@ -425,7 +425,8 @@ fn fit_pool(rp: &RawPool, length: usize) -> Layer {
     } else {
         fit_window(&w, length, ceil_mode)
     };
-    if !max && matches!(padding, Padding::Explicit { begin, end } if begin >= kernel || end >= kernel)
+    if !max
+        && matches!(padding, Padding::Explicit { begin, end } if begin >= kernel || end >= kernel)
     {
         padding = Padding::Valid;
     }

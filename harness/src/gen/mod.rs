@@ -180,13 +180,21 @@ mod tests {
                 Some(kind) => {
                     negatives += 1;
                     let err = shapes.expect_err(&case.id);
-                    assert_eq!(err.layer + 1, case.model.depth(), "{}: {kind:?} {err}", case.id);
+                    assert_eq!(
+                        err.layer + 1,
+                        case.model.depth(),
+                        "{}: {kind:?} {err}",
+                        case.id
+                    );
                 }
             }
             assert!(case.model.depth() <= 6 * cfg.max_layers + 4, "{}", case.id);
         }
         // About 3% negative cases.
-        assert!((20..=110).contains(&negatives), "{negatives} negative cases in 2000");
+        assert!(
+            (20..=110).contains(&negatives),
+            "{negatives} negative cases in 2000"
+        );
     }
 
     #[test]

@@ -294,7 +294,13 @@ impl Cx<'_> {
             Act::Seq { channels, length } => (channels, length),
             Act::Flat { features } => (features, 0),
         };
-        let form = |since: i64| if self.opset >= since { "op" } else { "decomposed" };
+        let form = |since: i64| {
+            if self.opset >= since {
+                "op"
+            } else {
+                "decomposed"
+            }
+        };
         match layer {
             Layer::Conv(c) => {
                 self.window("Conv", c.kernel, c.stride, c.dilation, c.padding);
@@ -359,7 +365,14 @@ impl Cx<'_> {
                 if p.unsqueeze_2d {
                     self.insert("pattern=unsqueeze-pool2d-squeeze");
                 }
-                self.out_len(length, p.padding, p.kernel, p.stride, p.dilation, p.ceil_mode);
+                self.out_len(
+                    length,
+                    p.padding,
+                    p.kernel,
+                    p.stride,
+                    p.dilation,
+                    p.ceil_mode,
+                );
             }
             Layer::LpPool(p) => {
                 self.insert("LpPool");

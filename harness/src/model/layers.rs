@@ -331,7 +331,14 @@ impl Layer {
                 v
             }
             Layer::SqueezeExcite { .. } => {
-                vec!["GlobalAveragePool", "Conv", "Relu", "Conv", "Sigmoid", "Mul"]
+                vec![
+                    "GlobalAveragePool",
+                    "Conv",
+                    "Relu",
+                    "Conv",
+                    "Sigmoid",
+                    "Mul",
+                ]
             }
             Layer::GlobalAveragePool => vec!["GlobalAveragePool"],
             Layer::GlobalMaxPool => vec!["GlobalMaxPool"],

@@ -13,7 +13,7 @@ mod layers;
 mod shape;
 
 pub use coverage::{drops_window, CATALOGUE};
-pub use layers::{ConvTranspose, Conv, Layer, LpPool, Merge, PadMode, Padding, Pool};
+pub use layers::{Conv, ConvTranspose, Layer, LpPool, Merge, PadMode, Padding, Pool};
 
 /// A whole model: input geometry, the layer stack and how weights are drawn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -438,8 +438,8 @@ mod tests {
             },
             conv(4, 1),
         ])
-            .shapes()
-            .unwrap_err();
+        .shapes()
+        .unwrap_err();
         assert_eq!(err.layer, 1);
     }
 
@@ -458,14 +458,21 @@ mod tests {
         assert_eq!(len(5, 3, 2, 1, pads, 1, None), Ok(9));
         assert_eq!(len(5, 3, 2, 1, Padding::SameLower, 0, None), Ok(10));
         assert_eq!(len(5, 3, 2, 1, Padding::Valid, 0, Some(7)), Ok(7));
-        assert!(len(5, 3, 2, 1, Padding::Valid, 2, None).is_err(), "output_padding >= stride");
+        assert!(
+            len(5, 3, 2, 1, Padding::Valid, 2, None).is_err(),
+            "output_padding >= stride"
+        );
         let big = Padding::Explicit { begin: 4, end: 4 };
         assert!(len(1, 2, 1, 1, big, 0, None).is_err(), "output length < 1");
     }
 
     #[test]
     fn pad_concat_and_layer_norm_rules() {
-        let pad = |mode, begin| Layer::Pad { mode, begin, end: 0 };
+        let pad = |mode, begin| Layer::Pad {
+            mode,
+            begin,
+            end: 0,
+        };
         assert!(desc(vec![pad(PadMode::Reflect, 10)]).shapes().is_err());
         assert_eq!(
             desc(vec![pad(PadMode::Edge, 10)]).output_shape().unwrap(),

@@ -36,7 +36,9 @@ impl Rules {
                         .ok_or_else(|| {
                             invalid(
                                 me,
-                                format!("Conv kernel field longer than the padded input of length {length}"),
+                                format!(
+                            "Conv kernel field longer than the padded input of length {length}"
+                        ),
                             )
                         })?;
                 Act::Seq {
@@ -119,7 +121,9 @@ impl Rules {
                     .ok_or_else(|| {
                         invalid(
                             me,
-                            format!("LpPool window longer than the padded input of length {length}"),
+                            format!(
+                                "LpPool window longer than the padded input of length {length}"
+                            ),
                         )
                     })?;
                 Act::Seq {
@@ -138,7 +142,10 @@ impl Rules {
                 if self.opset < 17 {
                     return Err(invalid(
                         me,
-                        format!("LayerNormalization needs opset 17, the model has {}", self.opset),
+                        format!(
+                            "LayerNormalization needs opset 17, the model has {}",
+                            self.opset
+                        ),
                     ));
                 }
                 if !matches!(axis, -1 | 1 | 2) {
@@ -350,7 +357,7 @@ fn check_epsilon(me: usize, epsilon: f32) -> Result<(), Invalid> {
 }
 
 fn check_group(me: usize, group: usize, channels: usize, out: usize) -> Result<(), Invalid> {
-    if group == 0 || channels % group != 0 || out % group != 0 {
+    if group == 0 || !channels.is_multiple_of(group) || !out.is_multiple_of(group) {
         return Err(invalid(
             me,
             format!(

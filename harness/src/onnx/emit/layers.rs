@@ -20,7 +20,10 @@ impl Builder<'_> {
     pub(super) fn layer(&mut self, layer: &Layer, x: T, act: Act, next: Act) -> Result<T> {
         if layer.is_unary_elementwise() || matches!(layer, Layer::PRelu { per_channel: false }) {
             let y = self.unary(layer, &x.name)?;
-            return Ok(T { name: y, nlc: x.nlc });
+            return Ok(T {
+                name: y,
+                nlc: x.nlc,
+            });
         }
         match layer {
             Layer::Dense {
@@ -57,7 +60,10 @@ impl Builder<'_> {
                 let cur = self.model_layout(cur, act);
                 let x = self.model_layout(x, act);
                 let y = self.op("Add", &[&x.name, &cur.name], vec![]);
-                return Ok(T { name: y, nlc: x.nlc });
+                return Ok(T {
+                    name: y,
+                    nlc: x.nlc,
+                });
             }
             Layer::Parallel { merge, branches } => {
                 let mut outs = Vec::new();
@@ -81,9 +87,11 @@ impl Builder<'_> {
                         }
                         acc
                     }
-                    Merge::Concat => {
-                        self.op("Concat", &refs, vec![attr::int("axis", if nlc { 2 } else { 1 })])
-                    }
+                    Merge::Concat => self.op(
+                        "Concat",
+                        &refs,
+                        vec![attr::int("axis", if nlc { 2 } else { 1 })],
+                    ),
                 };
                 return Ok(T { name: y, nlc });
             }
@@ -259,10 +267,7 @@ impl Builder<'_> {
                 let h = self.op(
                     "HardSigmoid",
                     &[x],
-                    vec![
-                        attr::float("alpha", 1.0 / 6.0),
-                        attr::float("beta", 0.5),
-                    ],
+                    vec![attr::float("alpha", 1.0 / 6.0), attr::float("beta", 0.5)],
                 );
                 self.op("Mul", &[x, &h], vec![])
             }
@@ -358,7 +363,13 @@ impl Builder<'_> {
 
     fn pool(&mut self, op: &str, p: &Pool, x: &str, act: Act, next: Act) -> String {
         // PyTorch's export of a 1D pool: Unsqueeze to [N, C, 1, L], a 2D pool, Squeeze.
-        let two = |v: i64, unit: i64| if p.unsqueeze_2d { vec![unit, v] } else { vec![v] };
+        let two = |v: i64, unit: i64| {
+            if p.unsqueeze_2d {
+                vec![unit, v]
+            } else {
+                vec![v]
+            }
+        };
         let mut attrs = vec![
             attr::ints("kernel_shape", &two(p.kernel as i64, 1)),
             attr::ints("strides", &two(p.stride as i64, 1)),

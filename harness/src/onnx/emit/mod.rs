@@ -257,7 +257,11 @@ impl Builder<'_> {
     /// The tensor in `[N, C, L]` order.
     fn ncl(&mut self, t: &T) -> String {
         if t.nlc {
-            self.op("Transpose", &[&t.name], vec![attr::ints("perm", &[0, 2, 1])])
+            self.op(
+                "Transpose",
+                &[&t.name],
+                vec![attr::ints("perm", &[0, 2, 1])],
+            )
         } else {
             t.name.clone()
         }
@@ -269,10 +273,7 @@ impl Builder<'_> {
             let y = self.op("Transpose", &[&name], vec![attr::ints("perm", &[0, 2, 1])]);
             T { name: y, nlc: true }
         } else {
-            T {
-                name,
-                nlc: false,
-            }
+            T { name, nlc: false }
         }
     }
 
@@ -282,7 +283,11 @@ impl Builder<'_> {
         if t.nlc == want {
             t
         } else {
-            let y = self.op("Transpose", &[&t.name], vec![attr::ints("perm", &[0, 2, 1])]);
+            let y = self.op(
+                "Transpose",
+                &[&t.name],
+                vec![attr::ints("perm", &[0, 2, 1])],
+            );
             T { name: y, nlc: want }
         }
     }

@@ -80,7 +80,11 @@ fn squeeze_and_unsqueeze_take_axes_as_attribute_before_13_and_as_input_from_13()
         assert_eq!(ops(&m), ["Unsqueeze", "AveragePool", "Squeeze", "Identity"]);
         for op in ["Unsqueeze", "Squeeze"] {
             let n = node(&m, op);
-            assert_eq!((n.input.len(), n.attribute.len()), (inputs, attrs), "{op} {opset}");
+            assert_eq!(
+                (n.input.len(), n.attribute.len()),
+                (inputs, attrs),
+                "{op} {opset}"
+            );
         }
         // The 2D pool has a unit first spatial axis and no padding on it.
         let pads = n_ints(node(&m, "AveragePool"), "pads");
@@ -111,7 +115,10 @@ fn reduce_axes_move_from_attribute_to_input_at_opset_18() {
             let m = emit(&desc).unwrap();
             let n = node(&m, if max { "ReduceMax" } else { "ReduceMean" });
             assert_eq!(n.input.len(), inputs, "opset {opset}");
-            assert_eq!(n_ints(n, "axes"), if inputs == 1 { vec![2] } else { vec![] });
+            assert_eq!(
+                n_ints(n, "axes"),
+                if inputs == 1 { vec![2] } else { vec![] }
+            );
             oracle_accepts(&desc);
         }
     }
@@ -120,9 +127,19 @@ fn reduce_axes_move_from_attribute_to_input_at_opset_18() {
 #[test]
 fn newer_activations_are_decomposed_before_their_opset() {
     for (layer, since, op, decomposed) in [
-        (Layer::HardSwish, 14, "HardSwish", vec!["HardSigmoid", "Mul"]),
+        (
+            Layer::HardSwish,
+            14,
+            "HardSwish",
+            vec!["HardSigmoid", "Mul"],
+        ),
         (Layer::Mish, 18, "Mish", vec!["Softplus", "Tanh", "Mul"]),
-        (Layer::Gelu, 20, "Gelu", vec!["Mul", "Erf", "Add", "Mul", "Mul"]),
+        (
+            Layer::Gelu,
+            20,
+            "Gelu",
+            vec!["Mul", "Erf", "Add", "Mul", "Mul"],
+        ),
     ] {
         let before = one_layer(layer.clone(), since - 1);
         let mut want: Vec<String> = decomposed.iter().map(|s| s.to_string()).collect();
@@ -195,7 +212,11 @@ fn symbolic_dimensions_are_declared_as_dim_params() {
     let (_, dims) = declared_type(&g.input[0]).unwrap();
     assert_eq!(
         dims,
-        [Dim::Symbol("N".into()), Dim::Fixed(4), Dim::Symbol("L".into())]
+        [
+            Dim::Symbol("N".into()),
+            Dim::Fixed(4),
+            Dim::Symbol("L".into())
+        ]
     );
     let (_, out) = declared_type(&g.output[0]).unwrap();
     assert_eq!(out[0], Dim::Symbol("N".into()));
