@@ -25,6 +25,9 @@ use crate::tensor::{DType, Named};
 use crate::worker::WorkerError;
 
 mod campaign;
+mod negative;
+
+use self::negative::{is_negative, refused_negative};
 
 pub use self::campaign::{Bundled, FuzzProgress, Signatures};
 
@@ -522,28 +525,6 @@ impl Runner {
                 format!("runtime still running after {:?}", self.options.timeout),
             )),
         }
-    }
-}
-
-/// Whether a subject is a negative case: a generated model marked invalid by the spec.
-fn is_negative(s: &Subject) -> bool {
-    s.classes.iter().any(|c| c.starts_with("negative="))
-}
-
-/// A refusal of a negative case is its expected outcome: `pass`, the refusal kept as message.
-fn refused_negative(r: &mut CaseResult, negative: bool) {
-    if negative
-        && matches!(
-            r.verdict,
-            Verdict::ConvertRejected | Verdict::RuntimeRejected
-        )
-    {
-        r.message = Some(format!(
-            "refused a model invalid by the spec ({}): {}",
-            r.verdict.name(),
-            r.message.as_deref().unwrap_or("")
-        ));
-        r.verdict = Verdict::Pass;
     }
 }
 
