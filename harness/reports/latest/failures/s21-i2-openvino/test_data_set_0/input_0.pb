@@ -1,2 +1,2 @@
 
-BinputJwã]?
+BinputJ"°XD

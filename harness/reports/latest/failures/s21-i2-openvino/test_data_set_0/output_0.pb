@@ -1,2 +1,2 @@
 
-BoutputJçfø
+BoutputJœsC
