@@ -101,9 +101,9 @@ enum Command {
         /// Case index.
         #[arg(long, default_value_t = 0)]
         index: u64,
-        /// Opset of the model.
-        #[arg(long, default_value_t = harness::onnx::emit::DEFAULT_OPSET)]
-        opset: i64,
+        /// Opset of the model (default: the one the generator draws for the case).
+        #[arg(long)]
+        opset: Option<i64>,
         /// Directory to write.
         dir: PathBuf,
     },
@@ -174,9 +174,9 @@ struct ConformanceArgs {
     /// Timed runs per result after the checked one.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    /// Opset of generated models.
-    #[arg(long, default_value_t = harness::onnx::emit::DEFAULT_OPSET)]
-    opset: i64,
+    /// Opset of generated models (default: drawn per model from 11 to 21).
+    #[arg(long)]
+    opset: Option<i64>,
     /// Most layers per generated model.
     #[arg(long, default_value_t = 8)]
     max_layers: usize,
@@ -192,6 +192,9 @@ struct ConformanceArgs {
     /// Expected-failure ledger (default: corpus/known-failures.toml when present).
     #[arg(long, value_name = "FILE")]
     known_failures: Option<PathBuf>,
+    /// Fail (exit 1) when a catalogue coverage class got fewer than N generated cases.
+    #[arg(long, value_name = "N")]
+    min_coverage: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -382,6 +385,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
 
 fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let report_dir = a.report_dir.clone();
+    let min_coverage = a.min_coverage;
     let options = options(a)?;
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
     harness::isolate::stop_on_signals();
@@ -404,6 +408,19 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot write the reports", report_dir.display()))?;
     print!("{}", report.terminal());
     println!("reports written to {}", report_dir.display());
+    if let Some(n) = min_coverage {
+        let low = report.coverage_below(n);
+        if !low.is_empty() {
+            let list: Vec<String> = low.iter().map(|(c, k)| format!("{c} ({k})")).collect();
+            println!(
+                "coverage: {} catalogue classes have fewer than {n} cases: {}",
+                low.len(),
+                list.join(", ")
+            );
+            return Ok(ExitCode::from(1));
+        }
+        println!("coverage: every catalogue class has at least {n} cases");
+    }
     Ok(exit_code(&report))
 }
 
@@ -475,7 +492,12 @@ fn lower1d(
     Ok(ExitCode::SUCCESS)
 }
 
-fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn emit(
+    seed: u64,
+    index: u64,
+    opset: Option<i64>,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     let cfg = GenConfig {
         opset,
         ..GenConfig::default()
@@ -486,7 +508,12 @@ fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Res
     let expected = harness::conformance::oracle_expected(&model, &inputs)?;
     let outputs = expected
         .iter()
-        .map(|e| harness::tensor::Tensor::F32(e.value.mapv(|v| v as f32)))
+        .map(|e| match e.dtype {
+            harness::tensor::DType::Int64 => {
+                harness::tensor::Tensor::I64(e.value.mapv(|v| v as i64))
+            }
+            _ => harness::tensor::Tensor::F32(e.value.mapv(|v| v as f32)),
+        })
         .collect();
     let set = testcase::DataSet {
         inputs: inputs.iter().map(|n| n.tensor.clone()).collect(),
@@ -497,9 +524,16 @@ fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Res
         "seed": case.seed,
         "model": case.model,
         "input": case.input,
-        "command": format!("harness emit --seed {seed} --index {index} --opset {opset} DIR"),
+        "command": match opset {
+            Some(o) => format!("harness emit --seed {seed} --index {index} --opset {o} DIR"),
+            None => format!("harness emit --seed {seed} --index {index} DIR"),
+        },
     });
-    let out_names = vec![harness::onnx::emit::OUTPUT.to_string()];
+    let out_names = model
+        .graph
+        .as_ref()
+        .map(|g| g.output.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
+        .unwrap_or_default();
     testcase::write(
         dir,
         &model,

@@ -241,7 +241,9 @@ pub fn reduce_generated(
             steps += 1;
             let (m, input) = tree.current();
             let case = gen::case_from(base, index, m, input);
-            let valid = case.model.shapes().is_ok();
+            // A negative case stays negative in the same way; a valid one stays valid.
+            let valid = case.model.negative == original.model.negative
+                && (case.model.negative.is_some() || case.model.shapes().is_ok());
             match valid.then(|| check(&case, Some(&target))).flatten() {
                 Some((r, model, expected, divergence, _)) => {
                     best = (case, r, model, expected, divergence);

@@ -1,5 +1,7 @@
 //! What happened, for people and machines: terminal summary, report.json, report.md, junit.xml.
 
+mod coverage;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -502,10 +504,7 @@ impl Report {
             }
         }
         if !self.coverage.is_empty() {
-            s.push_str("\n## Coverage\n\n| class | results |\n|---|---:|\n");
-            for (k, v) in &self.coverage {
-                let _ = writeln!(s, "| `{k}` | {v} |");
-            }
+            s.push_str(&self.coverage_markdown());
         }
         s
     }
@@ -593,7 +592,7 @@ fn xml(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn result(case: &str, verdict: Verdict) -> CaseResult {
+    pub(super) fn result(case: &str, verdict: Verdict) -> CaseResult {
         CaseResult {
             case: case.into(),
             seed: Some(1),
@@ -617,7 +616,7 @@ mod tests {
         }
     }
 
-    fn report() -> Report {
+    pub(super) fn report() -> Report {
         let tool = Tool {
             name: "harness".into(),
             version: "0".into(),

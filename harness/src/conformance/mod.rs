@@ -25,6 +25,9 @@ use crate::tensor::{DType, Named};
 use crate::worker::WorkerError;
 
 mod campaign;
+mod negative;
+
+use self::negative::{is_negative, refused_negative};
 
 pub use self::campaign::{Bundled, FuzzProgress, Signatures};
 
@@ -476,6 +479,9 @@ impl Runner {
             work_dir,
             timeout: self.options.timeout,
         };
+        // A negative case (invalid by the spec) passes when it is refused and fails with
+        // `invalid-accepted` when it produces output.
+        let negative = is_negative(s);
         let artifact = match isolate::catch(|| converter.convert(&s.model, &cx)) {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
@@ -484,6 +490,7 @@ impl Runner {
                     ConvertError::Crashed(m) => (Verdict::ConvertCrash, Some(m)),
                     ConvertError::Timeout(m) => (Verdict::Timeout, Some(m)),
                 };
+                refused_negative(&mut r, negative);
                 return r;
             }
             Err(panic) => {
@@ -499,6 +506,18 @@ impl Runner {
             Err((verdict, message)) => {
                 r.verdict = verdict;
                 r.message = Some(message);
+                refused_negative(&mut r, negative);
+            }
+            Ok((precision, _, _)) if negative => {
+                r.verdict = Verdict::InvalidAccepted;
+                r.precision = Some(precision.name().into());
+                r.message = Some(format!(
+                    "converted and ran a model that is invalid by the ONNX spec ({})",
+                    s.classes
+                        .iter()
+                        .find(|c| c.starts_with("negative="))
+                        .map_or("", String::as_str)
+                ));
             }
             Ok((precision, outputs, samples)) => {
                 let c = compare(expected, &outputs, precision, self.tolerance_of(&s.id));
@@ -626,6 +645,17 @@ pub fn case_subject(case: &gen::Case) -> Subject {
     let ops = case.model.ops().into_iter().map(String::from).collect();
     let classes = case.model.classes();
     let (model, expected) = match emit::emit(&case.model) {
+        Ok(proto) if case.model.negative.is_some() => {
+            // Negative case: the oracle must refuse it too; nothing is expected of the output.
+            let expected = match oracle_expected(&proto, &inputs) {
+                Err(_) => Ok(vec![]),
+                Ok(_) => Err((
+                    Verdict::Error,
+                    "the oracle accepted a generated model marked invalid".to_string(),
+                )),
+            };
+            (proto::encode_model(&proto), expected)
+        }
         Ok(proto) => {
             let expected = oracle_expected(&proto, &inputs).map_err(|e| {
                 (

@@ -568,11 +568,9 @@ mod tests {
 
     #[test]
     fn conv_relu_chain_gets_one_unsqueeze_and_one_squeeze() {
-        let desc = crate::model::ModelDesc {
-            batch: 1,
-            channels: 2,
-            length: 9,
-            layers: vec![
+        let desc = crate::model::ModelDesc::new(
+            [1, 2, 9],
+            vec![
                 crate::model::Layer::Conv(crate::model::Conv {
                     out_channels: 3,
                     kernel: 3,
@@ -584,10 +582,10 @@ mod tests {
                 }),
                 crate::model::Layer::Relu,
             ],
-            opset: 17,
-            weight_seed: 1,
-            weights: crate::model::WeightDist::Scaled,
-        };
+            17,
+            1,
+            crate::model::WeightDist::Scaled,
+        );
         let mut m = emit(&desc).unwrap();
         lower(&mut m, UnitAxis::Last).unwrap();
         assert_eq!(
@@ -666,8 +664,18 @@ mod tests {
     fn lowered_models_compute_what_the_originals_compute_on_tract() {
         use crate::runtime::{Runtime, Tract};
         let tract = Tract::new();
+        // Left out: negative cases, and what tract refuses on the original (LpPool, short
+        // SAME ConvTranspose) or on the unit axis (SAME ConvTranspose); see the ledger.
+        let refused = |c: &String| {
+            c == "LpPool"
+                || c.starts_with("ConvTranspose.SAME")
+                || c.starts_with("ConvTranspose.auto_pad=SAME")
+        };
         for i in 0..120 {
             let case = generate(2, i, &GenConfig::default());
+            if case.model.negative.is_some() || case.model.classes().iter().any(refused) {
+                continue;
+            }
             let inputs = case.inputs();
             let original = emit(&case.model).unwrap();
             let want = tract
@@ -688,7 +696,7 @@ mod tests {
                 let scale = w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
                 for (a, b) in g.iter().zip(w.iter()) {
                     assert!(
-                        (a - b).abs() <= 1e-4 * scale,
+                        a == b || (a - b).abs() <= 1e-4 * scale,
                         "{} {unit:?}: {a} vs {b}",
                         case.id
                     );

@@ -1,13 +1,160 @@
 //! Coverage classes: which corners of the catalogue a model exercises
-//! (`Conv.auto_pad=SAME_LOWER`, `AveragePool.ceil_mode=1`, `shape.L=1`, patterns of layers).
+//! (`Conv.auto_pad=SAME_LOWER`, `AveragePool.ceil_mode=1`, `shape.L=1`, patterns of layers),
+//! and [`CATALOGUE`], the classes every run is expected to reach (EDGE_CASES.md).
 
-use super::{Act, Conv, Layer, ModelDesc, Padding, WeightDist};
+use std::collections::BTreeSet;
+
+use super::shape::Rules;
+use super::{output_length, Act, Conv, Layer, Layout, Merge, ModelDesc, PadMode, Padding};
+use super::{Negative, WeightDist};
+
+/// Every class the generator must reach (`--min-coverage` checks these). Other classes (such as
+/// `pattern=SAME-conv->subsampling-conv`, `weights=…`) are counted too but not required.
+pub const CATALOGUE: &[&str] = &[
+    // Conv
+    "Conv.auto_pad=NOTSET",
+    "Conv.auto_pad=VALID",
+    "Conv.auto_pad=SAME_UPPER",
+    "Conv.auto_pad=SAME_LOWER",
+    "Conv.pads=symmetric",
+    "Conv.pads=asymmetric",
+    "Conv.strides>1",
+    "Conv.dilations>1",
+    "Conv.kernel=1",
+    "Conv.kernel>L",
+    "Conv.group=1",
+    "Conv.group=depthwise",
+    "Conv.group=between",
+    "Conv.bias=0",
+    "Conv.bias=1",
+    // ConvTranspose
+    "ConvTranspose.auto_pad=NOTSET",
+    "ConvTranspose.auto_pad=VALID",
+    "ConvTranspose.auto_pad=SAME_UPPER",
+    "ConvTranspose.auto_pad=SAME_LOWER",
+    "ConvTranspose.pads=symmetric",
+    "ConvTranspose.pads=asymmetric",
+    "ConvTranspose.strides>1",
+    "ConvTranspose.dilations>1",
+    "ConvTranspose.output_padding>0",
+    "ConvTranspose.output_shape",
+    "ConvTranspose.group>1",
+    "ConvTranspose.bias=0",
+    "ConvTranspose.bias=1",
+    // Pools
+    "MaxPool.auto_pad=NOTSET",
+    "MaxPool.auto_pad=VALID",
+    "MaxPool.auto_pad=SAME_UPPER",
+    "MaxPool.auto_pad=SAME_LOWER",
+    "MaxPool.pads=symmetric",
+    "MaxPool.pads=asymmetric",
+    "MaxPool.strides>1",
+    "MaxPool.dilations>1",
+    "MaxPool.kernel>L",
+    "MaxPool.ceil_mode=0",
+    "MaxPool.ceil_mode=1",
+    "MaxPool.ceil_mode=window-in-right-pad",
+    "MaxPool.indices=1",
+    "AveragePool.auto_pad=NOTSET",
+    "AveragePool.auto_pad=VALID",
+    "AveragePool.auto_pad=SAME_UPPER",
+    "AveragePool.auto_pad=SAME_LOWER",
+    "AveragePool.pads=symmetric",
+    "AveragePool.pads=asymmetric",
+    "AveragePool.strides>1",
+    "AveragePool.kernel>L",
+    "AveragePool.ceil_mode=0",
+    "AveragePool.ceil_mode=1",
+    "AveragePool.ceil_mode=window-in-right-pad",
+    "AveragePool.count_include_pad=0",
+    "AveragePool.count_include_pad=1",
+    "LpPool.p=1",
+    "LpPool.p=2",
+    "LpPool.strides>1",
+    "LpPool.pads>0",
+    "pattern=unsqueeze-pool2d-squeeze",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "ReduceMean.keepdims=0",
+    "ReduceMean.keepdims=1",
+    "ReduceMax.keepdims=0",
+    "ReduceMax.keepdims=1",
+    // Normalization
+    "BatchNormalization",
+    "InstanceNormalization",
+    "LayerNormalization.axis=-1",
+    "LayerNormalization.axis=1",
+    // Activations
+    "Relu",
+    "LeakyRelu",
+    "PRelu.slope=scalar",
+    "PRelu.slope=[C,1]",
+    "Sigmoid",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "HardSigmoid",
+    "HardSwish.form=op",
+    "HardSwish.form=decomposed",
+    "Gelu.form=op",
+    "Gelu.form=decomposed",
+    "Softplus",
+    "Clip",
+    "Mish.form=op",
+    "Mish.form=decomposed",
+    // Pad
+    "Pad.mode=constant",
+    "Pad.mode=reflect",
+    "Pad.mode=edge",
+    // Structure
+    "Add.residual",
+    "Add.branches",
+    "Mul.branches",
+    "Concat.channels",
+    "pattern=squeeze-excite",
+    // Heads
+    "Flatten",
+    "Reshape",
+    "Gemm",
+    "MatMul",
+    "Softmax.axis=-1",
+    "Softmax.axis=1",
+    // Layout and dimensions
+    "layout=NCL",
+    "layout=NLC",
+    "dims=static",
+    "dims=symbolic-N",
+    "dims=symbolic-L",
+    // Shapes
+    "shape.L=1",
+    "shape.C=1",
+    "shape.N>1",
+    "shape.C=L",
+    "shape.window-output-length=1",
+    // Opsets
+    "opset=11",
+    "opset=12",
+    "opset=13",
+    "opset=14",
+    "opset=15",
+    "opset=16",
+    "opset=17",
+    "opset=18",
+    "opset=19",
+    "opset=20",
+    "opset=21",
+    // Negative cases
+    "negative=kernel-too-long",
+    "negative=group-not-dividing",
+    "negative=pool-pads-not-below-kernel",
+    "negative=wrong-weight-shape",
+];
 
 impl ModelDesc {
     /// Coverage classes this model exercises, such as `Conv.auto_pad=SAME_LOWER` or
     /// `AveragePool.ceil_mode=1`; sorted, each once.
     pub fn classes(&self) -> Vec<String> {
-        let mut out = std::collections::BTreeSet::new();
+        let mut out = BTreeSet::new();
         if self.batch > 1 {
             out.insert("shape.N>1".to_string());
         }
@@ -17,6 +164,9 @@ impl ModelDesc {
         if self.length == 1 {
             out.insert("shape.L=1".to_string());
         }
+        if self.channels == self.length {
+            out.insert("shape.C=L".to_string());
+        }
         out.insert(format!(
             "weights={}",
             match self.weights {
@@ -25,69 +175,83 @@ impl ModelDesc {
             }
         ));
         out.insert(format!("opset={}", self.opset));
-        if let Ok(shapes) = self.shapes() {
-            let mut act = Act::Seq {
-                channels: self.channels,
-                length: self.length,
-            };
-            for (layer, next) in self.layers.iter().zip(shapes) {
-                layer_classes(layer, act, &mut out);
-                act = next;
+        out.insert(format!("layout={}", self.layout.name()));
+        if self.layout == Layout::Nlc {
+            out.insert("Transpose".to_string());
+        }
+        match (self.symbolic.batch, self.symbolic.length) {
+            (false, false) => {
+                out.insert("dims=static".to_string());
+            }
+            (b, l) => {
+                if b {
+                    out.insert("dims=symbolic-N".to_string());
+                }
+                if l {
+                    out.insert("dims=symbolic-L".to_string());
+                }
             }
         }
-        out.extend(pattern_classes(&self.layers));
+        if let Some(n) = self.negative {
+            out.insert(format!("negative={}", n.name()));
+        }
+        let rules = Rules { opset: self.opset };
+        let act = Act::Seq {
+            channels: self.channels,
+            length: self.length,
+        };
+        let mut cx = Cx {
+            rules: &rules,
+            opset: self.opset,
+            out: &mut out,
+        };
+        let n = self.layers.len();
+        let valid_prefix = match self.negative {
+            Some(_) => &self.layers[..n.saturating_sub(1)],
+            None => &self.layers[..],
+        };
+        let after = cx.walk(valid_prefix, act);
+        if let (Some(last), Some(act), Some(_)) = (self.layers.last(), after, self.negative) {
+            // The offending layer's own attributes still count (it is what converters see).
+            let mut index = 0;
+            cx.layer_classes(last, act, &mut index);
+        }
+        if self.negative.is_none() {
+            out.extend(pattern_classes(&self.layers));
+        }
+        if self.negative == Some(Negative::WrongWeightShape) {
+            out.insert("Conv".to_string());
+        }
         out.into_iter().collect()
     }
 }
 
-/// Classes for sequences of layers that optimizers rewrite together. A conv that only
-/// subsamples (stride > 1 with kernel 1, or a dilation that is a multiple of the stride) after
-/// a SAME-padded conv (element-wise layers and residual branches in between) invites pushing
-/// the subsampling upstream, which must recompute the SAME pads.
-fn pattern_classes(layers: &[Layer]) -> Vec<String> {
-    let is_same = |c: &Conv| matches!(c.padding, Padding::SameUpper | Padding::SameLower);
-    let mut out = Vec::new();
-    let mut same_upstream = false;
-    for layer in layers {
-        match layer {
-            Layer::Conv(c) => {
-                let subsamples = c.stride > 1 && (c.kernel == 1 || c.dilation % c.stride == 0);
-                if same_upstream && subsamples {
-                    out.push("pattern=SAME-conv->subsampling-conv".to_string());
-                }
-                same_upstream = is_same(c);
-            }
-            Layer::Residual { body } => {
-                same_upstream |= body
-                    .iter()
-                    .any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
-            }
-            Layer::BatchNorm { .. }
-            | Layer::Relu
-            | Layer::LeakyRelu { .. }
-            | Layer::Sigmoid
-            | Layer::Tanh
-            | Layer::Clip { .. } => {}
-            _ => same_upstream = false,
-        }
-    }
-    out
+struct Cx<'a> {
+    rules: &'a Rules,
+    opset: i64,
+    out: &'a mut BTreeSet<String>,
 }
 
-fn layer_classes(layer: &Layer, act: Act, out: &mut std::collections::BTreeSet<String>) {
-    let length = match act {
-        Act::Seq { length, .. } => length,
-        Act::Flat { .. } => 0,
-    };
-    let window = |op: &str,
-                  kernel: usize,
-                  stride: usize,
-                  dilation: usize,
-                  padding: Padding,
-                  out: &mut std::collections::BTreeSet<String>| {
-        out.insert(format!("{op}.auto_pad={}", padding.auto_pad()));
-        if let Padding::Explicit { begin, end } = padding {
-            out.insert(format!(
+impl Cx<'_> {
+    /// Records the classes of `layers` on `act`; the shape after them, if they are valid.
+    fn walk(&mut self, layers: &[Layer], mut act: Act) -> Option<Act> {
+        for layer in layers {
+            let mut index = 0;
+            let next = self.rules.layer(layer, act, &mut index).ok()?;
+            self.layer_classes(layer, act, &mut index);
+            act = next;
+        }
+        Some(act)
+    }
+
+    fn insert(&mut self, class: impl Into<String>) {
+        self.out.insert(class.into());
+    }
+
+    fn window(&mut self, op: &str, kernel: usize, stride: usize, dilation: usize, pad: Padding) {
+        self.insert(format!("{op}.auto_pad={}", pad.auto_pad()));
+        if let Padding::Explicit { begin, end } = pad {
+            self.insert(format!(
                 "{op}.pads={}",
                 if begin == end {
                     "symmetric"
@@ -97,56 +261,244 @@ fn layer_classes(layer: &Layer, act: Act, out: &mut std::collections::BTreeSet<S
             ));
         }
         if stride > 1 {
-            out.insert(format!("{op}.strides>1"));
+            self.insert(format!("{op}.strides>1"));
         }
         if dilation > 1 {
-            out.insert(format!("{op}.dilations>1"));
+            self.insert(format!("{op}.dilations>1"));
         }
         if kernel == 1 {
-            out.insert(format!("{op}.kernel=1"));
+            self.insert(format!("{op}.kernel=1"));
         }
-        if dilation * (kernel - 1) + 1 > length {
-            out.insert(format!("{op}.kernel>L"));
-        }
-    };
-    match layer {
-        Layer::Conv(c) => {
-            window("Conv", c.kernel, c.stride, c.dilation, c.padding, out);
-            let channels = match act {
-                Act::Seq { channels, .. } => channels,
-                Act::Flat { .. } => 0,
-            };
-            let group = if c.group == 1 {
-                "1"
-            } else if c.group == channels && channels > 1 {
-                "depthwise"
-            } else {
-                "between"
-            };
-            out.insert(format!("Conv.group={group}"));
-            out.insert(format!("Conv.bias={}", u8::from(c.bias)));
-        }
-        Layer::MaxPool(p) | Layer::AveragePool(p) => {
-            let op = layer.ops()[0];
-            window(op, p.kernel, p.stride, p.dilation, p.padding, out);
-            out.insert(format!("{op}.ceil_mode={}", u8::from(p.ceil_mode)));
-            if op == "AveragePool" {
-                out.insert(format!(
-                    "AveragePool.count_include_pad={}",
-                    u8::from(p.count_include_pad)
-                ));
-            }
-        }
-        Layer::Residual { body } => {
-            out.insert("Add.residual".to_string());
-            for l in body {
-                layer_classes(l, act, out);
-            }
-        }
-        other => {
-            for op in other.ops() {
-                out.insert(op.to_string());
+    }
+
+    /// `shape.window-output-length=1`: a window op that maps a longer input to one element.
+    #[allow(clippy::too_many_arguments)]
+    fn out_len(
+        &mut self,
+        length: usize,
+        pad: Padding,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        ceil: bool,
+    ) {
+        if let Some((1, _, _)) = output_length(length, kernel, stride, dilation, pad, ceil) {
+            if length > 1 {
+                self.insert("shape.window-output-length=1");
             }
         }
     }
+
+    fn layer_classes(&mut self, layer: &Layer, act: Act, _index: &mut usize) {
+        let (channels, length) = match act {
+            Act::Seq { channels, length } => (channels, length),
+            Act::Flat { features } => (features, 0),
+        };
+        let form = |since: i64| {
+            if self.opset >= since {
+                "op"
+            } else {
+                "decomposed"
+            }
+        };
+        match layer {
+            Layer::Conv(c) => {
+                self.window("Conv", c.kernel, c.stride, c.dilation, c.padding);
+                if c.dilation * (c.kernel - 1) + 1 > length {
+                    self.insert("Conv.kernel>L");
+                }
+                let group = if c.group == 1 {
+                    "1"
+                } else if c.group == channels && channels > 1 {
+                    "depthwise"
+                } else {
+                    "between"
+                };
+                self.insert(format!("Conv.group={group}"));
+                self.insert(format!("Conv.bias={}", u8::from(c.bias)));
+                self.out_len(length, c.padding, c.kernel, c.stride, c.dilation, false);
+            }
+            Layer::ConvTranspose(c) => {
+                self.insert("ConvTranspose");
+                self.window("ConvTranspose", c.kernel, c.stride, c.dilation, c.padding);
+                if c.output_padding > 0 {
+                    self.insert("ConvTranspose.output_padding>0");
+                }
+                if c.output_shape.is_some() {
+                    self.insert("ConvTranspose.output_shape");
+                }
+                if c.group > 1 {
+                    self.insert("ConvTranspose.group>1");
+                }
+                if c.output_shape.is_none()
+                    && matches!(c.padding, Padding::SameUpper | Padding::SameLower)
+                    && (c.kernel - 1) * c.dilation < c.stride
+                {
+                    // The kernel field does not exceed the stride (tract refuses it).
+                    self.insert("ConvTranspose.SAME.(k-1)*d<s");
+                }
+                self.insert(format!("ConvTranspose.bias={}", u8::from(c.bias)));
+            }
+            Layer::MaxPool(p) | Layer::AveragePool(p) => {
+                let op = if matches!(layer, Layer::MaxPool(_)) {
+                    "MaxPool"
+                } else {
+                    "AveragePool"
+                };
+                self.window(op, p.kernel, p.stride, p.dilation, p.padding);
+                if p.dilation * (p.kernel - 1) + 1 > length {
+                    self.insert(format!("{op}.kernel>L"));
+                }
+                self.insert(format!("{op}.ceil_mode={}", u8::from(p.ceil_mode)));
+                if p.ceil_mode && drops_window(length, p) {
+                    self.insert(format!("{op}.ceil_mode=window-in-right-pad"));
+                }
+                if op == "AveragePool" {
+                    self.insert(format!(
+                        "AveragePool.count_include_pad={}",
+                        u8::from(p.count_include_pad)
+                    ));
+                }
+                if p.indices {
+                    self.insert("MaxPool.indices=1");
+                }
+                if p.unsqueeze_2d {
+                    self.insert("pattern=unsqueeze-pool2d-squeeze");
+                }
+                self.out_len(
+                    length,
+                    p.padding,
+                    p.kernel,
+                    p.stride,
+                    p.dilation,
+                    p.ceil_mode,
+                );
+            }
+            Layer::LpPool(p) => {
+                self.insert("LpPool");
+                self.insert(format!("LpPool.p={}", p.p));
+                if p.stride > 1 {
+                    self.insert("LpPool.strides>1");
+                }
+                if matches!(p.padding, Padding::Explicit { begin, end } if begin + end > 0) {
+                    self.insert("LpPool.pads>0");
+                }
+            }
+            Layer::LayerNorm { axis, .. } => {
+                self.insert(format!(
+                    "LayerNormalization.axis={}",
+                    if *axis == 1 { 1 } else { -1 }
+                ));
+            }
+            Layer::PRelu { per_channel } => self.insert(if *per_channel {
+                "PRelu.slope=[C,1]"
+            } else {
+                "PRelu.slope=scalar"
+            }),
+            Layer::HardSwish => self.insert(format!("HardSwish.form={}", form(14))),
+            Layer::Gelu => self.insert(format!("Gelu.form={}", form(20))),
+            Layer::Mish => self.insert(format!("Mish.form={}", form(18))),
+            Layer::Pad { mode, .. } => self.insert(format!(
+                "Pad.mode={}",
+                match mode {
+                    PadMode::Constant => "constant",
+                    PadMode::Reflect => "reflect",
+                    PadMode::Edge => "edge",
+                }
+            )),
+            Layer::Residual { body } => {
+                self.insert("Add.residual");
+                self.walk(body, act);
+            }
+            Layer::Parallel { merge, branches } => {
+                self.insert(match merge {
+                    Merge::Add => "Add.branches",
+                    Merge::Mul => "Mul.branches",
+                    Merge::Concat => "Concat.channels",
+                });
+                for b in branches {
+                    self.walk(b, act);
+                }
+            }
+            Layer::SqueezeExcite { .. } => self.insert("pattern=squeeze-excite"),
+            Layer::ReduceLength { max, keepdims } => self.insert(format!(
+                "{}.keepdims={}",
+                if *max { "ReduceMax" } else { "ReduceMean" },
+                u8::from(*keepdims)
+            )),
+            Layer::Softmax { axis } => self.insert(format!("Softmax.axis={axis}")),
+            other => {
+                for op in other.ops() {
+                    self.insert(op);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a ceil_mode pool's last window starts in the right padding (and is dropped).
+pub fn drops_window(length: usize, p: &super::Pool) -> bool {
+    let Padding::Explicit { begin, end } = p.padding else {
+        return false;
+    };
+    let field = p.dilation * (p.kernel - 1) + 1;
+    let padded = length + begin + end;
+    if padded < field {
+        return false;
+    }
+    let out = (padded - field).div_ceil(p.stride) + 1;
+    (out - 1) * p.stride >= length + begin
+}
+
+/// Classes for sequences of layers that optimizers rewrite together. A conv that only
+/// subsamples (stride > 1 with kernel 1, or a dilation that is a multiple of the stride) after
+/// a SAME-padded conv (element-wise layers and residual branches in between) invites pushing
+/// the subsampling upstream, which must recompute the SAME pads.
+fn pattern_classes(layers: &[Layer]) -> Vec<String> {
+    let is_norm = |l: &Layer| matches!(l, Layer::InstanceNorm { .. } | Layer::LayerNorm { .. });
+    let is_same = |c: &Conv| matches!(c.padding, Padding::SameUpper | Padding::SameLower);
+    let mut out = Vec::new();
+    let mut same_upstream = false;
+    // A normalization over the length upstream: pushing a subsampling into it changes its
+    // statistics.
+    let mut norm_upstream = false;
+    for layer in layers {
+        match layer {
+            Layer::Conv(c) => {
+                let subsamples = c.stride > 1 && (c.kernel == 1 || c.dilation % c.stride == 0);
+                if same_upstream && subsamples {
+                    out.push("pattern=SAME-conv->subsampling-conv".to_string());
+                }
+                if norm_upstream && subsamples {
+                    out.push("pattern=length-normalization->subsampling-conv".to_string());
+                }
+                same_upstream = is_same(c);
+                norm_upstream = false;
+            }
+            Layer::InstanceNorm { .. } | Layer::LayerNorm { .. } => {
+                norm_upstream = true;
+                same_upstream = false;
+            }
+            Layer::Residual { body } => {
+                same_upstream |= body
+                    .iter()
+                    .any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
+                norm_upstream |= body.iter().any(is_norm);
+            }
+            Layer::Parallel { branches, .. } => {
+                same_upstream |= branches
+                    .iter()
+                    .flatten()
+                    .any(|l| matches!(l, Layer::Conv(c) if is_same(c)));
+                norm_upstream |= branches.iter().flatten().any(is_norm);
+            }
+            Layer::BatchNorm { .. } | Layer::PRelu { .. } => {}
+            l if l.is_unary_elementwise() => {}
+            _ => {
+                same_upstream = false;
+                norm_upstream = false;
+            }
+        }
+    }
+    out
 }

@@ -3,16 +3,22 @@
 //! A [`ModelDesc`] is what the generator produces and what reduction shrinks. It is plain data
 //! (serde), independent of ONNX: [`crate::onnx::emit`] turns it into a graph. [`ModelDesc::shapes`]
 //! computes every activation shape and refuses configurations that are invalid by the ONNX
-//! spec, with a reason.
+//! spec, with a reason. Layers are in [`layers`], the shape rules in `shape`, coverage classes
+//! and the catalogue of classes in `coverage`.
 
 use serde::{Deserialize, Serialize};
 
 mod coverage;
+mod layers;
+mod shape;
+
+pub use coverage::{drops_window, CATALOGUE};
+pub use layers::{Conv, ConvTranspose, Layer, LpPool, Merge, PadMode, Padding, Pool};
 
 /// A whole model: input geometry, the layer stack and how weights are drawn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelDesc {
-    /// Batch size N of the input `[N, C, L]`.
+    /// Batch size N of the input.
     pub batch: usize,
     /// Input channels C.
     pub channels: usize,
@@ -26,6 +32,90 @@ pub struct ModelDesc {
     pub weight_seed: u64,
     /// Distribution of weights.
     pub weights: WeightDist,
+    /// Layout of the model's input and sequence outputs.
+    #[serde(default, skip_serializing_if = "Layout::is_ncl")]
+    pub layout: Layout,
+    /// Which input dimensions the model declares symbolic (`dim_param`).
+    #[serde(default, skip_serializing_if = "Symbolic::is_static")]
+    pub symbolic: Symbolic,
+    /// Set on negative cases: the model is invalid by the ONNX spec, in this way (its last
+    /// layer is the offending one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative: Option<Negative>,
+}
+
+/// Data layout of the model's input and of the sequences between layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Layout {
+    /// `[N, C, L]`, as ONNX convolutions expect.
+    #[default]
+    Ncl,
+    /// `[N, L, C]`, as Keras/TensorFlow keep it: Transposes around every layer that needs NCL.
+    Nlc,
+}
+
+impl Layout {
+    fn is_ncl(&self) -> bool {
+        *self == Layout::Ncl
+    }
+
+    /// `NCL` or `NLC`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layout::Ncl => "NCL",
+            Layout::Nlc => "NLC",
+        }
+    }
+}
+
+/// Symbolic input dimensions: the model declares `dim_param`s, the case feeds concrete sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Symbolic {
+    /// The batch dimension is `N`.
+    pub batch: bool,
+    /// The length dimension is `L`.
+    pub length: bool,
+}
+
+impl Symbolic {
+    fn is_static(&self) -> bool {
+        !self.batch && !self.length
+    }
+}
+
+/// The ways a negative case is invalid by the ONNX spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Negative {
+    /// A Conv whose kernel field is longer than its padded input.
+    KernelTooLong,
+    /// A Conv whose group does not divide its input channels.
+    GroupNotDividing,
+    /// A pool whose begin pad is at least its kernel, so its first window covers only padding.
+    PoolPadsNotBelowKernel,
+    /// A Conv whose weight has one input channel per group too many.
+    WrongWeightShape,
+}
+
+impl Negative {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Negative; 4] = [
+        Negative::KernelTooLong,
+        Negative::GroupNotDividing,
+        Negative::PoolPadsNotBelowKernel,
+        Negative::WrongWeightShape,
+    ];
+
+    /// Kebab-case name, as in coverage classes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Negative::KernelTooLong => "kernel-too-long",
+            Negative::GroupNotDividing => "group-not-dividing",
+            Negative::PoolPadsNotBelowKernel => "pool-pads-not-below-kernel",
+            Negative::WrongWeightShape => "wrong-weight-shape",
+        }
+    }
 }
 
 /// How weights are drawn.
@@ -36,144 +126,6 @@ pub enum WeightDist {
     Scaled,
     /// Integers in -2..=2: every product and short sum is exact in f32.
     SmallInt,
-}
-
-/// Padding of a convolution or pooling layer along the length axis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Padding {
-    /// `auto_pad=NOTSET` with explicit `pads=[begin, end]`.
-    Explicit {
-        /// Padding before the first element.
-        begin: usize,
-        /// Padding after the last element.
-        end: usize,
-    },
-    /// `auto_pad=VALID`: no padding.
-    Valid,
-    /// `auto_pad=SAME_UPPER`: output length ceil(L / stride), extra pad at the end.
-    SameUpper,
-    /// `auto_pad=SAME_LOWER`: output length ceil(L / stride), extra pad at the beginning.
-    SameLower,
-}
-
-impl Padding {
-    /// The `auto_pad` attribute value.
-    pub fn auto_pad(&self) -> &'static str {
-        match self {
-            Padding::Explicit { .. } => "NOTSET",
-            Padding::Valid => "VALID",
-            Padding::SameUpper => "SAME_UPPER",
-            Padding::SameLower => "SAME_LOWER",
-        }
-    }
-}
-
-/// A Conv layer (`[N, Cin, L]` to `[N, out_channels, L']`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conv {
-    /// Output channels.
-    pub out_channels: usize,
-    /// Kernel length.
-    pub kernel: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Dilation.
-    pub dilation: usize,
-    /// Padding.
-    pub padding: Padding,
-    /// Number of groups; divides input and output channels.
-    pub group: usize,
-    /// Whether the optional bias input is present.
-    pub bias: bool,
-}
-
-/// A MaxPool or AveragePool layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pool {
-    /// Window length.
-    pub kernel: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Dilation (MaxPool only; 1 for AveragePool).
-    pub dilation: usize,
-    /// Padding.
-    pub padding: Padding,
-    /// Output length rounds up instead of down.
-    pub ceil_mode: bool,
-    /// AveragePool divides by the full window including padding (ignored by MaxPool).
-    pub count_include_pad: bool,
-}
-
-/// One layer of the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Layer {
-    /// Convolution.
-    Conv(Conv),
-    /// Max pooling.
-    MaxPool(Pool),
-    /// Average pooling.
-    AveragePool(Pool),
-    /// BatchNormalization in inference mode.
-    BatchNorm {
-        /// Epsilon added to the variance.
-        epsilon: f32,
-    },
-    /// Relu.
-    Relu,
-    /// LeakyRelu.
-    LeakyRelu {
-        /// Negative slope.
-        alpha: f32,
-    },
-    /// Sigmoid.
-    Sigmoid,
-    /// Tanh.
-    Tanh,
-    /// Clip to `[min, max]`.
-    Clip {
-        /// Lower bound.
-        min: f32,
-        /// Upper bound.
-        max: f32,
-    },
-    /// Residual block: `x + body(x)`; the body must keep the shape.
-    Residual {
-        /// Layers of the residual branch.
-        body: Vec<Layer>,
-    },
-    /// GlobalAveragePool: `[N, C, L]` to `[N, C, 1]`.
-    GlobalAveragePool,
-    /// Flatten to `[N, C*L]` (if not flat yet) then Gemm with `out_features` outputs and bias.
-    Dense {
-        /// Output features.
-        out_features: usize,
-    },
-}
-
-impl Layer {
-    /// The ONNX operators this layer emits.
-    pub fn ops(&self) -> Vec<&'static str> {
-        match self {
-            Layer::Conv(_) => vec!["Conv"],
-            Layer::MaxPool(_) => vec!["MaxPool"],
-            Layer::AveragePool(_) => vec!["AveragePool"],
-            Layer::BatchNorm { .. } => vec!["BatchNormalization"],
-            Layer::Relu => vec!["Relu"],
-            Layer::LeakyRelu { .. } => vec!["LeakyRelu"],
-            Layer::Sigmoid => vec!["Sigmoid"],
-            Layer::Tanh => vec!["Tanh"],
-            Layer::Clip { .. } => vec!["Clip"],
-            Layer::Residual { body } => {
-                let mut v: Vec<_> = body.iter().flat_map(Layer::ops).collect();
-                v.push("Add");
-                v
-            }
-            Layer::GlobalAveragePool => vec!["GlobalAveragePool"],
-            Layer::Dense { .. } => vec!["Flatten", "Gemm"],
-        }
-    }
 }
 
 /// Shape of an activation, batch excluded.
@@ -261,9 +213,34 @@ pub fn output_length(
 }
 
 impl ModelDesc {
-    /// Input shape `[N, C, L]`.
+    /// A static NCL description with no negative mark.
+    pub fn new(
+        [batch, channels, length]: [usize; 3],
+        layers: Vec<Layer>,
+        opset: i64,
+        weight_seed: u64,
+        weights: WeightDist,
+    ) -> ModelDesc {
+        ModelDesc {
+            batch,
+            channels,
+            length,
+            layers,
+            opset,
+            weight_seed,
+            weights,
+            layout: Layout::Ncl,
+            symbolic: Symbolic::default(),
+            negative: None,
+        }
+    }
+
+    /// Input shape in the model's layout: `[N, C, L]` or `[N, L, C]`.
     pub fn input_shape(&self) -> [usize; 3] {
-        [self.batch, self.channels, self.length]
+        match self.layout {
+            Layout::Ncl => [self.batch, self.channels, self.length],
+            Layout::Nlc => [self.batch, self.length, self.channels],
+        }
     }
 
     /// Shape after each top-level layer (the last is the output), or why the model is invalid.
@@ -280,14 +257,38 @@ impl ModelDesc {
             length: self.length,
         };
         let mut out = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            act = layer_shape(layer, act, &mut index)?;
+        let rules = shape::Rules { opset: self.opset };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let me = index;
+            act = rules.layer(layer, act, &mut index)?;
+            if i + 1 == self.layers.len()
+                && self.negative == Some(Negative::WrongWeightShape)
+                && matches!(layer, Layer::Conv(_))
+            {
+                return Err(Invalid {
+                    layer: me,
+                    reason: "Conv weight has one input channel per group too many".into(),
+                });
+            }
             out.push(act);
         }
         Ok(out)
     }
 
-    /// Output shape including the batch dimension.
+    /// Shapes of the valid prefix: every layer but the last of a negative case.
+    pub fn prefix_shapes(&self) -> Result<Vec<Act>, Invalid> {
+        match self.negative {
+            None => self.shapes(),
+            Some(_) => {
+                let mut prefix = self.clone();
+                prefix.negative = None;
+                prefix.layers.pop();
+                prefix.shapes()
+            }
+        }
+    }
+
+    /// Output shape including the batch dimension, in the model's layout.
     pub fn output_shape(&self) -> Result<Vec<usize>, Invalid> {
         let last = self.shapes()?.last().copied();
         Ok(
@@ -295,7 +296,10 @@ impl ModelDesc {
                 channels: self.channels,
                 length: self.length,
             }) {
-                Act::Seq { channels, length } => vec![self.batch, channels, length],
+                Act::Seq { channels, length } => match self.layout {
+                    Layout::Ncl => vec![self.batch, channels, length],
+                    Layout::Nlc => vec![self.batch, length, channels],
+                },
                 Act::Flat { features } => vec![self.batch, features],
             },
         )
@@ -304,6 +308,9 @@ impl ModelDesc {
     /// Every ONNX operator used, in order of first use.
     pub fn ops(&self) -> Vec<&'static str> {
         let mut ops: Vec<&'static str> = Vec::new();
+        if self.layout == Layout::Nlc {
+            ops.push("Transpose");
+        }
         for op in self.layers.iter().flat_map(Layer::ops) {
             if !ops.contains(&op) {
                 ops.push(op);
@@ -312,187 +319,16 @@ impl ModelDesc {
         ops
     }
 
-    /// Number of layers, counting residual bodies.
+    /// Number of layers, counting nested ones.
     pub fn depth(&self) -> usize {
         fn count(layers: &[Layer]) -> usize {
             layers
                 .iter()
-                .map(|l| match l {
-                    Layer::Residual { body } => 1 + count(body),
-                    _ => 1,
-                })
+                .map(|l| 1 + l.children().into_iter().map(count).sum::<usize>())
                 .sum()
         }
         count(&self.layers)
     }
-}
-
-fn invalid(layer: usize, reason: impl Into<String>) -> Invalid {
-    Invalid {
-        layer,
-        reason: reason.into(),
-    }
-}
-
-fn layer_shape(layer: &Layer, act: Act, index: &mut usize) -> Result<Act, Invalid> {
-    let me = *index;
-    *index += 1;
-    let seq = |what: &str| match act {
-        Act::Seq { channels, length } => Ok((channels, length)),
-        Act::Flat { .. } => Err(invalid(
-            me,
-            format!("{what} needs a [N, C, L] input, got a flat one"),
-        )),
-    };
-    let next = match layer {
-        Layer::Conv(c) => {
-            let (channels, length) = seq("Conv")?;
-            check_window(me, c.kernel, c.stride, c.dilation)?;
-            if c.group == 0 || channels % c.group != 0 || c.out_channels % c.group != 0 {
-                return Err(invalid(
-                    me,
-                    format!(
-                        "group {} does not divide input channels {channels} and output channels {}",
-                        c.group, c.out_channels
-                    ),
-                ));
-            }
-            let (out, _, _) =
-                output_length(length, c.kernel, c.stride, c.dilation, c.padding, false)
-                    .ok_or_else(|| {
-                        invalid(
-                            me,
-                            format!(
-                                "Conv kernel field longer than the padded input of length {length}"
-                            ),
-                        )
-                    })?;
-            Act::Seq {
-                channels: c.out_channels,
-                length: out,
-            }
-        }
-        Layer::MaxPool(p) | Layer::AveragePool(p) => {
-            let is_max = matches!(layer, Layer::MaxPool(_));
-            let (channels, length) = seq("pooling")?;
-            check_window(me, p.kernel, p.stride, p.dilation)?;
-            if !is_max && p.dilation != 1 {
-                return Err(invalid(me, "AveragePool has no dilation before opset 19"));
-            }
-            if let Padding::Explicit { begin, end } = p.padding {
-                if begin >= p.kernel || end >= p.kernel {
-                    return Err(invalid(
-                        me,
-                        format!(
-                            "pool pads [{begin}, {end}] must be smaller than the kernel {}",
-                            p.kernel
-                        ),
-                    ));
-                }
-            }
-            let (out, begin, _) = output_length(
-                length,
-                p.kernel,
-                p.stride,
-                p.dilation,
-                p.padding,
-                p.ceil_mode,
-            )
-            .ok_or_else(|| {
-                invalid(
-                    me,
-                    format!("pool window longer than the padded input of length {length}"),
-                )
-            })?;
-            if is_max && p.dilation > 1 {
-                // A dilated window that only touches padding has no defined maximum.
-                for o in 0..out {
-                    let start = (o * p.stride) as isize - begin as isize;
-                    let touches = (0..p.kernel).any(|k| {
-                        (0..length as isize).contains(&(start + (k * p.dilation) as isize))
-                    });
-                    if !touches {
-                        return Err(invalid(
-                            me,
-                            format!("MaxPool window {o} covers only padding"),
-                        ));
-                    }
-                }
-            }
-            Act::Seq {
-                channels,
-                length: out,
-            }
-        }
-        Layer::BatchNorm { epsilon } => {
-            seq("BatchNormalization")?;
-            if epsilon.is_nan() || *epsilon <= 0.0 {
-                return Err(invalid(me, "BatchNormalization epsilon must be positive"));
-            }
-            act
-        }
-        Layer::Clip { min, max } => {
-            if min.is_nan() || max.is_nan() || min > max {
-                return Err(invalid(me, format!("Clip min {min} above max {max}")));
-            }
-            act
-        }
-        Layer::Relu | Layer::LeakyRelu { .. } | Layer::Sigmoid | Layer::Tanh => act,
-        Layer::Residual { body } => {
-            seq("Residual")?;
-            let mut inner = act;
-            for l in body {
-                inner = layer_shape(l, inner, index)?;
-            }
-            if inner != act {
-                return Err(invalid(
-                    me,
-                    format!("residual body maps {act:?} to {inner:?}"),
-                ));
-            }
-            act
-        }
-        Layer::GlobalAveragePool => {
-            let (channels, _) = seq("GlobalAveragePool")?;
-            Act::Seq {
-                channels,
-                length: 1,
-            }
-        }
-        Layer::Dense { out_features } => {
-            if *out_features == 0 {
-                return Err(invalid(me, "Dense needs at least one output feature"));
-            }
-            Act::Flat {
-                features: *out_features,
-            }
-        }
-    };
-    if next.elements() > MAX_ACTIVATION {
-        return Err(invalid(
-            me,
-            format!(
-                "activation of {} elements is over the limit",
-                next.elements()
-            ),
-        ));
-    }
-    Ok(next)
-}
-
-fn check_window(
-    layer: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-) -> Result<(), Invalid> {
-    if kernel == 0 || stride == 0 || dilation == 0 {
-        return Err(invalid(
-            layer,
-            format!("kernel {kernel}, stride {stride}, dilation {dilation} must all be positive"),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -557,15 +393,7 @@ mod tests {
     }
 
     fn desc(layers: Vec<Layer>) -> ModelDesc {
-        ModelDesc {
-            batch: 1,
-            channels: 4,
-            length: 10,
-            layers,
-            opset: 17,
-            weight_seed: 0,
-            weights: WeightDist::Scaled,
-        }
+        ModelDesc::new([1, 4, 10], layers, 17, 0, WeightDist::Scaled)
     }
 
     #[test]
@@ -592,7 +420,10 @@ mod tests {
     fn dense_head_flattens() {
         let d = desc(vec![
             Layer::GlobalAveragePool,
-            Layer::Dense { out_features: 3 },
+            Layer::Dense {
+                out_features: 3,
+                reshape: false,
+            },
         ]);
         assert_eq!(d.output_shape().unwrap(), vec![1, 3]);
         assert_eq!(d.ops(), vec!["GlobalAveragePool", "Flatten", "Gemm"]);
@@ -600,9 +431,15 @@ mod tests {
 
     #[test]
     fn conv_after_flatten_is_refused() {
-        let err = desc(vec![Layer::Dense { out_features: 3 }, conv(4, 1)])
-            .shapes()
-            .unwrap_err();
+        let err = desc(vec![
+            Layer::Dense {
+                out_features: 3,
+                reshape: false,
+            },
+            conv(4, 1),
+        ])
+        .shapes()
+        .unwrap_err();
         assert_eq!(err.layer, 1);
     }
 
@@ -611,5 +448,71 @@ mod tests {
         let d = desc(vec![conv(4, 4), Layer::LeakyRelu { alpha: 0.1 }]);
         let back: ModelDesc = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(back, d);
+    }
+
+    #[test]
+    fn conv_transpose_lengths_follow_the_spec() {
+        use super::shape::conv_transpose_length as len;
+        // full = s (L - 1) + output_padding + (k - 1) d + 1 = 2*4 + 1 + 2 + 1 = 12.
+        let pads = Padding::Explicit { begin: 1, end: 2 };
+        assert_eq!(len(5, 3, 2, 1, pads, 1, None), Ok(9));
+        assert_eq!(len(5, 3, 2, 1, Padding::SameLower, 0, None), Ok(10));
+        assert_eq!(len(5, 3, 2, 1, Padding::Valid, 0, Some(7)), Ok(7));
+        assert!(
+            len(5, 3, 2, 1, Padding::Valid, 2, None).is_err(),
+            "output_padding >= stride"
+        );
+        let big = Padding::Explicit { begin: 4, end: 4 };
+        assert!(len(1, 2, 1, 1, big, 0, None).is_err(), "output length < 1");
+    }
+
+    #[test]
+    fn pad_concat_and_layer_norm_rules() {
+        let pad = |mode, begin| Layer::Pad {
+            mode,
+            begin,
+            end: 0,
+        };
+        assert!(desc(vec![pad(PadMode::Reflect, 10)]).shapes().is_err());
+        assert_eq!(
+            desc(vec![pad(PadMode::Edge, 10)]).output_shape().unwrap(),
+            vec![1, 4, 20]
+        );
+        let concat = Layer::Parallel {
+            merge: Merge::Concat,
+            branches: vec![vec![], vec![conv(6, 1)]],
+        };
+        // Branches of lengths 10 and 8 cannot be concatenated; same lengths add channels.
+        assert!(desc(vec![concat]).shapes().is_err());
+        let same = Layer::Parallel {
+            merge: Merge::Concat,
+            branches: vec![vec![], vec![Layer::Relu]],
+        };
+        assert_eq!(desc(vec![same]).output_shape().unwrap(), vec![1, 8, 10]);
+        let ln = Layer::LayerNorm {
+            axis: -1,
+            epsilon: 1e-5,
+        };
+        let mut d = desc(vec![ln]);
+        assert!(d.shapes().is_ok());
+        d.opset = 16;
+        assert!(d.shapes().unwrap_err().reason.contains("opset 17"));
+    }
+
+    #[test]
+    fn negative_wrong_weight_shape_is_refused_by_the_rules() {
+        let mut d = desc(vec![Layer::Relu, conv(4, 1)]);
+        assert!(d.shapes().is_ok());
+        d.negative = Some(Negative::WrongWeightShape);
+        assert_eq!(d.shapes().unwrap_err().layer, 1);
+        assert_eq!(d.prefix_shapes().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn nlc_layout_orders_input_and_output_length_before_channels() {
+        let mut d = desc(vec![conv(6, 2)]);
+        d.layout = Layout::Nlc;
+        assert_eq!(d.input_shape(), [1, 10, 4]);
+        assert_eq!(d.output_shape().unwrap(), vec![1, 8, 6]);
     }
 }

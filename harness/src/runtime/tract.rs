@@ -157,13 +157,21 @@ mod tests {
         let tract = Tract::new();
         for i in 0..150 {
             let case = generate(1, i, &GenConfig::default());
-            let model = encode_model(&emit(&case.model).unwrap());
+            // Negative cases and what tract refuses (see the ledger) are other tests.
+            let refused = |c: &String| c == "LpPool" || c.starts_with("ConvTranspose.SAME");
+            if case.model.negative.is_some() || case.model.classes().iter().any(refused) {
+                continue;
+            }
+            let proto = emit(&case.model).unwrap();
+            let outputs = proto.graph.as_ref().unwrap().output.len();
+            let model = encode_model(&proto);
             let inputs = case.inputs();
             let mut loaded = tract
                 .load(&model, &inputs)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", case.id));
             let out = loaded.run(&inputs).unwrap();
-            assert_eq!(out.len(), 1);
+            // The output, then one per MaxPool with Indices.
+            assert_eq!(out.len(), outputs);
             assert_eq!(
                 out[0].shape(),
                 case.model.output_shape().unwrap().as_slice(),
