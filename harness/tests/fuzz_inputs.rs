@@ -127,8 +127,8 @@ fn config_readers_survive_kept_random_and_mutated_files() {
 
 #[test]
 fn generated_cases_from_fuzzer_bytes_pass_or_fail_as_the_ledger_expects() {
-    let check =
-        fuzzing::GeneratedCheck::new(Some(&repo().join("corpus/known-failures.toml"))).unwrap();
+    let check = fuzzing::GeneratedCheck::new(Some(&repo().join("corpus/known-failures.toml")))
+        .unwrap();
     let mut failures = Vec::new();
     let mut inputs: Vec<Vec<u8>> = kept("generated_case").into_iter().map(|(_, b)| b).collect();
     inputs.extend(random_bytes(150, "fuzz-generated-random"));
@@ -137,17 +137,34 @@ fn generated_cases_from_fuzzer_bytes_pass_or_fail_as_the_ledger_expects() {
     inputs.push(vec![0xff; 512]);
     let mut distinct = std::collections::HashSet::new();
     for bytes in &inputs {
-        distinct.insert(format!(
-            "{:?}",
-            fuzzing::model_from_bytes(bytes, &Default::default()).0
-        ));
-        if let Err(e) = check.check(bytes) {
-            failures.push(e);
+        // Panics are caught so that their message is shown (the harness's quiet panic hook
+        // keeps it off the terminal).
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let model = fuzzing::model_from_bytes(bytes, &Default::default()).0;
+            (format!("{model:?}"), check.check(bytes))
+        }));
+        match outcome {
+            Ok((model, result)) => {
+                distinct.insert(model);
+                if let Err(e) = result {
+                    failures.push(e);
+                }
+            }
+            Err(payload) => failures.push(format!(
+                "panic on input {bytes:?}: {}",
+                payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            )),
         }
     }
-    assert!(
-        distinct.len() > inputs.len() / 2,
-        "bytes steer the generator"
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The harness's quiet panic hook hides assertion messages, so say what failed first.
+    for f in &failures {
+        eprintln!("{f}\n");
+    }
+    eprintln!("{} distinct models of {} inputs", distinct.len(), inputs.len());
+    assert!(distinct.len() > inputs.len() / 2, "bytes steer the generator");
+    assert!(failures.is_empty(), "{} of {} cases failed", failures.len(), inputs.len());
 }
