@@ -262,6 +262,18 @@ pub fn reduce_generated(
     }
     let (case, result, model, expected, divergence) = best;
     let inputs = case.inputs();
+    // Shrinking works on the description; a graph cut at the first diverging node can still
+    // drop nodes after it (a head that only reads the wrong values).
+    if let Ok(cut) = reduce_model(runner, converter, &model, &inputs, &expected, &result) {
+        let nodes = |m: &pb::ModelProto| m.graph.as_ref().map_or(0, |g| g.node.len());
+        if cut.status == "reduced" && nodes(&cut.model) < nodes(&model) {
+            return Ok(Reduced {
+                desc: None,
+                steps: steps + cut.steps,
+                ..cut
+            });
+        }
+    }
     Ok(Reduced {
         model,
         inputs,
