@@ -28,13 +28,16 @@ pub enum Verdict {
     Timeout,
     /// The converter accepted a model the generator marked invalid.
     InvalidAccepted,
+    /// The case is over the resource limits (`--max-elements`, `--max-case-bytes`) and was
+    /// not run.
+    TooLarge,
     /// The case itself could not be set up (unreadable test-case directory, golden missing).
     Error,
 }
 
 impl Verdict {
     /// Every verdict, in report order.
-    pub const ALL: [Verdict; 10] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::Pass,
         Verdict::Mismatch,
         Verdict::ShapeMismatch,
@@ -44,6 +47,7 @@ impl Verdict {
         Verdict::RuntimeRejected,
         Verdict::Timeout,
         Verdict::InvalidAccepted,
+        Verdict::TooLarge,
         Verdict::Error,
     ];
 
@@ -59,6 +63,7 @@ impl Verdict {
             Verdict::RuntimeRejected => "runtime-rejected",
             Verdict::Timeout => "timeout",
             Verdict::InvalidAccepted => "invalid-accepted",
+            Verdict::TooLarge => "too-large",
             Verdict::Error => "error",
         }
     }

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod gen;
 pub mod isolate;
 pub mod ledger;
+pub mod limits;
 pub mod model;
 pub mod onnx;
 pub mod oracle;

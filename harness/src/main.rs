@@ -195,6 +195,14 @@ struct ConformanceArgs {
     /// Fail (exit 1) when a catalogue coverage class got fewer than N generated cases.
     #[arg(long, value_name = "N")]
     min_coverage: Option<usize>,
+    /// Largest tensor a case may hold, in elements (files and oracle values); a case over it
+    /// gets the verdict `too-large` and is not run.
+    #[arg(long, value_name = "N", default_value_t = harness::limits::DEFAULT_MAX_ELEMENTS)]
+    max_elements: usize,
+    /// Largest oracle working set of one case, in bytes (16 per element: value and bound);
+    /// a case over it gets the verdict `too-large` and is not run.
+    #[arg(long, value_name = "BYTES", default_value_t = harness::limits::DEFAULT_MAX_CASE_BYTES)]
+    max_case_bytes: usize,
 }
 
 fn main() -> ExitCode {
@@ -374,6 +382,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
             .known_failures
             .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file())),
     };
+    harness::limits::set(a.max_elements, a.max_case_bytes);
     if let Some(jobs) = a.jobs {
         rayon::ThreadPoolBuilder::new()
             .num_threads(jobs.max(1))

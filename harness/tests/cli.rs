@@ -744,3 +744,52 @@ fn min_coverage_fails_the_run_and_names_the_classes_under_it() {
         text(&ok)
     );
 }
+
+#[test]
+fn cases_over_the_resource_limits_get_too_large_and_are_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    for (flag, value, what) in [
+        ("--max-elements", "5000", "--max-elements"),
+        ("--max-case-bytes", "1000000", "--max-case-bytes"),
+    ] {
+        let dir = tmp.path().join(flag.trim_start_matches('-'));
+        let out = harness(&[
+            "conformance",
+            "--report",
+            dir.to_str().unwrap(),
+            "--cases",
+            "0",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--converter",
+            "identity",
+            flag,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let r = report(&dir);
+        let big: Vec<&Value> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["case"] == "corpus/m5")
+            .collect();
+        assert!(!big.is_empty(), "results for m5");
+        for x in big {
+            assert_eq!(x["verdict"], "too-large", "{x}");
+            let m = x["message"].as_str().unwrap();
+            assert!(m.contains(what), "{m}");
+            // Not run: no latency was measured.
+            assert!(x["latency_us"].is_null(), "{x}");
+        }
+        // Small cases still pass under the same limits.
+        let small = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["case"] == "corpus/edge_c_equals_l" && x["converter"] == "identity")
+            .unwrap();
+        assert_eq!(small["verdict"], "pass", "{small}");
+    }
+}

@@ -127,8 +127,8 @@ fn config_readers_survive_kept_random_and_mutated_files() {
 
 #[test]
 fn generated_cases_from_fuzzer_bytes_pass_or_fail_as_the_ledger_expects() {
-    let check = fuzzing::GeneratedCheck::new(Some(&repo().join("corpus/known-failures.toml")))
-        .unwrap();
+    let check =
+        fuzzing::GeneratedCheck::new(Some(&repo().join("corpus/known-failures.toml"))).unwrap();
     let mut failures = Vec::new();
     let mut inputs: Vec<Vec<u8>> = kept("generated_case").into_iter().map(|(_, b)| b).collect();
     inputs.extend(random_bytes(150, "fuzz-generated-random"));
@@ -164,7 +164,19 @@ fn generated_cases_from_fuzzer_bytes_pass_or_fail_as_the_ledger_expects() {
     for f in &failures {
         eprintln!("{f}\n");
     }
-    eprintln!("{} distinct models of {} inputs", distinct.len(), inputs.len());
-    assert!(distinct.len() > inputs.len() / 2, "bytes steer the generator");
-    assert!(failures.is_empty(), "{} of {} cases failed", failures.len(), inputs.len());
+    eprintln!(
+        "{} distinct models of {} inputs",
+        distinct.len(),
+        inputs.len()
+    );
+    assert!(
+        distinct.len() > inputs.len() / 2,
+        "bytes steer the generator"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed",
+        failures.len(),
+        inputs.len()
+    );
 }

@@ -231,7 +231,9 @@ impl Runner {
         let mut seen = Signatures::default();
         let mut made = 0;
         for r in report.results.iter_mut() {
-            if r.ok() || made >= self.options.max_bundles || isolate::interrupted() {
+            // A case over the resource limits has nothing a smaller repro would show.
+            let too_large = r.verdict == crate::compare::Verdict::TooLarge;
+            if r.ok() || too_large || made >= self.options.max_bundles || isolate::interrupted() {
                 continue;
             }
             if let Some(Bundled::New(_)) = self.bundle_one(r, &mut seen) {

@@ -317,7 +317,15 @@ impl Runner {
                 return self
                     .converters
                     .iter()
-                    .map(|c| error_result(&id, &c.name(), self.runtime.name(), format!("{e:#}")))
+                    .map(|c| {
+                        let msg = format!("{e:#}");
+                        let mut r = error_result(&id, &c.name(), self.runtime.name(), msg.clone());
+                        // A tensor file over --max-elements is refused before it is allocated.
+                        if msg.contains("(--max-elements)") {
+                            r.verdict = Verdict::TooLarge;
+                        }
+                        r
+                    })
                     .collect();
             }
         };
@@ -658,10 +666,14 @@ pub fn case_subject(case: &gen::Case) -> Subject {
         }
         Ok(proto) => {
             let expected = oracle_expected(&proto, &inputs).map_err(|e| {
-                (
-                    Verdict::Error,
-                    format!("oracle failed on a generated model: {e:#}"),
-                )
+                if too_large(&e) {
+                    (Verdict::TooLarge, format!("{e:#}"))
+                } else {
+                    (
+                        Verdict::Error,
+                        format!("oracle failed on a generated model: {e:#}"),
+                    )
+                }
             });
             (proto::encode_model(&proto), expected)
         }
@@ -848,6 +860,22 @@ fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Sub
                 })
                 .collect()
         }
+        Err(e) if too_large(e) => {
+            // Over the resource limits: nothing else runs this case.
+            let msg = format!("{e:#}");
+            oracle_result.verdict = Verdict::TooLarge;
+            oracle_result.message = Some(msg.clone());
+            let subject = Subject {
+                id: id.into(),
+                seed: None,
+                model: model_bytes.to_vec(),
+                inputs,
+                expected: Err((Verdict::TooLarge, msg)),
+                ops,
+                classes: vec![],
+            };
+            return (subject, oracle_result);
+        }
         Err(e) => {
             oracle_result.verdict = Verdict::RuntimeRejected;
             oracle_result.message = Some(format!("oracle: {e:#}"));
@@ -864,4 +892,12 @@ fn stored_subject(id: &str, model_bytes: &[u8], set: &testcase::DataSet) -> (Sub
         classes: vec![],
     };
     (subject, oracle_result)
+}
+
+/// Whether an oracle failure is the resource limits refusing the case.
+fn too_large(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<crate::oracle::OracleError>(),
+        Some(crate::oracle::OracleError::TooLarge(_))
+    )
 }

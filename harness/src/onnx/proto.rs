@@ -7,10 +7,6 @@ use tract_onnx::pb::{self, tensor_proto::DataType};
 
 use crate::tensor::{DType, Tensor};
 
-/// Largest tensor (in elements) that the readers accept; larger declared sizes are refused
-/// before anything is allocated.
-pub const MAX_ELEMENTS: usize = 1 << 28;
-
 /// Decodes a serialized `ModelProto`.
 pub fn decode_model(bytes: &[u8]) -> Result<pb::ModelProto> {
     pb::ModelProto::decode(bytes).context("not a valid ONNX ModelProto (protobuf decode failed)")
@@ -39,14 +35,15 @@ pub fn data_type_code(dtype: DType) -> i32 {
 
 /// Checked element count of a declared shape.
 pub fn checked_len(dims: &[i64]) -> Result<usize> {
+    let limit = crate::limits::max_elements();
     let mut n: usize = 1;
     for &d in dims {
         ensure!(d >= 0, "negative dimension {d} in shape {dims:?}");
         n = n
             .checked_mul(d as usize)
-            .filter(|&n| n <= MAX_ELEMENTS)
+            .filter(|&n| n <= limit)
             .with_context(|| {
-                format!("shape {dims:?} exceeds the limit of {MAX_ELEMENTS} elements")
+                format!("shape {dims:?} exceeds the limit of {limit} elements (--max-elements)")
             })?;
     }
     Ok(n)

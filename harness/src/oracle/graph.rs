@@ -27,6 +27,7 @@ pub(super) fn run(
         .ok_or_else(|| OracleError::Invalid("the model has no graph".into()))?;
     let opset = default_opset(model)?;
     let order = topological_order(graph)?;
+    crate::limits::begin_case();
 
     let mut values = bind_inputs(graph, inputs)?;
     bind_initializers(graph, &mut values)?;

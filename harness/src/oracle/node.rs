@@ -50,12 +50,16 @@ impl<'a> Node<'a> {
 
     /// Checks that a result shape stays within the element limit before it is allocated.
     pub fn check_size(&self, shape: &[usize]) -> Result<usize> {
-        element_count(shape).ok_or_else(|| {
+        let n = element_count(shape).ok_or_else(|| {
             OracleError::TooLarge(format!(
-                "{}: output shape {shape:?} exceeds the element limit",
-                self.label()
+                "{}: output shape {shape:?} exceeds the limit of {} elements (--max-elements)",
+                self.label(),
+                crate::limits::max_elements()
             ))
-        })
+        })?;
+        crate::limits::reserve(n)
+            .map_err(|m| OracleError::TooLarge(format!("{}: {m}", self.label())))?;
+        Ok(n)
     }
 
     // ---- attributes -------------------------------------------------------------------------

@@ -4,7 +4,6 @@ use std::borrow::Cow;
 
 use ndarray::{ArrayD, IxDyn};
 
-use crate::onnx::proto::MAX_ELEMENTS;
 use crate::tensor::Tensor;
 
 use super::bound;
@@ -95,11 +94,10 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-/// Element count of a shape, or `None` when it exceeds [`MAX_ELEMENTS`].
+/// Element count of a shape, or `None` when it exceeds the element limit
+/// ([`crate::limits::max_elements`]).
 pub fn element_count(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |n, &d| {
-        n.checked_mul(d).filter(|&n| n <= MAX_ELEMENTS)
-    })
+    crate::limits::element_count(shape)
 }
 
 /// Calls `f` with every index of `shape`, in row-major order (an odometer).
