@@ -12,6 +12,7 @@ pub mod fault;
 pub mod fsutil;
 pub mod gen;
 pub mod isolate;
+pub mod latency;
 pub mod ledger;
 pub mod model;
 pub mod onnx;

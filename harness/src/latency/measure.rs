@@ -1,0 +1,263 @@
+//! The measurement protocol.
+//!
+//! 1. **Warm-up until stable**: each subject runs batches until two consecutive batch medians
+//!    agree within 5% (or the warm-up allowance is spent); the last median sizes its batches.
+//! 2. **Interleaved rounds**: every round runs one batch of each subject (models and the
+//!    calibration workload), in an order that rotates from round to round, until the time
+//!    budget is spent (and at least [`Protocol::min_rounds`] rounds ran). A drift of the
+//!    machine's speed hits all subjects alike, so their ratios hold.
+//! 3. **Every sample is kept**, one per run, with the median of each batch ("round median"):
+//!    the statistics of a comparison resample round medians, which unlike single runs are
+//!    close to independent.
+//!
+//! Samples are microseconds. In-process runtimes are timed around each call; runtimes in a
+//! worker time each run inside the worker ([`Loaded::timed_runs`]), so the protocol's messages
+//! are not part of any sample.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::calibrate::Calibration;
+use super::stats::median;
+use crate::runtime::Loaded;
+use crate::tensor::Named;
+
+/// Something the protocol can time in batches.
+pub trait Timeable {
+    /// Runs `k` times, appending one sample (microseconds) per run to `out`.
+    fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()>;
+}
+
+impl Timeable for Calibration {
+    fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()> {
+        for _ in 0..k {
+            let t = Instant::now();
+            std::hint::black_box(self.run());
+            out.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(())
+    }
+}
+
+/// A loaded model with the inputs it runs on.
+pub struct ModelRun {
+    /// The model.
+    pub loaded: Box<dyn Loaded>,
+    /// Its inputs.
+    pub inputs: Vec<Named>,
+}
+
+impl Timeable for ModelRun {
+    fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()> {
+        if let Some(samples) = self.loaded.timed_runs(&self.inputs, k) {
+            let samples = samples?;
+            anyhow::ensure!(samples.len() == k, "asked for {k} timed runs, got {}", samples.len());
+            out.extend(samples);
+            return Ok(());
+        }
+        for _ in 0..k {
+            let t = Instant::now();
+            let outputs = self.loaded.run(&self.inputs)?;
+            out.push(t.elapsed().as_secs_f64() * 1e6);
+            drop(outputs);
+        }
+        Ok(())
+    }
+}
+
+impl ModelRun {
+    /// The bare loop the protocol's timing is checked against: `k` runs timed as a whole,
+    /// no per-run clock reads or stores. Mean microseconds per run.
+    pub fn bare_loop(&mut self, k: usize) -> Result<f64> {
+        let t = Instant::now();
+        for _ in 0..k {
+            std::hint::black_box(self.loaded.run(&self.inputs)?);
+        }
+        Ok(t.elapsed().as_secs_f64() * 1e6 / k.max(1) as f64)
+    }
+}
+
+/// Knobs of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Protocol {
+    /// Measuring time per model subject (the calibration workload comes on top).
+    pub budget: Duration,
+    /// Rounds to run even when the budget is spent.
+    pub min_rounds: usize,
+    /// Most time one subject may spend warming up.
+    pub max_warmup: Duration,
+    /// Warm-up ends when two consecutive batch medians differ by less than this fraction.
+    pub stable_within: f64,
+}
+
+impl Protocol {
+    /// The protocol with `budget` per subject and the default knobs.
+    pub fn with_budget(budget: Duration) -> Protocol {
+        Protocol {
+            budget,
+            min_rounds: 20,
+            max_warmup: Duration::from_secs_f64((budget.as_secs_f64() * 0.5).clamp(0.05, 2.0)),
+            stable_within: 0.05,
+        }
+    }
+
+    /// Time one batch of a subject should take: about 40 rounds per budget, 1 to 25 ms.
+    fn batch_target(&self) -> Duration {
+        Duration::from_secs_f64((self.budget.as_secs_f64() / 40.0).clamp(1e-3, 25e-3))
+    }
+}
+
+/// How a subject's warm-up went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Warmup {
+    /// Warm-up batches run.
+    pub batches: usize,
+    /// Runs in them.
+    pub runs: usize,
+    /// Whether two consecutive batch medians agreed before the allowance ran out.
+    pub stable: bool,
+    /// Runs per batch in the timed rounds.
+    pub batch_size: usize,
+}
+
+/// Everything measured of one subject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    /// Every timed run, in order (microseconds).
+    pub samples: Vec<f64>,
+    /// Median of each round's batch, aligned across the subjects of one measurement.
+    pub rounds: Vec<f64>,
+    /// The warm-up.
+    pub warmup: Warmup,
+}
+
+fn warm_up(subject: &mut dyn Timeable, protocol: &Protocol) -> Result<Warmup> {
+    let start = Instant::now();
+    let mut scratch = Vec::new();
+    subject.batch(1, &mut scratch)?; // the first run pays lazy initialisation
+    let mut estimate = scratch[0].max(0.01);
+    let mut w = Warmup {
+        batches: 1,
+        runs: 1,
+        ..Warmup::default()
+    };
+    let mut previous: Option<f64> = None;
+    while w.batches < 50 && start.elapsed() < protocol.max_warmup {
+        let k = ((2_000.0 / estimate).ceil() as usize).clamp(1, 100_000);
+        scratch.clear();
+        subject.batch(k, &mut scratch)?;
+        w.batches += 1;
+        w.runs += k;
+        let m = median(&scratch);
+        estimate = m.max(0.01);
+        if previous.is_some_and(|p| (m / p - 1.0).abs() < protocol.stable_within) {
+            w.stable = true;
+            break;
+        }
+        previous = Some(m);
+    }
+    let target = protocol.batch_target().as_secs_f64() * 1e6;
+    w.batch_size = ((target / estimate).round() as usize).clamp(1, 1_000_000);
+    Ok(w)
+}
+
+/// Runs the protocol over `subjects` (the first is usually the calibration workload). A
+/// subject that fails drops out with its error; the others go on.
+pub fn measure(
+    subjects: &mut [&mut dyn Timeable],
+    protocol: &Protocol,
+    models: usize,
+    stop: &dyn Fn() -> bool,
+) -> Vec<Result<Series>> {
+    let mut out: Vec<Result<Series>> = subjects
+        .iter_mut()
+        .map(|s| {
+            warm_up(&mut **s, protocol).map(|warmup| Series {
+                warmup,
+                ..Series::default()
+            })
+        })
+        .collect();
+    let n = subjects.len();
+    let total = protocol.budget.mul_f64(models.max(1) as f64);
+    let start = Instant::now();
+    let mut scratch = Vec::new();
+    let mut round = 0usize;
+    while (start.elapsed() < total || round < protocol.min_rounds) && round < 100_000 && !stop() {
+        for j in 0..n {
+            let i = (round + j) % n;
+            let Ok(series) = &mut out[i] else { continue };
+            scratch.clear();
+            match subjects[i].batch(series.warmup.batch_size, &mut scratch) {
+                Ok(()) => {
+                    series.rounds.push(median(&scratch));
+                    series.samples.extend_from_slice(&scratch);
+                }
+                Err(e) => out[i] = Err(e),
+            }
+        }
+        round += 1;
+        if out.iter().all(Result::is_err) {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subject whose runs take a fixed time (a sleep-free spin), to check the protocol's
+    /// bookkeeping, not timing.
+    struct Spin(Duration, usize);
+
+    impl Timeable for Spin {
+        fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()> {
+            for _ in 0..k {
+                let t = Instant::now();
+                while t.elapsed() < self.0 {}
+                self.1 += 1;
+                out.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            Ok(())
+        }
+    }
+
+    struct Broken;
+
+    impl Timeable for Broken {
+        fn batch(&mut self, _: usize, _: &mut Vec<f64>) -> Result<()> {
+            anyhow::bail!("refused")
+        }
+    }
+
+    #[test]
+    fn rounds_are_aligned_and_every_sample_is_kept() {
+        let mut a = Spin(Duration::from_micros(20), 0);
+        let mut b = Spin(Duration::from_micros(60), 0);
+        let p = Protocol::with_budget(Duration::from_millis(30));
+        let mut subjects: Vec<&mut dyn Timeable> = vec![&mut a, &mut b];
+        let out = measure(&mut subjects, &p, 2, &|| false);
+        let (sa, sb) = (out[0].as_ref().unwrap(), out[1].as_ref().unwrap());
+        assert_eq!(sa.rounds.len(), sb.rounds.len());
+        assert!(sa.rounds.len() >= p.min_rounds);
+        assert_eq!(sa.samples.len(), sa.rounds.len() * sa.warmup.batch_size);
+        assert_eq!(a.1, sa.warmup.runs + sa.samples.len());
+        // each sample lasted at least the spin
+        assert!(sb.samples.iter().all(|&us| us >= 60.0));
+    }
+
+    #[test]
+    fn a_failing_subject_drops_out_and_the_others_go_on() {
+        let mut a = Spin(Duration::from_micros(10), 0);
+        let mut b = Broken;
+        let p = Protocol::with_budget(Duration::from_millis(5));
+        let mut subjects: Vec<&mut dyn Timeable> = vec![&mut a, &mut b];
+        let out = measure(&mut subjects, &p, 2, &|| false);
+        assert!(out[0].is_ok());
+        assert_eq!(out[1].as_ref().unwrap_err().to_string(), "refused");
+    }
+}
