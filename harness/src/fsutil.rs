@@ -31,6 +31,12 @@ pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
     fill(tmp.path()).with_context(|| format!("{}: cannot write", dir.display()))?;
     let staged = tmp.keep();
     if dir.exists() {
+        // One atomic swap, so `dir` is never missing: afterwards `staged` holds the old one.
+        if exchange(&staged, dir).is_ok() {
+            std::fs::remove_dir_all(&staged).ok();
+            return Ok(());
+        }
+        // Filesystems without RENAME_EXCHANGE: two renames, with a short window without `dir`.
         let old = staged.with_extension("old");
         std::fs::rename(dir, &old).with_context(|| format!("{}: cannot replace", dir.display()))?;
         std::fs::rename(&staged, dir)
@@ -41,6 +47,35 @@ pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
             .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
     Ok(())
+}
+
+/// Atomically exchanges two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes())?;
+    let cb = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 fn parent_of(path: &Path) -> PathBuf {

@@ -8,6 +8,7 @@
 pub mod compare;
 pub mod conformance;
 pub mod convert;
+pub mod corpus;
 pub mod fault;
 pub mod fsutil;
 pub mod gen;

@@ -65,6 +65,27 @@ enum Command {
     /// Latency of the corpus models per converter and runtime: perf.md/perf.html reports,
     /// baselines (--save NAME, --baseline NAME), the self-test (--self-test).
     Perf(harness::latency::cli::PerfArgs),
+    /// Rewrite the corpus's built-in cases (architectures and edge cases) from the code that
+    /// makes them.
+    CorpusBuild {
+        /// Corpus directory.
+        #[arg(long, default_value = "corpus")]
+        corpus: PathBuf,
+    },
+    /// Recompute the golden outputs of every corpus case with the f64 oracle and rewrite the
+    /// ones that changed (golden/NAME/output_J.pb and the golden/NAME.snap snapshot), showing
+    /// each change for review.
+    Bless {
+        /// Corpus directory.
+        #[arg(long, default_value = "corpus")]
+        corpus: PathBuf,
+        /// Golden directory.
+        #[arg(long, default_value = "golden")]
+        golden: PathBuf,
+        /// Only show what would change; exit 1 when anything would.
+        #[arg(long)]
+        check: bool,
+    },
     /// Write generated case INDEX of seed SEED as an ONNX test-case directory with golden outputs.
     Emit {
         /// Base seed.
@@ -116,6 +137,9 @@ struct ConformanceArgs {
     /// Skip the corpus.
     #[arg(long, conflicts_with = "corpus")]
     no_corpus: bool,
+    /// Golden outputs of the corpus (default: `golden` next to the corpus directory).
+    #[arg(long, value_name = "DIR")]
+    golden: Option<PathBuf>,
     /// Run every ONNX test-case directory under DIR against its stored outputs.
     #[arg(long, value_name = "DIR")]
     onnx_tests: Option<PathBuf>,
@@ -191,6 +215,12 @@ fn main() -> ExitCode {
             opset,
             dir,
         } => emit(seed, index, opset, &dir),
+        Command::CorpusBuild { corpus } => corpus_build(&corpus),
+        Command::Bless {
+            corpus,
+            golden,
+            check,
+        } => bless(&corpus, &golden, check),
     };
     match outcome {
         Ok(code) => code,
@@ -298,6 +328,14 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         // The default corpus is used when present, so the command works from any directory.
         (false, None) => Some(PathBuf::from("corpus")).filter(|d| d.is_dir()),
     };
+    // Corpus cases are judged against their reviewed golden outputs.
+    let golden = corpus.as_ref().map(|c| {
+        a.golden.clone().unwrap_or_else(|| {
+            c.parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("golden")
+        })
+    });
     let options = Options {
         cases: a.cases.unwrap_or(200),
         seed: a.seed,
@@ -308,6 +346,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         },
         runtime: a.runtime,
         corpus,
+        golden,
         onnx_tests: a.onnx_tests,
         budget: a.budget.map(|b| seconds("budget", b)).transpose()?,
         shard: a.shard,
@@ -464,4 +503,88 @@ fn emit(seed: u64, index: u64, opset: i64, dir: &std::path::Path) -> anyhow::Res
     )?;
     println!("wrote {} ({})", dir.display(), case.id);
     Ok(ExitCode::SUCCESS)
+}
+
+fn corpus_build(corpus: &std::path::Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(corpus).with_context(|| format!("{}", corpus.display()))?;
+    for b in harness::corpus::builtin()? {
+        let dir = harness::corpus::write_case(corpus, &b)?;
+        println!("wrote {}", dir.display());
+    }
+    println!("now run `cargo xtask bless` to review the golden outputs");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bless(
+    corpus: &std::path::Path,
+    golden: &std::path::Path,
+    check: bool,
+) -> anyhow::Result<ExitCode> {
+    use harness::corpus::golden::Change;
+    anyhow::ensure!(
+        corpus.is_dir(),
+        "{}: no such corpus directory",
+        corpus.display()
+    );
+    std::fs::create_dir_all(golden).with_context(|| format!("{}", golden.display()))?;
+    let changes = harness::corpus::golden::bless(corpus, golden, check)?;
+    let verb = if check { "would" } else { "did" };
+    for c in &changes {
+        match c {
+            Change::Added { name } => println!("added    {name} ({verb} write golden outputs)"),
+            Change::Removed { path } => {
+                println!("removed  {} (no such corpus case)", path.display())
+            }
+            Change::Changed { name, old, new } => {
+                println!("changed  {name}");
+                for line in diff_lines(old, new) {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    if changes.is_empty() {
+        println!("golden outputs are up to date");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if check {
+        println!(
+            "{} golden change(s) pending; run `cargo xtask bless`",
+            changes.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "{} golden change(s) written under {}; review them with `git diff {}` before committing",
+        changes.len(),
+        golden.display(),
+        golden.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Line-by-line differences of two snapshot summaries (`-` old, `+` new), keeping the output
+/// headers so each change names its output.
+fn diff_lines(old: &str, new: &str) -> Vec<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    let mut out = Vec::new();
+    let mut header = "";
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (a.get(i).copied(), b.get(i).copied());
+        if let Some(l) = y.filter(|l| l.starts_with("output_")) {
+            header = l;
+        }
+        if x != y {
+            if !header.is_empty() && !out.iter().any(|o: &String| o == header) {
+                out.push(header.to_string());
+            }
+            if let Some(x) = x {
+                out.push(format!("- {x}"));
+            }
+            if let Some(y) = y {
+                out.push(format!("+ {y}"));
+            }
+        }
+    }
+    out
 }

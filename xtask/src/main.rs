@@ -17,6 +17,8 @@ tasks:
                        onnx, onnxsim) from harness/python/requirements.txt
   fuzz [ARGS]          fuzzing campaign until --budget SECS or Ctrl-C; new failure signatures
                        are reduced, bundled and saved to corpus/regressions/
+  bless [--check]      recompute the corpus's golden outputs with the f64 oracle, rewrite the
+                       ones that changed (golden/), and show each change for review
   report --merge DIR…  merge the reports of several runs (shards) into one, judged by the ledger
   harness ARGS         build the harness (fast profile) and run it with ARGS
 ";
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Some("setup") => setup().map(|_| ExitCode::SUCCESS),
         Some("harness") => run_harness(&rest),
         Some("report") => run_harness(&prepend("report", rest)),
+        Some("bless") => run_harness(&prepend("bless", rest)),
         Some("fuzz") => setup_if_needed(&rest).and_then(|_| run_harness(&prepend("fuzz", rest))),
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
@@ -186,6 +189,8 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         .args(["test", "--workspace", "--release", "--no-fail-fast"])
         .args(args)
         .env("HARNESS_PYTHON", venv_python())
+        // Golden snapshots are only ever rewritten by `cargo xtask bless`.
+        .env("INSTA_UPDATE", "no")
         .env("HARNESS_REQUIRE_PYTHON", "1")
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

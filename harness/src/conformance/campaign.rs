@@ -37,6 +37,26 @@ pub struct FuzzProgress {
 
 /// Copies a bundle into the regression corpus and lists it in the ledger as a failure to
 /// triage. Returns the saved directory.
+/// Writes the golden outputs of a new regression case (`corpus/regressions/X`) into the
+/// `golden/` directory next to the corpus, when there is one, so CI checks it from now on.
+fn save_golden(regressions: &Path, case_dir: &Path) -> Result<()> {
+    let Some(corpus) = regressions.parent() else {
+        return Ok(());
+    };
+    let golden = corpus.parent().unwrap_or(Path::new(".")).join("golden");
+    if !golden.is_dir() {
+        return Ok(());
+    }
+    let (model, outputs) = crate::corpus::golden::compute(case_dir)?;
+    let name = crate::corpus::case_name(corpus, case_dir);
+    let tensors: Vec<(String, crate::tensor::Tensor)> = outputs
+        .iter()
+        .map(|o| (o.name.clone(), crate::corpus::golden::stored_f64(o)))
+        .collect();
+    let summary = crate::corpus::golden::summary(&name, &model, &tensors);
+    crate::corpus::golden::write(&golden, &name, &tensors, &summary)
+}
+
 fn save_regression(
     bundle: &Path,
     dir: &Path,
@@ -61,6 +81,7 @@ fn save_regression(
         }
         Ok(())
     })?;
+    save_golden(dir, &target)?;
     if let Some(ledger) = ledger_file {
         use std::io::Write;
         let corpus_label = dir
