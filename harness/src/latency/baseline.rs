@@ -2,8 +2,9 @@
 //! run with one.
 //!
 //! The comparison works in calibrated units: for each (case, converter, runtime) it takes the
-//! round medians divided by the calibration workload's round medians of the same rounds, now
-//! and in the baseline, and bootstraps a 95% interval of the ratio of their medians. A
+//! round floors (fastest run of each round, see [`super::measure`]) divided by the
+//! calibration workload's round floors of the same rounds, now and in the baseline, and
+//! bootstraps a 95% interval of the ratio of their medians. A
 //! regression is reported only when the whole interval lies above `1 + margin`.
 
 use std::path::{Path, PathBuf};

@@ -411,12 +411,17 @@ pub fn timing_overhead(dir: &Path, options: &PerfOptions) -> Result<(f64, f64)> 
     let k = ((5_000.0 / per_run.max(0.01)) as usize).clamp(10, 200_000);
     let (mut wall, mut bias) = (Vec::new(), Vec::new());
     let mut samples = Vec::with_capacity(k);
-    for _ in 0..OVERHEAD_ROUNDS {
-        let bare = run.bare_loop(k)?;
+    for round in 0..OVERHEAD_ROUNDS {
+        // Alternate the order so neither loop always runs on a warmer cache.
+        let early = if round % 2 == 0 { Some(run.bare_loop(k)?) } else { None };
         samples.clear();
         let t = std::time::Instant::now();
         run.batch(k, &mut samples)?;
         let harness = t.elapsed().as_secs_f64() * 1e6 / k as f64;
+        let bare = match early {
+            Some(b) => b,
+            None => run.bare_loop(k)?,
+        };
         let mean = samples.iter().sum::<f64>() / k as f64;
         wall.push(harness / bare - 1.0);
         bias.push(mean / bare - 1.0);

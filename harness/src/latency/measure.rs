@@ -6,9 +6,12 @@
 //!    calibration workload), in an order that rotates from round to round, until the time
 //!    budget is spent (and at least [`Protocol::min_rounds`] rounds ran). A drift of the
 //!    machine's speed hits all subjects alike, so their ratios hold.
-//! 3. **Every sample is kept**, one per run, with the median of each batch ("round median"):
-//!    the statistics of a comparison resample round medians, which unlike single runs are
-//!    close to independent.
+//! 3. **Every sample is kept**, one per run, with the minimum of each batch (the "round
+//!    floor"). Interference on a shared machine (another process on the core, a cache flush)
+//!    only ever adds time, so the fastest of a batch worth ~10 ms of runs is the cost of the
+//!    run without it: on this project's machine it varies by ±0.5% between processes where the
+//!    median varies by ±4%. Comparisons resample round floors, which unlike single runs are
+//!    close to independent; a slowdown of the code itself moves every run, the fastest too.
 //!
 //! Samples are microseconds. In-process runtimes are timed around each call; runtimes in a
 //! worker time each run inside the worker ([`Loaded::timed_runs`]), so the protocol's messages
@@ -127,7 +130,8 @@ pub struct Warmup {
 pub struct Series {
     /// Every timed run, in order (microseconds).
     pub samples: Vec<f64>,
-    /// Median of each round's batch, aligned across the subjects of one measurement.
+    /// Fastest run of each round's batch (the round floor), aligned across the subjects of
+    /// one measurement.
     pub rounds: Vec<f64>,
     /// The warm-up.
     pub warmup: Warmup,
@@ -192,7 +196,7 @@ pub fn measure(
             scratch.clear();
             match subjects[i].batch(series.warmup.batch_size, &mut scratch) {
                 Ok(()) => {
-                    series.rounds.push(median(&scratch));
+                    series.rounds.push(scratch.iter().copied().fold(f64::INFINITY, f64::min));
                     series.samples.extend_from_slice(&scratch);
                 }
                 Err(e) => out[i] = Err(e),

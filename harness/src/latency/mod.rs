@@ -69,7 +69,7 @@ pub struct CasePerf {
     pub flops_error: Option<String>,
     /// The calibration workload's samples, microseconds.
     pub calibration: Option<Summary>,
-    /// Its round medians, microseconds.
+    /// Its round floors (fastest run of each round), microseconds.
     pub calibration_rounds: Vec<f64>,
     /// One entry per (converter, runtime).
     pub results: Vec<ConfigPerf>,
@@ -87,9 +87,10 @@ pub struct ConfigPerf {
     pub precision: Option<String>,
     /// Every sample, microseconds.
     pub latency_us: Option<Summary>,
-    /// Round medians, microseconds (aligned with the case's calibration rounds).
+    /// Round floors (fastest run of each round's batch), microseconds, aligned with the
+    /// case's calibration rounds.
     pub rounds_us: Vec<f64>,
-    /// Round medians divided by the calibration's round medians (calibrated units).
+    /// Round floors divided by the calibration's round floors (calibrated units).
     pub calibrated_rounds: Vec<f64>,
     /// Median of `calibrated_rounds`.
     pub calibrated_p50: Option<f64>,

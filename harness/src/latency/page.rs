@@ -285,7 +285,7 @@ pub fn html(report: &PerfReport, cmp: Option<&Comparison>, baseline: Option<&Per
                 gflops.push((format!("{}: {} / {}", c.case, r.converter, r.runtime), g, [0, 2, 3, 4, 5][k % 5]));
             }
         }
-        s.push_str(&distributions(&format!("{}: every sample (box: quartiles, whisker: p1-p99, dots: round medians)", c.case), "µs per run (log)", &rows)?);
+        s.push_str(&distributions(&format!("{}: every sample (box: quartiles, whisker: p1-p99, dots: round floors)", c.case), "µs per run (log)", &rows)?);
         let old = baseline.and_then(|b| b.cases.iter().find(|o| o.case == c.case));
         if let Some(old) = old {
             let mut rows = Vec::new();
@@ -301,7 +301,7 @@ pub fn html(report: &PerfReport, cmp: Option<&Comparison>, baseline: Option<&Per
                 rows.push(Row { label: format!("{label} (baseline)"), values: o.calibrated_rounds.clone(), dots: vec![], color: 1 });
                 rows.push(Row { label: format!("{label} (now)"), values: r.calibrated_rounds.clone(), dots: vec![], color: 0 });
             }
-            s.push_str(&distributions(&format!("{}: baseline vs now (round medians in calibrated units)", c.case), "calibrated units (log)", &rows)?);
+            s.push_str(&distributions(&format!("{}: baseline vs now (round floors in calibrated units)", c.case), "calibrated units (log)", &rows)?);
         }
     }
     let lower = lower1d_table(report);
