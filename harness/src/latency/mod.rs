@@ -147,6 +147,13 @@ pub struct Config {
     runtime_name: String,
 }
 
+impl Config {
+    /// `converter/runtime`, for labels.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.converter.name(), self.runtime_name)
+    }
+}
+
 /// Builds the (converter, runtime) pairs: a converter that makes its own format runs on its
 /// own runtime; one that makes ONNX runs on each runtime. Unknown names are errors.
 pub fn configs(options: &PerfOptions) -> Result<Vec<Config>> {

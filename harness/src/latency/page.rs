@@ -214,6 +214,33 @@ fn comparison_intro(cmp: &Comparison) -> String {
     )
 }
 
+fn instructions_table(report: &PerfReport, cmp: Option<&Comparison>) -> Table {
+    let mut rows = Vec::new();
+    for c in &report.cases {
+        for r in &c.results {
+            let Some(n) = r.instructions else { continue };
+            let ratio = cmp
+                .and_then(|cmp| {
+                    cmp.entries.iter().find(|e| {
+                        e.case == c.case && e.converter == r.converter && e.runtime == r.runtime
+                    })
+                })
+                .and_then(|e| e.instructions_ratio);
+            rows.push(vec![
+                c.case.clone(),
+                r.converter.clone(),
+                r.runtime.clone(),
+                n.to_string(),
+                num(ratio, 4),
+            ]);
+        }
+    }
+    Table {
+        header: vec!["case", "converter", "runtime", "instructions per run", "now / baseline"],
+        rows,
+    }
+}
+
 /// The Markdown report.
 pub fn markdown(report: &PerfReport, cmp: Option<&Comparison>) -> String {
     let mut s = String::from("# Latency report\n\n");
@@ -242,6 +269,12 @@ pub fn markdown(report: &PerfReport, cmp: Option<&Comparison>) -> String {
             c.calibration.map(|l| us(l.p50)).unwrap_or_else(|| "–".into())
         );
         let _ = writeln!(s, "{}", latency_table(report, i).markdown());
+    }
+    let instructions = instructions_table(report, cmp);
+    if !instructions.rows.is_empty() {
+        s.push_str("## Instructions per run (callgrind)\n\n");
+        s.push_str("Difference of two callgrind runs of 3 and 23 runs, divided by 20: loading cancels out.\n\n");
+        let _ = writeln!(s, "{}", instructions.markdown());
     }
     let lower = lower1d_table(report);
     if !lower.rows.is_empty() {
@@ -303,6 +336,11 @@ pub fn html(report: &PerfReport, cmp: Option<&Comparison>, baseline: Option<&Per
             }
             s.push_str(&distributions(&format!("{}: baseline vs now (round floors in calibrated units)", c.case), "calibrated units (log)", &rows)?);
         }
+    }
+    let instructions = instructions_table(report, cmp);
+    if !instructions.rows.is_empty() {
+        s.push_str("<h2>Instructions per run (callgrind)</h2>");
+        s.push_str(&instructions.html());
     }
     let lower = lower1d_table(report);
     if !lower.rows.is_empty() {
