@@ -31,7 +31,9 @@ fn models(c: &mut Criterion) {
     };
     if python {
         options.runtimes.push("onnxruntime".into());
-        options.converters.extend(["openvino".into(), "openvino:f32".into()]);
+        options
+            .converters
+            .extend(["openvino".into(), "openvino:f32".into()]);
     }
     let wanted: Option<Vec<String>> = std::env::var("HARNESS_BENCH_CASES")
         .ok()
@@ -69,7 +71,7 @@ fn models(c: &mut Criterion) {
                     // Workers time inside themselves; in-process runtimes are timed here.
                     let mut samples = Vec::with_capacity(iters as usize);
                     use harness::latency::measure::Timeable;
-                    run.batch(iters as usize, &mut samples).expect("runs");
+                    run.batch(iters as usize, 1, &mut samples).expect("runs");
                     Duration::from_secs_f64(samples.iter().sum::<f64>() * 1e-6)
                 })
             });
@@ -93,11 +95,16 @@ fn overhead(c: &mut Criterion) {
     let (name, dir) = latency::select_cases(&options)
         .expect("corpus/ with cases")
         .into_iter()
-        .min_by_key(|(_, d)| std::fs::metadata(d.join("model.onnx")).map(|m| m.len()).unwrap_or(u64::MAX))
+        .min_by_key(|(_, d)| {
+            std::fs::metadata(d.join("model.onnx"))
+                .map(|m| m.len())
+                .unwrap_or(u64::MAX)
+        })
         .expect("a case");
     let configs = latency::configs(&options).expect("tract");
     let (model, inputs) = latency::read_case(&dir).expect("readable case");
-    let (loaded, _work) = latency::load(&configs[0], &model, &inputs, options.timeout).expect("loads");
+    let (loaded, _work) =
+        latency::load(&configs[0], &model, &inputs, options.timeout).expect("loads");
     let mut run = ModelRun { loaded, inputs };
     let mut g = c.benchmark_group(format!("overhead/{name}"));
     g.sample_size(20);
@@ -112,7 +119,7 @@ fn overhead(c: &mut Criterion) {
             use harness::latency::measure::Timeable;
             let mut samples = Vec::with_capacity(iters as usize);
             let t = std::time::Instant::now();
-            run.batch(iters as usize, &mut samples).expect("runs");
+            run.batch(iters as usize, 1, &mut samples).expect("runs");
             t.elapsed()
         })
     });

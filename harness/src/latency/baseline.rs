@@ -59,14 +59,21 @@ pub fn load(path: &Path) -> std::result::Result<PerfReport, BadBaseline> {
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_u64()) {
         Some(s) if s == SCHEMA as u64 => {}
-        Some(s) => return Err(bad(format!("baseline layout {s}, this harness reads {SCHEMA}"))),
+        Some(s) => {
+            return Err(bad(format!(
+                "baseline layout {s}, this harness reads {SCHEMA}"
+            )))
+        }
         None => return Err(bad("not a perf baseline (no \"schema\" field)".into())),
     }
     let report: PerfReport =
         serde_json::from_value(value).map_err(|e| bad(format!("malformed baseline: {e}")))?;
     for case in &report.cases {
         for r in &case.results {
-            if r.calibrated_rounds.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+            if r.calibrated_rounds
+                .iter()
+                .any(|x| !x.is_finite() || *x <= 0.0)
+            {
                 return Err(bad(format!(
                     "{}: calibrated rounds must be positive numbers",
                     r.key(&case.case)
@@ -208,8 +215,13 @@ pub fn compare(
                     let seed = e.command.bytes().fold(0u64, |h, b| {
                         h.wrapping_mul(0x100_0000_01b3).wrapping_add(b as u64)
                     });
-                    e.ratio =
-                        ratio_of_medians(&r.calibrated_rounds, &o.calibrated_rounds, 0.95, RESAMPLES, seed);
+                    e.ratio = ratio_of_medians(
+                        &r.calibrated_rounds,
+                        &o.calibrated_rounds,
+                        0.95,
+                        RESAMPLES,
+                        seed,
+                    );
                     e.change = e.ratio.as_ref().map(|ci| decide(ci, margin));
                     e.raw_ratio = match (e.now_p50_us, e.base_p50_us) {
                         (Some(n), Some(b)) if b > 0.0 => Some(n / b),

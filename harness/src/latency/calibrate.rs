@@ -39,7 +39,9 @@ impl Calibration {
         let signal = (0..SIGNAL)
             .map(|i| ((i * 7919) % 17) as f32 / 16.0 - 0.5)
             .collect();
-        let taps = (0..TAPS).map(|k| ((k * 31) % 9) as f32 / 8.0 - 0.5).collect();
+        let taps = (0..TAPS)
+            .map(|k| ((k * 31) % 9) as f32 / 8.0 - 0.5)
+            .collect();
         Calibration {
             signal,
             taps,
@@ -65,9 +67,13 @@ impl Calibration {
 
 /// Spins (busy work, not sleep) for `d`.
 fn busy(d: Duration) {
-    let start = Instant::now();
+    spin_until(Instant::now() + d);
+}
+
+/// Spins (busy work, not sleep) until `deadline`.
+fn spin_until(deadline: Instant) {
     let mut x = 1u64;
-    while start.elapsed() < d {
+    while Instant::now() < deadline {
         for _ in 0..64 {
             x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
@@ -75,9 +81,10 @@ fn busy(d: Duration) {
     black_box(x);
 }
 
-/// A runtime wrapper that adds a known share of busy work to every run: after the model runs
-/// in `t`, it spins for `fraction * t`. Only the self-test uses it, to check that a slowdown
-/// of that size is detected.
+/// A runtime wrapper that adds a known share of busy work to every run: when the model ran in
+/// `t`, it spins until `(1 + fraction) * t` after the run started (a deadline, so the clock
+/// reads of the spin are part of the added time, which matters for runs of a microsecond).
+/// Only the self-test uses it, to check that a slowdown of that size is detected.
 pub struct Slowdown {
     /// The wrapped model.
     pub inner: Box<dyn Loaded>,
@@ -93,7 +100,7 @@ impl Loaded for Slowdown {
     fn run(&mut self, inputs: &[Named]) -> Result<Vec<Tensor>> {
         let start = Instant::now();
         let out = self.inner.run(inputs)?;
-        busy(start.elapsed().mul_f64(self.fraction));
+        spin_until(start + start.elapsed().mul_f64(1.0 + self.fraction));
         Ok(out)
     }
 

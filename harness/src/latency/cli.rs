@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 
 use super::baseline::{self, Comparison};
-use super::measure::{ModelRun, Protocol, Timeable};
+use super::measure::{self, ModelRun, Protocol, Timeable};
 use super::stats::median;
 use super::{page, PerfOptions, PerfReport};
 use crate::fsutil::write_atomically;
@@ -53,6 +53,10 @@ pub struct PerfArgs {
     /// Measure this machine's false-alarm rate and the power to detect 5/10/20% slowdowns.
     #[arg(long)]
     pub self_test: bool,
+    /// Only measure the timing overhead (protocol loop against a bare loop) on the smallest
+    /// selected case with tract, print it and exit.
+    #[arg(long)]
+    pub overhead: bool,
     /// Rounds of the self-test.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub rounds: usize,
@@ -116,6 +120,19 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
         return self_test(&a);
     }
     let options = options(&a)?;
+    if a.overhead {
+        let mut options = options;
+        options.converters = vec!["identity".into()];
+        options.runtimes = vec!["tract".into()];
+        let (name, dir) = smallest(&super::select_cases(&options)?)?;
+        let (wall, bias) = timing_overhead(&dir, &options)?;
+        println!(
+            "timing overhead on {name}: protocol loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop ({OVERHEAD_ROUNDS} rounds)",
+            wall * 100.0,
+            bias * 100.0
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(n) = a.run_loop {
         return run_loop(&options, n);
     }
@@ -141,11 +158,23 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
     }
     let comparison = baseline.as_ref().map(|(b, path, name)| {
         let threshold = a.threshold / 100.0;
-        let mut cmp = baseline::compare(&report, b, path, name, threshold, baseline::margin_for(threshold));
+        let mut cmp = baseline::compare(
+            &report,
+            b,
+            path,
+            name,
+            threshold,
+            baseline::margin_for(threshold),
+        );
         add_instruction_ratios(&mut cmp, &report, b);
         cmp
     });
-    write_reports(&a.report_dir, &report, comparison.as_ref(), baseline.as_ref().map(|b| &b.0))?;
+    write_reports(
+        &a.report_dir,
+        &report,
+        comparison.as_ref(),
+        baseline.as_ref().map(|b| &b.0),
+    )?;
     if let Some(name) = &a.save {
         let path = baseline::path_of(&a.baselines, name);
         baseline::save(&report, &path)?;
@@ -154,15 +183,29 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
     if !quiet {
         print!("{}", terminal(&report, comparison.as_ref()));
     }
-    println!("perf report written to {}", a.report_dir.join("perf.md").display());
+    println!(
+        "perf report written to {}",
+        a.report_dir.join("perf.md").display()
+    );
     if crate::isolate::interrupted() {
         return Ok(ExitCode::from(130));
     }
-    let regressed = comparison.as_ref().is_some_and(|c| c.regressions().next().is_some());
-    Ok(if regressed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let regressed = comparison
+        .as_ref()
+        .is_some_and(|c| c.regressions().next().is_some());
+    Ok(if regressed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn write_reports(dir: &Path, report: &PerfReport, cmp: Option<&Comparison>, base: Option<&PerfReport>) -> Result<()> {
+fn write_reports(
+    dir: &Path,
+    report: &PerfReport,
+    cmp: Option<&Comparison>,
+    base: Option<&PerfReport>,
+) -> Result<()> {
     let mut json = serde_json::to_value(report)?;
     json["comparison"] = serde_json::to_value(cmp)?;
     write_atomically(&dir.join("perf.json"), &serde_json::to_vec_pretty(&json)?)?;
@@ -172,9 +215,15 @@ fn write_reports(dir: &Path, report: &PerfReport, cmp: Option<&Comparison>, base
             samples.insert(r.key(&c.case), json!(r.samples));
         }
     }
-    write_atomically(&dir.join("perf-samples.json"), &serde_json::to_vec(&samples)?)?;
+    write_atomically(
+        &dir.join("perf-samples.json"),
+        &serde_json::to_vec(&samples)?,
+    )?;
     write_atomically(&dir.join("perf.md"), page::markdown(report, cmp).as_bytes())?;
-    write_atomically(&dir.join("perf.html"), page::html(report, cmp, base)?.as_bytes())?;
+    write_atomically(
+        &dir.join("perf.html"),
+        page::html(report, cmp, base)?.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -188,7 +237,10 @@ fn terminal(report: &PerfReport, cmp: Option<&Comparison>) -> String {
                 e.converter,
                 e.runtime,
                 e.ratio
-                    .map(|r| format!("{:.3}x [{:.3}, {:.3}] calibrated", r.estimate, r.low, r.high))
+                    .map(|r| format!(
+                        "{:.3}x [{:.3}, {:.3}] calibrated",
+                        r.estimate, r.low, r.high
+                    ))
                     .unwrap_or_else(|| "fails now".into()),
                 e.command
             );
@@ -239,7 +291,7 @@ fn run_loop(options: &PerfOptions, n: usize) -> Result<ExitCode> {
     let (loaded, _work) = super::load(config, &model, &inputs, options.timeout)?;
     let mut run = ModelRun { loaded, inputs };
     let mut sink = Vec::with_capacity(n);
-    run.batch(n, &mut sink)?;
+    run.batch(n, 1, &mut sink)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -247,7 +299,10 @@ fn valgrind_version() -> Result<String> {
     let out = Command::new("valgrind").arg("--version").output().map_err(|e| {
         anyhow::anyhow!("--instructions needs valgrind (callgrind), which could not be run: {e}; install it (apt-get install valgrind) or drop --instructions")
     })?;
-    anyhow::ensure!(out.status.success(), "--instructions: `valgrind --version` failed");
+    anyhow::ensure!(
+        out.status.success(),
+        "--instructions: `valgrind --version` failed"
+    );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -262,16 +317,29 @@ fn callgrind_total(a: &PerfArgs, case: &str, converter: &str, n: usize) -> Resul
         .arg(&exe)
         .args(["perf", "--corpus"])
         .arg(&a.corpus)
-        .args(["--case", case, "--converter", converter, "--runtime", "tract"])
+        .args([
+            "--case",
+            case,
+            "--converter",
+            converter,
+            "--runtime",
+            "tract",
+        ])
         .args(["--run-loop", &n.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .context("cannot run valgrind")?;
-    anyhow::ensure!(status.success(), "callgrind run of {case} / {converter} failed ({status})");
+    anyhow::ensure!(
+        status.success(),
+        "callgrind run of {case} / {converter} failed ({status})"
+    );
     let text = std::fs::read_to_string(&out_file).context("callgrind wrote no output file")?;
     text.lines()
-        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("no instruction total in callgrind's output")
 }
@@ -282,8 +350,15 @@ fn count_instructions(a: &PerfArgs, report: &mut PerfReport) -> Result<()> {
     const FEW: usize = 3;
     const MANY: usize = 23;
     for c in &mut report.cases {
-        for r in c.results.iter_mut().filter(|r| r.runtime == "tract" && r.error.is_none()) {
-            eprintln!("counting instructions of {} / {} (callgrind)", c.case, r.converter);
+        for r in c
+            .results
+            .iter_mut()
+            .filter(|r| r.runtime == "tract" && r.error.is_none())
+        {
+            eprintln!(
+                "counting instructions of {} / {} (callgrind)",
+                c.case, r.converter
+            );
             let few = callgrind_total(a, &c.case, &r.converter, FEW)?;
             let many = callgrind_total(a, &c.case, &r.converter, MANY)?;
             r.instructions = Some(many.saturating_sub(few) / (MANY - FEW) as u64);
@@ -297,7 +372,11 @@ fn add_instruction_ratios(cmp: &mut Comparison, now: &PerfReport, base: &PerfRep
         r.cases
             .iter()
             .find(|c| c.case == case)
-            .and_then(|c| c.results.iter().find(|x| x.converter == conv && x.runtime == rt))
+            .and_then(|c| {
+                c.results
+                    .iter()
+                    .find(|x| x.converter == conv && x.runtime == rt)
+            })
             .and_then(|x| x.instructions)
     };
     for e in &mut cmp.entries {
@@ -318,21 +397,42 @@ fn self_test(a: &PerfArgs) -> Result<ExitCode> {
     options.converters = vec!["identity".into()];
     options.runtimes = vec!["tract".into()];
     let cases = super::select_cases(&options)?;
-    // The smallest model: where timing overhead and noise weigh most.
-    let (case, dir) = cases
-        .into_iter()
-        .min_by_key(|(_, d)| std::fs::metadata(d.join("model.onnx")).map(|m| m.len()).unwrap_or(u64::MAX))
-        .context("no case")?;
+    // The smallest model is where the timing overhead weighs most; the false-alarm and power
+    // rounds run on the seed's CNN1D when the corpus has it (the slowdown wrapper's own clock
+    // reads would add more than 5% to a run of a microsecond), else on the smallest model.
+    let (small, small_dir) = smallest(&cases)?;
+    let (case, _) = if a.cases.is_empty() {
+        cases
+            .iter()
+            .find(|(n, _)| n == "cnn1d")
+            .cloned()
+            .unwrap_or((small.clone(), small_dir.clone()))
+    } else {
+        cases[0].clone()
+    };
     let tmp = tempfile::tempdir()?;
     let base = tmp.path().join("base.json");
     let exe = std::env::current_exe()?;
     let run = |extra: &[String]| -> Result<(i32, serde_json::Value)> {
         let report = tmp.path().join("r");
         let out = Command::new(&exe)
-            .args(["perf", "--converter", "identity", "--runtime", "tract", "--case", &case])
+            .args([
+                "perf",
+                "--converter",
+                "identity",
+                "--runtime",
+                "tract",
+                "--case",
+                &case,
+            ])
             .arg("--corpus")
             .arg(&a.corpus)
-            .args(["--budget", &a.budget.to_string(), "--threshold", &a.threshold.to_string()])
+            .args([
+                "--budget",
+                &a.budget.to_string(),
+                "--threshold",
+                &a.threshold.to_string(),
+            ])
             .arg("--report")
             .arg(&report)
             .args(extra)
@@ -340,12 +440,19 @@ fn self_test(a: &PerfArgs) -> Result<ExitCode> {
             .output()?;
         let code = out.status.code().unwrap_or(-1);
         if code != 0 && code != 1 {
-            bail!("self-test run failed ({code}): {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "self-test run failed ({code}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(report.join("perf.json"))?)?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report.join("perf.json"))?)?;
         Ok((code, json))
     };
-    eprintln!("self-test on {case} (identity on tract), budget {} s per run, {} rounds", a.budget, a.rounds);
+    eprintln!(
+        "self-test on {case} (identity on tract), budget {} s per run, {} rounds",
+        a.budget, a.rounds
+    );
     run(&["--save".into(), base.display().to_string()])?;
     let levels = [0.0, 5.0, 10.0, 20.0];
     let mut flagged = [0usize; 4];
@@ -368,18 +475,29 @@ fn self_test(a: &PerfArgs) -> Result<ExitCode> {
             eprintln!(
                 "round {:>2}  +{level:>2}%  ratio {est:.3} (CI low {low:.3})  {}",
                 round + 1,
-                if code == 1 { "REGRESSION" } else { "no regression" }
+                if code == 1 {
+                    "REGRESSION"
+                } else {
+                    "no regression"
+                }
             );
         }
     }
-    let overhead = timing_overhead(&dir, &options)?;
-    println!("\nself-test on {case}: {} rounds, budget {} s per run, threshold {}%", a.rounds, a.budget, a.threshold);
+    let overhead = timing_overhead(&small_dir, &options)?;
+    println!(
+        "\nself-test on {case}: {} rounds, budget {} s per run, threshold {}%",
+        a.rounds, a.budget, a.threshold
+    );
     println!("| build | flagged (CI above 1 + threshold/2, used) | flagged (CI above 1 + threshold) | median ratio |");
     println!("|---|---|---|---|");
     for (i, level) in levels.iter().enumerate() {
         println!(
             "| {} | {}/{} | {}/{} | {:.3} |",
-            if *level == 0.0 { "same build (false alarms)".to_string() } else { format!("+{level}% busy work (power)") },
+            if *level == 0.0 {
+                "same build (false alarms)".to_string()
+            } else {
+                format!("+{level}% busy work (power)")
+            },
             flagged[i],
             a.rounds,
             strict[i],
@@ -388,7 +506,7 @@ fn self_test(a: &PerfArgs) -> Result<ExitCode> {
         );
     }
     println!(
-        "timing overhead on {case}: harness loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop's mean ({} rounds)",
+        "timing overhead on {small} (smallest corpus model): harness loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop's mean ({} rounds)",
         overhead.0 * 100.0,
         overhead.1 * 100.0,
         OVERHEAD_ROUNDS
@@ -397,6 +515,19 @@ fn self_test(a: &PerfArgs) -> Result<ExitCode> {
 }
 
 const OVERHEAD_ROUNDS: usize = 40;
+
+/// The case with the smallest model.onnx.
+fn smallest(cases: &[(String, PathBuf)]) -> Result<(String, PathBuf)> {
+    cases
+        .iter()
+        .min_by_key(|(_, d)| {
+            std::fs::metadata(d.join("model.onnx"))
+                .map(|m| m.len())
+                .unwrap_or(u64::MAX)
+        })
+        .cloned()
+        .context("no case")
+}
 
 /// The protocol's per-run timing (clock reads, sample stores) against a bare loop on the
 /// same loaded model, interleaved: median over rounds of (harness wall per run / bare per
@@ -408,19 +539,27 @@ pub fn timing_overhead(dir: &Path, options: &PerfOptions) -> Result<(f64, f64)> 
     let (loaded, _work) = super::load(config, &model, &inputs, options.timeout)?;
     let mut run = ModelRun { loaded, inputs };
     let per_run = run.bare_loop(200)?;
-    let k = ((5_000.0 / per_run.max(0.01)) as usize).clamp(10, 200_000);
+    // The protocol's own choice of runs per sample for this model.
+    let r =
+        ((measure::clock_cost_us() / (0.005 * per_run.max(0.01))).ceil() as usize).clamp(1, 1_000);
+    let k = ((5_000.0 / (per_run.max(0.01) * r as f64)) as usize).clamp(10, 200_000);
+    eprintln!("overhead: {per_run:.3} µs per run, {r} run(s) per sample, {k} samples per loop");
     let (mut wall, mut bias) = (Vec::new(), Vec::new());
     let mut samples = Vec::with_capacity(k);
     for round in 0..OVERHEAD_ROUNDS {
         // Alternate the order so neither loop always runs on a warmer cache.
-        let early = if round % 2 == 0 { Some(run.bare_loop(k)?) } else { None };
+        let early = if round % 2 == 0 {
+            Some(run.bare_loop(k * r)?)
+        } else {
+            None
+        };
         samples.clear();
         let t = std::time::Instant::now();
-        run.batch(k, &mut samples)?;
-        let harness = t.elapsed().as_secs_f64() * 1e6 / k as f64;
+        run.batch(k, r, &mut samples)?;
+        let harness = t.elapsed().as_secs_f64() * 1e6 / (k * r) as f64;
         let bare = match early {
             Some(b) => b,
-            None => run.bare_loop(k)?,
+            None => run.bare_loop(k * r)?,
         };
         let mean = samples.iter().sum::<f64>() / k as f64;
         wall.push(harness / bare - 1.0);
@@ -455,7 +594,11 @@ mod tests {
             margin: 0.05,
             baseline_cpu: String::new(),
             same_machine: true,
-            entries: vec![e(Change::Unchanged), e(Change::Regression), e(Change::Improvement)],
+            entries: vec![
+                e(Change::Unchanged),
+                e(Change::Regression),
+                e(Change::Improvement),
+            ],
         };
         assert_eq!(cmp.regressions().count(), 1);
         assert_eq!(cmp.improvements().count(), 1);

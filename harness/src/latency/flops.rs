@@ -32,7 +32,10 @@ use crate::tensor::Named;
 pub fn count(model: &pb::ModelProto, inputs: &[Named]) -> Result<u64> {
     let (_, values) =
         oracle::evaluate_all(model, inputs).map_err(|e| anyhow!("cannot infer shapes: {e}"))?;
-    let graph = model.graph.as_ref().ok_or_else(|| anyhow!("model without graph"))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| anyhow!("model without graph"))?;
     let mut total = 0u64;
     for node in &graph.node {
         total = total.saturating_add(node_flops(node, &values)?);
@@ -90,12 +93,21 @@ fn node_flops(node: &pb::NodeProto, values: &HashMap<String, Value>) -> Result<u
             let x = input(0)?; // [N, C_in, in...]
             let w = input(1)?; // [C_in, C_out / group, k...]
             let macs = elements(&x) * elements(&w[1..]);
-            2 * macs + if has_input(2) { elements(&output()?) } else { 0 }
+            2 * macs
+                + if has_input(2) {
+                    elements(&output()?)
+                } else {
+                    0
+                }
         }
         "Gemm" => {
             let a = input(0)?;
             let y = output()?;
-            let k = if int(node, "transA", 0) == 0 { a[1] } else { a[0] } as u64;
+            let k = if int(node, "transA", 0) == 0 {
+                a[1]
+            } else {
+                a[0]
+            } as u64;
             2 * elements(&y) * k + if has_input(2) { elements(&y) } else { 0 }
         }
         "MatMul" => {
@@ -132,7 +144,12 @@ mod tests {
         crate::onnx::proto::tensor_to_proto(name, &Tensor::f32(shape, vec![0.5; n]).unwrap())
     }
 
-    fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    fn node(
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attrs: Vec<pb::AttributeProto>,
+    ) -> pb::NodeProto {
         pb::NodeProto {
             op_type: op.into(),
             input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -146,9 +163,19 @@ mod tests {
     fn cnn1d() -> pb::ModelProto {
         let graph = pb::GraphProto {
             node: vec![
-                node("Conv", &["x", "w", "b"], "c", vec![av::ints("kernel_shape", &[3])]),
+                node(
+                    "Conv",
+                    &["x", "w", "b"],
+                    "c",
+                    vec![av::ints("kernel_shape", &[3])],
+                ),
                 node("Relu", &["c"], "r", vec![]),
-                node("MaxPool", &["r"], "p", vec![av::ints("kernel_shape", &[2]), av::ints("strides", &[2])]),
+                node(
+                    "MaxPool",
+                    &["r"],
+                    "p",
+                    vec![av::ints("kernel_shape", &[2]), av::ints("strides", &[2])],
+                ),
                 node("Flatten", &["p"], "f", vec![]),
                 node("Gemm", &["f", "fw", "fb"], "y", vec![av::int("transB", 1)]),
             ],
@@ -158,13 +185,24 @@ mod tests {
                 init("fw", &[10, 32 * 49]),
                 init("fb", &[10]),
             ],
-            input: vec![value_info("x", DType::Float, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(100)])],
-            output: vec![value_info("y", DType::Float, &[Dim::Fixed(1), Dim::Fixed(10)])],
+            input: vec![value_info(
+                "x",
+                DType::Float,
+                &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(100)],
+            )],
+            output: vec![value_info(
+                "y",
+                DType::Float,
+                &[Dim::Fixed(1), Dim::Fixed(10)],
+            )],
             ..Default::default()
         };
         pb::ModelProto {
             ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
             graph: Some(graph),
             ..Default::default()
         }

@@ -13,7 +13,8 @@
 //!    median varies by ±4%. Comparisons resample round floors, which unlike single runs are
 //!    close to independent; a slowdown of the code itself moves every run, the fastest too.
 //!
-//! Samples are microseconds. In-process runtimes are timed around each call; runtimes in a
+//! Samples are microseconds. In-process runtimes are timed with one tick read between
+//! consecutive calls (so a batch's samples add up to its wall time); runtimes in a
 //! worker time each run inside the worker ([`Loaded::timed_runs`]), so the protocol's messages
 //! are not part of any sample.
 
@@ -29,18 +30,55 @@ use crate::tensor::Named;
 
 /// Something the protocol can time in batches.
 pub trait Timeable {
-    /// Runs `k` times, appending one sample (microseconds) per run to `out`.
-    fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()>;
+    /// Appends `k` samples (microseconds per run) to `out`, each the mean of `r` consecutive
+    /// runs.
+    fn batch(&mut self, k: usize, r: usize, out: &mut Vec<f64>) -> Result<()>;
+}
+
+/// Runs `f` `k * r` times and appends `k` samples, each the mean of `r` consecutive runs,
+/// with one clock read between consecutive samples: samples add up to the batch's wall time
+/// and the clock costs one read per sample (`r` > 1 only for runs so short that one read
+/// would weigh more than half a percent, see [`Warmup::runs_per_sample`]).
+fn timed_loop(
+    k: usize,
+    r: usize,
+    out: &mut Vec<f64>,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<()> {
+    out.reserve(k);
+    let r = r.max(1);
+    let mut last = Instant::now();
+    for _ in 0..k {
+        for _ in 0..r {
+            f()?;
+        }
+        let now = Instant::now();
+        out.push((now - last).as_secs_f64() * 1e6 / r as f64);
+        last = now;
+    }
+    Ok(())
+}
+
+/// Cost of one read of the clock, in microseconds (median of a few blocks of reads).
+pub fn clock_cost_us() -> f64 {
+    let blocks: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..2_000 {
+                std::hint::black_box(Instant::now());
+            }
+            t.elapsed().as_secs_f64() * 1e6 / 2_000.0
+        })
+        .collect();
+    median(&blocks)
 }
 
 impl Timeable for Calibration {
-    fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()> {
-        for _ in 0..k {
-            let t = Instant::now();
+    fn batch(&mut self, k: usize, r: usize, out: &mut Vec<f64>) -> Result<()> {
+        timed_loop(k, r, out, || {
             std::hint::black_box(self.run());
-            out.push(t.elapsed().as_secs_f64() * 1e6);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -53,20 +91,20 @@ pub struct ModelRun {
 }
 
 impl Timeable for ModelRun {
-    fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()> {
-        if let Some(samples) = self.loaded.timed_runs(&self.inputs, k) {
+    fn batch(&mut self, k: usize, r: usize, out: &mut Vec<f64>) -> Result<()> {
+        let r = r.max(1);
+        if let Some(samples) = self.loaded.timed_runs(&self.inputs, k * r) {
             let samples = samples?;
-            anyhow::ensure!(samples.len() == k, "asked for {k} timed runs, got {}", samples.len());
-            out.extend(samples);
+            anyhow::ensure!(
+                samples.len() == k * r,
+                "asked for {} timed runs, got {}",
+                k * r,
+                samples.len()
+            );
+            out.extend(samples.chunks(r).map(|c| c.iter().sum::<f64>() / r as f64));
             return Ok(());
         }
-        for _ in 0..k {
-            let t = Instant::now();
-            let outputs = self.loaded.run(&self.inputs)?;
-            out.push(t.elapsed().as_secs_f64() * 1e6);
-            drop(outputs);
-        }
-        Ok(())
+        timed_loop(k, r, out, || self.loaded.run(&self.inputs).map(drop))
     }
 }
 
@@ -112,6 +150,10 @@ impl Protocol {
     }
 }
 
+fn one() -> usize {
+    1
+}
+
 /// How a subject's warm-up went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Warmup {
@@ -121,8 +163,12 @@ pub struct Warmup {
     pub runs: usize,
     /// Whether two consecutive batch medians agreed before the allowance ran out.
     pub stable: bool,
-    /// Runs per batch in the timed rounds.
+    /// Samples per batch in the timed rounds.
     pub batch_size: usize,
+    /// Runs per sample: 1, or for runs so short that a clock read would weigh more than 0.5%
+    /// of a sample, enough consecutive runs per sample to bring it under.
+    #[serde(default = "one")]
+    pub runs_per_sample: usize,
 }
 
 /// Everything measured of one subject.
@@ -137,10 +183,10 @@ pub struct Series {
     pub warmup: Warmup,
 }
 
-fn warm_up(subject: &mut dyn Timeable, protocol: &Protocol) -> Result<Warmup> {
+fn warm_up(subject: &mut dyn Timeable, protocol: &Protocol, clock_us: f64) -> Result<Warmup> {
     let start = Instant::now();
     let mut scratch = Vec::new();
-    subject.batch(1, &mut scratch)?; // the first run pays lazy initialisation
+    subject.batch(1, 1, &mut scratch)?; // the first run pays lazy initialisation
     let mut estimate = scratch[0].max(0.01);
     let mut w = Warmup {
         batches: 1,
@@ -151,7 +197,7 @@ fn warm_up(subject: &mut dyn Timeable, protocol: &Protocol) -> Result<Warmup> {
     while w.batches < 50 && start.elapsed() < protocol.max_warmup {
         let k = ((2_000.0 / estimate).ceil() as usize).clamp(1, 100_000);
         scratch.clear();
-        subject.batch(k, &mut scratch)?;
+        subject.batch(k, 1, &mut scratch)?;
         w.batches += 1;
         w.runs += k;
         let m = median(&scratch);
@@ -163,7 +209,9 @@ fn warm_up(subject: &mut dyn Timeable, protocol: &Protocol) -> Result<Warmup> {
         previous = Some(m);
     }
     let target = protocol.batch_target().as_secs_f64() * 1e6;
-    w.batch_size = ((target / estimate).round() as usize).clamp(1, 1_000_000);
+    w.runs_per_sample = ((clock_us / (0.005 * estimate)).ceil() as usize).clamp(1, 1_000);
+    w.batch_size =
+        ((target / (estimate * w.runs_per_sample as f64)).round() as usize).clamp(1, 1_000_000);
     Ok(w)
 }
 
@@ -175,10 +223,11 @@ pub fn measure(
     models: usize,
     stop: &dyn Fn() -> bool,
 ) -> Vec<Result<Series>> {
+    let clock_us = clock_cost_us();
     let mut out: Vec<Result<Series>> = subjects
         .iter_mut()
         .map(|s| {
-            warm_up(&mut **s, protocol).map(|warmup| Series {
+            warm_up(&mut **s, protocol, clock_us).map(|warmup| Series {
                 warmup,
                 ..Series::default()
             })
@@ -194,9 +243,12 @@ pub fn measure(
             let i = (round + j) % n;
             let Ok(series) = &mut out[i] else { continue };
             scratch.clear();
-            match subjects[i].batch(series.warmup.batch_size, &mut scratch) {
+            let w = series.warmup;
+            match subjects[i].batch(w.batch_size, w.runs_per_sample, &mut scratch) {
                 Ok(()) => {
-                    series.rounds.push(scratch.iter().copied().fold(f64::INFINITY, f64::min));
+                    series
+                        .rounds
+                        .push(scratch.iter().copied().fold(f64::INFINITY, f64::min));
                     series.samples.extend_from_slice(&scratch);
                 }
                 Err(e) => out[i] = Err(e),
@@ -219,7 +271,7 @@ mod tests {
     struct Spin(Duration, usize);
 
     impl Timeable for Spin {
-        fn batch(&mut self, k: usize, out: &mut Vec<f64>) -> Result<()> {
+        fn batch(&mut self, k: usize, _r: usize, out: &mut Vec<f64>) -> Result<()> {
             for _ in 0..k {
                 let t = Instant::now();
                 while t.elapsed() < self.0 {}
@@ -233,7 +285,7 @@ mod tests {
     struct Broken;
 
     impl Timeable for Broken {
-        fn batch(&mut self, _: usize, _: &mut Vec<f64>) -> Result<()> {
+        fn batch(&mut self, _: usize, _: usize, _: &mut Vec<f64>) -> Result<()> {
             anyhow::bail!("refused")
         }
     }

@@ -199,7 +199,9 @@ pub fn select_cases(options: &PerfOptions) -> Result<Vec<(String, PathBuf)>> {
             .display()
             .to_string();
         let name = if name.is_empty() {
-            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         } else {
             name
         };
@@ -245,7 +247,10 @@ pub fn read_case(dir: &Path) -> Result<(Vec<u8>, Vec<Named>)> {
         .iter()
         .enumerate()
         .map(|(j, t)| Named {
-            name: names.get(j).map(|s| s.to_string()).unwrap_or_else(|| format!("input_{j}")),
+            name: names
+                .get(j)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("input_{j}")),
             tensor: t.clone(),
         })
         .collect();
@@ -284,12 +289,11 @@ pub fn measure_case(
     options: &PerfOptions,
 ) -> Result<CasePerf> {
     let (model_bytes, inputs) = read_case(dir)?;
-    let (flops, flops_error) = match proto::decode_model(&model_bytes)
-        .and_then(|m| flops::count(&m, &inputs))
-    {
-        Ok(f) => (Some(f), None),
-        Err(e) => (None, Some(format!("{e:#}"))),
-    };
+    let (flops, flops_error) =
+        match proto::decode_model(&model_bytes).and_then(|m| flops::count(&m, &inputs)) {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
     let mut results: Vec<ConfigPerf> = Vec::new();
     let mut runs: Vec<ModelRun> = Vec::new();
     let mut dirs = Vec::new();
@@ -315,7 +319,10 @@ pub fn measure_case(
             Ok(Ok((loaded, work))) => {
                 r.precision = Some(loaded.precision().name().into());
                 let loaded: Box<dyn crate::runtime::Loaded> = match options.slowdown {
-                    Some(fraction) => Box::new(Slowdown { inner: loaded, fraction }),
+                    Some(fraction) => Box::new(Slowdown {
+                        inner: loaded,
+                        fraction,
+                    }),
                     None => loaded,
                 };
                 slots.push(Some(runs.len()));

@@ -18,7 +18,11 @@ struct Table {
 
 impl Table {
     fn markdown(&self) -> String {
-        let mut s = format!("| {} |\n|{}\n", self.header.join(" | "), "---|".repeat(self.header.len()));
+        let mut s = format!(
+            "| {} |\n|{}\n",
+            self.header.join(" | "),
+            "---|".repeat(self.header.len())
+        );
         for r in &self.rows {
             let _ = writeln!(s, "| {} |", r.join(" | "));
         }
@@ -44,7 +48,9 @@ impl Table {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn num(x: Option<f64>, digits: usize) -> String {
@@ -81,7 +87,11 @@ fn header(report: &PerfReport) -> String {
         report.protocol.stable_within * 100.0
     );
     if let Some(f) = report.slowdown {
-        let _ = write!(s, " Self-test slowdown wrapper: +{:.0}% busy work per run.", f * 100.0);
+        let _ = write!(
+            s,
+            " Self-test slowdown wrapper: +{:.0}% busy work per run.",
+            f * 100.0
+        );
     }
     s
 }
@@ -119,8 +129,19 @@ fn latency_table(report: &PerfReport, case: usize) -> Table {
         .collect();
     Table {
         header: vec![
-            "converter", "runtime", "precision", "p50 µs", "p90 µs", "p99 µs", "min µs", "MAD µs",
-            "samples", "GFLOP/s", "share of fastest", "vs original (95% CI)", "calibrated p50",
+            "converter",
+            "runtime",
+            "precision",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "min µs",
+            "MAD µs",
+            "samples",
+            "GFLOP/s",
+            "share of fastest",
+            "vs original (95% CI)",
+            "calibrated p50",
         ],
         rows,
     }
@@ -129,14 +150,22 @@ fn latency_table(report: &PerfReport, case: usize) -> Table {
 fn lower1d_table(report: &PerfReport) -> Table {
     let mut rows = Vec::new();
     for c in &report.cases {
-        for r in c.results.iter().filter(|r| r.converter.starts_with("lower1d")) {
+        for r in c
+            .results
+            .iter()
+            .filter(|r| r.converter.starts_with("lower1d"))
+        {
             if let Some(v) = r.vs_original {
                 rows.push(vec![
                     c.case.clone(),
                     r.converter.clone(),
                     r.runtime.clone(),
                     format!("{:+.1}%", (v.estimate - 1.0) * 100.0),
-                    format!("[{:+.1}%, {:+.1}%]", (v.low - 1.0) * 100.0, (v.high - 1.0) * 100.0),
+                    format!(
+                        "[{:+.1}%, {:+.1}%]",
+                        (v.low - 1.0) * 100.0,
+                        (v.high - 1.0) * 100.0
+                    ),
                 ]);
             }
         }
@@ -169,11 +198,23 @@ fn comparison_tables(cmp: &Comparison) -> (Table, Table) {
         ]
     };
     let header = vec![
-        "case", "converter", "runtime", "change", "calibrated ratio (95% CI)", "raw ratio",
-        "baseline p50 µs", "now p50 µs",
+        "case",
+        "converter",
+        "runtime",
+        "change",
+        "calibrated ratio (95% CI)",
+        "raw ratio",
+        "baseline p50 µs",
+        "now p50 µs",
     ];
     let flagged = Table {
-        header: vec!["case", "converter", "runtime", "calibrated ratio (95% CI)", "reproduce"],
+        header: vec![
+            "case",
+            "converter",
+            "runtime",
+            "calibrated ratio (95% CI)",
+            "reproduce",
+        ],
         rows: cmp
             .regressions()
             .map(|e| {
@@ -204,7 +245,11 @@ fn comparison_intro(cmp: &Comparison) -> String {
          {} regression(s), {} improvement(s).",
         cmp.baseline,
         cmp.baseline_cpu,
-        if cmp.same_machine { ", this machine's CPU" } else { ", ANOTHER CPU: calibrated units only" },
+        if cmp.same_machine {
+            ", this machine's CPU"
+        } else {
+            ", ANOTHER CPU: calibrated units only"
+        },
         1.0 + cmp.margin,
         cmp.threshold * 100.0,
         cmp.margin * 100.0,
@@ -236,7 +281,13 @@ fn instructions_table(report: &PerfReport, cmp: Option<&Comparison>) -> Table {
         }
     }
     Table {
-        header: vec!["case", "converter", "runtime", "instructions per run", "now / baseline"],
+        header: vec![
+            "case",
+            "converter",
+            "runtime",
+            "instructions per run",
+            "now / baseline",
+        ],
         rows,
     }
 }
@@ -264,9 +315,14 @@ pub fn markdown(report: &PerfReport, cmp: Option<&Comparison>) -> String {
             c.case,
             match c.flops {
                 Some(f) => format!("{:.3} MFLOP per inference", f as f64 / 1e6),
-                None => format!("FLOPs unknown ({})", c.flops_error.as_deref().unwrap_or("?")),
+                None => format!(
+                    "FLOPs unknown ({})",
+                    c.flops_error.as_deref().unwrap_or("?")
+                ),
             },
-            c.calibration.map(|l| us(l.p50)).unwrap_or_else(|| "–".into())
+            c.calibration
+                .map(|l| us(l.p50))
+                .unwrap_or_else(|| "–".into())
         );
         let _ = writeln!(s, "{}", latency_table(report, i).markdown());
     }
@@ -286,7 +342,11 @@ pub fn markdown(report: &PerfReport, cmp: Option<&Comparison>) -> String {
 }
 
 /// The HTML report with inline SVG plots.
-pub fn html(report: &PerfReport, cmp: Option<&Comparison>, baseline: Option<&PerfReport>) -> Result<String> {
+pub fn html(
+    report: &PerfReport,
+    cmp: Option<&Comparison>,
+    baseline: Option<&PerfReport>,
+) -> Result<String> {
     let mut s = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Latency report</title><style>\
          body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}\
@@ -297,8 +357,16 @@ pub fn html(report: &PerfReport, cmp: Option<&Comparison>, baseline: Option<&Per
     let _ = write!(s, "<p>{}</p>", esc(&header(report)));
     if let Some(cmp) = cmp {
         let (flagged, all) = comparison_tables(cmp);
-        let _ = write!(s, "<h2 class=\"bad\">Regressions</h2><p>{}</p>", esc(&comparison_intro(cmp)));
-        s.push_str(&if flagged.rows.is_empty() { "<p>None.</p>".into() } else { flagged.html() });
+        let _ = write!(
+            s,
+            "<h2 class=\"bad\">Regressions</h2><p>{}</p>",
+            esc(&comparison_intro(cmp))
+        );
+        s.push_str(&if flagged.rows.is_empty() {
+            "<p>None.</p>".into()
+        } else {
+            flagged.html()
+        });
         s.push_str("<h2>Against the baseline</h2>");
         s.push_str(&all.html());
     }
@@ -315,10 +383,21 @@ pub fn html(report: &PerfReport, cmp: Option<&Comparison>, baseline: Option<&Per
                 color: [0, 2, 3, 4, 5][k % 5],
             });
             if let Some(g) = r.gflops {
-                gflops.push((format!("{}: {} / {}", c.case, r.converter, r.runtime), g, [0, 2, 3, 4, 5][k % 5]));
+                gflops.push((
+                    format!("{}: {} / {}", c.case, r.converter, r.runtime),
+                    g,
+                    [0, 2, 3, 4, 5][k % 5],
+                ));
             }
         }
-        s.push_str(&distributions(&format!("{}: every sample (box: quartiles, whisker: p1-p99, dots: round floors)", c.case), "µs per run (log)", &rows)?);
+        s.push_str(&distributions(
+            &format!(
+                "{}: every sample (box: quartiles, whisker: p1-p99, dots: round floors)",
+                c.case
+            ),
+            "µs per run (log)",
+            &rows,
+        )?);
         let old = baseline.and_then(|b| b.cases.iter().find(|o| o.case == c.case));
         if let Some(old) = old {
             let mut rows = Vec::new();
@@ -331,10 +410,27 @@ pub fn html(report: &PerfReport, cmp: Option<&Comparison>, baseline: Option<&Per
                     continue;
                 };
                 let label = format!("{} / {}", r.converter, r.runtime);
-                rows.push(Row { label: format!("{label} (baseline)"), values: o.calibrated_rounds.clone(), dots: vec![], color: 1 });
-                rows.push(Row { label: format!("{label} (now)"), values: r.calibrated_rounds.clone(), dots: vec![], color: 0 });
+                rows.push(Row {
+                    label: format!("{label} (baseline)"),
+                    values: o.calibrated_rounds.clone(),
+                    dots: vec![],
+                    color: 1,
+                });
+                rows.push(Row {
+                    label: format!("{label} (now)"),
+                    values: r.calibrated_rounds.clone(),
+                    dots: vec![],
+                    color: 0,
+                });
             }
-            s.push_str(&distributions(&format!("{}: baseline vs now (round floors in calibrated units)", c.case), "calibrated units (log)", &rows)?);
+            s.push_str(&distributions(
+                &format!(
+                    "{}: baseline vs now (round floors in calibrated units)",
+                    c.case
+                ),
+                "calibrated units (log)",
+                &rows,
+            )?);
         }
     }
     let instructions = instructions_table(report, cmp);

@@ -82,10 +82,7 @@ pub fn distributions(title: &str, axis: &str, rows: &[Row]) -> Result<String> {
             .margin(8)
             .x_label_area_size(34)
             .y_label_area_size(label_width(labels.iter().map(|l| l.len())))
-            .build_cartesian_2d(
-                (lo..hi).log_scale(),
-                -0.6..n as f64 - 0.4,
-            )
+            .build_cartesian_2d((lo..hi).log_scale(), -0.6..n as f64 - 0.4)
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -144,7 +141,10 @@ pub fn distributions(title: &str, axis: &str, rows: &[Row]) -> Result<String> {
 
 /// A horizontal bar chart of `(label, value)` on a linear axis named `axis`.
 pub fn bars(title: &str, axis: &str, rows: &[(String, f64, usize)]) -> Result<String> {
-    let rows: Vec<_> = rows.iter().filter(|r| r.1.is_finite() && r.1 >= 0.0).collect();
+    let rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r.1.is_finite() && r.1 >= 0.0)
+        .collect();
     if rows.is_empty() {
         return Ok(String::new());
     }

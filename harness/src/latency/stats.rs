@@ -151,7 +151,12 @@ pub fn ratio_of_medians(
 }
 
 /// Confidence interval of the median of one set (paired ratios, for instance).
-pub fn median_interval(xs: &[f64], confidence: f64, resamples: usize, seed: u64) -> Option<Interval> {
+pub fn median_interval(
+    xs: &[f64],
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
     if xs.is_empty() || xs.iter().any(|x| !x.is_finite()) {
         return None;
     }
