@@ -86,6 +86,16 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Print the corpus as a Markdown table: inputs, parameters, FLOPs, and the verdict per
+    /// converter from the given conformance reports.
+    CorpusTable {
+        /// Corpus directory.
+        #[arg(long, default_value = "corpus")]
+        corpus: PathBuf,
+        /// Report directories (or report.json files) whose corpus results fill the verdicts.
+        #[arg(long = "report", value_name = "DIR")]
+        reports: Vec<PathBuf>,
+    },
     /// Write generated case INDEX of seed SEED as an ONNX test-case directory with golden outputs.
     Emit {
         /// Base seed.
@@ -216,6 +226,7 @@ fn main() -> ExitCode {
             dir,
         } => emit(seed, index, opset, &dir),
         Command::CorpusBuild { corpus } => corpus_build(&corpus),
+        Command::CorpusTable { corpus, reports } => corpus_table(&corpus, &reports),
         Command::Bless {
             corpus,
             golden,
@@ -587,4 +598,103 @@ fn diff_lines(old: &str, new: &str) -> Vec<String> {
         }
     }
     out
+}
+
+fn corpus_table(corpus: &std::path::Path, reports: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    use std::collections::BTreeMap;
+    let label = corpus
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // (case, converter@runtime) -> cell
+    let mut cells: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut columns: Vec<String> = Vec::new();
+    for r in reports {
+        let path = if r.is_dir() {
+            r.join("report.json")
+        } else {
+            r.clone()
+        };
+        let report = harness::report::Report::load(&path)?;
+        for x in report.results.iter().filter(|x| x.converter != "oracle") {
+            let Some(case) = x.case.strip_prefix(&format!("{label}/")) else {
+                continue;
+            };
+            let column = format!("{} on {}", x.converter, x.runtime);
+            if !columns.contains(&column) {
+                columns.push(column.clone());
+            }
+            let cell = match (x.verdict.name(), &x.expected) {
+                ("pass", _) => "pass".to_string(),
+                (v, Some(_)) => format!("{v} (known)"),
+                (v, None) => format!("**{v}**"),
+            };
+            cells.insert((case.to_string(), column), cell);
+        }
+    }
+    print!("| case | input fed | params | MFLOPs |");
+    for c in &columns {
+        print!(" {c} |");
+    }
+    println!();
+    print!("|---|---|---:|---:|");
+    for _ in &columns {
+        print!("---|");
+    }
+    println!();
+    for case in harness::corpus::list(corpus)? {
+        let toml = harness::corpus::CaseToml::read(&case.dir).ok();
+        let tc = testcase::read(&case.dir)?;
+        let model = proto::decode_model(&tc.model)?;
+        let graph = model.graph.clone().unwrap_or_default();
+        let inits: std::collections::HashSet<&str> =
+            graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<String> = graph
+            .input
+            .iter()
+            .filter(|i| !inits.contains(i.name.as_str()))
+            .map(|i| i.name.clone())
+            .collect();
+        let inputs: Vec<harness::tensor::Named> = names
+            .into_iter()
+            .zip(
+                tc.data_sets
+                    .first()
+                    .map(|s| s.inputs.clone())
+                    .unwrap_or_default(),
+            )
+            .map(|(name, tensor)| harness::tensor::Named { name, tensor })
+            .collect();
+        let stats = harness::corpus::stats::stats(&model, &inputs)?;
+        let fed = toml
+            .map(|t| {
+                t.inputs
+                    .iter()
+                    .map(|i| format!("{:?} ({})", i.fed, i.declared.join("×")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| {
+                inputs
+                    .iter()
+                    .map(|i| format!("{:?}", i.tensor.shape()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+        print!(
+            "| {} | {fed} | {} | {:.3} |",
+            case.name,
+            stats.params,
+            stats.flops() as f64 / 1e6
+        );
+        for c in &columns {
+            let cell = cells
+                .get(&(case.name.clone(), c.clone()))
+                .map(String::as_str)
+                .unwrap_or("-");
+            print!(" {cell} |");
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
 }

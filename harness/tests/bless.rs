@@ -155,3 +155,41 @@ fn a_killed_bless_leaves_old_or_new_files_never_torn_ones() {
         "no kill landed in the middle of a bless ({full:?} per bless)"
     );
 }
+
+#[test]
+fn a_changed_weight_is_reported_with_the_case_and_output_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    let golden = tmp.path().join("golden");
+    copy_dir(&repo().join("corpus/m5"), &corpus.join("m5"));
+    copy_dir(&repo().join("golden/m5"), &golden.join("m5"));
+    std::fs::copy(repo().join("golden/m5.snap"), golden.join("m5.snap")).unwrap();
+    let check = |expect_ok: bool| {
+        let out = bless(&corpus, &golden)
+            .arg("--check")
+            .stdout(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.success(), expect_ok, "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(check(true).contains("up to date"));
+    // Change one weight of the first initializer.
+    let path = corpus.join("m5/model.onnx");
+    let mut model = harness::onnx::proto::decode_model(&std::fs::read(&path).unwrap()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let init = &mut graph.initializer[0];
+    let mut t = tensor_from_proto(init).unwrap();
+    if let Tensor::F32(a) = &mut t {
+        a.as_slice_mut().unwrap()[0] += 0.5;
+    }
+    *init = tensor_to_proto(&init.name.clone(), &t);
+    std::fs::write(&path, harness::onnx::proto::encode_model(&model)).unwrap();
+    let review = check(false);
+    assert!(review.contains("changed  m5"), "{review}");
+    assert!(review.contains("output_0: output"), "{review}");
+    assert!(review.contains("-   digest:") && review.contains("+   digest:"), "{review}");
+    // --check wrote nothing; a real bless takes the change and is then up to date.
+    assert!(bless(&corpus, &golden).status().unwrap().success());
+    assert!(check(true).contains("up to date"));
+}

@@ -117,12 +117,39 @@ fn golden_check(name: &str, dir: &Path, golden_dir: &Path) -> Result<(), Failed>
         )
         .into());
     }
-    let drifts: Vec<String> = stored
+    let mut drifts: Vec<String> = stored
         .iter()
         .zip(&now)
         .enumerate()
         .filter_map(|(k, (s, (_, n)))| golden::drift(name, k, s, n))
         .collect();
+    // The directory's own output_J.pb (the oracle's rounded to f32, or an exporter's: PyTorch's
+    // for cnn1d_torch) must sit within the oracle's float32 bound, like any runtime's output.
+    let case = harness::onnx::testcase::read(dir).map_err(|e| format!("{e:#}"))?;
+    let stored_f32 = case.data_sets[0].outputs.clone();
+    if !stored_f32.is_empty() {
+        let expected: Vec<harness::compare::Expected> = outputs
+            .iter()
+            .map(|o| harness::compare::Expected {
+                value: o.value.clone(),
+                bound: Some(o.bound.clone()),
+                dtype: o.dtype,
+            })
+            .collect();
+        let c = harness::compare::compare(
+            &expected,
+            &stored_f32,
+            harness::runtime::Precision::F32,
+            harness::compare::Tolerance::default(),
+        );
+        if c.verdict != Verdict::Pass {
+            drifts.push(format!(
+                "corpus/{name}: test_data_set_0's outputs disagree with the oracle: {} {}",
+                c.verdict.name(),
+                c.message.unwrap_or_default()
+            ));
+        }
+    }
     let summary = golden::summary(name, &model, &now);
     let snapshot = std::panic::catch_unwind(|| {
         let mut settings = insta::Settings::clone_current();

@@ -281,6 +281,20 @@ pub fn all() -> Result<Vec<Built>> {
         )?,
         symbolic_batch_strided()?,
         case(
+            "edge_nlc_transposes_around_conv_relu",
+            "Keras/TensorFlow export pattern on [N, L, C] data: Transpose, Conv, Transpose back, \
+             Relu, Transpose again (as before a pool)",
+            "EDGE_CASES.md: layout; found by this corpus (keras_conv1d_nlc) on OpenVINO",
+            &[1, 20, 2],
+            |n, x| {
+                let t = n.transpose(x, &[0, 2, 1]);
+                let c = n.conv(&t, 2, 4, ConvSpec::k(3))?;
+                let back = n.transpose(&c, &[0, 2, 1]);
+                let r = n.unary("Relu", &back);
+                Ok((n.transpose(&r, &[0, 2, 1]), dims(&[1, 4, 18])))
+            },
+        )?,
+        case(
             "edge_pad_reflect_then_conv",
             "Pad reflect [2, 3] on the length axis (pads as an input, opset 17), then a valid conv",
             "EDGE_CASES.md: Pad (constant, reflect, edge)",

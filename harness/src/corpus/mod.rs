@@ -19,6 +19,7 @@ use crate::tensor::{Named, Tensor};
 mod edge;
 pub mod golden;
 pub mod net;
+pub mod stats;
 mod zoo;
 
 /// What `case.toml` says about a corpus case.

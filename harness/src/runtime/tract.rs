@@ -38,10 +38,10 @@ impl Runtime for Tract {
         VERSION.into()
     }
 
-    fn load(&self, model: &[u8], inputs: &[Named]) -> Result<Box<dyn Loaded>> {
+    fn load(&self, model_bytes: &[u8], inputs: &[Named]) -> Result<Box<dyn Loaded>> {
         let mut model = self
             .onnx
-            .model_for_read(&mut &model[..])
+            .model_for_read(&mut &model_bytes[..])
             .context("tract could not read the model")?;
         let declared = model.inputs.len();
         if declared != inputs.len() {
@@ -49,6 +49,16 @@ impl Runtime for Tract {
                 "model has {declared} inputs, the case feeds {}",
                 inputs.len()
             );
+        }
+        // A model that declares symbolic dimensions is optimized with its symbols, as a user of
+        // a dynamic model would do it, and then run on concrete inputs; other models get the
+        // concrete input shapes, so tract can specialize.
+        if declares_symbols(model_bytes) {
+            let plan = model
+                .into_optimized()
+                .context("tract could not optimize the model")?
+                .into_runnable()?;
+            return Ok(Box::new(TractPlan::new(plan, Precision::F32)));
         }
         for (ix, input) in inputs.iter().enumerate() {
             let fact = match &input.tensor {
@@ -66,6 +76,25 @@ impl Runtime for Tract {
             .into_runnable()?;
         Ok(Box::new(TractPlan::new(plan, Precision::F32)))
     }
+}
+
+/// Whether some graph input (not an initializer) declares a symbolic dimension.
+fn declares_symbols(model: &[u8]) -> bool {
+    let Ok(proto) = crate::onnx::proto::decode_model(model) else {
+        return false;
+    };
+    let graph = proto.graph.unwrap_or_default();
+    let inits: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    graph
+        .input
+        .iter()
+        .filter(|i| !inits.contains(i.name.as_str()))
+        .filter_map(crate::onnx::proto::declared_type)
+        .any(|(_, dims)| {
+            dims.iter()
+                .any(|d| matches!(d, crate::onnx::proto::Dim::Symbol(_)))
+        })
 }
 
 /// A runnable tract plan (from ONNX or NNEF).
