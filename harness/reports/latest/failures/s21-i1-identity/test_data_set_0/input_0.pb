@@ -1,2 +1,2 @@
 
-BinputJdÓr¿
+BinputJp"mÄ

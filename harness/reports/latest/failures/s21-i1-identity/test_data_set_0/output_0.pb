@@ -1,2 +1,2 @@
 
-BoutputJƒÕˆ¾
+BoutputJah9D
