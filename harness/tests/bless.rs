@@ -188,7 +188,10 @@ fn a_changed_weight_is_reported_with_the_case_and_output_named() {
     let review = check(false);
     assert!(review.contains("changed  m5"), "{review}");
     assert!(review.contains("output_0: output"), "{review}");
-    assert!(review.contains("-   digest:") && review.contains("+   digest:"), "{review}");
+    assert!(
+        review.contains("-   digest:") && review.contains("+   digest:"),
+        "{review}"
+    );
     // --check wrote nothing; a real bless takes the change and is then up to date.
     assert!(bless(&corpus, &golden).status().unwrap().success());
     assert!(check(true).contains("up to date"));

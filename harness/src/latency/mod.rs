@@ -8,15 +8,18 @@
 //! - [`stats`]: quantiles, MAD, bootstrap intervals, the regression decision;
 //! - [`baseline`]: saved runs under `reports/baselines/` and the comparison with one;
 //! - [`page`] and [`plot`]: `perf.md` and `perf.html` with SVG plots;
-//! - [`cli`]: the `harness perf` command, its self-test and instruction counts.
+//! - [`cli`]: the `harness perf` command; [`selftest`] its self-test and overhead check;
+//!   [`instructions`] instruction counts under callgrind.
 
 pub mod baseline;
 pub mod calibrate;
 pub mod cli;
 pub mod flops;
+pub mod instructions;
 pub mod measure;
 pub mod page;
 pub mod plot;
+pub mod selftest;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
