@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod gen;
 pub mod isolate;
+pub mod latency;
 pub mod ledger;
 pub mod limits;
 pub mod model;

@@ -62,6 +62,9 @@ enum Command {
         /// Output ONNX model.
         output: PathBuf,
     },
+    /// Latency of the corpus models per converter and runtime: perf.md/perf.html reports,
+    /// baselines (--save NAME, --baseline NAME), the self-test (--self-test).
+    Perf(harness::latency::cli::PerfArgs),
     /// Rewrite the corpus's built-in cases (architectures and edge cases) from the code that
     /// makes them.
     CorpusBuild {
@@ -226,6 +229,7 @@ fn main() -> ExitCode {
             input,
             output,
         } => lower1d(nc1l, &input, &output),
+        Command::Perf(args) => harness::latency::cli::main(args),
         Command::Emit {
             seed,
             index,

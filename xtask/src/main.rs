@@ -19,6 +19,9 @@ tasks:
                        are reduced, bundled and saved to corpus/regressions/
   bless [--check]      recompute the corpus's golden outputs with the f64 oracle, rewrite the
                        ones that changed (golden/), and show each change for review
+  perf [ARGS]          latency of the corpus models (reports/latest/perf.md, perf.html);
+                       --save NAME / --baseline NAME (reports/baselines/NAME.json; exit 1
+                       on a regression), --self-test (false alarms and power on this machine)
   report --merge DIR…  merge the reports of several runs (shards) into one, judged by the ledger
   harness ARGS         build the harness (fast profile) and run it with ARGS
 ";
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("report") => run_harness(&prepend("report", rest)),
         Some("bless") => run_harness(&prepend("bless", rest)),
         Some("fuzz") => setup_if_needed(&rest).and_then(|_| run_harness(&prepend("fuzz", rest))),
+        Some("perf") => setup_if_needed(&rest).and_then(|_| run_harness(&prepend("perf", rest))),
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");

@@ -1,0 +1,244 @@
+//! Baselines: a perf run saved as `reports/baselines/NAME.json`, and the comparison of a new
+//! run with one.
+//!
+//! The comparison works in calibrated units: for each (case, converter, runtime) it takes the
+//! round floors (fastest run of each round, see [`super::measure`]) divided by the
+//! calibration workload's round floors of the same rounds, now and in the baseline, and
+//! bootstraps a 95% interval of the ratio of their medians. A
+//! regression is reported only when the whole interval lies above `1 + margin`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use super::stats::{decide, ratio_of_medians, Change, Interval, RESAMPLES};
+use super::{PerfReport, SCHEMA};
+use crate::fsutil::write_atomically;
+
+/// Where baseline NAME lives: `DIR/NAME.json`; a NAME that is a path (has a `/` or ends in
+/// `.json`) is taken as it is.
+pub fn path_of(dir: &Path, name: &str) -> PathBuf {
+    if name.contains('/') || name.ends_with(".json") {
+        PathBuf::from(name)
+    } else {
+        dir.join(format!("{name}.json"))
+    }
+}
+
+/// Writes `report` to `path` atomically (samples are not part of it, round medians are).
+pub fn save(report: &PerfReport, path: &Path) -> Result<()> {
+    let json = serde_json::to_vec_pretty(report)?;
+    write_atomically(path, &json).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// A baseline that could not be read (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct BadBaseline {
+    /// The file.
+    pub path: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Reads a baseline; every problem names the file.
+pub fn load(path: &Path) -> std::result::Result<PerfReport, BadBaseline> {
+    let bad = |problem: String| BadBaseline {
+        path: path.display().to_string(),
+        problem,
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        bad(if e.kind() == std::io::ErrorKind::NotFound {
+            "no such baseline (save one with `cargo xtask perf --save NAME`)".into()
+        } else {
+            format!("cannot read: {e}")
+        })
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    match value.get("schema").and_then(|s| s.as_u64()) {
+        Some(s) if s == SCHEMA as u64 => {}
+        Some(s) => {
+            return Err(bad(format!(
+                "baseline layout {s}, this harness reads {SCHEMA}"
+            )))
+        }
+        None => return Err(bad("not a perf baseline (no \"schema\" field)".into())),
+    }
+    let report: PerfReport =
+        serde_json::from_value(value).map_err(|e| bad(format!("malformed baseline: {e}")))?;
+    for case in &report.cases {
+        for r in &case.results {
+            if r.calibrated_rounds
+                .iter()
+                .any(|x| !x.is_finite() || *x <= 0.0)
+            {
+                return Err(bad(format!(
+                    "{}: calibrated rounds must be positive numbers",
+                    r.key(&case.case)
+                )));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The comparison of one (case, converter, runtime) with the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Case.
+    pub case: String,
+    /// Converter.
+    pub converter: String,
+    /// Runtime.
+    pub runtime: String,
+    /// The decision; `None` when there was nothing to compare (see `note`).
+    pub change: Option<Change>,
+    /// Now / baseline in calibrated units, with its 95% interval.
+    pub ratio: Option<Interval>,
+    /// Now / baseline in raw microseconds (medians), for reference.
+    pub raw_ratio: Option<f64>,
+    /// Median latency in the baseline, microseconds.
+    pub base_p50_us: Option<f64>,
+    /// Median latency now, microseconds.
+    pub now_p50_us: Option<f64>,
+    /// Instructions per run now / in the baseline (callgrind), when both were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions_ratio: Option<f64>,
+    /// Why it could not be compared, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The command that measures this again against the same baseline.
+    pub command: String,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The baseline file.
+    pub baseline: String,
+    /// Slowdown that must be caught (fraction).
+    pub threshold: f64,
+    /// The interval must lie entirely above `1 + margin` to flag a regression.
+    pub margin: f64,
+    /// CPU the baseline was measured on.
+    pub baseline_cpu: String,
+    /// Whether that is this machine's CPU model and count.
+    pub same_machine: bool,
+    /// One per (case, converter, runtime) measured now or in the baseline.
+    pub entries: Vec<Entry>,
+}
+
+impl Comparison {
+    /// Entries flagged as regressions, or measured in the baseline and failing now.
+    pub fn regressions(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| {
+            e.change == Some(Change::Regression)
+                || (e.change.is_none() && e.base_p50_us.is_some() && e.now_p50_us.is_none())
+        })
+    }
+
+    /// Entries flagged as improvements.
+    pub fn improvements(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(|e| e.change == Some(Change::Improvement))
+    }
+}
+
+/// The regression margin for a threshold: half of it (see the README): an interval entirely
+/// above `1 + threshold / 2` is clear evidence of a slowdown, and a slowdown of the full
+/// threshold clears it whenever the interval is narrower than ± threshold / 2.
+pub fn margin_for(threshold: f64) -> f64 {
+    threshold / 2.0
+}
+
+/// Compares `now` with `base`. `baseline_arg` is how the user named the baseline, for the
+/// reproduction commands.
+pub fn compare(
+    now: &PerfReport,
+    base: &PerfReport,
+    base_path: &Path,
+    baseline_arg: &str,
+    threshold: f64,
+    margin: f64,
+) -> Comparison {
+    let mut entries = Vec::new();
+    let command = |case: &str, converter: &str, runtime: &str| {
+        let runtime_arg = if converter.starts_with("openvino") {
+            String::new()
+        } else {
+            format!(" --runtime {runtime}")
+        };
+        format!(
+            "cargo xtask perf --case {case} --converter {converter}{runtime_arg} --baseline {baseline_arg}"
+        )
+    };
+    for case in &now.cases {
+        for r in &case.results {
+            let old = base
+                .cases
+                .iter()
+                .find(|c| c.case == case.case)
+                .and_then(|c| {
+                    c.results
+                        .iter()
+                        .find(|b| b.converter == r.converter && b.runtime == r.runtime)
+                });
+            let mut e = Entry {
+                case: case.case.clone(),
+                converter: r.converter.clone(),
+                runtime: r.runtime.clone(),
+                change: None,
+                ratio: None,
+                raw_ratio: None,
+                base_p50_us: old.and_then(|o| o.latency_us.map(|l| l.p50)),
+                now_p50_us: r.latency_us.map(|l| l.p50),
+                instructions_ratio: None,
+                note: None,
+                command: command(&case.case, &r.converter, &r.runtime),
+            };
+            match old {
+                None => e.note = Some("not in the baseline".into()),
+                Some(o) if o.calibrated_rounds.is_empty() => {
+                    e.note = Some("not measured in the baseline".into())
+                }
+                Some(_) if r.calibrated_rounds.is_empty() => {
+                    e.note = Some(format!(
+                        "not measured now: {}",
+                        r.error.as_deref().unwrap_or("no samples")
+                    ))
+                }
+                Some(o) => {
+                    // A fixed seed per key: the same data always get the same decision.
+                    let seed = e.command.bytes().fold(0u64, |h, b| {
+                        h.wrapping_mul(0x100_0000_01b3).wrapping_add(b as u64)
+                    });
+                    e.ratio = ratio_of_medians(
+                        &r.calibrated_rounds,
+                        &o.calibrated_rounds,
+                        0.95,
+                        RESAMPLES,
+                        seed,
+                    );
+                    e.change = e.ratio.as_ref().map(|ci| decide(ci, margin));
+                    e.raw_ratio = match (e.now_p50_us, e.base_p50_us) {
+                        (Some(n), Some(b)) if b > 0.0 => Some(n / b),
+                        _ => None,
+                    };
+                }
+            }
+            entries.push(e);
+        }
+    }
+    Comparison {
+        baseline: base_path.display().to_string(),
+        threshold,
+        margin,
+        baseline_cpu: format!("{} ({} CPUs)", base.environment.cpu, base.environment.cpus),
+        same_machine: base.environment.cpu == now.environment.cpu
+            && base.environment.cpus == now.environment.cpus,
+        entries,
+    }
+}

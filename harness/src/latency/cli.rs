@@ -1,0 +1,321 @@
+//! `harness perf`: measure the corpus, write perf reports, save or compare baselines; its
+//! self-test; instruction counts under callgrind.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::baseline::{self, Comparison};
+use super::instructions::{add_instruction_ratios, count_instructions, run_loop, valgrind_version};
+use super::measure::Protocol;
+use super::selftest::{self_test, smallest, timing_overhead, OVERHEAD_ROUNDS};
+use super::{page, PerfOptions, PerfReport};
+use crate::fsutil::write_atomically;
+
+/// Options of `harness perf`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PerfArgs {
+    /// Corpus directory: every directory under it holding a model.onnx is a case.
+    #[arg(long, value_name = "DIR", default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Only this case (repeatable): its directory name under the corpus.
+    #[arg(long = "case", value_name = "NAME")]
+    pub cases: Vec<String>,
+    /// Converter (repeatable). Default: identity, lower1d, plus openvino and openvino:f32
+    /// when the Python environment is available.
+    #[arg(long = "converter", value_name = "SPEC")]
+    pub converters: Vec<String>,
+    /// Runtime for ONNX artifacts (repeatable). Default: tract, plus onnxruntime when the
+    /// Python environment is available.
+    #[arg(long = "runtime", value_name = "NAME")]
+    pub runtimes: Vec<String>,
+    /// Measuring time per (case, converter, runtime), after warm-up.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub budget: f64,
+    /// Save this run as baseline NAME (reports/baselines/NAME.json, or a path).
+    #[arg(long, value_name = "NAME")]
+    pub save: Option<String>,
+    /// Compare with baseline NAME; exit 1 on a regression.
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Slowdown that must be caught, in percent; flagged when the 95% interval of the
+    /// calibrated ratio lies entirely above 1 + threshold/2.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub threshold: f64,
+    /// Where perf.md, perf.html, perf.json and perf-samples.json go.
+    #[arg(long = "report", value_name = "DIR", default_value = "reports/latest")]
+    pub report_dir: PathBuf,
+    /// Where named baselines live.
+    #[arg(long, value_name = "DIR", default_value = "reports/baselines")]
+    pub baselines: PathBuf,
+    /// Measure this machine's false-alarm rate and the power to detect 5/10/20% slowdowns.
+    #[arg(long)]
+    pub self_test: bool,
+    /// Only measure the timing overhead (protocol loop against a bare loop) on the smallest
+    /// selected case with tract, print it and exit.
+    #[arg(long)]
+    pub overhead: bool,
+    /// Rounds of the self-test.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub rounds: usize,
+    /// Also count instructions per run of the tract configs under valgrind's callgrind.
+    #[arg(long)]
+    pub instructions: bool,
+    /// Per conversion and per worker call.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Self-test only: add PCT percent of busy work to every run.
+    #[arg(long, value_name = "PCT", hide = true)]
+    pub slowdown: Option<f64>,
+    /// Internal (callgrind): load the first selected config and run it N times.
+    #[arg(long, value_name = "N", hide = true)]
+    pub run_loop: Option<usize>,
+}
+
+fn python_available() -> bool {
+    crate::worker::find_python().is_some_and(|p| p.exists())
+}
+
+/// The measurement options the arguments ask for.
+pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
+    anyhow::ensure!(
+        a.budget.is_finite() && a.budget > 0.0,
+        "--budget must be a positive number of seconds"
+    );
+    anyhow::ensure!(
+        a.threshold.is_finite() && a.threshold > 0.0,
+        "--threshold must be a positive percentage"
+    );
+    let python = python_available();
+    let mut converters = a.converters.clone();
+    if converters.is_empty() {
+        converters = vec!["identity".into(), "lower1d".into()];
+        if python {
+            converters.extend(["openvino".into(), "openvino:f32".into()]);
+        }
+    }
+    let mut runtimes = a.runtimes.clone();
+    if runtimes.is_empty() {
+        runtimes = vec!["tract".into()];
+        if python {
+            runtimes.push("onnxruntime".into());
+        }
+    }
+    Ok(PerfOptions {
+        corpus: a.corpus.clone(),
+        cases: a.cases.clone(),
+        converters,
+        runtimes,
+        protocol: Protocol::with_budget(Duration::from_secs_f64(a.budget)),
+        slowdown: a.slowdown.map(|p| p / 100.0),
+        timeout: Duration::from_secs_f64(a.timeout.max(1.0)),
+    })
+}
+
+/// Runs `harness perf`.
+pub fn main(a: PerfArgs) -> Result<ExitCode> {
+    if a.self_test {
+        return self_test(&a);
+    }
+    let options = options(&a)?;
+    if a.overhead {
+        let mut options = options;
+        options.converters = vec!["identity".into()];
+        options.runtimes = vec!["tract".into()];
+        let (name, dir) = smallest(&super::select_cases(&options)?)?;
+        let (wall, bias) = timing_overhead(&dir, &options)?;
+        println!(
+            "timing overhead on {name}: protocol loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop ({OVERHEAD_ROUNDS} rounds)",
+            wall * 100.0,
+            bias * 100.0
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(n) = a.run_loop {
+        return run_loop(&options, n);
+    }
+    // A bad baseline is a set-up error: say so before measuring anything.
+    let baseline = match &a.baseline {
+        Some(name) => {
+            let path = baseline::path_of(&a.baselines, name);
+            Some((baseline::load(&path)?, path, name.clone()))
+        }
+        None => None,
+    };
+    if a.instructions {
+        valgrind_version()?;
+    }
+    let quiet = std::env::var_os("HARNESS_PERF_QUIET").is_some();
+    let mut report = super::run(&options, &|case| {
+        if !quiet {
+            eprintln!("measuring {case}");
+        }
+    })?;
+    if a.instructions {
+        count_instructions(&a, &mut report)?;
+    }
+    let comparison = baseline.as_ref().map(|(b, path, name)| {
+        let threshold = a.threshold / 100.0;
+        let mut cmp = baseline::compare(
+            &report,
+            b,
+            path,
+            name,
+            threshold,
+            baseline::margin_for(threshold),
+        );
+        add_instruction_ratios(&mut cmp, &report, b);
+        cmp
+    });
+    write_reports(
+        &a.report_dir,
+        &report,
+        comparison.as_ref(),
+        baseline.as_ref().map(|b| &b.0),
+    )?;
+    if let Some(name) = &a.save {
+        let path = baseline::path_of(&a.baselines, name);
+        baseline::save(&report, &path)?;
+        println!("baseline saved to {}", path.display());
+    }
+    if !quiet {
+        print!("{}", terminal(&report, comparison.as_ref()));
+    }
+    println!(
+        "perf report written to {}",
+        a.report_dir.join("perf.md").display()
+    );
+    if crate::isolate::interrupted() {
+        return Ok(ExitCode::from(130));
+    }
+    let regressed = comparison
+        .as_ref()
+        .is_some_and(|c| c.regressions().next().is_some());
+    Ok(if regressed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_reports(
+    dir: &Path,
+    report: &PerfReport,
+    cmp: Option<&Comparison>,
+    base: Option<&PerfReport>,
+) -> Result<()> {
+    let mut json = serde_json::to_value(report)?;
+    json["comparison"] = serde_json::to_value(cmp)?;
+    write_atomically(&dir.join("perf.json"), &serde_json::to_vec_pretty(&json)?)?;
+    let mut samples = serde_json::Map::new();
+    for c in &report.cases {
+        for r in &c.results {
+            samples.insert(r.key(&c.case), json!(r.samples));
+        }
+    }
+    write_atomically(
+        &dir.join("perf-samples.json"),
+        &serde_json::to_vec(&samples)?,
+    )?;
+    write_atomically(&dir.join("perf.md"), page::markdown(report, cmp).as_bytes())?;
+    write_atomically(
+        &dir.join("perf.html"),
+        page::html(report, cmp, base)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn terminal(report: &PerfReport, cmp: Option<&Comparison>) -> String {
+    let mut s = String::new();
+    if let Some(cmp) = cmp {
+        for e in cmp.regressions() {
+            s += &format!(
+                "REGRESSION {} / {} / {}: {}\n  reproduce: {}\n",
+                e.case,
+                e.converter,
+                e.runtime,
+                e.ratio
+                    .map(|r| format!(
+                        "{:.3}x [{:.3}, {:.3}] calibrated",
+                        r.estimate, r.low, r.high
+                    ))
+                    .unwrap_or_else(|| "fails now".into()),
+                e.command
+            );
+        }
+        s += &format!(
+            "{} regression(s), {} improvement(s) against {}\n",
+            cmp.regressions().count(),
+            cmp.improvements().count(),
+            cmp.baseline
+        );
+    }
+    for c in &report.cases {
+        for r in &c.results {
+            match (&r.latency_us, &r.error) {
+                (Some(l), _) => {
+                    s += &format!(
+                        "{:<14} {:<13} {:<13} p50 {:>10.2} µs  p90 {:>10.2}  MAD {:>8.2}  {:>7} GFLOP/s\n",
+                        c.case,
+                        r.converter,
+                        r.runtime,
+                        l.p50,
+                        l.p90,
+                        l.mad,
+                        r.gflops.map(|g| format!("{g:.2}")).unwrap_or_else(|| "–".into())
+                    )
+                }
+                (None, e) => {
+                    s += &format!(
+                        "{:<14} {:<13} {:<13} failed: {}\n",
+                        c.case,
+                        r.converter,
+                        r.runtime,
+                        e.as_deref().unwrap_or("no samples")
+                    )
+                }
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::stats::Change;
+
+    #[test]
+    fn a_regression_entry_counts_and_an_unchanged_one_does_not() {
+        let e = |change| baseline::Entry {
+            case: "c".into(),
+            converter: "identity".into(),
+            runtime: "tract".into(),
+            change: Some(change),
+            ratio: None,
+            raw_ratio: None,
+            base_p50_us: Some(1.0),
+            now_p50_us: Some(1.0),
+            instructions_ratio: None,
+            note: None,
+            command: String::new(),
+        };
+        let cmp = Comparison {
+            baseline: "b".into(),
+            threshold: 0.1,
+            margin: 0.05,
+            baseline_cpu: String::new(),
+            same_machine: true,
+            entries: vec![
+                e(Change::Unchanged),
+                e(Change::Regression),
+                e(Change::Improvement),
+            ],
+        };
+        assert_eq!(cmp.regressions().count(), 1);
+        assert_eq!(cmp.improvements().count(), 1);
+    }
+}

@@ -1,0 +1,461 @@
+//! Latency: trustworthy timing of (model, converter, runtime), baselines and regression
+//! decisions (SPEC §9, issue #7).
+//!
+//! - [`measure`]: the protocol (warm-up until stable, interleaved rounds, every sample kept);
+//! - [`calibrate`]: the calibration workload timed with the models (calibrated units), and the
+//!   self-test's slowdown wrapper;
+//! - [`flops`]: operations per inference from the ONNX graph (GFLOP/s);
+//! - [`stats`]: quantiles, MAD, bootstrap intervals, the regression decision;
+//! - [`baseline`]: saved runs under `reports/baselines/` and the comparison with one;
+//! - [`page`] and [`plot`]: `perf.md` and `perf.html` with SVG plots;
+//! - [`cli`]: the `harness perf` command; [`selftest`] its self-test and overhead check;
+//!   [`instructions`] instruction counts under callgrind.
+
+pub mod baseline;
+pub mod calibrate;
+pub mod cli;
+pub mod flops;
+pub mod instructions;
+pub mod measure;
+pub mod page;
+pub mod plot;
+pub mod selftest;
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use self::calibrate::{Calibration, Slowdown};
+use self::measure::{ModelRun, Protocol, Series, Timeable, Warmup};
+use self::stats::{Interval, Summary};
+use crate::convert::{self, Artifact, Converter};
+use crate::onnx::{proto, testcase};
+use crate::report::{Environment, Tool};
+use crate::runtime::{self, Runtime};
+use crate::tensor::Named;
+
+/// Version of the perf report and baseline layout.
+pub const SCHEMA: u32 = 1;
+
+/// One perf run: what `perf.json` and a baseline file hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerfReport {
+    /// Layout version ([`SCHEMA`]).
+    pub schema: u32,
+    /// The tool.
+    pub tool: Tool,
+    /// Machine (CPU model, cores) and versions of converters and runtimes.
+    pub environment: Environment,
+    /// The protocol's knobs.
+    pub protocol: Protocol,
+    /// Operations of one run of the calibration workload.
+    pub calibration_flops: u64,
+    /// Busy work added by the self-test's slowdown wrapper (fraction), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowdown: Option<f64>,
+    /// One entry per corpus case.
+    pub cases: Vec<CasePerf>,
+}
+
+/// The measurements of one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CasePerf {
+    /// Case name (its directory under the corpus).
+    pub case: String,
+    /// Operations of one inference ([`flops`]); `None` when they could not be counted.
+    pub flops: Option<u64>,
+    /// Why the operations could not be counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops_error: Option<String>,
+    /// The calibration workload's samples, microseconds.
+    pub calibration: Option<Summary>,
+    /// Its round floors (fastest run of each round), microseconds.
+    pub calibration_rounds: Vec<f64>,
+    /// One entry per (converter, runtime).
+    pub results: Vec<ConfigPerf>,
+}
+
+/// The measurements of one (case, converter, runtime).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigPerf {
+    /// Converter spec.
+    pub converter: String,
+    /// Runtime that ran the artifact.
+    pub runtime: String,
+    /// Precision it computed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    /// Every sample, microseconds.
+    pub latency_us: Option<Summary>,
+    /// Round floors (fastest run of each round's batch), microseconds, aligned with the
+    /// case's calibration rounds.
+    pub rounds_us: Vec<f64>,
+    /// Round floors divided by the calibration's round floors (calibrated units).
+    pub calibrated_rounds: Vec<f64>,
+    /// Median of `calibrated_rounds`.
+    pub calibrated_p50: Option<f64>,
+    /// Operations per second at the median latency, in GFLOP/s.
+    pub gflops: Option<f64>,
+    /// Fastest median latency of the case in this run divided by this one (1 = fastest).
+    pub share_of_fastest: Option<f64>,
+    /// Latency relative to the original model (identity) on the same runtime, from the
+    /// per-round paired ratios, with a 95% interval.
+    pub vs_original: Option<Interval>,
+    /// The warm-up.
+    pub warmup: Warmup,
+    /// Instructions of one run under callgrind (`--instructions`), if counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u64>,
+    /// Why it could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every sample (microseconds); in perf-samples.json, not in baselines.
+    #[serde(skip)]
+    pub samples: Vec<f64>,
+}
+
+impl ConfigPerf {
+    /// Key in comparisons: `case / converter / runtime`.
+    pub fn key(&self, case: &str) -> String {
+        format!("{case} / {} / {}", self.converter, self.runtime)
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct PerfOptions {
+    /// Corpus directory: every subdirectory holding a model.onnx is a case.
+    pub corpus: PathBuf,
+    /// Only cases with these names (all when empty).
+    pub cases: Vec<String>,
+    /// Converter specs.
+    pub converters: Vec<String>,
+    /// Runtimes for the converters that make ONNX.
+    pub runtimes: Vec<String>,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Self-test only: busy work added to every run, as a fraction of its time.
+    pub slowdown: Option<f64>,
+    /// Per conversion and per worker call.
+    pub timeout: Duration,
+}
+
+/// A (converter, runtime) pair to measure, built.
+pub struct Config {
+    converter: Box<dyn Converter>,
+    runtime: Option<std::sync::Arc<dyn Runtime>>,
+    runtime_name: String,
+}
+
+impl Config {
+    /// `converter/runtime`, for labels.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.converter.name(), self.runtime_name)
+    }
+}
+
+/// Builds the (converter, runtime) pairs: a converter that makes its own format runs on its
+/// own runtime; one that makes ONNX runs on each runtime. Unknown names are errors.
+pub fn configs(options: &PerfOptions) -> Result<Vec<Config>> {
+    let runtimes: Vec<std::sync::Arc<dyn Runtime>> = options
+        .runtimes
+        .iter()
+        .map(|r| runtime::by_name(r, options.timeout).map(std::sync::Arc::from))
+        .collect::<std::result::Result<_, String>>()
+        .map_err(anyhow::Error::msg)?;
+    let mut out = Vec::new();
+    for spec in &options.converters {
+        if let Some(native) = convert::from_spec(spec)?.native_runtime() {
+            out.push(Config {
+                converter: convert::from_spec(spec)?,
+                runtime: None,
+                runtime_name: native.into(),
+            });
+            continue;
+        }
+        for r in &runtimes {
+            out.push(Config {
+                converter: convert::from_spec(spec)?,
+                runtime: Some(std::sync::Arc::clone(r)),
+                runtime_name: r.name().into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Corpus cases selected by the options: (name, directory).
+pub fn select_cases(options: &PerfOptions) -> Result<Vec<(String, PathBuf)>> {
+    anyhow::ensure!(
+        options.corpus.is_dir(),
+        "{}: no such corpus directory",
+        options.corpus.display()
+    );
+    let mut out = Vec::new();
+    for dir in testcase::find(&options.corpus)? {
+        let name = dir
+            .strip_prefix(&options.corpus)
+            .unwrap_or(&dir)
+            .display()
+            .to_string();
+        let name = if name.is_empty() {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            name
+        };
+        if options.cases.is_empty() || options.cases.contains(&name) {
+            out.push((name, dir));
+        }
+    }
+    for wanted in &options.cases {
+        anyhow::ensure!(
+            out.iter().any(|(n, _)| n == wanted),
+            "no case '{wanted}' under {} (a case is a directory holding model.onnx)",
+            options.corpus.display()
+        );
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "{}: no case (no directory holding model.onnx)",
+        options.corpus.display()
+    );
+    Ok(out)
+}
+
+/// The model bytes and named inputs (data set 0) of a test-case directory.
+pub fn read_case(dir: &Path) -> Result<(Vec<u8>, Vec<Named>)> {
+    let case = testcase::read(dir)?;
+    let set = case
+        .data_sets
+        .first()
+        .with_context(|| format!("{}: no test_data_set_0", dir.display()))?;
+    let model = proto::decode_model(&case.model)
+        .with_context(|| format!("{}/model.onnx", dir.display()))?;
+    let graph = model.graph.unwrap_or_default();
+    let inits: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| !inits.contains(n))
+        .collect();
+    let inputs = set
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(j, t)| Named {
+            name: names
+                .get(j)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("input_{j}")),
+            tensor: t.clone(),
+        })
+        .collect();
+    Ok((case.model, inputs))
+}
+
+/// Converts and loads `model` for one config; the work directory lives as long as the model.
+pub fn load(
+    config: &Config,
+    model: &[u8],
+    inputs: &[Named],
+    timeout: Duration,
+) -> Result<(Box<dyn crate::runtime::Loaded>, tempfile::TempDir)> {
+    let work = tempfile::Builder::new().prefix("conv1d-perf-").tempdir()?;
+    let cx = convert::Context {
+        work_dir: work.path(),
+        timeout,
+    };
+    let artifact = config
+        .converter
+        .convert(model, &cx)
+        .map_err(|e| anyhow::anyhow!("conversion failed: {e:?}"))?;
+    let loaded = match (artifact, &config.runtime) {
+        (Artifact::Onnx(bytes), Some(rt)) => rt.load(&bytes, inputs)?,
+        (Artifact::Onnx(_), None) => anyhow::bail!("no runtime for ONNX artifacts"),
+        (Artifact::Native(native), _) => native.load(inputs)?,
+    };
+    Ok((loaded, work))
+}
+
+/// Measures one case with every config, interleaved.
+pub fn measure_case(
+    name: &str,
+    dir: &Path,
+    configs: &[Config],
+    options: &PerfOptions,
+) -> Result<CasePerf> {
+    let (model_bytes, inputs) = read_case(dir)?;
+    let (flops, flops_error) =
+        match proto::decode_model(&model_bytes).and_then(|m| flops::count(&m, &inputs)) {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+    let mut results: Vec<ConfigPerf> = Vec::new();
+    let mut runs: Vec<ModelRun> = Vec::new();
+    let mut dirs = Vec::new();
+    let mut slots = Vec::new(); // index into runs for each result, if loaded
+    for c in configs {
+        let mut r = ConfigPerf {
+            converter: c.converter.name(),
+            runtime: c.runtime_name.clone(),
+            precision: None,
+            latency_us: None,
+            rounds_us: vec![],
+            calibrated_rounds: vec![],
+            calibrated_p50: None,
+            gflops: None,
+            share_of_fastest: None,
+            vs_original: None,
+            warmup: Warmup::default(),
+            instructions: None,
+            error: None,
+            samples: vec![],
+        };
+        match crate::isolate::catch(|| load(c, &model_bytes, &inputs, options.timeout)) {
+            Ok(Ok((loaded, work))) => {
+                r.precision = Some(loaded.precision().name().into());
+                let loaded: Box<dyn crate::runtime::Loaded> = match options.slowdown {
+                    Some(fraction) => Box::new(Slowdown {
+                        inner: loaded,
+                        fraction,
+                    }),
+                    None => loaded,
+                };
+                slots.push(Some(runs.len()));
+                runs.push(ModelRun {
+                    loaded,
+                    inputs: inputs.clone(),
+                });
+                dirs.push(work);
+            }
+            Ok(Err(e)) => {
+                r.error = Some(format!("{e:#}"));
+                slots.push(None);
+            }
+            Err(panic) => {
+                r.error = Some(format!("panicked: {panic}"));
+                slots.push(None);
+            }
+        }
+        results.push(r);
+    }
+    let mut calibration = Calibration::new();
+    let models = runs.len();
+    let mut subjects: Vec<&mut dyn Timeable> = vec![&mut calibration];
+    subjects.extend(runs.iter_mut().map(|r| r as &mut dyn Timeable));
+    let series = measure::measure(
+        &mut subjects,
+        &options.protocol,
+        models,
+        &crate::isolate::interrupted,
+    );
+    drop(subjects);
+    let mut series = series.into_iter();
+    let cal = series.next().unwrap_or_else(|| Ok(Series::default()));
+    let cal = cal.unwrap_or_default();
+    let model_series: Vec<Result<Series>> = series.collect();
+    for (r, slot) in results.iter_mut().zip(&slots) {
+        let Some(i) = slot else { continue };
+        match &model_series[*i] {
+            Ok(s) => fill(r, s, &cal, flops),
+            Err(e) => r.error = Some(format!("{e:#}")),
+        }
+    }
+    drop(runs);
+    drop(dirs);
+    relate(&mut results);
+    Ok(CasePerf {
+        case: name.into(),
+        flops,
+        flops_error,
+        calibration: Summary::of(&cal.samples),
+        calibration_rounds: cal.rounds,
+        results,
+    })
+}
+
+fn fill(r: &mut ConfigPerf, s: &Series, cal: &Series, flops: Option<u64>) {
+    r.latency_us = Summary::of(&s.samples);
+    r.rounds_us = s.rounds.clone();
+    r.calibrated_rounds = s
+        .rounds
+        .iter()
+        .zip(&cal.rounds)
+        .map(|(m, c)| m / c)
+        .collect();
+    r.calibrated_p50 = Some(stats::median(&r.calibrated_rounds)).filter(|x| x.is_finite());
+    r.gflops = match (flops, &r.latency_us) {
+        (Some(f), Some(l)) if l.p50 > 0.0 => Some(f as f64 / (l.p50 * 1e3)),
+        _ => None,
+    };
+    r.warmup = s.warmup;
+    r.samples = s.samples.clone();
+}
+
+/// Share of the fastest and the ratio to the original model on the same runtime.
+fn relate(results: &mut [ConfigPerf]) {
+    let fastest = results
+        .iter()
+        .filter_map(|r| r.latency_us.map(|l| l.p50))
+        .fold(f64::INFINITY, f64::min);
+    let originals: Vec<(String, Vec<f64>)> = results
+        .iter()
+        .filter(|r| r.converter == "identity" && r.latency_us.is_some())
+        .map(|r| (r.runtime.clone(), r.rounds_us.clone()))
+        .collect();
+    for r in results.iter_mut() {
+        let Some(l) = r.latency_us else { continue };
+        r.share_of_fastest = Some(fastest / l.p50);
+        if let Some((_, orig)) = originals.iter().find(|(rt, _)| *rt == r.runtime) {
+            let paired: Vec<f64> = r.rounds_us.iter().zip(orig).map(|(a, b)| a / b).collect();
+            r.vs_original = stats::median_interval(&paired, 0.95, stats::RESAMPLES, 17);
+        }
+    }
+}
+
+/// Runs the whole measurement; `progress` hears about each case.
+pub fn run(options: &PerfOptions, progress: &dyn Fn(&str)) -> Result<PerfReport> {
+    let cases = select_cases(options)?;
+    let configs = configs(options)?;
+    let mut environment = Environment::detect();
+    for c in &configs {
+        let version = c.converter.version().unwrap_or_else(|| "unknown".into());
+        environment
+            .converters
+            .insert(c.converter.name(), version.clone());
+        let rt_version = match &c.runtime {
+            Some(rt) => rt.version(),
+            None => version,
+        };
+        environment
+            .runtimes
+            .insert(c.runtime_name.clone(), rt_version);
+    }
+    let mut out = Vec::new();
+    for (name, dir) in &cases {
+        if crate::isolate::interrupted() {
+            break;
+        }
+        progress(name);
+        out.push(measure_case(name, dir, &configs, options)?);
+    }
+    Ok(PerfReport {
+        schema: SCHEMA,
+        tool: Tool {
+            name: "conv1d-harness".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        environment,
+        protocol: options.protocol,
+        calibration_flops: Calibration::flops(),
+        slowdown: options.slowdown,
+        cases: out,
+    })
+}

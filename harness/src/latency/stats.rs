@@ -1,0 +1,304 @@
+//! Statistics of latency samples: quantiles, median absolute deviation, a bootstrap
+//! confidence interval of a ratio of medians, and the regression decision built on it.
+//!
+//! Everything here is deterministic (the bootstrap draws from a seeded generator), so the
+//! decision on a given pair of sample sets never changes between runs.
+
+use serde::{Deserialize, Serialize};
+
+/// Quantile `p` (0..=1) of sorted data, interpolating linearly between order statistics
+/// (Hyndman and Fan type 7, as numpy and R default to). `NaN` for no data.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
+            let lo = h.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+        }
+    }
+}
+
+/// Median of unsorted data (`NaN` for none).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    quantile(&v, 0.5)
+}
+
+/// Summary of a set of samples (microseconds, or calibrated units).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of samples.
+    pub n: usize,
+    /// Fastest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Median absolute deviation from the median (unscaled).
+    pub mad: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarizes samples; `None` when there are none or any is not finite.
+    pub fn of(samples: &[f64]) -> Option<Summary> {
+        if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let p50 = quantile(&s, 0.5);
+        let mut dev: Vec<f64> = s.iter().map(|x| (x - p50).abs()).collect();
+        dev.sort_by(f64::total_cmp);
+        Some(Summary {
+            n: s.len(),
+            min: s[0],
+            p50,
+            p90: quantile(&s, 0.9),
+            p99: quantile(&s, 0.99),
+            mad: quantile(&dev, 0.5),
+            mean: s.iter().sum::<f64>() / s.len() as f64,
+            max: s[s.len() - 1],
+        })
+    }
+}
+
+/// A point estimate with a confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Lower end.
+    pub low: f64,
+    /// The estimate from the data as they are.
+    pub estimate: f64,
+    /// Upper end.
+    pub high: f64,
+}
+
+/// SplitMix64: a tiny, well-mixed generator, enough for resampling indices.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * n as f64) as usize
+    }
+}
+
+fn resampled_median(xs: &[f64], rng: &mut SplitMix, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    scratch.extend((0..xs.len()).map(|_| xs[rng.below(xs.len())]));
+    let mid = scratch.len() / 2;
+    let (_, m, _) = scratch.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *m;
+    if scratch.len() % 2 == 1 {
+        upper
+    } else {
+        let lower = scratch[..mid].iter().copied().fold(f64::MIN, f64::max);
+        (lower + upper) / 2.0
+    }
+}
+
+/// Bootstrap resamples drawn by [`ratio_of_medians`].
+pub const RESAMPLES: usize = 2000;
+
+/// Confidence interval of `median(now) / median(base)` by the percentile bootstrap: both
+/// sets are resampled independently `resamples` times, from a generator seeded with `seed`.
+/// `None` when either set is empty or the base median is not positive.
+pub fn ratio_of_medians(
+    now: &[f64],
+    base: &[f64],
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
+    let estimate = median(now) / median(base);
+    if now.is_empty() || base.is_empty() || !estimate.is_finite() || median(base) <= 0.0 {
+        return None;
+    }
+    let mut rng = SplitMix(seed);
+    let mut scratch = Vec::with_capacity(now.len().max(base.len()));
+    let mut ratios: Vec<f64> = (0..resamples.max(1))
+        .map(|_| {
+            let n = resampled_median(now, &mut rng, &mut scratch);
+            let b = resampled_median(base, &mut rng, &mut scratch);
+            n / b
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let tail = (1.0 - confidence.clamp(0.0, 1.0)) / 2.0;
+    Some(Interval {
+        low: quantile(&ratios, tail),
+        estimate,
+        high: quantile(&ratios, 1.0 - tail),
+    })
+}
+
+/// Confidence interval of the median of one set (paired ratios, for instance).
+pub fn median_interval(
+    xs: &[f64],
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
+    if xs.is_empty() || xs.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let mut rng = SplitMix(seed);
+    let mut scratch = Vec::with_capacity(xs.len());
+    let mut meds: Vec<f64> = (0..resamples.max(1))
+        .map(|_| resampled_median(xs, &mut rng, &mut scratch))
+        .collect();
+    meds.sort_by(f64::total_cmp);
+    let tail = (1.0 - confidence.clamp(0.0, 1.0)) / 2.0;
+    Some(Interval {
+        low: quantile(&meds, tail),
+        estimate: median(xs),
+        high: quantile(&meds, 1.0 - tail),
+    })
+}
+
+/// What a comparison with a baseline concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Clearly slower: the whole interval lies above `1 + margin`.
+    Regression,
+    /// Clearly faster: the whole interval lies below `1 / (1 + margin)`.
+    Improvement,
+    /// Neither is clear.
+    Unchanged,
+}
+
+/// The decision rule: a change is reported only when the whole confidence interval of the
+/// ratio (now / baseline) lies beyond `1 + margin` (or below its reciprocal), so noise that
+/// merely widens the interval never raises an alarm.
+pub fn decide(ci: &Interval, margin: f64) -> Change {
+    if ci.low > 1.0 + margin {
+        Change::Regression
+    } else if ci.high < 1.0 / (1.0 + margin) {
+        Change::Improvement
+    } else {
+        Change::Unchanged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic "noisy" samples: a base value times a spread of 1 ± 8% plus rare 3x
+    /// outliers (a descheduled thread), in a fixed pseudo-random order.
+    fn noisy(base: f64, n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = SplitMix(seed);
+        (0..n)
+            .map(|i| {
+                let u = rng.below(10_000) as f64 / 10_000.0;
+                let outlier = if i % 37 == 0 { 3.0 } else { 1.0 };
+                base * (0.92 + 0.16 * u) * outlier
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics_like_numpy() {
+        let s = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&s, 0.0), 1.0);
+        assert_eq!(quantile(&s, 1.0), 4.0);
+        assert_eq!(quantile(&s, 0.5), 2.5);
+        // numpy.percentile([1,2,3,4], 90) == 3.7
+        assert!((quantile(&s, 0.9) - 3.7).abs() < 1e-12);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn summary_of_known_samples() {
+        let s = Summary::of(&[5.0, 1.0, 2.0, 4.0, 3.0, 100.0]).unwrap();
+        assert_eq!(s.n, 6);
+        assert_eq!(s.min, 1.0);
+        assert_eq!(s.max, 100.0);
+        assert_eq!(s.p50, 3.5);
+        // deviations from 3.5: 2.5 1.5 0.5 0.5 1.5 96.5 -> median 1.5
+        assert_eq!(s.mad, 1.5);
+        assert!((s.mean - 115.0 / 6.0).abs() < 1e-12);
+        assert!(Summary::of(&[]).is_none());
+        assert!(Summary::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn the_bootstrap_is_deterministic_and_brackets_the_estimate() {
+        let a = noisy(100.0, 201, 1);
+        let b = noisy(100.0, 151, 2);
+        let x = ratio_of_medians(&a, &b, 0.95, RESAMPLES, 7).unwrap();
+        let y = ratio_of_medians(&a, &b, 0.95, RESAMPLES, 7).unwrap();
+        assert_eq!(x, y);
+        assert!(x.low <= x.estimate && x.estimate <= x.high, "{x:?}");
+        assert!(x.low > 0.95 && x.high < 1.05, "{x:?}");
+    }
+
+    #[test]
+    fn equal_distributions_are_unchanged_a_known_shift_is_a_regression() {
+        let base = noisy(50.0, 200, 3);
+        let same = noisy(50.0, 200, 4);
+        let ci = ratio_of_medians(&same, &base, 0.95, RESAMPLES, 1).unwrap();
+        assert_eq!(decide(&ci, 0.05), Change::Unchanged, "{ci:?}");
+        // 25% slower: the interval of the ratio must clear 1.05 and contain 1.25.
+        let slower: Vec<f64> = noisy(50.0, 200, 5).iter().map(|x| x * 1.25).collect();
+        let ci = ratio_of_medians(&slower, &base, 0.95, RESAMPLES, 1).unwrap();
+        assert!(ci.low < 1.25 && 1.25 < ci.high, "{ci:?}");
+        assert_eq!(decide(&ci, 0.05), Change::Regression, "{ci:?}");
+        // and the same shift the other way is an improvement
+        let faster: Vec<f64> = noisy(50.0, 200, 6).iter().map(|x| x / 1.25).collect();
+        let ci = ratio_of_medians(&faster, &base, 0.95, RESAMPLES, 1).unwrap();
+        assert_eq!(decide(&ci, 0.05), Change::Improvement, "{ci:?}");
+    }
+
+    #[test]
+    fn a_shift_inside_the_margin_is_not_flagged_even_when_significant() {
+        // 3% slower with little noise: clearly different, but not beyond a 5% margin.
+        let base: Vec<f64> = (0..300).map(|i| 100.0 + (i % 7) as f64 * 0.1).collect();
+        let now: Vec<f64> = base.iter().map(|x| x * 1.03).collect();
+        let ci = ratio_of_medians(&now, &base, 0.95, RESAMPLES, 9).unwrap();
+        assert!(ci.low > 1.0, "{ci:?}");
+        assert_eq!(decide(&ci, 0.05), Change::Unchanged);
+    }
+
+    #[test]
+    fn too_few_samples_give_a_wide_interval_not_an_alarm() {
+        let base = [100.0, 180.0, 90.0];
+        let now = [130.0, 95.0, 200.0];
+        let ci = ratio_of_medians(&now, &base, 0.95, RESAMPLES, 3).unwrap();
+        assert!(ci.high / ci.low > 1.3, "{ci:?}");
+        assert_eq!(decide(&ci, 0.05), Change::Unchanged);
+    }
+
+    #[test]
+    fn empty_or_degenerate_sets_give_no_interval() {
+        assert!(ratio_of_medians(&[], &[1.0], 0.95, 10, 0).is_none());
+        assert!(ratio_of_medians(&[1.0], &[0.0], 0.95, 10, 0).is_none());
+        assert!(median_interval(&[], 0.95, 10, 0).is_none());
+    }
+
+    #[test]
+    fn the_median_interval_of_paired_ratios_contains_the_true_ratio() {
+        let ratios: Vec<f64> = noisy(1.4, 150, 11);
+        let ci = median_interval(&ratios, 0.95, RESAMPLES, 5).unwrap();
+        assert!(ci.low < 1.4 && 1.4 < ci.high, "{ci:?}");
+    }
+}
