@@ -158,3 +158,109 @@ fn openvino_converts_and_runs_generated_models_in_the_precision_it_reports() {
         "default precision recorded"
     );
 }
+
+/// The operators of the 1D catalogue (EDGE_CASES.md) and the layout ops around them.
+const CATALOGUE_OPS: &[&str] = &[
+    "Conv",
+    "ConvTranspose",
+    "MaxPool",
+    "AveragePool",
+    "LpPool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "ReduceMean",
+    "ReduceMax",
+    "BatchNormalization",
+    "InstanceNormalization",
+    "LayerNormalization",
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "Softplus",
+    "Clip",
+    "Mish",
+    "Pad",
+    "Concat",
+    "Softmax",
+    "Gemm",
+    "MatMul",
+    "Flatten",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Identity",
+];
+
+/// The ONNX backend suite's node cases for the catalogue, written by the pinned onnx package
+/// (harness/python/onnx_node_cases.py), checked against the f64 oracle: every case the oracle
+/// evaluates must agree with the suite's stored outputs within the float32 bound, except one
+/// 2D case noted below.
+#[test]
+fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
+    let Some(python) = find_python() else {
+        assert!(
+            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
+            "no Python environment"
+        );
+        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/onnx_node_cases.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(tmp.path())
+        .args(CATALOGUE_OPS)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runner = Runner::new(Options {
+        converters: vec![],
+        onnx_tests: Some(tmp.path().to_path_buf()),
+        cases: 0,
+        repeats: 0,
+        max_bundles: 0,
+        report_dir: tmp.path().join("report"),
+        ..Options::default()
+    })
+    .unwrap();
+    let results = runner.run(&|_, _| {}).unwrap().results;
+    let oracle: Vec<_> = results.iter().filter(|r| r.converter == "oracle").collect();
+    let passed = oracle.iter().filter(|r| r.verdict == Verdict::Pass).count();
+    let mut disagree = Vec::new();
+    for r in &oracle {
+        let msg = r.message.as_deref().unwrap_or("");
+        let refused = r.verdict == Verdict::RuntimeRejected
+            && (msg.contains("unsupported by the oracle") || msg.contains("undefined by the spec"));
+        // onnx's expected output for this 2D case differs from the oracle by 3e-4 relative in
+        // the ceil_mode window that starts on the padding; not a 1D case, left for triage.
+        let noted = r
+            .case
+            .ends_with("test_averagepool_2d_ceil_last_window_starts_on_pad");
+        if r.verdict != Verdict::Pass && !refused && !noted {
+            disagree.push(format!("{} {}: {msg}", r.case, r.verdict.name()));
+        }
+    }
+    eprintln!(
+        "{passed} of {} suite cases agree with the oracle",
+        oracle.len()
+    );
+    assert!(
+        passed >= 150,
+        "only {passed} of {} cases evaluated",
+        oracle.len()
+    );
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+}
