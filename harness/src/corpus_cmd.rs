@@ -176,7 +176,7 @@ pub fn corpus_table(corpus: &std::path::Path, reports: &[PathBuf]) -> anyhow::Re
             "| {} | {fed} | {} | {:.3} |",
             case.name,
             stats.params,
-            stats.flops() as f64 / 1e6
+            stats.flops as f64 / 1e6
         );
         for c in &columns {
             let cell = cells

@@ -140,8 +140,8 @@ pub fn read_tensor(data: &[u8]) {
     }
 }
 
-/// The readers of text inputs (case.toml, known-failures.toml, report.json) on arbitrary
-/// bytes.
+/// The readers of text inputs (case.toml, known-failures.toml, report.json, a perf
+/// baseline) on arbitrary bytes.
 pub fn read_config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -150,7 +150,12 @@ pub fn read_config(data: &[u8]) {
         Ok(d) => d,
         Err(_) => return,
     };
-    for name in ["case.toml", "known-failures.toml", "report.json"] {
+    for name in [
+        "case.toml",
+        "known-failures.toml",
+        "report.json",
+        "baseline.json",
+    ] {
         let path = dir.path().join(name);
         if std::fs::write(&path, text).is_err() {
             return;
@@ -159,4 +164,5 @@ pub fn read_config(data: &[u8]) {
     let _ = crate::corpus::CaseToml::read(dir.path());
     let _ = Ledger::load(&dir.path().join("known-failures.toml"));
     let _ = crate::report::Report::load(&dir.path().join("report.json"));
+    let _ = crate::latency::baseline::load(&dir.path().join("baseline.json"));
 }

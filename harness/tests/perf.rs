@@ -74,7 +74,7 @@ fn save_then_baseline_round_trips_and_writes_every_report() {
     let base = tmp.path().join("baselines/b.json");
     let (r, b) = (report.to_str().unwrap(), base.to_str().unwrap());
     let mut args = tract_args(&corpus, r);
-    args.extend(["--save", b]);
+    args.extend(["--save", b, "--loads", "2", "--sessions", "2"]);
     let o = harness(&args);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let saved = json(&base);
@@ -102,6 +102,15 @@ fn save_then_baseline_round_trips_and_writes_every_report() {
     for r in results {
         let rounds = r["calibrated_rounds"].as_array().unwrap();
         assert!(rounds.len() >= 20, "at least min_rounds rounds: {r}");
+        let loads: Vec<u64> = r["load_rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect();
+        assert_eq!(loads.len(), 4, "2 loads in each of 2 sessions: {r}");
+        assert_eq!(loads.iter().sum::<u64>() as usize, rounds.len());
+        assert_eq!(r["rounds_us"].as_array().unwrap().len(), rounds.len());
         assert!(
             r["latency_us"]["p99"].as_f64().unwrap() >= r["latency_us"]["p50"].as_f64().unwrap()
         );

@@ -1,4 +1,4 @@
-//! libFuzzer bytes -> proptest pass-through RNG -> the generator's model description -> the
+//! libFuzzer bytes -> a random stream keyed by them -> the generator's model description -> the
 //! checks of a conformance run (identity converter, tract, f64 oracle, error bound). A result
 //! that is neither a pass nor an expected failure of corpus/known-failures.toml is a crash.
 #![no_main]

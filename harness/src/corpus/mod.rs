@@ -41,6 +41,9 @@ pub struct CaseToml {
     /// Tolerance policy: `bound` (error bound of the runtime's precision), `bound:F` (bound
     /// times F), or `atol=A,rtol=R`.
     pub tolerance: String,
+    /// Part of the default set `harness perf` measures (omitted when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub perf: bool,
 }
 
 /// One model input of a corpus case.
@@ -127,6 +130,8 @@ pub struct Built {
     pub inputs: Vec<(String, Vec<usize>)>,
     /// How input data is drawn.
     pub input_kind: InputKind,
+    /// In the default set `harness perf` measures.
+    pub perf: bool,
 }
 
 impl Built {
@@ -148,6 +153,7 @@ impl Built {
                 .map(|(n, s)| (n.to_string(), s))
                 .collect(),
             input_kind: InputKind::Signal,
+            perf: false,
         }
     }
 
@@ -228,6 +234,7 @@ impl Built {
                 .map_or(0, |o| o.version),
             inputs,
             tolerance: "bound".into(),
+            perf: self.perf,
         }
     }
 }

@@ -420,7 +420,10 @@ pub fn all() -> Result<Vec<Built>> {
     ];
     let mut out = Vec::new();
     for make in makers {
-        out.push(make(Variant::Static)?);
+        // The static models are the default set of `harness perf`.
+        let mut fixed = make(Variant::Static)?;
+        fixed.perf = true;
+        out.push(fixed);
         out.push(make(Variant::Symbolic)?);
     }
     Ok(out)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::stats::{decide, ratio_of_medians, Change, Interval, RESAMPLES};
+use super::stats::{decide, ratio_of_medians_nested, Change, Interval, RESAMPLES};
 use super::{PerfReport, SCHEMA};
 use crate::fsutil::write_atomically;
 
@@ -215,9 +215,9 @@ pub fn compare(
                     let seed = e.command.bytes().fold(0u64, |h, b| {
                         h.wrapping_mul(0x100_0000_01b3).wrapping_add(b as u64)
                     });
-                    e.ratio = ratio_of_medians(
-                        &r.calibrated_rounds,
-                        &o.calibrated_rounds,
+                    e.ratio = ratio_of_medians_nested(
+                        &r.calibrated_loads(),
+                        &o.calibrated_loads(),
                         0.95,
                         RESAMPLES,
                         seed,

@@ -21,7 +21,8 @@ pub struct PerfArgs {
     /// Corpus directory: every directory under it holding a model.onnx is a case.
     #[arg(long, value_name = "DIR", default_value = "corpus")]
     pub corpus: PathBuf,
-    /// Only this case (repeatable): its directory name under the corpus.
+    /// Only this case (repeatable): its directory name under the corpus. Default: the cases
+    /// whose case.toml says `perf = true` (every case when none does).
     #[arg(long = "case", value_name = "NAME")]
     pub cases: Vec<String>,
     /// Converter (repeatable). Default: identity, lower1d, plus openvino and openvino:f32
@@ -35,6 +36,16 @@ pub struct PerfArgs {
     /// Measuring time per (case, converter, runtime), after warm-up.
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub budget: f64,
+    /// Independent loads of each (case, converter, runtime), sharing its budget; a
+    /// comparison resamples loads as well as rounds, so load-to-load variation (large for
+    /// OpenVINO here) widens the interval instead of raising alarms.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub loads: usize,
+    /// Passes over all cases, one after another, each with fresh loads; a baseline saved
+    /// over several (`--save main --sessions 3`) holds the drift of runtimes whose speed
+    /// changes over minutes, and comparisons resample it.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub sessions: usize,
     /// Save this run as baseline NAME (reports/baselines/NAME.json, or a path).
     #[arg(long, value_name = "NAME")]
     pub save: Option<String>,
@@ -86,6 +97,14 @@ pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
         "--budget must be a positive number of seconds"
     );
     anyhow::ensure!(
+        (1..=16).contains(&a.loads),
+        "--loads must be between 1 and 16"
+    );
+    anyhow::ensure!(
+        (1..=16).contains(&a.sessions),
+        "--sessions must be between 1 and 16"
+    );
+    anyhow::ensure!(
         a.threshold.is_finite() && a.threshold > 0.0,
         "--threshold must be a positive percentage"
     );
@@ -109,7 +128,11 @@ pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
         cases: a.cases.clone(),
         converters,
         runtimes,
-        protocol: Protocol::with_budget(Duration::from_secs_f64(a.budget)),
+        protocol: Protocol {
+            loads: a.loads,
+            sessions: a.sessions,
+            ..Protocol::with_budget(Duration::from_secs_f64(a.budget))
+        },
         slowdown: a.slowdown.map(|p| p / 100.0),
         timeout: Duration::from_secs_f64(a.timeout.max(1.0)),
     })

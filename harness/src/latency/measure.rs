@@ -6,12 +6,16 @@
 //!    calibration workload), in an order that rotates from round to round, until the time
 //!    budget is spent (and at least [`Protocol::min_rounds`] rounds ran). A drift of the
 //!    machine's speed hits all subjects alike, so their ratios hold.
-//! 3. **Every sample is kept**, one per run, with the minimum of each batch (the "round
+//! 3. **Independent loads**: each config is loaded [`Protocol::loads`] times (for runtimes in
+//!    a worker, each load in its own worker process); the loads are separate subjects of the
+//!    same rounds and share the config's budget.
+//! 4. **Every sample is kept**, one per run, with the minimum of each batch (the "round
 //!    floor"). Interference on a shared machine (another process on the core, a cache flush)
 //!    only ever adds time, so the fastest of a batch worth ~10 ms of runs is the cost of the
 //!    run without it: on this project's machine it varies by ±0.5% between processes where the
-//!    median varies by ±4%. Comparisons resample round floors, which unlike single runs are
-//!    close to independent; a slowdown of the code itself moves every run, the fastest too.
+//!    median varies by ±4%. Comparisons resample loads and, within each, round floors, which
+//!    unlike single runs are close to independent; a slowdown of the code itself moves every
+//!    run, the fastest too.
 //!
 //! Samples are microseconds. In-process runtimes are timed with one tick read between
 //! consecutive calls (so a batch's samples add up to its wall time); runtimes in a
@@ -131,6 +135,19 @@ pub struct Protocol {
     pub max_warmup: Duration,
     /// Warm-up ends when two consecutive batch medians differ by less than this fraction.
     pub stable_within: f64,
+    /// Independent loads of each (case, converter, runtime), measured side by side in the
+    /// same rounds and sharing its budget. A model's speed varies from one load to the next
+    /// (another worker process, another memory layout, another kernel plan) by more than it
+    /// varies within one load; comparisons resample loads as well as rounds, so that
+    /// variation widens the interval instead of raising an alarm.
+    #[serde(default = "one")]
+    pub loads: usize,
+    /// Passes over all cases, one after the other, each with fresh loads. Some runtimes'
+    /// speed drifts over minutes (OpenVINO in bf16 here: ±10% from one minute to the next,
+    /// the same in all loads of a pass); a baseline saved over several passes holds that
+    /// drift, and comparisons resample it with the loads.
+    #[serde(default = "one")]
+    pub sessions: usize,
 }
 
 impl Protocol {
@@ -141,6 +158,8 @@ impl Protocol {
             min_rounds: 20,
             max_warmup: Duration::from_secs_f64((budget.as_secs_f64() * 0.5).clamp(0.05, 2.0)),
             stable_within: 0.05,
+            loads: 3,
+            sessions: 1,
         }
     }
 

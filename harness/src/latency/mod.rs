@@ -32,6 +32,7 @@ use self::calibrate::{Calibration, Slowdown};
 use self::measure::{ModelRun, Protocol, Series, Timeable, Warmup};
 use self::stats::{Interval, Summary};
 use crate::convert::{self, Artifact, Converter};
+use crate::corpus::CaseToml;
 use crate::onnx::{proto, testcase};
 use crate::report::{Environment, Tool};
 use crate::runtime::{self, Runtime};
@@ -70,7 +71,8 @@ pub struct CasePerf {
     /// Why the operations could not be counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flops_error: Option<String>,
-    /// The calibration workload's samples, microseconds.
+    /// The calibration workload's samples, microseconds (of the first pass when there are
+    /// several, see [`Protocol::sessions`]).
     pub calibration: Option<Summary>,
     /// Its round floors (fastest run of each round), microseconds.
     pub calibration_rounds: Vec<f64>,
@@ -95,6 +97,10 @@ pub struct ConfigPerf {
     pub rounds_us: Vec<f64>,
     /// Round floors divided by the calibration's round floors (calibrated units).
     pub calibrated_rounds: Vec<f64>,
+    /// Rounds of each independent load, in order: `calibrated_rounds` (and `rounds_us`) are
+    /// the loads' round floors one after the other. Empty means one load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_rounds: Vec<usize>,
     /// Median of `calibrated_rounds`.
     pub calibrated_p50: Option<f64>,
     /// Operations per second at the median latency, in GFLOP/s.
@@ -121,6 +127,22 @@ impl ConfigPerf {
     /// Key in comparisons: `case / converter / runtime`.
     pub fn key(&self, case: &str) -> String {
         format!("{case} / {} / {}", self.converter, self.runtime)
+    }
+
+    /// The calibrated round floors of each load (one group when `load_rounds` does not
+    /// split them consistently).
+    pub fn calibrated_loads(&self) -> Vec<&[f64]> {
+        if self.load_rounds.iter().sum::<usize>() != self.calibrated_rounds.len() {
+            return vec![&self.calibrated_rounds];
+        }
+        let mut out = Vec::with_capacity(self.load_rounds.len());
+        let mut rest = self.calibrated_rounds.as_slice();
+        for &n in &self.load_rounds {
+            let (head, tail) = rest.split_at(n);
+            out.push(head);
+            rest = tail;
+        }
+        out
     }
 }
 
@@ -187,7 +209,8 @@ pub fn configs(options: &PerfOptions) -> Result<Vec<Config>> {
     Ok(out)
 }
 
-/// Corpus cases selected by the options: (name, directory).
+/// Corpus cases selected by the options: (name, directory). Without `--case`, the cases marked
+/// `perf = true` in their case.toml (the static zoo models), or all when none is marked.
 pub fn select_cases(options: &PerfOptions) -> Result<Vec<(String, PathBuf)>> {
     anyhow::ensure!(
         options.corpus.is_dir(),
@@ -210,6 +233,18 @@ pub fn select_cases(options: &PerfOptions) -> Result<Vec<(String, PathBuf)>> {
         };
         if options.cases.is_empty() || options.cases.contains(&name) {
             out.push((name, dir));
+        }
+    }
+    if options.cases.is_empty() {
+        // The default set: the cases whose case.toml says `perf = true`, or every case of a
+        // corpus that marks none.
+        let marked: Vec<(String, PathBuf)> = out
+            .iter()
+            .filter(|(_, dir)| CaseToml::read(dir).is_ok_and(|t| t.perf))
+            .cloned()
+            .collect();
+        if !marked.is_empty() {
+            out = marked;
         }
     }
     for wanted in &options.cases {
@@ -300,7 +335,8 @@ pub fn measure_case(
     let mut results: Vec<ConfigPerf> = Vec::new();
     let mut runs: Vec<ModelRun> = Vec::new();
     let mut dirs = Vec::new();
-    let mut slots = Vec::new(); // index into runs for each result, if loaded
+    let mut slots = Vec::new(); // indices into runs of each result's loads
+    let loads = options.protocol.loads.max(1);
     for c in configs {
         let mut r = ConfigPerf {
             converter: c.converter.name(),
@@ -316,38 +352,45 @@ pub fn measure_case(
             warmup: Warmup::default(),
             instructions: None,
             error: None,
+            load_rounds: vec![],
             samples: vec![],
         };
-        match crate::isolate::catch(|| load(c, &model_bytes, &inputs, options.timeout)) {
-            Ok(Ok((loaded, work))) => {
-                r.precision = Some(loaded.precision().name().into());
-                let loaded: Box<dyn crate::runtime::Loaded> = match options.slowdown {
-                    Some(fraction) => Box::new(Slowdown {
-                        inner: loaded,
-                        fraction,
-                    }),
-                    None => loaded,
-                };
-                slots.push(Some(runs.len()));
-                runs.push(ModelRun {
-                    loaded,
-                    inputs: inputs.clone(),
-                });
-                dirs.push(work);
+        let mut loaded_runs = Vec::new();
+        for _ in 0..loads {
+            match crate::isolate::catch(|| load(c, &model_bytes, &inputs, options.timeout)) {
+                Ok(Ok((loaded, work))) => {
+                    r.precision = Some(loaded.precision().name().into());
+                    let loaded: Box<dyn crate::runtime::Loaded> = match options.slowdown {
+                        Some(fraction) => Box::new(Slowdown {
+                            inner: loaded,
+                            fraction,
+                        }),
+                        None => loaded,
+                    };
+                    loaded_runs.push(ModelRun {
+                        loaded,
+                        inputs: inputs.clone(),
+                    });
+                    dirs.push(work);
+                }
+                Ok(Err(e)) => r.error = Some(format!("{e:#}")),
+                Err(panic) => r.error = Some(format!("panicked: {panic}")),
             }
-            Ok(Err(e)) => {
-                r.error = Some(format!("{e:#}"));
-                slots.push(None);
+            if r.error.is_some() {
+                break;
             }
-            Err(panic) => {
-                r.error = Some(format!("panicked: {panic}"));
-                slots.push(None);
-            }
+        }
+        if r.error.is_some() {
+            slots.push(Vec::new());
+        } else {
+            slots.push((runs.len()..runs.len() + loaded_runs.len()).collect());
+            runs.extend(loaded_runs);
         }
         results.push(r);
     }
     let mut calibration = Calibration::new();
-    let models = runs.len();
+    // Each config's loads share its budget.
+    let models = slots.iter().filter(|s| !s.is_empty()).count();
     let mut subjects: Vec<&mut dyn Timeable> = vec![&mut calibration];
     subjects.extend(runs.iter_mut().map(|r| r as &mut dyn Timeable));
     let series = measure::measure(
@@ -362,9 +405,17 @@ pub fn measure_case(
     let cal = cal.unwrap_or_default();
     let model_series: Vec<Result<Series>> = series.collect();
     for (r, slot) in results.iter_mut().zip(&slots) {
-        let Some(i) = slot else { continue };
-        match &model_series[*i] {
-            Ok(s) => fill(r, s, &cal, flops),
+        let loads: Result<Vec<&Series>> = slot
+            .iter()
+            .map(|&i| {
+                model_series[i]
+                    .as_ref()
+                    .map_err(|e| anyhow::anyhow!("{e:#}"))
+            })
+            .collect();
+        match loads {
+            Ok(loads) if !loads.is_empty() => fill(r, &loads, &cal, flops),
+            Ok(_) => {}
             Err(e) => r.error = Some(format!("{e:#}")),
         }
     }
@@ -381,22 +432,61 @@ pub fn measure_case(
     })
 }
 
-fn fill(r: &mut ConfigPerf, s: &Series, cal: &Series, flops: Option<u64>) {
-    r.latency_us = Summary::of(&s.samples);
-    r.rounds_us = s.rounds.clone();
-    r.calibrated_rounds = s
-        .rounds
-        .iter()
-        .zip(&cal.rounds)
-        .map(|(m, c)| m / c)
-        .collect();
-    r.calibrated_p50 = Some(stats::median(&r.calibrated_rounds)).filter(|x| x.is_finite());
-    r.gflops = match (flops, &r.latency_us) {
+/// Adds a later pass's measurements of a case to an earlier one's: every load becomes one
+/// more load of the config; summaries are computed again over all of them.
+fn merge_session(into: &mut CasePerf, later: CasePerf) {
+    into.calibration_rounds.extend(&later.calibration_rounds);
+    for (r, l) in into.results.iter_mut().zip(later.results) {
+        if r.error.is_none() {
+            r.error = l.error;
+        }
+        if r.error.is_some() {
+            continue;
+        }
+        if r.load_rounds.is_empty() {
+            r.load_rounds.push(r.calibrated_rounds.len());
+        }
+        r.samples.extend(l.samples);
+        r.rounds_us.extend(l.rounds_us);
+        r.calibrated_rounds.extend(l.calibrated_rounds);
+        r.load_rounds.extend(l.load_rounds);
+        r.latency_us = Summary::of(&r.samples);
+        r.calibrated_p50 = Some(stats::median(&r.calibrated_rounds)).filter(|x| x.is_finite());
+        r.gflops = gflops(into.flops, &r.latency_us);
+        r.instructions = r.instructions.or(l.instructions);
+    }
+    into.calibration = into.calibration.or(later.calibration);
+    relate(&mut into.results);
+}
+
+fn gflops(flops: Option<u64>, latency: &Option<Summary>) -> Option<f64> {
+    match (flops, latency) {
         (Some(f), Some(l)) if l.p50 > 0.0 => Some(f as f64 / (l.p50 * 1e3)),
         _ => None,
-    };
-    r.warmup = s.warmup;
-    r.samples = s.samples.clone();
+    }
+}
+
+/// Fills a config's result from the series of its loads (measured in the same rounds as the
+/// calibration `cal`).
+fn fill(r: &mut ConfigPerf, loads: &[&Series], cal: &Series, flops: Option<u64>) {
+    r.samples = loads
+        .iter()
+        .flat_map(|s| s.samples.iter().copied())
+        .collect();
+    r.latency_us = Summary::of(&r.samples);
+    r.rounds_us.clear();
+    r.calibrated_rounds.clear();
+    r.load_rounds.clear();
+    for s in loads {
+        let n = s.rounds.len().min(cal.rounds.len());
+        r.rounds_us.extend_from_slice(&s.rounds[..n]);
+        r.calibrated_rounds
+            .extend(s.rounds[..n].iter().zip(&cal.rounds).map(|(m, c)| m / c));
+        r.load_rounds.push(n);
+    }
+    r.calibrated_p50 = Some(stats::median(&r.calibrated_rounds)).filter(|x| x.is_finite());
+    r.gflops = gflops(flops, &r.latency_us);
+    r.warmup = loads[0].warmup;
 }
 
 /// Share of the fastest and the ratio to the original model on the same runtime.
@@ -438,13 +528,24 @@ pub fn run(options: &PerfOptions, progress: &dyn Fn(&str)) -> Result<PerfReport>
             .runtimes
             .insert(c.runtime_name.clone(), rt_version);
     }
-    let mut out = Vec::new();
-    for (name, dir) in &cases {
-        if crate::isolate::interrupted() {
-            break;
+    let mut out: Vec<CasePerf> = Vec::new();
+    let sessions = options.protocol.sessions.max(1);
+    for session in 0..sessions {
+        for (i, (name, dir)) in cases.iter().enumerate() {
+            if crate::isolate::interrupted() {
+                break;
+            }
+            if sessions > 1 {
+                progress(&format!("{name} (pass {} of {sessions})", session + 1));
+            } else {
+                progress(name);
+            }
+            let measured = measure_case(name, dir, &configs, options)?;
+            match out.get_mut(i) {
+                Some(earlier) => merge_session(earlier, measured),
+                None => out.push(measured),
+            }
         }
-        progress(name);
-        out.push(measure_case(name, dir, &configs, options)?);
     }
     Ok(PerfReport {
         schema: SCHEMA,
@@ -458,4 +559,74 @@ pub fn run(options: &PerfOptions, progress: &dyn Fn(&str)) -> Result<PerfReport>
         slowdown: options.slowdown,
         cases: out,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(corpus: &Path, cases: &[&str]) -> PerfOptions {
+        PerfOptions {
+            corpus: corpus.to_path_buf(),
+            cases: cases.iter().map(|c| c.to_string()).collect(),
+            converters: vec!["identity".into()],
+            runtimes: vec!["tract".into()],
+            protocol: Protocol::with_budget(Duration::from_millis(10)),
+            slowdown: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn the_default_set_is_the_cases_marked_perf_and_a_named_case_is_taken_as_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let built = crate::corpus::builtin().unwrap();
+        let fixed = built.iter().find(|b| b.name == "cnn1d").unwrap();
+        let dynamic = built.iter().find(|b| b.name == "cnn1d_dyn").unwrap();
+        assert!(fixed.perf && !dynamic.perf);
+        crate::corpus::write_case(tmp.path(), fixed).unwrap();
+        crate::corpus::write_case(tmp.path(), dynamic).unwrap();
+        let names = |o: &PerfOptions| -> Vec<String> {
+            select_cases(o)
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        assert_eq!(names(&options(tmp.path(), &[])), ["cnn1d"]);
+        assert_eq!(names(&options(tmp.path(), &["cnn1d_dyn"])), ["cnn1d_dyn"]);
+        // a corpus that marks nothing is measured whole
+        std::fs::remove_dir_all(tmp.path().join("cnn1d")).unwrap();
+        assert_eq!(names(&options(tmp.path(), &[])), ["cnn1d_dyn"]);
+    }
+
+    #[test]
+    fn loads_split_the_calibrated_rounds_in_order() {
+        let mut r = ConfigPerf {
+            converter: "identity".into(),
+            runtime: "tract".into(),
+            precision: None,
+            latency_us: None,
+            rounds_us: vec![],
+            calibrated_rounds: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+            load_rounds: vec![2, 3],
+            calibrated_p50: None,
+            gflops: None,
+            share_of_fastest: None,
+            vs_original: None,
+            warmup: Warmup::default(),
+            instructions: None,
+            error: None,
+            samples: vec![],
+        };
+        assert_eq!(
+            r.calibrated_loads(),
+            [&[1.0, 2.0][..], &[3.0, 4.0, 5.0][..]]
+        );
+        // a baseline without load_rounds (or an inconsistent one) is one load
+        r.load_rounds.clear();
+        assert_eq!(r.calibrated_loads(), [&[1.0, 2.0, 3.0, 4.0, 5.0][..]]);
+        r.load_rounds = vec![2, 2];
+        assert_eq!(r.calibrated_loads().len(), 1);
+    }
 }

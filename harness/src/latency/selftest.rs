@@ -54,6 +54,8 @@ pub fn self_test(a: &PerfArgs) -> Result<ExitCode> {
                 &a.budget.to_string(),
                 "--threshold",
                 &a.threshold.to_string(),
+                "--loads",
+                &a.loads.to_string(),
             ])
             .arg("--report")
             .arg(&report)
