@@ -148,7 +148,7 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
         let mut options = options;
         options.converters = vec!["identity".into()];
         options.runtimes = vec!["tract".into()];
-        let (name, dir) = smallest(&super::select_cases(&options)?)?;
+        let (name, dir) = smallest(&super::named_cases(&options)?)?;
         let (wall, bias) = timing_overhead(&dir, &options)?;
         println!(
             "timing overhead on {name}: protocol loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop ({OVERHEAD_ROUNDS} rounds)",

@@ -212,6 +212,24 @@ pub fn configs(options: &PerfOptions) -> Result<Vec<Config>> {
 /// Corpus cases selected by the options: (name, directory). Without `--case`, the cases marked
 /// `perf = true` in their case.toml (the static zoo models), or all when none is marked.
 pub fn select_cases(options: &PerfOptions) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = named_cases(options)?;
+    if options.cases.is_empty() {
+        // The default set: the cases whose case.toml says `perf = true`, or every case of a
+        // corpus that marks none.
+        let marked: Vec<(String, PathBuf)> = out
+            .iter()
+            .filter(|(_, dir)| CaseToml::read(dir).is_ok_and(|t| t.perf))
+            .cloned()
+            .collect();
+        if !marked.is_empty() {
+            out = marked;
+        }
+    }
+    Ok(out)
+}
+
+/// The cases named by `--case`, or every case of the corpus when none is named.
+pub fn named_cases(options: &PerfOptions) -> Result<Vec<(String, PathBuf)>> {
     anyhow::ensure!(
         options.corpus.is_dir(),
         "{}: no such corpus directory",
@@ -233,18 +251,6 @@ pub fn select_cases(options: &PerfOptions) -> Result<Vec<(String, PathBuf)>> {
         };
         if options.cases.is_empty() || options.cases.contains(&name) {
             out.push((name, dir));
-        }
-    }
-    if options.cases.is_empty() {
-        // The default set: the cases whose case.toml says `perf = true`, or every case of a
-        // corpus that marks none.
-        let marked: Vec<(String, PathBuf)> = out
-            .iter()
-            .filter(|(_, dir)| CaseToml::read(dir).is_ok_and(|t| t.perf))
-            .cloned()
-            .collect();
-        if !marked.is_empty() {
-            out = marked;
         }
     }
     for wanted in &options.cases {

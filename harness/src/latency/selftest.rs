@@ -22,7 +22,7 @@ pub fn self_test(a: &PerfArgs) -> Result<ExitCode> {
     // The smallest model is where the timing overhead weighs most; the false-alarm and power
     // rounds run on the seed's CNN1D when the corpus has it (the slowdown wrapper's own clock
     // reads would add more than 5% to a run of a microsecond), else on the smallest model.
-    let (small, small_dir) = smallest(&cases)?;
+    let (small, small_dir) = smallest(&super::named_cases(&options)?)?;
     let (case, _) = if a.cases.is_empty() {
         cases
             .iter()
