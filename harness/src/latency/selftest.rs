@@ -165,8 +165,7 @@ pub fn timing_overhead(dir: &Path, options: &PerfOptions) -> Result<(f64, f64)> 
     let mut run = ModelRun { loaded, inputs };
     let per_run = run.bare_loop(200)?;
     // The protocol's own choice of runs per sample for this model.
-    let r =
-        ((measure::clock_cost_us() / (0.005 * per_run.max(0.01))).ceil() as usize).clamp(1, 1_000);
+    let r = measure::runs_per_sample(measure::clock_cost_us(), per_run);
     let k = ((5_000.0 / (per_run.max(0.01) * r as f64)) as usize).clamp(10, 200_000);
     eprintln!("overhead: {per_run:.3} µs per run, {r} run(s) per sample, {k} samples per loop");
     let (mut wall, mut bias) = (Vec::new(), Vec::new());
