@@ -242,3 +242,31 @@ pub fn compare(
         entries,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed() -> PerfReport {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/baselines/main.json");
+        load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_committed_baseline_against_itself_is_unchanged_everywhere() {
+        let base = committed();
+        let c = compare(
+            &base,
+            &base,
+            Path::new("main.json"),
+            "main",
+            0.1,
+            margin_for(0.1),
+        );
+        assert!(!c.entries.is_empty());
+        for e in &c.entries {
+            assert_eq!(e.change, Some(Change::Unchanged), "{e:?}");
+            assert_eq!(e.ratio.map(|r| r.estimate), Some(1.0));
+        }
+    }
+}
