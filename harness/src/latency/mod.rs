@@ -449,9 +449,6 @@ fn merge_session(into: &mut CasePerf, later: CasePerf) {
         if r.error.is_some() {
             continue;
         }
-        if r.load_rounds.is_empty() {
-            r.load_rounds.push(r.calibrated_rounds.len());
-        }
         r.samples.extend(l.samples);
         r.rounds_us.extend(l.rounds_us);
         r.calibrated_rounds.extend(l.calibrated_rounds);

@@ -101,44 +101,34 @@ impl SplitMix {
     }
 }
 
-fn resampled_median(xs: &[f64], rng: &mut SplitMix, scratch: &mut Vec<f64>) -> f64 {
-    scratch.clear();
-    scratch.extend((0..xs.len()).map(|_| xs[rng.below(xs.len())]));
-    let mid = scratch.len() / 2;
-    let (_, m, _) = scratch.select_nth_unstable_by(mid, f64::total_cmp);
+/// Median of `v`, reordering it (no copy: the bootstrap calls this thousands of times).
+fn median_in_place(v: &mut [f64]) -> f64 {
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
     let upper = *m;
-    if scratch.len() % 2 == 1 {
+    if v.len() % 2 == 1 {
         upper
     } else {
-        let lower = scratch[..mid].iter().copied().fold(f64::MIN, f64::max);
+        let lower = v[..mid].iter().copied().fold(f64::MIN, f64::max);
         (lower + upper) / 2.0
     }
 }
 
+fn resampled_median(xs: &[f64], rng: &mut SplitMix, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    scratch.extend((0..xs.len()).map(|_| xs[rng.below(xs.len())]));
+    median_in_place(scratch)
+}
+
 /// Median of a two-level resample of `groups`: as many groups as there are, drawn with
 /// replacement, and from each drawn group as many values as it has, drawn with replacement.
-fn resampled_nested_median(
-    groups: &[&[f64]],
-    rng: &mut SplitMix,
-    pooled: &mut Vec<f64>,
-    scratch: &mut Vec<f64>,
-) -> f64 {
-    pooled.clear();
+fn resampled_nested_median(groups: &[&[f64]], rng: &mut SplitMix, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
     for _ in 0..groups.len() {
         let g = groups[rng.below(groups.len())];
-        pooled.extend((0..g.len()).map(|_| g[rng.below(g.len())]));
+        scratch.extend((0..g.len()).map(|_| g[rng.below(g.len())]));
     }
-    scratch.clear();
-    scratch.extend_from_slice(pooled);
-    let mid = scratch.len() / 2;
-    let (_, m, _) = scratch.select_nth_unstable_by(mid, f64::total_cmp);
-    let upper = *m;
-    if scratch.len() % 2 == 1 {
-        upper
-    } else {
-        let lower = scratch[..mid].iter().copied().fold(f64::MIN, f64::max);
-        (lower + upper) / 2.0
-    }
+    median_in_place(scratch)
 }
 
 /// Bootstrap resamples drawn by [`ratio_of_medians`].
@@ -182,12 +172,11 @@ pub fn ratio_of_medians_nested(
         return None;
     }
     let mut rng = SplitMix(seed);
-    let mut pooled = Vec::with_capacity(all_now.len().max(all_base.len()));
-    let mut scratch = Vec::with_capacity(pooled.capacity());
+    let mut scratch = Vec::with_capacity(all_now.len().max(all_base.len()));
     let mut ratios: Vec<f64> = (0..resamples.max(1))
         .map(|_| {
-            let n = resampled_nested_median(&now, &mut rng, &mut pooled, &mut scratch);
-            let b = resampled_nested_median(&base, &mut rng, &mut pooled, &mut scratch);
+            let n = resampled_nested_median(&now, &mut rng, &mut scratch);
+            let b = resampled_nested_median(&base, &mut rng, &mut scratch);
             n / b
         })
         .collect();
