@@ -78,7 +78,7 @@ fn save_then_baseline_round_trips_and_writes_every_report() {
     let o = harness(&args);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let saved = json(&base);
-    assert_eq!(saved["schema"], 1);
+    assert_eq!(saved["schema"], 2);
     assert!(saved["environment"]["cpu"]
         .as_str()
         .is_some_and(|c| !c.is_empty()));
@@ -117,6 +117,8 @@ fn save_then_baseline_round_trips_and_writes_every_report() {
         assert!(r["gflops"].as_f64().unwrap() > 0.0);
         // samples are in perf-samples.json, not in the baseline
         assert!(r.get("samples").is_none());
+        // tract is timed in this process: no round modes
+        assert!(r.get("calibrated_modes").is_none(), "{r}");
     }
     // lower1d is related to identity on the same runtime
     assert!(results[1]["vs_original"]["estimate"].as_f64().unwrap() > 0.0);
@@ -134,6 +136,9 @@ fn save_then_baseline_round_trips_and_writes_every_report() {
         assert!(ratio["low"].as_f64().unwrap() <= ratio["estimate"].as_f64().unwrap());
         assert!(ratio["estimate"].as_f64().unwrap() <= ratio["high"].as_f64().unwrap());
         assert!(e["command"].as_str().unwrap().contains("--baseline"));
+        // same machine: the raw floors are a view too; tract has no mode view
+        assert!(e["raw_floor_ratio"]["estimate"].as_f64().unwrap() > 0.0, "{e}");
+        assert!(e.get("mode_ratio").is_none(), "{e}");
     }
     let samples = json(&report.join("perf-samples.json"));
     assert!(samples["tiny / identity / tract"].as_array().unwrap().len() >= 20);
@@ -307,6 +312,10 @@ fn python_runtimes_are_timed_inside_the_worker() {
         assert!(r["error"].is_null(), "{r}");
         assert_eq!(r["precision"], "f32");
         assert!(r["latency_us"]["n"].as_u64().unwrap() >= 20, "{r}");
+        // timed in the worker: round modes recorded, one per round
+        let modes = r["calibrated_modes"].as_array().unwrap();
+        assert_eq!(modes.len(), r["calibrated_rounds"].as_array().unwrap().len());
+        assert!(modes.iter().all(|m| m.as_f64().unwrap() > 0.0), "{r}");
     }
     assert!(now["environment"]["runtimes"]["onnxruntime"]
         .as_str()

@@ -120,6 +120,10 @@ impl Loaded for Slowdown {
         Ok(out)
     }
 
+    fn times_itself(&self) -> bool {
+        self.inner.times_itself()
+    }
+
     fn timed_runs(&mut self, inputs: &[Named], repeats: usize) -> Option<Result<Vec<f64>>> {
         // A worker times its runs itself: add the busy work to each sample here.
         let samples = self.inner.timed_runs(inputs, repeats)?;

@@ -319,6 +319,8 @@ mod tests {
             runtime: "tract".into(),
             change: Some(change),
             ratio: None,
+            mode_ratio: None,
+            raw_floor_ratio: None,
             raw_ratio: None,
             base_p50_us: Some(1.0),
             now_p50_us: Some(1.0),

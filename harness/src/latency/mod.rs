@@ -39,7 +39,7 @@ use crate::runtime::{self, Runtime};
 use crate::tensor::Named;
 
 /// Version of the perf report and baseline layout.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// One perf run: what `perf.json` and a baseline file hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +101,11 @@ pub struct ConfigPerf {
     /// the loads' round floors one after the other. Empty means one load.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_rounds: Vec<usize>,
+    /// Round modes (half-sample mode of each round's batch) divided by the calibration's
+    /// round floors, split into loads like `calibrated_rounds`; recorded for runtimes that
+    /// time their runs in a worker (see [`baseline`]), empty for the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibrated_modes: Vec<f64>,
     /// Median of `calibrated_rounds`.
     pub calibrated_p50: Option<f64>,
     /// Operations per second at the median latency, in GFLOP/s.
@@ -132,11 +137,25 @@ impl ConfigPerf {
     /// The calibrated round floors of each load (one group when `load_rounds` does not
     /// split them consistently).
     pub fn calibrated_loads(&self) -> Vec<&[f64]> {
-        if self.load_rounds.iter().sum::<usize>() != self.calibrated_rounds.len() {
-            return vec![&self.calibrated_rounds];
+        self.split_loads(&self.calibrated_rounds)
+    }
+
+    /// The round floors in microseconds of each load, like [`ConfigPerf::calibrated_loads`].
+    pub fn raw_loads(&self) -> Vec<&[f64]> {
+        self.split_loads(&self.rounds_us)
+    }
+
+    /// The calibrated round modes of each load, like [`ConfigPerf::calibrated_loads`].
+    pub fn calibrated_mode_loads(&self) -> Vec<&[f64]> {
+        self.split_loads(&self.calibrated_modes)
+    }
+
+    fn split_loads<'a>(&self, values: &'a [f64]) -> Vec<&'a [f64]> {
+        if self.load_rounds.iter().sum::<usize>() != values.len() {
+            return vec![values];
         }
         let mut out = Vec::with_capacity(self.load_rounds.len());
-        let mut rest = self.calibrated_rounds.as_slice();
+        let mut rest = values;
         for &n in &self.load_rounds {
             let (head, tail) = rest.split_at(n);
             out.push(head);
@@ -351,6 +370,7 @@ pub fn measure_case(
             latency_us: None,
             rounds_us: vec![],
             calibrated_rounds: vec![],
+            calibrated_modes: vec![],
             calibrated_p50: None,
             gflops: None,
             share_of_fastest: None,
@@ -420,7 +440,10 @@ pub fn measure_case(
             })
             .collect();
         match loads {
-            Ok(loads) if !loads.is_empty() => fill(r, &loads, &cal, flops),
+            Ok(loads) if !loads.is_empty() => {
+                let modes = runs[slot[0]].loaded.times_itself();
+                fill(r, &loads, &cal, flops, modes)
+            }
             Ok(_) => {}
             Err(e) => r.error = Some(format!("{e:#}")),
         }
@@ -452,6 +475,7 @@ fn merge_session(into: &mut CasePerf, later: CasePerf) {
         r.samples.extend(l.samples);
         r.rounds_us.extend(l.rounds_us);
         r.calibrated_rounds.extend(l.calibrated_rounds);
+        r.calibrated_modes.extend(l.calibrated_modes);
         r.load_rounds.extend(l.load_rounds);
         r.latency_us = Summary::of(&r.samples);
         r.calibrated_p50 = Some(stats::median(&r.calibrated_rounds)).filter(|x| x.is_finite());
@@ -470,8 +494,8 @@ fn gflops(flops: Option<u64>, latency: &Option<Summary>) -> Option<f64> {
 }
 
 /// Fills a config's result from the series of its loads (measured in the same rounds as the
-/// calibration `cal`).
-fn fill(r: &mut ConfigPerf, loads: &[&Series], cal: &Series, flops: Option<u64>) {
+/// calibration `cal`), with the calibrated round modes when `modes`.
+fn fill(r: &mut ConfigPerf, loads: &[&Series], cal: &Series, flops: Option<u64>, modes: bool) {
     r.samples = loads
         .iter()
         .flat_map(|s| s.samples.iter().copied())
@@ -479,12 +503,17 @@ fn fill(r: &mut ConfigPerf, loads: &[&Series], cal: &Series, flops: Option<u64>)
     r.latency_us = Summary::of(&r.samples);
     r.rounds_us.clear();
     r.calibrated_rounds.clear();
+    r.calibrated_modes.clear();
     r.load_rounds.clear();
     for s in loads {
         let n = s.rounds.len().min(cal.rounds.len());
         r.rounds_us.extend_from_slice(&s.rounds[..n]);
         r.calibrated_rounds
             .extend(s.rounds[..n].iter().zip(&cal.rounds).map(|(m, c)| m / c));
+        if modes {
+            r.calibrated_modes
+                .extend(s.modes[..n].iter().zip(&cal.rounds).map(|(m, c)| m / c));
+        }
         r.load_rounds.push(n);
     }
     r.calibrated_p50 = Some(stats::median(&r.calibrated_rounds)).filter(|x| x.is_finite());
@@ -612,6 +641,7 @@ mod tests {
             latency_us: None,
             rounds_us: vec![],
             calibrated_rounds: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+            calibrated_modes: vec![1.5, 2.5, 3.5, 4.5, 5.5],
             load_rounds: vec![2, 3],
             calibrated_p50: None,
             gflops: None,
@@ -625,6 +655,10 @@ mod tests {
         assert_eq!(
             r.calibrated_loads(),
             [&[1.0, 2.0][..], &[3.0, 4.0, 5.0][..]]
+        );
+        assert_eq!(
+            r.calibrated_mode_loads(),
+            [&[1.5, 2.5][..], &[3.5, 4.5, 5.5][..]]
         );
         // a baseline without load_rounds (or an inconsistent one) is one load
         r.load_rounds.clear();

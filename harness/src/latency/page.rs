@@ -176,6 +176,11 @@ fn lower1d_table(report: &PerfReport) -> Table {
     }
 }
 
+fn interval(i: Option<super::stats::Interval>) -> String {
+    i.map(|r| format!("{:.3} [{:.3}, {:.3}]", r.estimate, r.low, r.high))
+        .unwrap_or_else(|| "–".into())
+}
+
 fn comparison_tables(cmp: &Comparison) -> (Table, Table) {
     let row = |e: &super::baseline::Entry| {
         vec![
@@ -185,13 +190,16 @@ fn comparison_tables(cmp: &Comparison) -> (Table, Table) {
             match e.change {
                 Some(Change::Regression) => "REGRESSION".into(),
                 Some(Change::Improvement) => "improvement".into(),
-                Some(Change::Unchanged) => "unchanged".into(),
+                Some(Change::Unchanged) => match &e.note {
+                    Some(why) => format!("unchanged ({why})"),
+                    None => "unchanged".into(),
+                },
                 None if e.base_p50_us.is_some() && e.now_p50_us.is_none() => "FAILS NOW".into(),
                 None => e.note.clone().unwrap_or_default(),
             },
-            e.ratio
-                .map(|r| format!("{:.3} [{:.3}, {:.3}]", r.estimate, r.low, r.high))
-                .unwrap_or_else(|| "–".into()),
+            interval(e.ratio),
+            interval(e.raw_floor_ratio),
+            interval(e.mode_ratio),
             num(e.raw_ratio, 3),
             num(e.base_p50_us, 2),
             num(e.now_p50_us, 2),
@@ -202,8 +210,10 @@ fn comparison_tables(cmp: &Comparison) -> (Table, Table) {
         "converter",
         "runtime",
         "change",
-        "calibrated ratio (95% CI)",
-        "raw ratio",
+        "calibrated floors ratio (95% CI)",
+        "raw floors ratio",
+        "round modes ratio",
+        "raw p50 ratio",
         "baseline p50 µs",
         "now p50 µs",
     ];
@@ -241,7 +251,10 @@ fn comparison_intro(cmp: &Comparison) -> String {
     format!(
         "Baseline `{}` (measured on {}{}). A regression is flagged when the whole 95% bootstrap \
          interval of the calibrated median ratio (now / baseline) lies above {:.3} \
-         (threshold {:.0}%, margin {:.1}%); an improvement when it lies below {:.3}. \
+         (threshold {:.0}%, margin {:.1}%); an improvement when it lies below {:.3}. That \
+         ratio is of round floors (fastest run of each round) over the calibration's; the same \
+         change must show in the raw floors (µs, when the baseline is from this CPU) and, for \
+         runtimes timed in a worker, in the round modes (densest point of each round's runs). \
          {} regression(s), {} improvement(s).",
         cmp.baseline,
         cmp.baseline_cpu,

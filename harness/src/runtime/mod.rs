@@ -76,6 +76,10 @@ pub trait Loaded: Send {
     ) -> Option<anyhow::Result<Vec<f64>>> {
         None
     }
+    /// Whether [`Loaded::timed_runs`] times the runs (the runtime lives in a worker).
+    fn times_itself(&self) -> bool {
+        false
+    }
 }
 
 /// The runtime registered under `name`; `timeout` bounds each call to an external process.

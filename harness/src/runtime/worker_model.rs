@@ -77,6 +77,10 @@ impl Loaded for WorkerModel {
         read_outputs(&reply)
     }
 
+    fn times_itself(&self) -> bool {
+        true
+    }
+
     fn timed_runs(&mut self, inputs: &[Named], repeats: usize) -> Option<Result<Vec<f64>>> {
         let mut run = || -> Result<Vec<f64>> {
             let specs = write_inputs(&self.work_dir, inputs)?;
