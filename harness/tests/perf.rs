@@ -137,7 +137,10 @@ fn save_then_baseline_round_trips_and_writes_every_report() {
         assert!(ratio["estimate"].as_f64().unwrap() <= ratio["high"].as_f64().unwrap());
         assert!(e["command"].as_str().unwrap().contains("--baseline"));
         // same machine: the raw floors are a view too; tract has no mode view
-        assert!(e["raw_floor_ratio"]["estimate"].as_f64().unwrap() > 0.0, "{e}");
+        assert!(
+            e["raw_floor_ratio"]["estimate"].as_f64().unwrap() > 0.0,
+            "{e}"
+        );
         assert!(e.get("mode_ratio").is_none(), "{e}");
     }
     let samples = json(&report.join("perf-samples.json"));
@@ -314,7 +317,10 @@ fn python_runtimes_are_timed_inside_the_worker() {
         assert!(r["latency_us"]["n"].as_u64().unwrap() >= 20, "{r}");
         // timed in the worker: round modes recorded, one per round
         let modes = r["calibrated_modes"].as_array().unwrap();
-        assert_eq!(modes.len(), r["calibrated_rounds"].as_array().unwrap().len());
+        assert_eq!(
+            modes.len(),
+            r["calibrated_rounds"].as_array().unwrap().len()
+        );
         assert!(modes.iter().all(|m| m.as_f64().unwrap() > 0.0), "{r}");
     }
     assert!(now["environment"]["runtimes"]["onnxruntime"]

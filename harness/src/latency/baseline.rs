@@ -244,40 +244,31 @@ pub fn compare(
                     let seed = e.command.bytes().fold(0u64, |h, b| {
                         h.wrapping_mul(0x100_0000_01b3).wrapping_add(b as u64)
                     });
-                    e.ratio = ratio_of_medians_nested(
-                        &r.calibrated_loads(),
-                        &o.calibrated_loads(),
-                        0.95,
-                        RESAMPLES,
-                        seed,
-                    );
                     let mut views = Vec::new();
-                    if let Some(ci) = &e.ratio {
-                        views.push(("calibrated floors", decide(ci, margin)));
-                    }
-                    if same_machine {
-                        e.raw_floor_ratio = ratio_of_medians_nested(
-                            &r.raw_loads(),
-                            &o.raw_loads(),
-                            0.95,
-                            RESAMPLES,
-                            seed ^ 0x7261_7700,
-                        );
-                        if let Some(ci) = &e.raw_floor_ratio {
-                            views.push(("raw floors", decide(ci, margin)));
+                    let mut view = |name, now: Vec<&[f64]>, base: Vec<&[f64]>, salt: u64| {
+                        let ci = ratio_of_medians_nested(&now, &base, 0.95, RESAMPLES, seed ^ salt);
+                        if let Some(ci) = &ci {
+                            views.push((name, decide(ci, margin)));
                         }
+                        ci
+                    };
+                    e.ratio = view(
+                        "calibrated floors",
+                        r.calibrated_loads(),
+                        o.calibrated_loads(),
+                        0,
+                    );
+                    if same_machine {
+                        e.raw_floor_ratio =
+                            view("raw floors", r.raw_loads(), o.raw_loads(), 0x7261_7700);
                     }
                     if !r.calibrated_modes.is_empty() && !o.calibrated_modes.is_empty() {
-                        e.mode_ratio = ratio_of_medians_nested(
-                            &r.calibrated_mode_loads(),
-                            &o.calibrated_mode_loads(),
-                            0.95,
-                            RESAMPLES,
-                            seed ^ 0x6d6f_6465,
+                        e.mode_ratio = view(
+                            "round modes",
+                            r.calibrated_mode_loads(),
+                            o.calibrated_mode_loads(),
+                            0x6d6f_6465,
                         );
-                        if let Some(ci) = &e.mode_ratio {
-                            views.push(("round modes", decide(ci, margin)));
-                        }
                     }
                     e.change = views.iter().map(|v| v.1).reduce(agree);
                     if views.iter().any(|v| v.1 != views[0].1) {
