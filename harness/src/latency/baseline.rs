@@ -17,9 +17,9 @@
 //!   and every calibrated ratio of that run moved with it.
 //! - **Round modes** (half-sample mode of each batch, calibrated), for runtimes that time their
 //!   runs in a worker (onnxruntime, OpenVINO): floors alone follow the share of runs that
-//!   reach an engine's fast mode. OpenVINO's bf16 M5 looked 5 to 27% slower or faster than
-//!   its baseline in 8 of 32 comparisons of an unchanged build here, and modes flagged none
-//!   of them; modes alone follow interference that slows most runs (on a baseline saved under
+//!   reach an engine's fast mode. OpenVINO's bf16 M5 looked 15 to 34% slower than its
+//!   baseline in 9 of 30 comparisons of an unchanged build here, and modes flagged none of
+//!   them; modes alone follow interference that slows most runs (on a baseline saved under
 //!   load they flagged OpenVINO's CNN1D), and floors flagged none of those. Runtimes timed in
 //!   the harness's process (tract) have no mode view: their floors flagged nothing in the
 //!   same comparisons, and their modes are unstable (tract's CNN1D runs in two modes).

@@ -18,7 +18,7 @@
 //!    run, the fastest too.
 //! 5. **Round modes** too: the half-sample mode of each batch, the densest point of its runs.
 //!    Engines timed in a worker can have a fast mode that only a few runs reach, in a share
-//!    that changes from minute to minute (OpenVINO's bf16 M5 here: ≈ 58 µs in 1 to 14% of
+//!    that changes from minute to minute (OpenVINO's bf16 M5 here: ≈ 58 µs in up to 14% of
 //!    the runs, ≈ 105 µs in the others); the floor follows that share, the mode does not. See
 //!    [`super::baseline`] for how the two are used.
 //!
