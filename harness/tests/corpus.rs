@@ -78,7 +78,9 @@ fn main() {
                 runtime: runtime.into(),
                 corpus: Some(corpus_dir.clone()),
                 golden: Some(golden_dir.clone()),
-                repeats: 0,
+                // as `cargo xtask conformance` does: timed runs after the checked one (an
+                // engine can fail only from its second run on the same bound inputs)
+                repeats: 2,
                 max_bundles: 0,
                 ..Options::default()
             })
