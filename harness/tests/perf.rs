@@ -220,6 +220,9 @@ fn a_malformed_baseline_is_exit_2_naming_the_file() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(path.to_str().unwrap()), "{name}: {err}");
         assert!(!err.contains("panicked"), "{err}");
+        if name == "other.json" {
+            assert!(err.contains("layout 1") && err.contains("--save"), "{err}");
+        }
     }
     // a missing named baseline: the file it looked for is named
     let mut args = tract_args(&corpus, report.to_str().unwrap());

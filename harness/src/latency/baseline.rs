@@ -78,7 +78,8 @@ pub fn load(path: &Path) -> std::result::Result<PerfReport, BadBaseline> {
         Some(s) if s == SCHEMA as u64 => {}
         Some(s) => {
             return Err(bad(format!(
-                "baseline layout {s}, this harness reads {SCHEMA}"
+                "baseline layout {s}, this harness reads {SCHEMA}: save it again with `cargo \
+                 xtask perf --save NAME` (same cases and converters)"
             )))
         }
         None => return Err(bad("not a perf baseline (no \"schema\" field)".into())),
