@@ -204,10 +204,27 @@ pub struct Series {
     /// Fastest run of each round's batch (the round floor), aligned across the subjects of
     /// one measurement.
     pub rounds: Vec<f64>,
-    /// Half-sample mode of each round's batch (the round mode), aligned like `rounds`.
-    pub modes: Vec<f64>,
     /// The warm-up.
     pub warmup: Warmup,
+}
+
+impl Series {
+    /// Half-sample mode of each round's batch (the round mode), aligned like `rounds`: every
+    /// round appends one batch of `warmup.batch_size` samples. Computed on demand, outside the
+    /// measurement loop, for the subjects whose comparisons use it.
+    pub fn round_modes(&self) -> Vec<f64> {
+        let mut batch = Vec::with_capacity(self.warmup.batch_size);
+        self.samples
+            .chunks(self.warmup.batch_size.max(1))
+            .take(self.rounds.len())
+            .map(|c| {
+                batch.clear();
+                batch.extend_from_slice(c);
+                batch.sort_unstable_by(f64::total_cmp);
+                half_sample_mode(&batch)
+            })
+            .collect()
+    }
 }
 
 /// Share of a sample the clock read may take, as measured alone by [`clock_cost_us`]. Between
@@ -287,10 +304,10 @@ pub fn measure(
                     out[i] = Err(anyhow::anyhow!("a batch returned no samples"))
                 }
                 Ok(()) => {
+                    series
+                        .rounds
+                        .push(scratch.iter().copied().fold(f64::INFINITY, f64::min));
                     series.samples.extend_from_slice(&scratch);
-                    scratch.sort_unstable_by(f64::total_cmp);
-                    series.rounds.push(scratch[0]);
-                    series.modes.push(half_sample_mode(&scratch));
                 }
                 Err(e) => out[i] = Err(e),
             }
@@ -345,6 +362,10 @@ mod tests {
         assert_eq!(a.1, sa.warmup.runs + sa.samples.len());
         // each sample lasted at least the spin
         assert!(sb.samples.iter().all(|&us| us >= 60.0));
+        // one mode per round, never below that round's floor
+        let modes = sb.round_modes();
+        assert_eq!(modes.len(), sb.rounds.len());
+        assert!(modes.iter().zip(&sb.rounds).all(|(m, f)| m >= f));
     }
 
     #[test]

@@ -511,8 +511,12 @@ fn fill(r: &mut ConfigPerf, loads: &[&Series], cal: &Series, flops: Option<u64>,
         r.calibrated_rounds
             .extend(s.rounds[..n].iter().zip(&cal.rounds).map(|(m, c)| m / c));
         if modes {
-            r.calibrated_modes
-                .extend(s.modes[..n].iter().zip(&cal.rounds).map(|(m, c)| m / c));
+            r.calibrated_modes.extend(
+                s.round_modes()[..n]
+                    .iter()
+                    .zip(&cal.rounds)
+                    .map(|(m, c)| m / c),
+            );
         }
         r.load_rounds.push(n);
     }
