@@ -104,6 +104,22 @@ impl Tolerance {
     }
 }
 
+impl Tolerance {
+    /// This (the run's) policy refined by a case's own: two bounds multiply their factors, a
+    /// case's fixed tolerance replaces the run's bound, and a fixed tolerance asked for on the
+    /// command line wins over the case's.
+    pub fn refined_by(self, case: Option<Tolerance>) -> Tolerance {
+        match (self, case) {
+            (run, None) => run,
+            (Tolerance::Bound { factor: a }, Some(Tolerance::Bound { factor: b })) => {
+                Tolerance::Bound { factor: a * b }
+            }
+            (Tolerance::Bound { .. }, Some(fixed)) => fixed,
+            (run, Some(_)) => run,
+        }
+    }
+}
+
 impl Default for Tolerance {
     fn default() -> Self {
         Tolerance::Bound { factor: 1.0 }
@@ -125,6 +141,19 @@ pub struct Expected {
     pub bound: Option<ArrayD<f64>>,
     /// Declared element type.
     pub dtype: DType,
+}
+
+impl Expected {
+    /// The golden values as a tensor of the declared element type, as a test case stores them.
+    pub fn to_tensor(&self) -> Tensor {
+        match self.dtype {
+            DType::Float => Tensor::F32(self.value.mapv(|v| v as f32)),
+            DType::Double => Tensor::F64(self.value.clone()),
+            DType::Int64 => Tensor::I64(self.value.mapv(|v| v as i64)),
+            DType::Int32 => Tensor::I32(self.value.mapv(|v| v as i32)),
+            DType::Bool => Tensor::Bool(self.value.mapv(|v| v != 0.0)),
+        }
+    }
 }
 
 /// Error statistics of one comparison.

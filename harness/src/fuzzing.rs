@@ -43,7 +43,7 @@ impl GeneratedCheck {
     /// Identity on tract, judged with `ledger` (an empty one if `None`).
     pub fn new(ledger: Option<&std::path::Path>) -> Result<GeneratedCheck> {
         let runner = Runner::new(Options {
-            converters: vec!["identity".into()],
+            converters: vec![crate::convert::IDENTITY.into()],
             repeats: 0,
             max_bundles: 0,
             ..Options::default()
@@ -140,8 +140,8 @@ pub fn read_tensor(data: &[u8]) {
     }
 }
 
-/// The readers of text inputs (case.toml, known-failures.toml, report.json, a perf
-/// baseline) on arbitrary bytes.
+/// The readers of text inputs (case.toml, known-failures.toml, report.json) on arbitrary
+/// bytes. (The latency crate's baseline reader is fuzzed by the same target beside it.)
 pub fn read_config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -154,7 +154,6 @@ pub fn read_config(data: &[u8]) {
         "case.toml",
         "known-failures.toml",
         "report.json",
-        "baseline.json",
     ] {
         let path = dir.path().join(name);
         if std::fs::write(&path, text).is_err() {
@@ -164,5 +163,4 @@ pub fn read_config(data: &[u8]) {
     let _ = crate::corpus::CaseToml::read(dir.path());
     let _ = Ledger::load(&dir.path().join("known-failures.toml"));
     let _ = crate::report::Report::load(&dir.path().join("report.json"));
-    let _ = crate::latency::baseline::load(&dir.path().join("baseline.json"));
 }

@@ -27,8 +27,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Verdict;
-use crate::report::CaseResult;
+use crate::results::{CaseResult, Verdict};
 
 /// One known failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,6 +216,7 @@ mod tests {
     fn result(case: &str, verdict: Verdict, classes: &[&str]) -> CaseResult {
         CaseResult {
             case: case.into(),
+            origin: crate::results::Origin::Derived,
             seed: None,
             converter: "identity".into(),
             runtime: "tract".into(),
@@ -228,7 +228,7 @@ mod tests {
             max_ulp: None,
             count_over: None,
             worst_ratio: None,
-            tolerance: "bound".into(),
+            tolerance: crate::results::Policy::Bound,
             precision: None,
             latency_us: None,
             message: None,

@@ -26,6 +26,12 @@ thread_local! {
     static CASE_BYTES: Cell<usize> = const { Cell::new(0) };
 }
 
+/// A tensor or a working set over the limits: the case gets the verdict `too-large`. Kept as a
+/// type so that the verdict is chosen by what the error is, not by its text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TooLarge(pub String);
+
 /// Sets both limits for the rest of the process.
 pub fn set(max_elements: usize, max_case_bytes: usize) {
     MAX_ELEMENTS.store(max_elements.max(1), Ordering::Relaxed);

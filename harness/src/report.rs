@@ -9,148 +9,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Verdict;
 use crate::fsutil::write_atomically;
-
-/// Latency of the runs of one result, in microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Latency {
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// Fastest.
-    pub min: f64,
-    /// Timed runs.
-    pub samples: usize,
-}
-
-impl Latency {
-    /// Summarizes samples (microseconds); `None` when there are none.
-    pub fn from_samples(mut us: Vec<f64>) -> Option<Latency> {
-        if us.is_empty() {
-            return None;
-        }
-        us.sort_by(f64::total_cmp);
-        let q = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize];
-        Some(Latency {
-            p50: q(0.5),
-            p90: q(0.9),
-            min: us[0],
-            samples: us.len(),
-        })
-    }
-}
-
-/// One (case, converter, runtime) result; SPEC §5.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaseResult {
-    /// Stable case id.
-    pub case: String,
-    /// Seed of the case, for generated cases.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// Converter spec.
-    pub converter: String,
-    /// Runtime name.
-    pub runtime: String,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// ONNX operators of the model.
-    pub ops: Vec<String>,
-    /// Coverage classes of the model.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub classes: Vec<String>,
-    /// Largest absolute error.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_abs_err: Option<f64>,
-    /// Largest relative error.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_rel_err: Option<f64>,
-    /// Largest error in f32 ULPs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_ulp: Option<u64>,
-    /// Elements out of tolerance.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count_over: Option<usize>,
-    /// Largest error as a fraction of its tolerance (above 1 fails).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worst_ratio: Option<f64>,
-    /// Tolerance policy (`bound` or `fixed`).
-    pub tolerance: String,
-    /// Precision the runtime computed in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub precision: Option<String>,
-    /// Latency of the converted model on the runtime.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_us: Option<Latency>,
-    /// What went wrong.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Where the repro bundle is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub repro: Option<String>,
-    /// Wall time this result took, all stages, in milliseconds.
-    #[serde(default)]
-    pub wall_ms: f64,
-    /// Set when the failure is listed in the expected-failure ledger: the ledger's reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected: Option<String>,
-}
-
-impl CaseResult {
-    /// Passed, or failed as the ledger expects.
-    pub fn ok(&self) -> bool {
-        self.verdict == Verdict::Pass || self.expected.is_some()
-    }
-}
-
-/// The tool that wrote the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tool {
-    /// Name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-}
-
-/// Versions of everything involved and the machine.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Environment {
-    /// Converter spec to version.
-    pub converters: BTreeMap<String, String>,
-    /// Runtime name to version.
-    pub runtimes: BTreeMap<String, String>,
-    /// CPU model.
-    pub cpu: String,
-    /// Logical CPUs.
-    pub cpus: usize,
-    /// Operating system.
-    pub os: String,
-}
-
-impl Environment {
-    /// Reads the CPU model and counts of this machine.
-    pub fn detect() -> Environment {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|s| s.trim().to_string())
-            })
-            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-        Environment {
-            cpu,
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            os: std::env::consts::OS.into(),
-            ..Default::default()
-        }
-    }
-}
+use crate::ledger::Ledger;
+use crate::results::{CaseResult, Environment, Tool, Verdict};
 
 /// Where the time of external conversions and runs went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,13 +129,7 @@ impl Report {
             environment.converters.extend(p.environment.converters);
             environment.runtimes.extend(p.environment.runtimes);
         }
-        fn key(case: &str) -> (u8, u64, String) {
-            match crate::conformance::parse_generated_id(case) {
-                Some((base, index)) => (1, index, base.to_string()),
-                None => (0, 0, case.to_string()),
-            }
-        }
-        results.sort_by_key(|r| key(&r.case));
+        results.sort_by_key(|r| r.origin.sort_key(&r.case));
         for r in &mut results {
             r.expected = None;
         }
@@ -288,7 +143,7 @@ impl Report {
     }
 
     /// Applies an expected-failure ledger: marks expected failures and records unexpected passes.
-    pub fn apply_ledger(&mut self, ledger: &crate::ledger::Ledger) {
+    pub fn apply_ledger(&mut self, ledger: &Ledger) {
         self.unexpected_passes = ledger.apply(&mut self.results);
         let expected = self
             .results
@@ -419,7 +274,6 @@ impl Report {
 
     /// The Markdown report.
     pub fn markdown(&self) -> String {
-        let (columns, counts) = self.table();
         let mut s = String::from("# Conformance report\n\n");
         let _ = writeln!(
             s,
@@ -430,7 +284,34 @@ impl Report {
             self.duration_s,
             self.environment.cpu
         );
-        s.push_str("## Verdicts\n\n| verdict |");
+        s.push_str(&self.verdicts_markdown());
+        s.push_str("\n## Versions\n\n");
+        for (k, v) in self
+            .environment
+            .converters
+            .iter()
+            .chain(&self.environment.runtimes)
+        {
+            let _ = writeln!(s, "- {k}: {v}");
+        }
+        if !self.unexpected_passes.is_empty() {
+            s.push_str("\n## Unexpected passes\n\n");
+            for u in &self.unexpected_passes {
+                let _ = writeln!(s, "- {u}");
+            }
+        }
+        s.push_str(&self.expected_markdown());
+        s.push_str(&self.failures_markdown());
+        if !self.coverage.is_empty() {
+            s.push_str(&self.coverage_markdown());
+        }
+        s
+    }
+
+    /// The count of each verdict per converter and runtime, as a Markdown table.
+    fn verdicts_markdown(&self) -> String {
+        let (columns, counts) = self.table();
+        let mut s = String::from("## Verdicts\n\n| verdict |");
         for c in &columns {
             let _ = write!(s, " {c} |");
         }
@@ -448,21 +329,12 @@ impl Report {
             }
             s.push('\n');
         }
-        s.push_str("\n## Versions\n\n");
-        for (k, v) in self
-            .environment
-            .converters
-            .iter()
-            .chain(&self.environment.runtimes)
-        {
-            let _ = writeln!(s, "- {k}: {v}");
-        }
-        if !self.unexpected_passes.is_empty() {
-            s.push_str("\n## Unexpected passes\n\n");
-            for u in &self.unexpected_passes {
-                let _ = writeln!(s, "- {u}");
-            }
-        }
+        s
+    }
+
+    /// The failures the ledger expects, with its reasons (the first 100).
+    fn expected_markdown(&self) -> String {
+        let mut s = String::new();
         let expected: Vec<&CaseResult> = self
             .results
             .iter()
@@ -481,6 +353,12 @@ impl Report {
                 );
             }
         }
+        s
+    }
+
+    /// The failures that fail the run (the first 200).
+    fn failures_markdown(&self) -> String {
+        let mut s = String::new();
         let failures: Vec<&CaseResult> = self.failures().collect();
         let _ = writeln!(s, "\n## Failures ({})\n", failures.len());
         if !failures.is_empty() {
@@ -502,9 +380,6 @@ impl Report {
             if failures.len() > 200 {
                 let _ = writeln!(s, "\n… and {} more in report.json", failures.len() - 200);
             }
-        }
-        if !self.coverage.is_empty() {
-            s.push_str(&self.coverage_markdown());
         }
         s
     }
@@ -595,6 +470,7 @@ mod tests {
     pub(super) fn result(case: &str, verdict: Verdict) -> CaseResult {
         CaseResult {
             case: case.into(),
+            origin: crate::results::Origin::Derived,
             seed: Some(1),
             converter: "identity".into(),
             runtime: "tract".into(),
@@ -606,9 +482,9 @@ mod tests {
             max_ulp: None,
             count_over: None,
             worst_ratio: Some(2.0),
-            tolerance: "bound".into(),
-            precision: Some("f32".into()),
-            latency_us: Latency::from_samples(vec![3.0, 1.0, 2.0]),
+            tolerance: crate::results::Policy::Bound,
+            precision: Some(crate::runtime::Precision::F32),
+            latency_us: crate::results::Latency::from_samples(vec![3.0, 1.0, 2.0]),
             message: Some("a <b> & \"c\"".into()),
             repro: None,
             wall_ms: 0.0,
@@ -646,7 +522,7 @@ mod tests {
 
     #[test]
     fn latency_quantiles_come_from_sorted_samples() {
-        let l = Latency::from_samples(vec![5.0, 1.0, 3.0, 2.0, 4.0]).unwrap();
+        let l = crate::results::Latency::from_samples(vec![5.0, 1.0, 3.0, 2.0, 4.0]).unwrap();
         assert_eq!((l.min, l.p50, l.p90, l.samples), (1.0, 3.0, 5.0, 5));
     }
 

@@ -78,7 +78,7 @@ fn a_hanging_worker_times_out_and_is_killed() {
     assert!(lease.pid().is_none(), "the killed worker is not kept");
 }
 
-fn run(converters: &[&str], runtime: &str, cases: u64) -> Vec<harness::report::CaseResult> {
+fn run(converters: &[&str], runtime: &str, cases: u64) -> Vec<harness::results::CaseResult> {
     let options = Options {
         cases,
         seed: 21,
@@ -149,7 +149,7 @@ fn openvino_converts_and_runs_generated_models_in_the_precision_it_reports() {
         .iter()
         .filter(|r| r.converter == "openvino:f32" && r.precision.is_some())
     {
-        assert_eq!(r.precision.as_deref(), Some("f32"));
+        assert_eq!(r.precision, Some(harness::runtime::Precision::F32));
     }
     assert!(
         results
@@ -232,7 +232,7 @@ fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
         cases: 0,
         repeats: 0,
         max_bundles: 0,
-        report_dir: tmp.path().join("report"),
+        report_dir: Some(tmp.path().join("report")),
         ..Options::default()
     })
     .unwrap();

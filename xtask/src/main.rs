@@ -94,7 +94,7 @@ fn build_harness() -> Result<PathBuf, String> {
             "--profile",
             "fast",
             "--package",
-            "harness",
+            "harness-cli",
             "--bin",
             "harness",
         ])

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use rayon::prelude::*;
 
-use super::{generated_subject, parse_generated_id, stored_subject, Runner};
-use crate::compare::Verdict;
+use super::reduce;
+use super::{generated_subject, stored_subject, Runner, Subject};
 use crate::isolate;
 use crate::onnx::{proto, testcase};
-use crate::reduce;
-use crate::report::{CaseResult, Report, Tool};
+use crate::report::Report;
+use crate::results::{CaseResult, Origin, Tool, Verdict};
 
 /// Failure signatures seen so far: (converter, verdict, first diverging op) to bundle path.
 pub type Signatures = std::collections::HashMap<(String, Verdict, Option<String>), String>;
@@ -33,6 +33,8 @@ pub struct FuzzProgress {
     pub elapsed_s: f64,
     /// Regression cases saved.
     pub saved: Vec<String>,
+    /// Bundles that could not be saved as regression cases, and why.
+    pub not_saved: Vec<String>,
 }
 
 /// Copies a bundle into the regression corpus and lists it in the ledger as a failure to
@@ -177,21 +179,7 @@ impl Runner {
                 })
                 .collect();
             self.ledger.apply(&mut batch);
-            for r in batch.iter_mut().filter(|r| !r.ok()) {
-                state.failures += 1;
-                if isolate::interrupted() {
-                    break;
-                }
-                if let Some(Bundled::New(path)) = self.bundle_one(r, &mut seen) {
-                    state.signatures += 1;
-                    if let Some(dir) = regressions {
-                        match save_regression(Path::new(&path), dir, r, ledger_file) {
-                            Ok(saved) => state.saved.push(saved),
-                            Err(e) => eprintln!("cannot save the regression case: {e:#}"),
-                        }
-                    }
-                }
-            }
+            self.bundle_new_signatures(&mut batch, &mut seen, &mut state, regressions, ledger_file);
             classes.extend(batch.iter().flat_map(|r| r.classes.iter().cloned()));
             results.extend(batch);
             state.cases = next;
@@ -199,10 +187,7 @@ impl Runner {
             state.elapsed_s = start.elapsed().as_secs_f64();
             progress(&state);
         }
-        let tool = Tool {
-            name: "conv1d-harness".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        };
+        let tool = Tool::harness();
         let mut report = Report::new(
             tool,
             self.environment(),
@@ -224,6 +209,36 @@ impl Runner {
         Ok(report)
     }
 
+    /// Bundles each failure of a fuzzing batch whose signature is new and, with
+    /// `regressions`, saves the bundle there as a regression corpus case.
+    fn bundle_new_signatures(
+        &self,
+        batch: &mut [CaseResult],
+        seen: &mut Signatures,
+        state: &mut FuzzProgress,
+        regressions: Option<&Path>,
+        ledger_file: Option<&Path>,
+    ) {
+        for r in batch.iter_mut().filter(|r| !r.ok()) {
+            state.failures += 1;
+            if isolate::interrupted() {
+                break;
+            }
+            let Some(Bundled::New(path)) = self.bundle_one(r, seen) else {
+                continue;
+            };
+            state.signatures += 1;
+            if let Some(dir) = regressions {
+                match save_regression(Path::new(&path), dir, r, ledger_file) {
+                    Ok(saved) => state.saved.push(saved),
+                    Err(e) => state
+                        .not_saved
+                        .push(format!("{path}: cannot save the regression case: {e:#}")),
+                }
+            }
+        }
+    }
+
     /// Reduces failing results and writes their repro bundles under `--report DIR/failures/`,
     /// one per failure signature (converter, verdict, first diverging op); later failures with
     /// the same signature point to the same bundle.
@@ -232,7 +247,7 @@ impl Runner {
         let mut made = 0;
         for r in report.results.iter_mut() {
             // A case over the resource limits has nothing a smaller repro would show.
-            let too_large = r.verdict == crate::compare::Verdict::TooLarge;
+            let too_large = r.verdict == Verdict::TooLarge;
             if r.ok() || too_large || made >= self.options.max_bundles || isolate::interrupted() {
                 continue;
             }
@@ -246,27 +261,9 @@ impl Runner {
     /// bundle. Sets `r.repro`.
     pub fn bundle_one(&self, r: &mut CaseResult, seen: &mut Signatures) -> Option<Bundled> {
         let start = Instant::now();
-        let dir = self.options.report_dir.join("failures");
+        let dir = self.options.report_dir.as_ref()?.join("failures");
         // The original subject, to sign the failure before spending time reducing it.
-        let (subject, generated) = if let Some((base, index)) = parse_generated_id(&r.case) {
-            (
-                generated_subject(base, index, &self.options.gen),
-                Some((base, index)),
-            )
-        } else {
-            let source = self
-                .sources
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&r.case)
-                .cloned();
-            let (path, k) = source?;
-            let case = testcase::read(&path).ok()?;
-            (
-                stored_subject(&r.case, &case.model, case.data_sets.get(k)?).0,
-                None,
-            )
-        };
+        let subject = self.subject_again(r)?;
         let model = proto::decode_model(&subject.model).ok()?;
         let (sig, _) = reduce::signature_of(self, &r.converter, &model, &subject.inputs, r);
         let key = (r.converter.clone(), sig.verdict, sig.op.clone());
@@ -274,20 +271,7 @@ impl Runner {
             r.repro = Some(path.clone());
             return Some(Bundled::Known(path.clone()));
         }
-        let reduced = match (generated, &subject.expected) {
-            (Some((base, index)), _) => reduce::reduce_generated(
-                self,
-                &r.converter,
-                base,
-                index,
-                &self.options.gen,
-                self.options.reduce_budget,
-            ),
-            (None, Ok(expected)) => {
-                reduce::reduce_model(self, &r.converter, &model, &subject.inputs, expected, r)
-            }
-            (None, Err((_, m))) => Err(anyhow::anyhow!(m.clone())),
-        };
+        let reduced = self.reduce(r, &subject, &model);
         let reduced = match reduced {
             Ok(x) => x,
             Err(e) => {
@@ -327,6 +311,57 @@ impl Runner {
                 r.message = Some(format!("{m} [cannot write the repro bundle: {e:#}]"));
                 None
             }
+        }
+    }
+
+    /// Reduces a failure: a generated case by shrinking its model description, any other by
+    /// cutting its model at the first diverging node.
+    fn reduce(
+        &self,
+        r: &CaseResult,
+        subject: &Subject,
+        model: &tract_onnx::pb::ModelProto,
+    ) -> Result<reduce::Reduced> {
+        match (&subject.origin, &subject.expected) {
+            (&Origin::Generated { base, index }, _) => reduce::reduce_generated(
+                self,
+                &r.converter,
+                base,
+                index,
+                &self.options.gen,
+                self.options.reduce_budget,
+            ),
+            (_, Ok(expected)) => reduce::reduce_model(
+                self,
+                &r.converter,
+                model,
+                &subject.inputs,
+                expected,
+                subject.tolerance,
+                r,
+            ),
+            (_, Err((_, m))) => Err(anyhow::anyhow!(m.clone())),
+        }
+    }
+
+    /// The subject a result came from, built again from its origin.
+    fn subject_again(&self, r: &CaseResult) -> Option<Subject> {
+        match &r.origin {
+            &Origin::Generated { base, index } => {
+                Some(generated_subject(base, index, &self.options.gen))
+            }
+            Origin::Corpus { dir, data_set } | Origin::TestDir { dir, data_set } => {
+                let case = testcase::read(dir).ok()?;
+                let set = case.data_sets.get(*data_set)?;
+                let mut subject = stored_subject(&r.case, r.origin.clone(), &case.model, set).0;
+                if matches!(r.origin, Origin::Corpus { .. }) && dir.join("case.toml").is_file() {
+                    subject.tolerance = crate::corpus::CaseToml::read(dir)
+                        .and_then(|t| t.tolerance())
+                        .ok();
+                }
+                Some(subject)
+            }
+            Origin::Derived => None,
         }
     }
 }

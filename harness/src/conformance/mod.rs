@@ -12,27 +12,30 @@ use anyhow::{Context as _, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::compare::{compare, Expected, Tolerance, Verdict};
+use crate::compare::{compare, Expected, Tolerance};
 use crate::convert::{self, Artifact, ConvertError, Converter};
 use crate::gen::GenConfig;
 use crate::isolate::{self, Bounded};
 use crate::ledger::Ledger;
+use crate::limits::TooLarge;
+use crate::model::Negative;
 use crate::onnx::testcase;
-
-use crate::report::{CaseResult, Environment, Latency, Report, Tool};
+use crate::report::{Report, WorkerTime};
+use crate::results::{CaseResult, Environment, Latency, Origin, Policy, Tool, Verdict};
 use crate::runtime::{self, Precision, Runtime};
 use crate::tensor::Named;
 use crate::worker::WorkerError;
 
 mod campaign;
 mod negative;
+pub mod reduce;
 mod subject;
 
-use self::negative::{is_negative, refused_negative};
+use self::negative::refused_negative;
 
 pub use self::campaign::{Bundled, FuzzProgress, Signatures};
-pub use self::subject::{case_subject, generated_subject, oracle_expected, parse_generated_id};
-use self::subject::{error_result, stored_subject};
+pub use self::subject::{case_subject, generated_subject, oracle_expected, write_generated_case};
+use self::subject::stored_subject;
 
 /// Which part of the cases a run takes: index ≡ `index` (mod `count`), counting from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,8 +93,8 @@ pub struct Options {
     pub budget: Option<Duration>,
     /// Shard of the generated cases.
     pub shard: Shard,
-    /// Where reports go.
-    pub report_dir: PathBuf,
+    /// Where repro bundles go (`DIR/failures/`); none are written without it.
+    pub report_dir: Option<PathBuf>,
     /// Per conversion and per run.
     pub timeout: Duration,
     /// Tolerance policy.
@@ -113,14 +116,14 @@ impl Default for Options {
         Options {
             cases: 200,
             seed: 0,
-            converters: vec!["identity".into()],
-            runtime: "tract".into(),
+            converters: convert::DEFAULTS.iter().map(|c| c.to_string()).collect(),
+            runtime: runtime::TRACT.into(),
             corpus: None,
             golden: None,
             onnx_tests: None,
             budget: None,
             shard: Shard { index: 1, count: 1 },
-            report_dir: PathBuf::from("reports/latest"),
+            report_dir: None,
             timeout: Duration::from_secs(60),
             tolerance: Tolerance::default(),
             repeats: 3,
@@ -132,10 +135,13 @@ impl Default for Options {
     }
 }
 
-/// What one case puts to the converters: a model, its inputs and what should come out.
+/// What one case puts to the converters: a model, its inputs and what should come out, with
+/// the facts that decide how it is judged.
 pub struct Subject {
     /// Stable id.
     pub id: String,
+    /// Where the case comes from.
+    pub origin: Origin,
     /// Seed, for generated cases.
     pub seed: Option<u64>,
     /// The model.
@@ -148,6 +154,11 @@ pub struct Subject {
     pub ops: Vec<String>,
     /// Coverage classes.
     pub classes: Vec<String>,
+    /// Why the model is invalid by the spec, for a negative case: a refusal is then its
+    /// expected outcome.
+    pub negative: Option<Negative>,
+    /// The case's own tolerance policy (a corpus case's case.toml), combined with the run's.
+    pub tolerance: Option<Tolerance>,
 }
 
 /// A prepared run: converters and runtime built, ready for subjects.
@@ -156,10 +167,12 @@ pub struct Runner {
     converters: Vec<Box<dyn Converter>>,
     runtime: Arc<dyn Runtime>,
     ledger: Ledger,
-    /// Test-case directory and data set of each `--onnx-tests`/corpus case id.
-    sources: std::sync::Mutex<std::collections::HashMap<String, (PathBuf, usize)>>,
-    /// Tolerance policies that corpus cases set in their case.toml, by case id.
-    case_tolerance: std::sync::Mutex<std::collections::HashMap<String, Tolerance>>,
+}
+
+/// A test-case directory as read, with its case's own tolerance policy.
+struct StoredCase {
+    test: testcase::TestCase,
+    tolerance: Option<Tolerance>,
 }
 
 /// A usage or set-up problem (exit status 2), as opposed to a failing case.
@@ -192,8 +205,6 @@ impl Runner {
             converters,
             runtime,
             ledger,
-            sources: Default::default(),
-            case_tolerance: Default::default(),
         })
     }
 
@@ -252,10 +263,7 @@ impl Runner {
             })
             .collect();
         results.extend(generated.into_iter().flatten());
-        let tool = Tool {
-            name: "conv1d-harness".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        };
+        let tool = Tool::harness();
         let options = serde_json::to_value(&self.options)?;
         let worker_calls = crate::worker::call_totals();
         let results_s: f64 = results.iter().map(|r| r.wall_ms * 1e-3).sum();
@@ -267,7 +275,7 @@ impl Runner {
             start.elapsed().as_secs_f64(),
         );
         if worker_calls.calls > 0 {
-            report.workers = Some(crate::report::WorkerTime {
+            report.workers = Some(WorkerTime {
                 calls: worker_calls.calls,
                 engine_s: worker_calls.engine_s,
                 results_s,
@@ -293,7 +301,8 @@ impl Runner {
     }
 
     /// Results of one ONNX test-case directory: the oracle's own check against the stored
-    /// outputs, then each converter. A directory that cannot be read gets `error` results.
+    /// outputs, then each converter. A directory that cannot be read gets `error` results
+    /// (`too-large` when a tensor is over the resource limits).
     pub fn run_test_dir(&self, root: &Path, dir: &Path) -> Vec<CaseResult> {
         let rel = dir.strip_prefix(root).unwrap_or(dir);
         let label = root
@@ -305,102 +314,87 @@ impl Runner {
         } else {
             format!("{label}/{}", rel.display())
         };
-        let case = match testcase::read(dir) {
-            Ok(c) if c.data_sets.is_empty() => Err(anyhow::anyhow!(
-                "{}: no test_data_set_K directory",
-                dir.display()
-            )),
-            Ok(c) => Ok(c),
-            Err(e) => Err(e),
+        let is_corpus = self.options.corpus.as_deref() == Some(root);
+        let origin = |data_set| {
+            let dir = dir.to_path_buf();
+            if is_corpus {
+                Origin::Corpus { dir, data_set }
+            } else {
+                Origin::TestDir { dir, data_set }
+            }
         };
-        let case = case.and_then(|c| self.with_golden(root, dir, c, &id));
-        let case = match case {
+        let case = match self.read_test_dir(root, dir, is_corpus) {
             Ok(c) => c,
             Err(e) => {
+                let verdict = if e.chain().any(|c| c.is::<TooLarge>()) {
+                    Verdict::TooLarge
+                } else {
+                    Verdict::Error
+                };
                 return self
                     .converters
                     .iter()
                     .map(|c| {
-                        let msg = format!("{e:#}");
-                        let mut r = error_result(&id, &c.name(), self.runtime.name(), msg.clone());
-                        // A tensor file over --max-elements is refused before it is allocated.
-                        if msg.contains("(--max-elements)") {
-                            r.verdict = Verdict::TooLarge;
-                        }
+                        let mut r =
+                            CaseResult::unjudged(&id, origin(0), &c.name(), self.runtime.name());
+                        r.verdict = verdict;
+                        r.message = Some(format!("{e:#}"));
                         r
                     })
                     .collect();
             }
         };
         let mut out = Vec::new();
-        let many = case.data_sets.len() > 1;
-        for (k, set) in case.data_sets.iter().enumerate() {
+        let many = case.test.data_sets.len() > 1;
+        for (k, set) in case.test.data_sets.iter().enumerate() {
             let id = if many {
                 format!("{id}#{k}")
             } else {
                 id.clone()
             };
-            self.sources
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.clone(), (dir.to_path_buf(), k));
-            let (subject, oracle_result) = stored_subject(&id, &case.model, set);
+            let (mut subject, oracle_result) = stored_subject(&id, origin(k), &case.test.model, set);
+            subject.tolerance = case.tolerance;
             out.push(oracle_result);
             out.extend(self.run_subject(&subject));
         }
         out
     }
 
-    /// For a corpus case: its stored outputs replaced by the reviewed golden ones, and its
-    /// case.toml tolerance policy recorded. Other test-case directories pass unchanged.
-    fn with_golden(
-        &self,
-        root: &Path,
-        dir: &Path,
-        mut case: testcase::TestCase,
-        id: &str,
-    ) -> Result<testcase::TestCase> {
-        if self.options.corpus.as_deref() != Some(root) {
-            return Ok(case);
+    /// Reads a test-case directory; for a corpus case, its stored outputs are replaced by the
+    /// reviewed golden ones and its case.toml tolerance policy is read.
+    fn read_test_dir(&self, root: &Path, dir: &Path, is_corpus: bool) -> Result<StoredCase> {
+        let mut test = testcase::read(dir)?;
+        anyhow::ensure!(
+            !test.data_sets.is_empty(),
+            "{}: no test_data_set_K directory",
+            dir.display()
+        );
+        if !is_corpus {
+            return Ok(StoredCase {
+                test,
+                tolerance: None,
+            });
         }
-        if dir.join("case.toml").is_file() {
-            let toml = crate::corpus::CaseToml::read(dir)?;
-            let tol = match (self.options.tolerance, toml.tolerance()?) {
-                (Tolerance::Bound { factor: a }, Tolerance::Bound { factor: b }) => {
-                    Tolerance::Bound { factor: a * b }
-                }
-                (Tolerance::Bound { .. }, fixed) => fixed,
-                (user, _) => user,
-            };
-            let mut map = self
-                .case_tolerance
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            map.insert(id.to_string(), tol);
-            for k in 0..case.data_sets.len() {
-                map.insert(format!("{id}#{k}"), tol);
-            }
-        }
+        let tolerance = if dir.join("case.toml").is_file() {
+            Some(crate::corpus::CaseToml::read(dir)?.tolerance()?)
+        } else {
+            None
+        };
         if let Some(golden) = &self.options.golden {
             let name = crate::corpus::case_name(root, dir);
             let outputs = crate::corpus::golden::read(golden, &name)?;
-            let set = case
+            let set = test
                 .data_sets
                 .first_mut()
                 .with_context(|| format!("{}: no test_data_set_0", dir.display()))?;
             set.outputs = outputs;
         }
-        Ok(case)
+        Ok(StoredCase { test, tolerance })
     }
 
-    /// The tolerance of a subject: its case's own policy, else the run's.
-    fn tolerance_of(&self, id: &str) -> Tolerance {
-        self.case_tolerance
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied()
-            .unwrap_or(self.options.tolerance)
+    /// The tolerance a subject is judged with: the run's, refined by the case's own.
+    fn tolerance_of(&self, s: &Subject) -> Tolerance {
+        self.options.tolerance.refined_by(s.tolerance)
     }
 
     /// The ONNX a converter makes of `model`, when it makes ONNX.
@@ -442,30 +436,16 @@ impl Runner {
     }
 
     fn run_one(&self, s: &Subject, converter: &dyn Converter) -> CaseResult {
-        let mut r = CaseResult {
-            case: s.id.clone(),
-            seed: s.seed,
-            converter: converter.name(),
-            runtime: converter
-                .native_runtime()
-                .unwrap_or(self.runtime.name())
-                .into(),
-            verdict: Verdict::Error,
-            ops: s.ops.clone(),
-            classes: s.classes.clone(),
-            max_abs_err: None,
-            max_rel_err: None,
-            max_ulp: None,
-            count_over: None,
-            worst_ratio: None,
-            tolerance: self.tolerance_of(&s.id).name().into(),
-            precision: None,
-            latency_us: None,
-            message: None,
-            repro: None,
-            wall_ms: 0.0,
-            expected: None,
-        };
+        let mut r = CaseResult::unjudged(
+            &s.id,
+            s.origin.clone(),
+            &converter.name(),
+            converter.native_runtime().unwrap_or(self.runtime.name()),
+        );
+        r.seed = s.seed;
+        r.ops = s.ops.clone();
+        r.classes = s.classes.clone();
+        r.tolerance = Policy::from(self.tolerance_of(s));
         let expected = match &s.expected {
             Ok(e) => e,
             Err((v, m)) => {
@@ -474,39 +454,12 @@ impl Runner {
                 return r;
             }
         };
-        let work = if converter.needs_work_dir() {
-            match tempfile::Builder::new().prefix("conv1d-").tempdir() {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    r.message = Some(format!("cannot create a work directory: {e}"));
-                    return r;
-                }
-            }
-        } else {
-            None
-        };
-        let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
-        let cx = convert::Context {
-            work_dir,
-            timeout: self.options.timeout,
-        };
-        // A negative case (invalid by the spec) passes when it is refused and fails with
-        // `invalid-accepted` when it produces output.
-        let negative = is_negative(s);
-        let artifact = match isolate::catch(|| converter.convert(&s.model, &cx)) {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                (r.verdict, r.message) = match e {
-                    ConvertError::Rejected(m) => (Verdict::ConvertRejected, Some(m)),
-                    ConvertError::Crashed(m) => (Verdict::ConvertCrash, Some(m)),
-                    ConvertError::Timeout(m) => (Verdict::Timeout, Some(m)),
-                };
-                refused_negative(&mut r, negative);
-                return r;
-            }
-            Err(panic) => {
-                r.verdict = Verdict::ConvertCrash;
-                r.message = Some(panic);
+        let artifact = match self.convert(s, converter) {
+            Ok(a) => a,
+            Err((verdict, message)) => {
+                r.verdict = verdict;
+                r.message = Some(message);
+                refused_negative(&mut r, s.negative);
                 return r;
             }
         };
@@ -517,35 +470,81 @@ impl Runner {
             Err((verdict, message)) => {
                 r.verdict = verdict;
                 r.message = Some(message);
-                refused_negative(&mut r, negative);
+                refused_negative(&mut r, s.negative);
             }
-            Ok((precision, _, _)) if negative => {
+            // A negative case (invalid by the spec) passes when it is refused and fails with
+            // `invalid-accepted` when it produces output.
+            Ok((precision, _, _)) if s.negative.is_some() => {
                 r.verdict = Verdict::InvalidAccepted;
-                r.precision = Some(precision.name().into());
+                r.precision = Some(precision);
                 r.message = Some(format!(
-                    "converted and ran a model that is invalid by the ONNX spec ({})",
-                    s.classes
-                        .iter()
-                        .find(|c| c.starts_with("negative="))
-                        .map_or("", String::as_str)
+                    "converted and ran a model that is invalid by the ONNX spec (negative={})",
+                    s.negative.map_or("", |n| n.name())
                 ));
             }
             Ok((precision, outputs, samples)) => {
-                let c = compare(expected, &outputs, precision, self.tolerance_of(&s.id));
-                r.verdict = c.verdict;
-                r.message = c.message;
-                r.precision = Some(precision.name().into());
+                self.judge(&mut r, s, expected, precision, &outputs);
                 r.latency_us = Latency::from_samples(samples);
-                if c.stats.count > 0 {
-                    r.max_abs_err = Some(c.stats.max_abs_err);
-                    r.max_rel_err = Some(c.stats.max_rel_err);
-                    r.max_ulp = Some(c.stats.max_ulp);
-                    r.count_over = Some(c.stats.count_over);
-                    r.worst_ratio = Some(c.stats.worst_ratio);
-                }
             }
         }
         r
+    }
+
+    /// Converts a subject's model; a refusal, crash or timeout is the result's verdict.
+    fn convert(
+        &self,
+        s: &Subject,
+        converter: &dyn Converter,
+    ) -> std::result::Result<Artifact, (Verdict, String)> {
+        let work = if converter.needs_work_dir() {
+            let w = tempfile::Builder::new()
+                .prefix("conv1d-")
+                .tempdir()
+                .map_err(|e| {
+                    (
+                        Verdict::Error,
+                        format!("cannot create a work directory: {e}"),
+                    )
+                })?;
+            Some(w)
+        } else {
+            None
+        };
+        let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
+        let cx = convert::Context {
+            work_dir,
+            timeout: self.options.timeout,
+        };
+        match isolate::catch(|| converter.convert(&s.model, &cx)) {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(ConvertError::Rejected(m))) => Err((Verdict::ConvertRejected, m)),
+            Ok(Err(ConvertError::Crashed(m))) => Err((Verdict::ConvertCrash, m)),
+            Ok(Err(ConvertError::Timeout(m))) => Err((Verdict::Timeout, m)),
+            Err(panic) => Err((Verdict::ConvertCrash, panic)),
+        }
+    }
+
+    /// Compares a run's outputs with what the subject expects and records the verdict and
+    /// the error statistics.
+    fn judge(
+        &self,
+        r: &mut CaseResult,
+        s: &Subject,
+        expected: &[Expected],
+        precision: Precision,
+        outputs: &[crate::tensor::Tensor],
+    ) {
+        let c = compare(expected, outputs, precision, self.tolerance_of(s));
+        r.verdict = c.verdict;
+        r.message = c.message;
+        r.precision = Some(precision);
+        if c.stats.count > 0 {
+            r.max_abs_err = Some(c.stats.max_abs_err);
+            r.max_rel_err = Some(c.stats.max_rel_err);
+            r.max_ulp = Some(c.stats.max_ulp);
+            r.count_over = Some(c.stats.count_over);
+            r.worst_ratio = Some(c.stats.worst_ratio);
+        }
     }
 
     /// Loads and runs an artifact on its runtime within the timeout; outputs of the

@@ -1,18 +1,12 @@
 //! Negative cases (models the generator marked invalid by the spec): a refusal is their
 //! expected outcome, output from them is `invalid-accepted`.
 
-use super::Subject;
-use crate::compare::Verdict;
-use crate::report::CaseResult;
-
-/// Whether a subject is a negative case: a generated model marked invalid by the spec.
-pub(super) fn is_negative(s: &Subject) -> bool {
-    s.classes.iter().any(|c| c.starts_with("negative="))
-}
+use crate::model::Negative;
+use crate::results::{CaseResult, Verdict};
 
 /// A refusal of a negative case is its expected outcome: `pass`, the refusal kept as message.
-pub(super) fn refused_negative(r: &mut CaseResult, negative: bool) {
-    if negative
+pub(super) fn refused_negative(r: &mut CaseResult, negative: Option<Negative>) {
+    if negative.is_some()
         && matches!(
             r.verdict,
             Verdict::ConvertRejected | Verdict::RuntimeRejected
@@ -31,6 +25,13 @@ pub(super) fn refused_negative(r: &mut CaseResult, negative: bool) {
 mod tests {
     use super::*;
     use crate::gen::{case_from, generate, GenConfig};
+    use crate::results::Origin;
+
+    fn refused(case: &str) -> CaseResult {
+        let mut r = CaseResult::unjudged(case, Origin::Derived, "identity", "tract");
+        r.message = Some("refused".into());
+        r
+    }
 
     #[test]
     fn a_refused_negative_case_passes_and_a_refused_valid_case_does_not() {
@@ -40,22 +41,22 @@ mod tests {
             .find(|c| c.model.negative.is_some())
             .expect("a negative case in 200");
         let s = super::super::case_subject(&negative);
-        assert!(is_negative(&s));
+        assert!(s.negative.is_some());
         // The oracle refuses it too, so nothing is expected of the output.
         assert_eq!(s.expected.as_ref().map(Vec::len), Ok(0));
-        let mut r = super::super::error_result("x", "identity", "tract", "refused".into());
+        let mut r = refused("x");
         r.verdict = Verdict::RuntimeRejected;
-        refused_negative(&mut r, true);
+        refused_negative(&mut r, s.negative);
         assert_eq!(r.verdict, Verdict::Pass);
         assert!(r.message.unwrap().contains("refused"));
         let mut valid = negative.model.clone();
         valid.negative = None;
         valid.layers.pop();
         let s = super::super::case_subject(&case_from(0, 0, valid, negative.input));
-        assert!(!is_negative(&s));
-        let mut r = super::super::error_result("x", "identity", "tract", "refused".into());
+        assert!(s.negative.is_none());
+        let mut r = refused("x");
         r.verdict = Verdict::ConvertRejected;
-        refused_negative(&mut r, false);
+        refused_negative(&mut r, s.negative);
         assert_eq!(r.verdict, Verdict::ConvertRejected);
     }
 }

@@ -4,48 +4,13 @@
 use anyhow::{Context as _, Result};
 
 use super::Subject;
-use crate::compare::{compare, Expected, Tolerance, Verdict};
+use crate::compare::{compare, Expected, Tolerance};
 use crate::gen::{self, GenConfig};
 use crate::onnx::{emit, proto, testcase};
 use crate::oracle;
-use crate::report::CaseResult;
+use crate::results::{CaseResult, Origin, Policy, Verdict};
 use crate::runtime::Precision;
-use crate::tensor::{DType, Named};
-
-pub(super) fn error_result(
-    case: &str,
-    converter: &str,
-    runtime: &str,
-    message: String,
-) -> CaseResult {
-    CaseResult {
-        case: case.into(),
-        seed: None,
-        converter: converter.into(),
-        runtime: runtime.into(),
-        verdict: Verdict::Error,
-        ops: vec![],
-        classes: vec![],
-        max_abs_err: None,
-        max_rel_err: None,
-        max_ulp: None,
-        count_over: None,
-        worst_ratio: None,
-        tolerance: "none".into(),
-        precision: None,
-        latency_us: None,
-        message: Some(message),
-        repro: None,
-        wall_ms: 0.0,
-        expected: None,
-    }
-}
-
-/// The base seed and index of a generated case id `s{base}-i{index}`.
-pub fn parse_generated_id(id: &str) -> Option<(u64, u64)> {
-    let (base, index) = id.strip_prefix('s')?.split_once("-i")?;
-    Some((base.parse().ok()?, index.parse().ok()?))
-}
+use crate::tensor::{DType, Named, Tensor};
 
 /// Golden outputs of a model from the oracle, as expectations.
 pub fn oracle_expected(
@@ -106,13 +71,48 @@ pub fn case_subject(case: &gen::Case) -> Subject {
     };
     Subject {
         id: case.id.clone(),
+        origin: Origin::Generated {
+            base: case.base_seed,
+            index: case.index,
+        },
         seed: Some(case.seed),
         model,
         inputs,
         expected,
         ops,
         classes,
+        negative: case.model.negative,
+        tolerance: None,
     }
+}
+
+/// Writes generated case `index` of base seed `seed` as an ONNX test-case directory: its
+/// model, inputs and the oracle's outputs, and meta.json with its description and `command`
+/// (how to make it again). Returns the case.
+pub fn write_generated_case(
+    seed: u64,
+    index: u64,
+    cfg: &GenConfig,
+    dir: &std::path::Path,
+    command: &str,
+) -> Result<gen::Case> {
+    let case = gen::generate(seed, index, cfg);
+    let model = emit::emit(&case.model)?;
+    let inputs = case.inputs();
+    let expected = oracle_expected(&model, &inputs)?;
+    let set = testcase::DataSet {
+        inputs: inputs.iter().map(|n| n.tensor.clone()).collect(),
+        outputs: expected.iter().map(Expected::to_tensor).collect(),
+    };
+    let meta = serde_json::json!({
+        "case": case.id,
+        "seed": case.seed,
+        "model": case.model,
+        "input": case.input,
+        "command": command,
+    });
+    testcase::write_single(dir, &model, set, Some(&meta))?;
+    Ok(case)
 }
 
 /// Checks fed inputs against the graph's declared inputs: count, element type, and every
@@ -166,80 +166,109 @@ fn check_inputs<'a>(
 /// The subject of one data set of a test-case directory, and the oracle's own result on it.
 pub(super) fn stored_subject(
     id: &str,
+    origin: Origin,
     model_bytes: &[u8],
     set: &testcase::DataSet,
 ) -> (Subject, CaseResult) {
-    let mut oracle_result = error_result(id, "oracle", "f64", String::new());
-    oracle_result.tolerance = "bound".into();
+    let mut oracle_result = CaseResult::unjudged(id, origin.clone(), "oracle", "f64");
+    oracle_result.tolerance = Policy::Bound;
+    let mut subject = Subject {
+        id: id.into(),
+        origin,
+        seed: None,
+        model: model_bytes.to_vec(),
+        inputs: vec![],
+        expected: Ok(vec![]),
+        ops: vec![],
+        classes: vec![],
+        negative: None,
+        tolerance: None,
+    };
     let model = match proto::decode_model(model_bytes).context("model.onnx") {
         Ok(m) => m,
         Err(e) => {
-            let msg = format!("{e:#}");
-            oracle_result.message = Some(msg.clone());
-            let subject = Subject {
-                id: id.into(),
-                seed: None,
-                model: model_bytes.to_vec(),
-                inputs: vec![],
-                expected: Err((Verdict::Error, msg)),
-                ops: vec![],
-                classes: vec![],
-            };
+            refuse(&mut subject, &mut oracle_result, Verdict::Error, format!("{e:#}"));
             return (subject, oracle_result);
         }
     };
     let graph = model.graph.clone().unwrap_or_default();
-    let mut ops: Vec<String> = Vec::new();
     for n in &graph.node {
-        if !ops.contains(&n.op_type) {
-            ops.push(n.op_type.clone());
+        if !subject.ops.contains(&n.op_type) {
+            subject.ops.push(n.op_type.clone());
         }
     }
-    oracle_result.ops = ops.clone();
+    oracle_result.ops = subject.ops.clone();
     let initializers: std::collections::HashSet<&str> =
         graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let input_names: Vec<String> = graph
+    let declared: Vec<&tract_onnx::pb::ValueInfoProto> = graph
         .input
         .iter()
-        .map(|i| i.name.clone())
-        .filter(|n| !initializers.contains(n.as_str()))
+        .filter(|i| !initializers.contains(i.name.as_str()))
         .collect();
-    let inputs: Vec<Named> = set
+    subject.inputs = set
         .inputs
         .iter()
         .enumerate()
         .map(|(j, t)| Named {
-            name: input_names
+            name: declared
                 .get(j)
-                .cloned()
+                .map(|d| d.name.clone())
                 .unwrap_or_else(|| format!("input_{j}")),
             tensor: t.clone(),
         })
         .collect();
-    if let Err(problem) = check_inputs(
-        graph
-            .input
-            .iter()
-            .filter(|i| !initializers.contains(i.name.as_str())),
-        &inputs,
-    ) {
+    if let Err(problem) = check_inputs(declared.into_iter(), &subject.inputs) {
         let msg = format!("test data does not fit the model: {problem}");
-        oracle_result.verdict = Verdict::Error;
-        oracle_result.message = Some(msg.clone());
-        let subject = Subject {
-            id: id.into(),
-            seed: None,
-            model: model_bytes.to_vec(),
-            inputs,
-            expected: Err((Verdict::Error, msg)),
-            ops,
-            classes: vec![],
-        };
+        refuse(&mut subject, &mut oracle_result, Verdict::Error, msg);
         return (subject, oracle_result);
     }
-    let oracle = oracle_expected(&model, &inputs);
-    let stored: Vec<Expected> = set
-        .outputs
+    match oracle_expected(&model, &subject.inputs) {
+        Ok(golden) => {
+            check_stored_outputs(&mut oracle_result, &golden, &set.outputs);
+            subject.expected = Ok(stored_with_bounds(&set.outputs, &golden));
+        }
+        // Over the resource limits: nothing else runs this case.
+        Err(e) if too_large(&e) => {
+            refuse(&mut subject, &mut oracle_result, Verdict::TooLarge, format!("{e:#}"));
+        }
+        Err(e) => {
+            oracle_result.verdict = Verdict::RuntimeRejected;
+            oracle_result.message = Some(format!("oracle: {e:#}"));
+            subject.expected = Ok(stored_expectations(&set.outputs));
+        }
+    }
+    (subject, oracle_result)
+}
+
+/// A stored case that nothing can run: the oracle's result and every converter's get the
+/// same verdict and message.
+fn refuse(subject: &mut Subject, oracle_result: &mut CaseResult, verdict: Verdict, msg: String) {
+    oracle_result.verdict = verdict;
+    oracle_result.message = Some(msg.clone());
+    subject.expected = Err((verdict, msg));
+}
+
+/// The oracle's own check: the stored outputs come from some f32 implementation, so they must
+/// sit within the oracle's bound, exactly like a runtime's. Golden float64 tensors (corpus) are
+/// checked at float32 precision here; the corpus tests check them against the oracle exactly.
+fn check_stored_outputs(oracle_result: &mut CaseResult, golden: &[Expected], stored: &[Tensor]) {
+    let as_f32: Vec<Tensor> = stored
+        .iter()
+        .map(|t| match t {
+            Tensor::F64(a) => Tensor::F32(a.mapv(|v| v as f32)),
+            t => t.clone(),
+        })
+        .collect();
+    let c = compare(golden, &as_f32, Precision::F32, Tolerance::default());
+    oracle_result.verdict = c.verdict;
+    oracle_result.message = c.message;
+    oracle_result.max_abs_err = Some(c.stats.max_abs_err);
+    oracle_result.worst_ratio = Some(c.stats.worst_ratio);
+}
+
+/// The stored outputs as expectations, with no error bound.
+fn stored_expectations(stored: &[Tensor]) -> Vec<Expected> {
+    stored
         .iter()
         .map(|t| Expected {
             value: t.to_f64(),
@@ -249,75 +278,25 @@ pub(super) fn stored_subject(
                 d => d,
             },
         })
-        .collect();
-    let expected = match &oracle {
-        Ok(golden) => {
-            // The stored outputs come from some f32 implementation: they must sit within the
-            // oracle's bound, exactly like a runtime's.
-            // Golden float64 tensors (corpus) are checked at float32 precision here; the
-            // corpus tests check them against the oracle exactly.
-            let as_tensors: Vec<crate::tensor::Tensor> = set
-                .outputs
-                .iter()
-                .map(|t| match t {
-                    crate::tensor::Tensor::F64(a) => {
-                        crate::tensor::Tensor::F32(a.mapv(|v| v as f32))
-                    }
-                    t => t.clone(),
-                })
-                .collect();
-            let c = compare(golden, &as_tensors, Precision::F32, Tolerance::default());
-            oracle_result.verdict = c.verdict;
-            oracle_result.message = c.message;
-            oracle_result.max_abs_err = Some(c.stats.max_abs_err);
-            oracle_result.worst_ratio = Some(c.stats.worst_ratio);
-            // Judge converters against the stored outputs, with the oracle's bounds where shapes agree.
-            stored
-                .into_iter()
-                .zip(golden)
-                .map(|(mut s, g)| {
-                    if g.bound
-                        .as_ref()
-                        .is_some_and(|b| b.shape() == s.value.shape())
-                    {
-                        s.bound = g.bound.clone();
-                    }
-                    s
-                })
-                .collect()
-        }
-        Err(e) if too_large(e) => {
-            // Over the resource limits: nothing else runs this case.
-            let msg = format!("{e:#}");
-            oracle_result.verdict = Verdict::TooLarge;
-            oracle_result.message = Some(msg.clone());
-            let subject = Subject {
-                id: id.into(),
-                seed: None,
-                model: model_bytes.to_vec(),
-                inputs,
-                expected: Err((Verdict::TooLarge, msg)),
-                ops,
-                classes: vec![],
-            };
-            return (subject, oracle_result);
-        }
-        Err(e) => {
-            oracle_result.verdict = Verdict::RuntimeRejected;
-            oracle_result.message = Some(format!("oracle: {e:#}"));
-            stored
-        }
-    };
-    let subject = Subject {
-        id: id.into(),
-        seed: None,
-        model: model_bytes.to_vec(),
-        inputs,
-        expected: Ok(expected),
-        ops,
-        classes: vec![],
-    };
-    (subject, oracle_result)
+        .collect()
+}
+
+/// Converters are judged against the stored outputs, with the oracle's bounds where the
+/// shapes agree.
+fn stored_with_bounds(stored: &[Tensor], golden: &[Expected]) -> Vec<Expected> {
+    stored_expectations(stored)
+        .into_iter()
+        .zip(golden)
+        .map(|(mut s, g)| {
+            if g.bound
+                .as_ref()
+                .is_some_and(|b| b.shape() == s.value.shape())
+            {
+                s.bound = g.bound.clone();
+            }
+            s
+        })
+        .collect()
 }
 
 /// Whether an oracle failure is the resource limits refusing the case.

@@ -7,7 +7,11 @@ pub struct Identity;
 
 impl Converter for Identity {
     fn name(&self) -> String {
-        "identity".into()
+        super::IDENTITY.into()
+    }
+
+    fn keeps_model(&self) -> bool {
+        true
     }
 
     fn version(&self) -> Option<String> {

@@ -79,6 +79,11 @@ pub trait Converter: Send + Sync {
     fn native_runtime(&self) -> Option<&'static str> {
         None
     }
+    /// Whether the converter hands the model on unchanged, so that its results are the
+    /// original model's (latency relates every other converter to it).
+    fn keeps_model(&self) -> bool {
+        false
+    }
     /// Whether [`Converter::convert`] writes to [`Context::work_dir`]; converters that work in
     /// memory say no and save each case a scratch directory.
     fn needs_work_dir(&self) -> bool {
@@ -88,10 +93,17 @@ pub trait Converter: Send + Sync {
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError>;
 }
 
+/// The spec of the converter that hands the model on unchanged.
+pub const IDENTITY: &str = "identity";
+
+/// The converters a run tests when none is named: the runtime alone, the 1D→2D rewrite and
+/// the NNEF round trip, all in this process.
+pub const DEFAULTS: &[&str] = &[IDENTITY, "lower1d", "nnef"];
+
 /// Builds the converter a `--converter` spec names.
 pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
     Ok(match spec {
-        "identity" => Box::new(Identity),
+        IDENTITY => Box::new(Identity),
         "lower1d" => Box::new(Lower1d { unit: UnitAxis::Last }),
         "lower1d:nc1l" => Box::new(Lower1d { unit: UnitAxis::BeforeLength }),
         "nnef" => Box::new(NnefRoundTrip),

@@ -28,7 +28,7 @@ pub fn stats(model: &pb::ModelProto, inputs: &[Named]) -> Result<ModelStats> {
         .filter(|t| t.data_type == 1)
         .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).product::<usize>())
         .sum();
-    let flops = crate::latency::flops::count(model, inputs)?;
+    let flops = crate::flops::count(model, inputs)?;
     Ok(ModelStats { params, flops })
 }
 

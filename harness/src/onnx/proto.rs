@@ -42,8 +42,10 @@ pub fn checked_len(dims: &[i64]) -> Result<usize> {
         n = n
             .checked_mul(d as usize)
             .filter(|&n| n <= limit)
-            .with_context(|| {
-                format!("shape {dims:?} exceeds the limit of {limit} elements (--max-elements)")
+            .ok_or_else(|| {
+                crate::limits::TooLarge(format!(
+                    "shape {dims:?} exceeds the limit of {limit} elements (--max-elements)"
+                ))
             })?;
     }
     Ok(n)

@@ -129,6 +129,26 @@ fn read_numbered(dir: &Path, prefix: &str) -> Result<Vec<Tensor>> {
 
 /// Writes a test-case directory atomically: it appears complete or not at all, and an existing
 /// directory of that name is replaced only once the new one is whole.
+/// Writes a test case with one data set, naming its tensors after the graph's inputs (those
+/// without an initializer) and outputs.
+pub fn write_single(
+    dir: &Path,
+    model: &pb::ModelProto,
+    set: DataSet,
+    meta: Option<&serde_json::Value>,
+) -> Result<()> {
+    let graph = model.graph.as_ref().context("the model has no graph")?;
+    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let input_names: Vec<String> = graph
+        .input
+        .iter()
+        .map(|i| i.name.clone())
+        .filter(|n| !initializers.contains(&n.as_str()))
+        .collect();
+    let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    write(dir, model, &[set], &input_names, &output_names, meta)
+}
+
 pub fn write(
     dir: &Path,
     model: &pb::ModelProto,

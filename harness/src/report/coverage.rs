@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::Report;
-use crate::compare::Verdict;
+use crate::results::Verdict;
 
 impl Report {
     /// Distinct cases per coverage class (a case run by three converters counts once).

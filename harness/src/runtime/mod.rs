@@ -85,7 +85,7 @@ pub trait Loaded: Send {
 /// The runtime registered under `name`; `timeout` bounds each call to an external process.
 pub fn by_name(name: &str, timeout: Duration) -> Result<Box<dyn Runtime>, String> {
     match name {
-        "tract" => Ok(Box::new(Tract::new())),
+        TRACT => Ok(Box::new(Tract::new())),
         "onnxruntime" => OnnxRuntime::new(timeout)
             .map(|r| Box::new(r) as Box<dyn Runtime>)
             .map_err(|e| format!("{e:#}")),
@@ -96,5 +96,8 @@ pub fn by_name(name: &str, timeout: Duration) -> Result<Box<dyn Runtime>, String
     }
 }
 
+/// The in-process runtime, the default for ONNX artifacts.
+pub const TRACT: &str = "tract";
+
 /// Names accepted by [`by_name`].
-pub const NAMES: &[&str] = &["tract", "onnxruntime"];
+pub const NAMES: &[&str] = &[TRACT, "onnxruntime"];

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::runtime::{Loaded, Precision};
-use crate::tensor::{Named, Tensor};
+use harness::runtime::{Loaded, Precision};
+use harness::tensor::{Named, Tensor};
 
 /// Signal length of the calibration convolution.
 const SIGNAL: usize = 2048;

@@ -2,12 +2,12 @@
 //! `perf stat -e instructions` is not supported on this project's VM, so each tract config
 //! runs under valgrind's callgrind (`harness perf --run-loop N`, twice, with different N).
 
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, Result};
 
 use super::baseline::Comparison;
-use super::cli::PerfArgs;
 use super::measure::{ModelRun, Timeable};
 use super::{PerfOptions, PerfReport};
 
@@ -37,7 +37,13 @@ pub fn valgrind_version() -> Result<String> {
 }
 
 /// Instructions of `n` runs plus loading, under callgrind.
-fn callgrind_total(a: &PerfArgs, case: &str, converter: &str, n: usize) -> Result<u64> {
+fn callgrind_total(
+    corpus: &Path,
+    case: &str,
+    converter: &str,
+    runtime: &str,
+    n: usize,
+) -> Result<u64> {
     let tmp = tempfile::tempdir()?;
     let out_file = tmp.path().join("callgrind.out");
     let exe = std::env::current_exe()?;
@@ -46,14 +52,14 @@ fn callgrind_total(a: &PerfArgs, case: &str, converter: &str, n: usize) -> Resul
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(&exe)
         .args(["perf", "--corpus"])
-        .arg(&a.corpus)
+        .arg(corpus)
         .args([
             "--case",
             case,
             "--converter",
             converter,
             "--runtime",
-            "tract",
+            runtime,
         ])
         .args(["--run-loop", &n.to_string()])
         .stdout(std::process::Stdio::null())
@@ -76,21 +82,21 @@ fn callgrind_total(a: &PerfArgs, case: &str, converter: &str, n: usize) -> Resul
 
 /// Instructions per run of each tract config: the difference of two callgrind runs with
 /// different run counts, so loading and start-up cancel out.
-pub fn count_instructions(a: &PerfArgs, report: &mut PerfReport) -> Result<()> {
+pub fn count_instructions(corpus: &Path, report: &mut PerfReport) -> Result<()> {
     const FEW: usize = 3;
     const MANY: usize = 23;
     for c in &mut report.cases {
         for r in c
             .results
             .iter_mut()
-            .filter(|r| r.runtime == "tract" && r.error.is_none())
+            .filter(|r| !r.timed_in_worker && r.error.is_none())
         {
             eprintln!(
                 "counting instructions of {} / {} (callgrind)",
                 c.case, r.converter
             );
-            let few = callgrind_total(a, &c.case, &r.converter, FEW)?;
-            let many = callgrind_total(a, &c.case, &r.converter, MANY)?;
+            let few = callgrind_total(corpus, &c.case, &r.converter, &r.runtime, FEW)?;
+            let many = callgrind_total(corpus, &c.case, &r.converter, &r.runtime, MANY)?;
             r.instructions = Some(many.saturating_sub(few) / (MANY - FEW) as u64);
         }
     }

@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use super::calibrate::Calibration;
 use super::stats::{half_sample_mode, median};
-use crate::runtime::Loaded;
-use crate::tensor::Named;
+use harness::runtime::Loaded;
+use harness::tensor::Named;
 
 /// Something the protocol can time in batches.
 pub trait Timeable {

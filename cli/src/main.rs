@@ -11,9 +11,34 @@ use clap::{Args, Parser, Subcommand};
 use harness::compare::Tolerance;
 use harness::conformance::{Options, Runner, SetupError, Shard};
 use harness::gen::GenConfig;
-use harness::onnx::{proto, testcase};
+use harness::onnx::proto;
 
 mod corpus_cmd;
+mod perf;
+
+/// Where things are when the command line does not say: the repository's own layout, relative
+/// to the directory the command runs in (`cargo xtask` runs it at the repository's root).
+mod defaults {
+    use std::path::PathBuf;
+
+    /// Reports of the last run.
+    pub const REPORT_DIR: &str = "reports/latest";
+    /// The committed corpus of test-case directories.
+    pub const CORPUS: &str = "corpus";
+    /// Reviewed golden outputs of the corpus, beside it.
+    pub const GOLDEN: &str = "golden";
+    /// Where fuzzing saves new failure signatures as corpus cases.
+    pub const REGRESSIONS: &str = "corpus/regressions";
+    /// The expected-failure ledger.
+    pub const LEDGER: &str = "corpus/known-failures.toml";
+    /// Named latency baselines.
+    pub const BASELINES: &str = "reports/baselines";
+
+    /// The ledger, when the repository has one here.
+    pub fn ledger() -> Option<PathBuf> {
+        Some(PathBuf::from(LEDGER)).filter(|p| p.is_file())
+    }
+}
 use corpus_cmd::{bless, corpus_build, corpus_table};
 
 #[derive(Parser)]
@@ -40,7 +65,7 @@ enum Command {
         #[arg(long = "merge", value_name = "DIR", num_args = 1.., required = true)]
         merge: Vec<PathBuf>,
         /// Where to write the merged reports.
-        #[arg(long = "report", value_name = "DIR", default_value = "reports/latest")]
+        #[arg(long = "report", value_name = "DIR", default_value = defaults::REPORT_DIR)]
         report_dir: PathBuf,
         /// Expected-failure ledger (default: corpus/known-failures.toml when present).
         #[arg(long, value_name = "FILE")]
@@ -67,12 +92,12 @@ enum Command {
     },
     /// Latency of the corpus models per converter and runtime: perf.md/perf.html reports,
     /// baselines (--save NAME, --baseline NAME), the self-test (--self-test).
-    Perf(harness::latency::cli::PerfArgs),
+    Perf(perf::PerfArgs),
     /// Rewrite the corpus's built-in cases (architectures and edge cases) from the code that
     /// makes them.
     CorpusBuild {
         /// Corpus directory.
-        #[arg(long, default_value = "corpus")]
+        #[arg(long, default_value = defaults::CORPUS)]
         corpus: PathBuf,
     },
     /// Recompute the golden outputs of every corpus case with the f64 oracle and rewrite the
@@ -80,10 +105,10 @@ enum Command {
     /// each change for review.
     Bless {
         /// Corpus directory.
-        #[arg(long, default_value = "corpus")]
+        #[arg(long, default_value = defaults::CORPUS)]
         corpus: PathBuf,
         /// Golden directory.
-        #[arg(long, default_value = "golden")]
+        #[arg(long, default_value = defaults::GOLDEN)]
         golden: PathBuf,
         /// Only show what would change; exit 1 when anything would.
         #[arg(long)]
@@ -93,7 +118,7 @@ enum Command {
     /// converter from the given conformance reports.
     CorpusTable {
         /// Corpus directory.
-        #[arg(long, default_value = "corpus")]
+        #[arg(long, default_value = defaults::CORPUS)]
         corpus: PathBuf,
         /// Report directories (or report.json files) whose corpus results fill the verdicts.
         #[arg(long = "report", value_name = "DIR")]
@@ -163,7 +188,7 @@ struct ConformanceArgs {
     #[arg(long, value_name = "I/N", default_value = "1/1")]
     shard: Shard,
     /// Where to write the reports.
-    #[arg(long = "report", value_name = "DIR", default_value = "reports/latest")]
+    #[arg(long = "report", value_name = "DIR", default_value = defaults::REPORT_DIR)]
     report_dir: PathBuf,
     /// Per conversion or run, past which the verdict is `timeout`.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
@@ -232,7 +257,7 @@ fn main() -> ExitCode {
             input,
             output,
         } => lower1d(nc1l, &input, &output),
-        Command::Perf(args) => harness::latency::cli::main(args),
+        Command::Perf(args) => perf::main(args),
         Command::Emit {
             seed,
             index,
@@ -276,18 +301,23 @@ fn fuzz(f: FuzzArgs) -> anyhow::Result<ExitCode> {
     let regressions = match (f.no_save, f.save_regressions) {
         (true, _) => None,
         (false, Some(dir)) => Some(dir),
-        (false, None) => Some(PathBuf::from("corpus/regressions"))
-            .filter(|_| std::path::Path::new("corpus").is_dir()),
+        (false, None) => Some(PathBuf::from(defaults::REGRESSIONS))
+            .filter(|_| std::path::Path::new(defaults::CORPUS).is_dir()),
     };
     let ledger_file = options
         .known_failures
         .clone()
-        .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")));
+        .or_else(|| Some(PathBuf::from(defaults::LEDGER)));
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
     harness::isolate::stop_on_signals();
     let tty = std::io::stderr().is_terminal();
     let last_thousand = std::sync::atomic::AtomicU64::new(0);
+    let reported_unsaved = std::sync::atomic::AtomicUsize::new(0);
     let progress = |p: &harness::conformance::FuzzProgress| {
+        let already = reported_unsaved.swap(p.not_saved.len(), std::sync::atomic::Ordering::Relaxed);
+        for problem in p.not_saved.iter().skip(already) {
+            eprintln!("{problem}");
+        }
         let rate = p.cases as f64 / p.elapsed_s.max(1e-9);
         let line = format!(
             "{:>6.0} s  {} cases  {rate:.0} cases/s  {} failing  {} signatures  {} classes hit",
@@ -351,21 +381,24 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         (true, _) => None,
         (false, Some(dir)) => Some(dir),
         // The default corpus is used when present, so the command works from any directory.
-        (false, None) => Some(PathBuf::from("corpus")).filter(|d| d.is_dir()),
+        (false, None) => Some(PathBuf::from(defaults::CORPUS)).filter(|d| d.is_dir()),
     };
     // Corpus cases are judged against their reviewed golden outputs.
     let golden = corpus.as_ref().map(|c| {
         a.golden.clone().unwrap_or_else(|| {
             c.parent()
                 .unwrap_or(std::path::Path::new("."))
-                .join("golden")
+                .join(defaults::GOLDEN)
         })
     });
     let options = Options {
         cases: a.cases.unwrap_or(200),
         seed: a.seed,
         converters: if a.converters.is_empty() {
-            ["identity", "lower1d", "nnef"].map(String::from).to_vec()
+            harness::convert::DEFAULTS
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
         } else {
             a.converters
         },
@@ -375,7 +408,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         onnx_tests: a.onnx_tests,
         budget: a.budget.map(|b| seconds("budget", b)).transpose()?,
         shard: a.shard,
-        report_dir: a.report_dir.clone(),
+        report_dir: Some(a.report_dir.clone()),
         timeout: seconds("timeout", a.timeout)?,
         tolerance,
         repeats: a.repeats,
@@ -387,7 +420,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
         known_failures: a
             .known_failures
-            .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file())),
+            .or_else(defaults::ledger),
     };
     harness::limits::set(a.max_elements, a.max_case_bytes);
     if let Some(jobs) = a.jobs {
@@ -471,7 +504,7 @@ fn merge_reports(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut merged = harness::report::Report::merge(reports)?;
     let ledger_path = known_failures
-        .or_else(|| Some(PathBuf::from("corpus/known-failures.toml")).filter(|p| p.is_file()));
+        .or_else(defaults::ledger);
     if let Some(path) = ledger_path {
         merged.apply_ledger(&harness::ledger::Ledger::load(&path)?);
     }
@@ -518,46 +551,11 @@ fn emit(
         opset,
         ..GenConfig::default()
     };
-    let case = harness::gen::generate(seed, index, &cfg);
-    let model = harness::onnx::emit::emit(&case.model)?;
-    let inputs = case.inputs();
-    let expected = harness::conformance::oracle_expected(&model, &inputs)?;
-    let outputs = expected
-        .iter()
-        .map(|e| match e.dtype {
-            harness::tensor::DType::Int64 => {
-                harness::tensor::Tensor::I64(e.value.mapv(|v| v as i64))
-            }
-            _ => harness::tensor::Tensor::F32(e.value.mapv(|v| v as f32)),
-        })
-        .collect();
-    let set = testcase::DataSet {
-        inputs: inputs.iter().map(|n| n.tensor.clone()).collect(),
-        outputs,
+    let command = match opset {
+        Some(o) => format!("harness emit --seed {seed} --index {index} --opset {o} DIR"),
+        None => format!("harness emit --seed {seed} --index {index} DIR"),
     };
-    let meta = serde_json::json!({
-        "case": case.id,
-        "seed": case.seed,
-        "model": case.model,
-        "input": case.input,
-        "command": match opset {
-            Some(o) => format!("harness emit --seed {seed} --index {index} --opset {o} DIR"),
-            None => format!("harness emit --seed {seed} --index {index} DIR"),
-        },
-    });
-    let out_names = model
-        .graph
-        .as_ref()
-        .map(|g| g.output.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
-        .unwrap_or_default();
-    testcase::write(
-        dir,
-        &model,
-        &[set],
-        &[harness::onnx::emit::INPUT.to_string()],
-        &out_names,
-        Some(&meta),
-    )?;
+    let case = harness::conformance::write_generated_case(seed, index, &cfg, dir, &command)?;
     println!("wrote {} ({})", dir.display(), case.id);
     Ok(ExitCode::SUCCESS)
 }

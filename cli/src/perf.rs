@@ -8,18 +8,22 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
-use super::baseline::{self, Comparison};
-use super::instructions::{add_instruction_ratios, count_instructions, run_loop, valgrind_version};
-use super::measure::Protocol;
-use super::selftest::{self_test, smallest, timing_overhead, OVERHEAD_ROUNDS};
-use super::{page, PerfOptions, PerfReport};
-use crate::fsutil::write_atomically;
+use harness::convert::IDENTITY;
+use harness::fsutil::write_atomically;
+use harness::runtime::TRACT;
+use latency::baseline::{self, Comparison};
+use latency::instructions::{
+    add_instruction_ratios, count_instructions, run_loop, valgrind_version,
+};
+use latency::measure::Protocol;
+use latency::selftest::{self_test, smallest, timing_overhead, OVERHEAD_ROUNDS};
+use latency::{page, PerfOptions, PerfReport};
 
 /// Options of `harness perf`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PerfArgs {
     /// Corpus directory: every directory under it holding a model.onnx is a case.
-    #[arg(long, value_name = "DIR", default_value = "corpus")]
+    #[arg(long, value_name = "DIR", default_value = crate::defaults::CORPUS)]
     pub corpus: PathBuf,
     /// Only this case (repeatable): its directory name under the corpus. Default: the cases
     /// whose case.toml says `perf = true` (every case when none does).
@@ -57,10 +61,10 @@ pub struct PerfArgs {
     #[arg(long, value_name = "PCT", default_value_t = 10.0)]
     pub threshold: f64,
     /// Where perf.md, perf.html, perf.json and perf-samples.json go.
-    #[arg(long = "report", value_name = "DIR", default_value = "reports/latest")]
+    #[arg(long = "report", value_name = "DIR", default_value = crate::defaults::REPORT_DIR)]
     pub report_dir: PathBuf,
     /// Where named baselines live.
-    #[arg(long, value_name = "DIR", default_value = "reports/baselines")]
+    #[arg(long, value_name = "DIR", default_value = crate::defaults::BASELINES)]
     pub baselines: PathBuf,
     /// Measure this machine's false-alarm rate and the power to detect 5/10/20% slowdowns.
     #[arg(long)]
@@ -87,7 +91,7 @@ pub struct PerfArgs {
 }
 
 fn python_available() -> bool {
-    crate::worker::find_python().is_some_and(|p| p.exists())
+    harness::worker::find_python().is_some_and(|p| p.exists())
 }
 
 /// The measurement options the arguments ask for.
@@ -140,15 +144,15 @@ pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
 
 /// Runs `harness perf`.
 pub fn main(a: PerfArgs) -> Result<ExitCode> {
-    if a.self_test {
-        return self_test(&a);
-    }
     let options = options(&a)?;
+    if a.self_test {
+        return self_test(&options, a.threshold, a.rounds);
+    }
     if a.overhead {
         let mut options = options;
-        options.converters = vec!["identity".into()];
-        options.runtimes = vec!["tract".into()];
-        let (name, dir) = smallest(&super::named_cases(&options)?)?;
+        options.converters = vec![IDENTITY.into()];
+        options.runtimes = vec![TRACT.into()];
+        let (name, dir) = smallest(&latency::named_cases(&options)?)?;
         let (wall, bias) = timing_overhead(&dir, &options)?;
         println!(
             "timing overhead on {name}: protocol loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop ({OVERHEAD_ROUNDS} rounds)",
@@ -172,13 +176,13 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
         valgrind_version()?;
     }
     let quiet = std::env::var_os("HARNESS_PERF_QUIET").is_some();
-    let mut report = super::run(&options, &|case| {
+    let mut report = latency::run(&options, &|case| {
         if !quiet {
             eprintln!("measuring {case}");
         }
     })?;
     if a.instructions {
-        count_instructions(&a, &mut report)?;
+        count_instructions(&a.corpus, &mut report)?;
     }
     let comparison = baseline.as_ref().map(|(b, path, name)| {
         let threshold = a.threshold / 100.0;
@@ -211,7 +215,7 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
         "perf report written to {}",
         a.report_dir.join("perf.md").display()
     );
-    if crate::isolate::interrupted() {
+    if harness::isolate::interrupted() {
         return Ok(ExitCode::from(130));
     }
     let regressed = comparison
@@ -309,7 +313,7 @@ fn terminal(report: &PerfReport, cmp: Option<&Comparison>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::stats::Change;
+    use latency::stats::Change;
 
     #[test]
     fn a_regression_entry_counts_and_an_unchanged_one_does_not() {

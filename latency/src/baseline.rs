@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{agree, decide, ratio_of_medians_nested, Change, Interval, RESAMPLES};
 use super::{PerfReport, SCHEMA};
-use crate::fsutil::write_atomically;
+use harness::fsutil::write_atomically;
 
 /// Where baseline NAME lives: `DIR/NAME.json`; a NAME that is a path (has a `/` or ends in
 /// `.json`) is taken as it is.
@@ -57,6 +57,17 @@ pub struct BadBaseline {
     pub path: String,
     /// What is wrong with it.
     pub problem: String,
+}
+
+/// The baseline reader on arbitrary bytes, for fuzzing: any outcome but a panic is fine.
+pub fn read_any(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let path = dir.path().join("baseline.json");
+    if std::fs::write(&path, data).is_ok() {
+        let _ = load(&path);
+    }
 }
 
 /// Reads a baseline; every problem names the file.
@@ -192,10 +203,11 @@ pub fn compare(
 ) -> Comparison {
     let mut entries = Vec::new();
     let command = |case: &str, converter: &str, runtime: &str| {
-        let runtime_arg = if converter.starts_with("openvino") {
-            String::new()
-        } else {
+        // A converter with a runtime of its own (OpenVINO's IR) takes no --runtime.
+        let runtime_arg = if harness::runtime::NAMES.contains(&runtime) {
             format!(" --runtime {runtime}")
+        } else {
+            String::new()
         };
         format!(
             "cargo xtask perf --case {case} --converter {converter}{runtime_arg} --baseline {baseline_arg}"

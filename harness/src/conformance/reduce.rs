@@ -25,12 +25,12 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 
-use crate::compare::{Expected, Verdict};
-use crate::conformance::{case_subject, oracle_expected, Runner, Subject};
+use super::{case_subject, oracle_expected, Runner, Subject};
+use crate::compare::{Expected, Tolerance};
 use crate::gen::{self, GenConfig};
 use crate::onnx::{proto, slice, testcase};
 use crate::oracle::{self, Value};
-use crate::report::CaseResult;
+use crate::results::{CaseResult, Origin, Verdict};
 use crate::tensor::{DType, Named, Tensor};
 
 /// Where a failing model first goes wrong.
@@ -51,20 +51,26 @@ pub struct Divergence {
     pub alone: Option<bool>,
 }
 
+/// A model cut from a failing one, to run on its own; judged with `tolerance` (the original
+/// case's own policy) refining the run's.
 fn subject(
     id: &str,
     model: &pb::ModelProto,
     inputs: Vec<Named>,
     expected: Vec<Expected>,
+    tolerance: Option<Tolerance>,
 ) -> Subject {
     Subject {
         id: id.into(),
+        origin: Origin::Derived,
         seed: None,
         model: proto::encode_model(model),
         inputs,
         expected: Ok(expected),
         ops: vec![],
         classes: vec![],
+        negative: None,
+        tolerance,
     }
 }
 
@@ -92,7 +98,7 @@ pub fn first_divergence(
             dtype: DType::Float,
         }];
         let Some(r) = runner.run_with(
-            &subject("prefix", &prefix, inputs.to_vec(), expected),
+            &subject("prefix", &prefix, inputs.to_vec(), expected, None),
             converter,
         ) else {
             anyhow::bail!("no converter '{converter}' in this run");
@@ -137,7 +143,7 @@ fn fails_alone(
     let (single, feeds) = slice::single_node(model, index, &as_tensors(values))?;
     let expected = oracle_expected(&single, &feeds)?;
     let r = runner
-        .run_with(&subject("alone", &single, feeds, expected), converter)
+        .run_with(&subject("alone", &single, feeds, expected, None), converter)
         .context("converter")?;
     Ok(r.verdict != Verdict::Pass)
 }
@@ -264,7 +270,7 @@ pub fn reduce_generated(
     let inputs = case.inputs();
     // Shrinking works on the description; a graph cut at the first diverging node can still
     // drop nodes after it (a head that only reads the wrong values).
-    if let Ok(cut) = reduce_model(runner, converter, &model, &inputs, &expected, &result) {
+    if let Ok(cut) = reduce_model(runner, converter, &model, &inputs, &expected, None, &result) {
         let nodes = |m: &pb::ModelProto| m.graph.as_ref().map_or(0, |g| g.node.len());
         if cut.status == "reduced" && nodes(&cut.model) < nodes(&model) {
             return Ok(Reduced {
@@ -289,12 +295,15 @@ pub fn reduce_generated(
 /// Cuts an arbitrary failing model to its first diverging node: that node alone on its golden
 /// inputs when it fails alone, else the prefix that ends at it. Keeps the model as it is when
 /// the cut does not fail the same way.
+///
+/// `tolerance` is the failing case's own policy, so the cut is judged as the case was.
 pub fn reduce_model(
     runner: &Runner,
     converter: &str,
     model: &pb::ModelProto,
     inputs: &[Named],
     expected: &[Expected],
+    tolerance: Option<Tolerance>,
     r: &CaseResult,
 ) -> Result<Reduced> {
     let (sig, divergence) = signature_of(runner, converter, model, inputs, r);
@@ -319,7 +328,13 @@ pub fn reduce_model(
         (slice::prefix(model, &out)?, inputs.to_vec())
     };
     let cut_expected = oracle_expected(&cut, &feeds)?;
-    let s = subject(&r.case, &cut, feeds.clone(), cut_expected.clone());
+    let s = subject(
+        &r.case,
+        &cut,
+        feeds.clone(),
+        cut_expected.clone(),
+        tolerance,
+    );
     let Some(cut_result) = runner.run_with(&s, converter) else {
         return Ok(keep());
     };
@@ -366,27 +381,9 @@ pub fn write_bundle(
     meta_extra: serde_json::Value,
     converted: Option<Vec<u8>>,
 ) -> Result<PathBuf> {
-    let graph = reduced.model.graph.as_ref().context("graph")?;
-    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let input_names: Vec<String> = graph
-        .input
-        .iter()
-        .map(|i| i.name.clone())
-        .filter(|n| !initializers.contains(&n.as_str()))
-        .collect();
-    let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
-    let outputs: Vec<Tensor> = reduced
-        .expected
-        .iter()
-        .map(|e| match e.dtype {
-            DType::Int64 | DType::Int32 | DType::Bool => Tensor::I64(e.value.mapv(|v| v as i64)),
-            DType::Double => Tensor::F64(e.value.clone()),
-            DType::Float => Tensor::F32(e.value.mapv(|v| v as f32)),
-        })
-        .collect();
     let set = testcase::DataSet {
         inputs: reduced.inputs.iter().map(|n| n.tensor.clone()).collect(),
-        outputs,
+        outputs: reduced.expected.iter().map(Expected::to_tensor).collect(),
     };
     let r = &reduced.result;
     let mut meta = serde_json::json!({
@@ -403,21 +400,18 @@ pub fn write_bundle(
         "worst_ratio": r.worst_ratio,
         "precision": r.precision,
         "first_diverging_node": reduced.divergence,
-        "reduction": {"status": reduced.status, "steps": reduced.steps, "nodes": graph.node.len()},
+        "reduction": {
+            "status": reduced.status,
+            "steps": reduced.steps,
+            "nodes": reduced.model.graph.as_ref().map_or(0, |g| g.node.len()),
+        },
         "model_description": reduced.desc.as_ref().map(|c| &c.model),
         "input_distribution": reduced.desc.as_ref().map(|c| c.input),
     });
     if let (Some(m), Some(extra)) = (meta.as_object_mut(), meta_extra.as_object()) {
         m.extend(extra.clone());
     }
-    testcase::write(
-        dir,
-        &reduced.model,
-        &[set],
-        &input_names,
-        &output_names,
-        Some(&meta),
-    )?;
+    testcase::write_single(dir, &reduced.model, set, Some(&meta))?;
     if let Some(bytes) = converted {
         crate::fsutil::write_atomically(&dir.join("converted.onnx"), &bytes)?;
     }

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use harness::latency::measure::ModelRun;
-use harness::latency::{self, PerfOptions};
+use latency::measure::ModelRun;
+use latency::PerfOptions;
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus")
@@ -70,7 +70,7 @@ fn models(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     // Workers time inside themselves; in-process runtimes are timed here.
                     let mut samples = Vec::with_capacity(iters as usize);
-                    use harness::latency::measure::Timeable;
+                    use latency::measure::Timeable;
                     run.batch(iters as usize, 1, &mut samples).expect("runs");
                     Duration::from_secs_f64(samples.iter().sum::<f64>() * 1e-6)
                 })
@@ -116,7 +116,7 @@ fn overhead(c: &mut Criterion) {
     });
     g.bench_function("harness_loop", |b| {
         b.iter_custom(|iters| {
-            use harness::latency::measure::Timeable;
+            use latency::measure::Timeable;
             let mut samples = Vec::with_capacity(iters as usize);
             let t = std::time::Instant::now();
             run.batch(iters as usize, 1, &mut samples).expect("runs");

@@ -13,8 +13,7 @@
 
 pub mod baseline;
 pub mod calibrate;
-pub mod cli;
-pub mod flops;
+
 pub mod instructions;
 pub mod measure;
 pub mod page;
@@ -31,12 +30,13 @@ use serde::{Deserialize, Serialize};
 use self::calibrate::{Calibration, Slowdown};
 use self::measure::{ModelRun, Protocol, Series, Timeable, Warmup};
 use self::stats::{Interval, Summary};
-use crate::convert::{self, Artifact, Converter};
-use crate::corpus::CaseToml;
-use crate::onnx::{proto, testcase};
-use crate::report::{Environment, Tool};
-use crate::runtime::{self, Runtime};
-use crate::tensor::Named;
+use harness::convert::{self, Artifact, Converter};
+use harness::corpus::CaseToml;
+use harness::onnx::{proto, testcase};
+use harness::flops;
+use harness::results::{Environment, Tool};
+use harness::runtime::{self, Runtime};
+use harness::tensor::Named;
 
 /// Version of the perf report and baseline layout.
 pub const SCHEMA: u32 = 2;
@@ -87,6 +87,14 @@ pub struct ConfigPerf {
     pub converter: String,
     /// Runtime that ran the artifact.
     pub runtime: String,
+    /// The converter hands the model on unchanged: this is the original model, which the
+    /// other converters' latency is related to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub original: bool,
+    /// The runtime times its runs in a worker process (its floors follow a fast mode, so the
+    /// round modes are recorded; callgrind cannot see it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_in_worker: bool,
     /// Precision it computed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
@@ -129,6 +137,30 @@ pub struct ConfigPerf {
 }
 
 impl ConfigPerf {
+    /// Nothing measured yet.
+    pub fn new(converter: String, runtime: String) -> ConfigPerf {
+        ConfigPerf {
+            converter,
+            runtime,
+            original: false,
+            timed_in_worker: false,
+            precision: None,
+            latency_us: None,
+            rounds_us: vec![],
+            calibrated_rounds: vec![],
+            load_rounds: vec![],
+            calibrated_modes: vec![],
+            calibrated_p50: None,
+            gflops: None,
+            share_of_fastest: None,
+            vs_original: None,
+            warmup: Warmup::default(),
+            instructions: None,
+            error: None,
+            samples: vec![],
+        }
+    }
+
     /// Key in comparisons: `case / converter / runtime`.
     pub fn key(&self, case: &str) -> String {
         format!("{case} / {} / {}", self.converter, self.runtime)
@@ -326,7 +358,7 @@ pub fn load(
     model: &[u8],
     inputs: &[Named],
     timeout: Duration,
-) -> Result<(Box<dyn crate::runtime::Loaded>, tempfile::TempDir)> {
+) -> Result<(Box<dyn harness::runtime::Loaded>, tempfile::TempDir)> {
     let work = tempfile::Builder::new().prefix("conv1d-perf-").tempdir()?;
     let cx = convert::Context {
         work_dir: work.path(),
@@ -364,29 +396,16 @@ pub fn measure_case(
     let loads = options.protocol.loads.max(1);
     for c in configs {
         let mut r = ConfigPerf {
-            converter: c.converter.name(),
-            runtime: c.runtime_name.clone(),
-            precision: None,
-            latency_us: None,
-            rounds_us: vec![],
-            calibrated_rounds: vec![],
-            calibrated_modes: vec![],
-            calibrated_p50: None,
-            gflops: None,
-            share_of_fastest: None,
-            vs_original: None,
-            warmup: Warmup::default(),
-            instructions: None,
-            error: None,
-            load_rounds: vec![],
-            samples: vec![],
+            original: c.converter.keeps_model(),
+            ..ConfigPerf::new(c.converter.name(), c.runtime_name.clone())
         };
         let mut loaded_runs = Vec::new();
         for _ in 0..loads {
-            match crate::isolate::catch(|| load(c, &model_bytes, &inputs, options.timeout)) {
+            match harness::isolate::catch(|| load(c, &model_bytes, &inputs, options.timeout)) {
                 Ok(Ok((loaded, work))) => {
                     r.precision = Some(loaded.precision().name().into());
-                    let loaded: Box<dyn crate::runtime::Loaded> = match options.slowdown {
+                    r.timed_in_worker = loaded.times_itself();
+                    let loaded: Box<dyn harness::runtime::Loaded> = match options.slowdown {
                         Some(fraction) => Box::new(Slowdown {
                             inner: loaded,
                             fraction,
@@ -423,7 +442,7 @@ pub fn measure_case(
         &mut subjects,
         &options.protocol,
         models,
-        &crate::isolate::interrupted,
+        &harness::isolate::interrupted,
     );
     drop(subjects);
     let mut series = series.into_iter();
@@ -533,7 +552,7 @@ fn relate(results: &mut [ConfigPerf]) {
         .fold(f64::INFINITY, f64::min);
     let originals: Vec<(String, Vec<f64>)> = results
         .iter()
-        .filter(|r| r.converter == "identity" && r.latency_us.is_some())
+        .filter(|r| r.original && r.latency_us.is_some())
         .map(|r| (r.runtime.clone(), r.rounds_us.clone()))
         .collect();
     for r in results.iter_mut() {
@@ -568,7 +587,7 @@ pub fn run(options: &PerfOptions, progress: &dyn Fn(&str)) -> Result<PerfReport>
     let sessions = options.protocol.sessions.max(1);
     for session in 0..sessions {
         for (i, (name, dir)) in cases.iter().enumerate() {
-            if crate::isolate::interrupted() {
+            if harness::isolate::interrupted() {
                 break;
             }
             if sessions > 1 {
@@ -616,12 +635,12 @@ mod tests {
     #[test]
     fn the_default_set_is_the_cases_marked_perf_and_a_named_case_is_taken_as_asked() {
         let tmp = tempfile::tempdir().unwrap();
-        let built = crate::corpus::builtin().unwrap();
+        let built = harness::corpus::builtin().unwrap();
         let fixed = built.iter().find(|b| b.name == "cnn1d").unwrap();
         let dynamic = built.iter().find(|b| b.name == "cnn1d_dyn").unwrap();
         assert!(fixed.perf && !dynamic.perf);
-        crate::corpus::write_case(tmp.path(), fixed).unwrap();
-        crate::corpus::write_case(tmp.path(), dynamic).unwrap();
+        harness::corpus::write_case(tmp.path(), fixed).unwrap();
+        harness::corpus::write_case(tmp.path(), dynamic).unwrap();
         let names = |o: &PerfOptions| -> Vec<String> {
             select_cases(o)
                 .unwrap()
@@ -639,22 +658,10 @@ mod tests {
     #[test]
     fn loads_split_the_calibrated_rounds_in_order() {
         let mut r = ConfigPerf {
-            converter: "identity".into(),
-            runtime: "tract".into(),
-            precision: None,
-            latency_us: None,
-            rounds_us: vec![],
             calibrated_rounds: vec![1.0, 2.0, 3.0, 4.0, 5.0],
             calibrated_modes: vec![1.5, 2.5, 3.5, 4.5, 5.5],
             load_rounds: vec![2, 3],
-            calibrated_p50: None,
-            gflops: None,
-            share_of_fastest: None,
-            vs_original: None,
-            warmup: Warmup::default(),
-            instructions: None,
-            error: None,
-            samples: vec![],
+            ..ConfigPerf::new("identity".into(), "tract".into())
         };
         assert_eq!(
             r.calibrated_loads(),

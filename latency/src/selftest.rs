@@ -6,7 +6,9 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context as _, Result};
 
-use super::cli::{options, PerfArgs};
+use harness::convert::IDENTITY;
+use harness::runtime::TRACT;
+
 use super::measure::{self, ModelRun, Timeable};
 use super::stats::median;
 use super::PerfOptions;
@@ -14,16 +16,20 @@ use super::PerfOptions;
 /// The self-test: one baseline, then `rounds` comparisons of the same build (false alarms)
 /// and of the slowdown wrapper at 5, 10 and 20% (power), each a separate `harness perf`
 /// process like a user's, interleaved so drift hits all alike; then the timing overhead.
-pub fn self_test(a: &PerfArgs) -> Result<ExitCode> {
-    let mut options = options(a)?;
-    options.converters = vec!["identity".into()];
-    options.runtimes = vec!["tract".into()];
+///
+/// `threshold_pct` is the slowdown that must be caught (percent), as for `harness perf`.
+pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Result<ExitCode> {
+    let mut options = options.clone();
+    options.converters = vec![IDENTITY.into()];
+    options.runtimes = vec![TRACT.into()];
+    let budget_s = options.protocol.budget.as_secs_f64();
+    let loads = options.protocol.loads;
     let cases = super::select_cases(&options)?;
     // The smallest model is where the timing overhead weighs most; the false-alarm and power
     // rounds run on the seed's CNN1D when the corpus has it (the slowdown wrapper's own clock
     // reads would add more than 5% to a run of a microsecond), else on the smallest model.
     let (small, small_dir) = smallest(&super::named_cases(&options)?)?;
-    let (case, _) = if a.cases.is_empty() {
+    let (case, _) = if options.cases.is_empty() {
         cases
             .iter()
             .find(|(n, _)| n == "cnn1d")
@@ -41,21 +47,21 @@ pub fn self_test(a: &PerfArgs) -> Result<ExitCode> {
             .args([
                 "perf",
                 "--converter",
-                "identity",
+                IDENTITY,
                 "--runtime",
-                "tract",
+                TRACT,
                 "--case",
                 &case,
             ])
             .arg("--corpus")
-            .arg(&a.corpus)
+            .arg(&options.corpus)
             .args([
                 "--budget",
-                &a.budget.to_string(),
+                &budget_s.to_string(),
                 "--threshold",
-                &a.threshold.to_string(),
+                &threshold_pct.to_string(),
                 "--loads",
-                &a.loads.to_string(),
+                &loads.to_string(),
             ])
             .arg("--report")
             .arg(&report)
@@ -75,15 +81,15 @@ pub fn self_test(a: &PerfArgs) -> Result<ExitCode> {
     };
     eprintln!(
         "self-test on {case} (identity on tract), budget {} s per run, {} rounds",
-        a.budget, a.rounds
+        budget_s, rounds
     );
     run(&["--save".into(), base.display().to_string()])?;
     let levels = [0.0, 5.0, 10.0, 20.0];
     let mut flagged = [0usize; 4];
     let mut strict = [0usize; 4];
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); 4];
-    let threshold = a.threshold / 100.0;
-    for round in 0..a.rounds {
+    let threshold = threshold_pct / 100.0;
+    for round in 0..rounds {
         for (i, level) in levels.iter().enumerate() {
             let mut extra = vec!["--baseline".into(), base.display().to_string()];
             if *level > 0.0 {
@@ -110,7 +116,7 @@ pub fn self_test(a: &PerfArgs) -> Result<ExitCode> {
     let overhead = timing_overhead(&small_dir, &options)?;
     println!(
         "\nself-test on {case}: {} rounds, budget {} s per run, threshold {}%",
-        a.rounds, a.budget, a.threshold
+        rounds, budget_s, threshold_pct
     );
     println!("| build | flagged (CI above 1 + threshold/2, used) | flagged (CI above 1 + threshold) | median ratio |");
     println!("|---|---|---|---|");
@@ -123,9 +129,9 @@ pub fn self_test(a: &PerfArgs) -> Result<ExitCode> {
                 format!("+{level}% busy work (power)")
             },
             flagged[i],
-            a.rounds,
+            rounds,
             strict[i],
-            a.rounds,
+            rounds,
             median(&ratios[i])
         );
     }

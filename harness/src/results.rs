@@ -1,0 +1,268 @@
+//! One result of a run and the facts it carries: the case's origin, the verdict, the errors,
+//! the environment it ran in. The leaf that the ledger, the report, conformance and latency all
+//! share, so none of them has to import another to talk about a result.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::compare::Verdict;
+use crate::compare::Tolerance;
+use crate::runtime::Precision;
+
+/// Where a case comes from: enough to build its subject again (to bundle or reduce a failure)
+/// without looking anything up by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// Generated case `index` of base seed `base` (id `s{base}-i{index}`).
+    Generated {
+        /// Base seed of the run.
+        base: u64,
+        /// Index of the case in the run.
+        index: u64,
+    },
+    /// Data set `data_set` of a corpus case directory (judged against its golden outputs).
+    Corpus {
+        /// The case directory.
+        dir: PathBuf,
+        /// Index of the `test_data_set_K` directory.
+        data_set: usize,
+    },
+    /// Data set `data_set` of an ONNX test-case directory given with `--onnx-tests`.
+    TestDir {
+        /// The case directory.
+        dir: PathBuf,
+        /// Index of the `test_data_set_K` directory.
+        data_set: usize,
+    },
+    /// A model made from another one while reducing a failure, or a report read from disk
+    /// that does not say.
+    #[default]
+    Derived,
+}
+
+impl Origin {
+    /// The origin of a generated case id `s{base}-i{index}`, if it is one.
+    pub fn of_generated_id(id: &str) -> Option<Origin> {
+        let (base, index) = id.strip_prefix('s')?.split_once("-i")?;
+        Some(Origin::Generated {
+            base: base.parse().ok()?,
+            index: index.parse().ok()?,
+        })
+    }
+
+    /// The order of results in a report: test-case directories first (by id), then generated
+    /// cases by index.
+    pub fn sort_key(&self, case: &str) -> (u8, u64, String) {
+        match self {
+            Origin::Generated { base, index } => (1, *index, base.to_string()),
+            _ => match Origin::of_generated_id(case) {
+                Some(Origin::Generated { base, index }) => (1, index, base.to_string()),
+                _ => (0, 0, case.to_string()),
+            },
+        }
+    }
+}
+
+/// The tolerance policy a result was judged with, as report.json names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// The oracle's per-element error bound.
+    Bound,
+    /// Fixed `atol + rtol·|golden|`.
+    Fixed,
+    /// Not judged (the result failed before there were outputs to compare).
+    None,
+}
+
+impl From<Tolerance> for Policy {
+    fn from(t: Tolerance) -> Policy {
+        match t {
+            Tolerance::Bound { .. } => Policy::Bound,
+            Tolerance::Fixed { .. } => Policy::Fixed,
+        }
+    }
+}
+
+/// Latency of the runs of one result, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Fastest.
+    pub min: f64,
+    /// Timed runs.
+    pub samples: usize,
+}
+
+impl Latency {
+    /// Summarizes samples (microseconds); `None` when there are none.
+    pub fn from_samples(mut us: Vec<f64>) -> Option<Latency> {
+        if us.is_empty() {
+            return None;
+        }
+        us.sort_by(f64::total_cmp);
+        let q = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize];
+        Some(Latency {
+            p50: q(0.5),
+            p90: q(0.9),
+            min: us[0],
+            samples: us.len(),
+        })
+    }
+}
+
+/// One (case, converter, runtime) result: a row of report.json (docs/report-schema.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Stable case id.
+    pub case: String,
+    /// Seed of the case, for generated cases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Where the case comes from, so that a failure can be run again and reduced.
+    #[serde(default)]
+    pub origin: Origin,
+    /// Converter spec.
+    pub converter: String,
+    /// Runtime name.
+    pub runtime: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// ONNX operators of the model.
+    pub ops: Vec<String>,
+    /// Coverage classes of the model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// Largest absolute error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_abs_err: Option<f64>,
+    /// Largest relative error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rel_err: Option<f64>,
+    /// Largest error in f32 ULPs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ulp: Option<u64>,
+    /// Elements out of tolerance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_over: Option<usize>,
+    /// Largest error as a fraction of its tolerance (above 1 fails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_ratio: Option<f64>,
+    /// Tolerance policy the result was judged with.
+    pub tolerance: Policy,
+    /// Precision the runtime computed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
+    /// Latency of the converted model on the runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<Latency>,
+    /// What went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Where the repro bundle is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repro: Option<String>,
+    /// Wall time this result took, all stages, in milliseconds.
+    #[serde(default)]
+    pub wall_ms: f64,
+    /// Set when the failure is listed in the expected-failure ledger: the ledger's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+}
+
+impl CaseResult {
+    /// A result that has not got anywhere yet: verdict `error`, nothing measured, not judged.
+    pub fn unjudged(case: &str, origin: Origin, converter: &str, runtime: &str) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            seed: None,
+            origin,
+            converter: converter.into(),
+            runtime: runtime.into(),
+            verdict: Verdict::Error,
+            ops: vec![],
+            classes: vec![],
+            max_abs_err: None,
+            max_rel_err: None,
+            max_ulp: None,
+            count_over: None,
+            worst_ratio: None,
+            tolerance: Policy::None,
+            precision: None,
+            latency_us: None,
+            message: None,
+            repro: None,
+            wall_ms: 0.0,
+            expected: None,
+        }
+    }
+
+    /// Passed, or failed as the ledger expects.
+    pub fn ok(&self) -> bool {
+        self.verdict == Verdict::Pass || self.expected.is_some()
+    }
+}
+
+/// The tool that wrote the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+impl Tool {
+    /// This harness.
+    pub fn harness() -> Tool {
+        Tool {
+            name: "conv1d-harness".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// Versions of everything involved and the machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Converter spec to version.
+    pub converters: BTreeMap<String, String>,
+    /// Runtime name to version.
+    pub runtimes: BTreeMap<String, String>,
+    /// CPU model.
+    pub cpu: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Operating system.
+    pub os: String,
+}
+
+impl Environment {
+    /// Reads the CPU model and counts of this machine.
+    pub fn detect() -> Environment {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Environment {
+            cpu,
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            os: std::env::consts::OS.into(),
+            ..Default::default()
+        }
+    }
+}
+
