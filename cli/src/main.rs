@@ -355,7 +355,7 @@ fn fuzz(f: FuzzArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&report))
 }
 
-/// SPEC §3: 0 when everything passed (or failed as the ledger expects), 1 otherwise, 130 when
+/// Exit status (docs/verdicts.md): 0 when all passed (or failed as the ledger expects), 1 otherwise, 130 when
 /// a signal stopped the run.
 fn exit_code(report: &harness::report::Report) -> ExitCode {
     if harness::isolate::interrupted() {

@@ -1,4 +1,4 @@
-"""Exports the seed document's Keras Conv1D model with tf2onnx, as a user would.
+"""Exports the reference Keras Conv1D model (docs/corpus.md) with tf2onnx, as a user would.
 
 Run from the repository root with a Python that has tensorflow, tf2onnx, onnx and numpy (not
 part of the pinned test environment; the exported files are committed):
@@ -61,7 +61,7 @@ def write_case(name, model, x, batch, represents):
     toml = "\n".join([
         f"name = {q(name)}",
         f"represents = {q(represents)}",
-        "source = " + q(f"seed document; exported by tf2onnx {tf2onnx.__version__} from TensorFlow "
+        "source = " + q(f"reference model; exported by tf2onnx {tf2onnx.__version__} from TensorFlow "
                         f"{tf.__version__} (corpus/exporters/export_keras.py)"),
         "made_by = " + q("corpus/exporters/export_keras.py: 20 seeded training steps on a synthetic "
                          "tone task, then tf2onnx.convert.from_function; output_0.pb is Keras's own output"),
@@ -96,7 +96,7 @@ def main():
     rng = np.random.default_rng(1)
     x1, _ = tones(1, rng)
     x2, _ = tones(2, rng)
-    what = ("the seed document's Keras Conv1D model (Conv1D 32 k3 relu, MaxPooling1D 2, Flatten, "
+    what = ("the reference Keras Conv1D model (Conv1D 32 k3 relu, MaxPooling1D 2, Flatten, "
             "Dense 10 softmax) in [N, L, C] layout as tf2onnx exports it")
     write_case("keras_conv1d_tf2onnx", model, x1, 1, what)
     write_case("keras_conv1d_tf2onnx_dyn", model, x2, None, what + ", symbolic batch")

@@ -1,4 +1,4 @@
-"""Exports the seed document's PyTorch CNN1D with torch.onnx, as a user would.
+"""Exports the reference PyTorch CNN1D (docs/corpus.md) with torch.onnx, as a user would.
 
 Run from the repository root with a Python that has torch, onnx and numpy (not part of the
 pinned test environment; the exported files are committed, so tests never need torch):
@@ -8,7 +8,7 @@ pinned test environment; the exported files are committed, so tests never need t
 Writes corpus/cnn1d_torch/ and corpus/cnn1d_torch_dyn/ (model.onnx, test_data_set_0 with the
 input and PyTorch's own output, case.toml). Then run `cargo xtask bless` for golden/.
 
-The seed's text says Linear(32*48, 10) with an input of length 100; Conv1d(k=3) gives 98 and
+The reference model has Linear(32*48, 10) with an input of length 100; Conv1d(k=3) gives 98 and
 MaxPool1d(2) gives 49, so that model would fail in PyTorch itself. This keeps the input and the
 layers and uses Linear(32*49, 10). A few steps of SGD on a synthetic two-tone classification
 task give the weights realistic scales; everything is seeded.
@@ -91,7 +91,7 @@ def write_case(name, model, x, dynamic, represents):
     toml = "\n".join([
         f"name = {q(name)}",
         f"represents = {q(represents)}",
-        "source = " + q(f"seed document; exported by torch.onnx.export (torch {torch.__version__}, "
+        "source = " + q(f"reference model; exported by torch.onnx.export (torch {torch.__version__}, "
                         "dynamo exporter) from corpus/exporters/export_torch.py"),
         "made_by = " + q("corpus/exporters/export_torch.py: 30 seeded SGD steps on a synthetic "
                          "tone task, then torch.onnx.export; output_0.pb is PyTorch's own output"),
@@ -118,7 +118,7 @@ def main():
     rng = np.random.default_rng(1)
     x1, _ = tones(1, rng)
     x3, _ = tones(3, rng)
-    what = "the seed document's PyTorch CNN1D (Conv1d 1->32 k3, ReLU, MaxPool1d 2, Linear -> 10) as torch.onnx exports it"
+    what = "the reference PyTorch CNN1D (Conv1d 1->32 k3, ReLU, MaxPool1d 2, Linear -> 10) as torch.onnx exports it"
     write_case("cnn1d_torch", model, x1, False, what)
     write_case("cnn1d_torch_dyn", model, x3, True, what + ", symbolic batch")
 

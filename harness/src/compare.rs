@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::runtime::Precision;
 use crate::tensor::{DType, Tensor};
 
-/// One verdict per (case, converter, runtime); see SPEC §4.
+/// One verdict per (case, converter, runtime); meanings and deciding stages: docs/verdicts.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {

@@ -159,7 +159,7 @@ mod tests {
         }
     }
 
-    /// The seed's CNN1D: Conv1d(1→32, k3) + ReLU, MaxPool(2), Flatten, Gemm(32·48 → 10).
+    /// The reference CNN1D (corpus `cnn1d`): Conv1d(1→32, k3) + ReLU, MaxPool(2), Flatten, Gemm(32·48 → 10).
     fn cnn1d() -> pb::ModelProto {
         let graph = pb::GraphProto {
             node: vec![

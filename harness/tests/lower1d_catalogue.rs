@@ -1,4 +1,4 @@
-//! `lower1d` on every operator of the 1D catalogue (EDGE_CASES.md): the lowered model, run on
+//! `lower1d` on every operator of the 1D catalogue (docs/edge-cases.md): the lowered model, run on
 //! tract, must match the f64 oracle's outputs of the original 1D model within the error bound,
 //! for both unit-axis positions.
 

@@ -159,7 +159,7 @@ fn openvino_converts_and_runs_generated_models_in_the_precision_it_reports() {
     );
 }
 
-/// The operators of the 1D catalogue (EDGE_CASES.md) and the layout ops around them.
+/// The operators of the 1D catalogue (docs/edge-cases.md) and the layout ops around them.
 const CATALOGUE_OPS: &[&str] = &[
     "Conv",
     "ConvTranspose",

@@ -81,7 +81,7 @@ fn models(c: &mut Criterion) {
 }
 
 /// The protocol's per-run timing against a bare loop, on the smallest corpus model with
-/// tract: the harness's timing overhead (README, Performance).
+/// tract: the harness's timing overhead (docs/PERFORMANCE.md, timing overhead).
 fn overhead(c: &mut Criterion) {
     let options = PerfOptions {
         corpus: corpus(),

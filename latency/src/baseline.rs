@@ -184,7 +184,7 @@ impl Comparison {
     }
 }
 
-/// The regression margin for a threshold: half of it (see the README): an interval entirely
+/// The regression margin for a threshold: half of it (docs/PERFORMANCE.md, "Comparisons"): an interval entirely
 /// above `1 + threshold / 2` is clear evidence of a slowdown, and a slowdown of the full
 /// threshold clears it whenever the interval is narrower than ± threshold / 2.
 pub fn margin_for(threshold: f64) -> f64 {

@@ -1,14 +1,14 @@
 //! Latency: trustworthy timing of (model, converter, runtime), baselines and regression
-//! decisions (SPEC §9, issue #7).
+//! decisions (docs/PERFORMANCE.md).
 //!
 //! - [`measure`]: the protocol (warm-up until stable, interleaved rounds, every sample kept);
 //! - [`calibrate`]: the calibration workload timed with the models (calibrated units), and the
 //!   self-test's slowdown wrapper;
-//! - [`flops`]: operations per inference from the ONNX graph (GFLOP/s);
+(delete the line: FLOP counting is now the `harness` library's `flops` module)
 //! - [`stats`]: quantiles, MAD, bootstrap intervals, the regression decision;
 //! - [`baseline`]: saved runs under `reports/baselines/` and the comparison with one;
 //! - [`page`] and [`plot`]: `perf.md` and `perf.html` with SVG plots;
-//! - [`cli`]: the `harness perf` command; [`selftest`] its self-test and overhead check;
+//! - [`selftest`]: the self-test and overhead check of `harness perf` (whose clap types live in cli/src/perf.rs);  and on the next line: //! - [`instructions`]: instruction counts under callgrind.
 //!   [`instructions`] instruction counts under callgrind.
 
 pub mod baseline;

@@ -26,7 +26,7 @@ pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Re
     let loads = options.protocol.loads;
     let cases = super::select_cases(&options)?;
     // The smallest model is where the timing overhead weighs most; the false-alarm and power
-    // rounds run on the seed's CNN1D when the corpus has it (the slowdown wrapper's own clock
+    // rounds run on the reference CNN1D (`cnn1d`) when the corpus has it (the slowdown wrapper's own clock
     // reads would add more than 5% to a run of a microsecond), else on the smallest model.
     let (small, small_dir) = smallest(&super::named_cases(&options)?)?;
     let (case, _) = if options.cases.is_empty() {

@@ -1,4 +1,4 @@
-//! Small named cases for the edge cases of EDGE_CASES.md: one op or two, the exact attribute
+//! Small named cases for the edge cases of docs/edge-cases.md: one op or two, the exact attribute
 //! combination that converters got wrong before.
 
 use anyhow::Result;
@@ -87,7 +87,7 @@ pub fn all() -> Result<Vec<Built>> {
         conv_case(
             "edge_conv_same_upper_strided",
             "Conv auto_pad SAME_UPPER with stride 3 and an even kernel: output ceil(16/3) = 6",
-            "EDGE_CASES.md: auto_pad modes",
+            "docs/edge-cases.md: auto_pad modes",
             [1, 3, 16],
             5,
             ConvSpec::k(4).stride(3).auto_pad("SAME_UPPER"),
@@ -105,7 +105,7 @@ pub fn all() -> Result<Vec<Built>> {
         conv_case(
             "edge_conv_depthwise_no_bias",
             "depthwise conv (group = C = 8), k5 with pads [2, 2], no bias",
-            "EDGE_CASES.md: depthwise, bias absent",
+            "docs/edge-cases.md: depthwise, bias absent",
             [1, 8, 30],
             8,
             ConvSpec::k(5).pads(2, 2).group(8).no_bias(),
@@ -132,7 +132,7 @@ pub fn all() -> Result<Vec<Built>> {
         case(
             "edge_length_one",
             "length-1 input (L = 1) through a k1 conv, Relu and GlobalAveragePool",
-            "EDGE_CASES.md: degenerate sizes",
+            "docs/edge-cases.md: degenerate sizes",
             &[2, 4, 1],
             |n, x| {
                 let c = n.conv(x, 4, 3, ConvSpec::k(1))?;
@@ -209,7 +209,7 @@ pub fn all() -> Result<Vec<Built>> {
         case(
             "edge_maxpool_indices",
             "MaxPool with its Indices output (flat int64 indices into [N, C, L])",
-            "EDGE_CASES.md: MaxPool with the Indices output",
+            "docs/edge-cases.md: MaxPool with the Indices output",
             &[2, 3, 9],
             |n, x| {
                 let v = "pooled";
@@ -284,7 +284,7 @@ pub fn all() -> Result<Vec<Built>> {
             "edge_nlc_transposes_around_conv_relu",
             "Keras/TensorFlow export pattern on [N, L, C] data: Transpose, Conv, Transpose back, \
              Relu, Transpose again (as before a pool)",
-            "EDGE_CASES.md: layout; found by this corpus (keras_conv1d_nlc) on OpenVINO",
+            "docs/edge-cases.md: layout; found by this corpus (keras_conv1d_nlc) on OpenVINO",
             &[1, 20, 2],
             |n, x| {
                 let t = n.transpose(x, &[0, 2, 1]);
@@ -297,7 +297,7 @@ pub fn all() -> Result<Vec<Built>> {
         case(
             "edge_pad_reflect_then_conv",
             "Pad reflect [2, 3] on the length axis (pads as an input, opset 17), then a valid conv",
-            "EDGE_CASES.md: Pad (constant, reflect, edge)",
+            "docs/edge-cases.md: Pad (constant, reflect, edge)",
             &[1, 2, 6],
             |n, x| {
                 let pads = n.ints("pads", &[0, 0, 2, 0, 0, 3])?;

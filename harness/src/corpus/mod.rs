@@ -1,8 +1,8 @@
 //! The committed corpus: real 1D CNN architectures and named edge cases, with golden outputs.
 //!
-//! Every corpus case is an ONNX test-case directory (SPEC §6) with a `case.toml` saying what it
+//! Every corpus case is an ONNX test-case directory (docs/test-case-format.md) with a `case.toml` saying what it
 //! represents. The models of [`builtin`] are made by code in this module ([`zoo`], [`edge`]),
-//! so `harness corpus build` rewrites them byte for byte; cases that fuzzing saves land in
+//! so `harness corpus-build` rewrites them byte for byte; cases that fuzzing saves land in
 //! `corpus/regressions/`. The reviewed expected outputs live in `golden/` ([`golden`]).
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
-//! The corpus architectures: the seed document's two models and realistic 1D CNNs at realistic
+//! The corpus architectures: the reference CNN1D and Keras Conv1D models and realistic 1D CNNs at realistic
 //! sizes, each with a static and a symbolic-length variant.
 //!
-//! Every model here is built by code from a fixed seed, so `harness corpus build` rewrites the
+//! Every model here is built by code from a fixed seed, so `harness corpus-build` rewrites the
 //! committed corpus byte for byte (a test checks it).
 
 use anyhow::Result;
@@ -48,7 +48,7 @@ impl Variant {
     }
 }
 
-/// The seed's PyTorch `CNN1D`: Conv1d(1, 32, 3), ReLU, MaxPool1d(2), Linear, input `[1, 1, 100]`.
+/// The reference PyTorch `CNN1D`: Conv1d(1, 32, 3), ReLU, MaxPool1d(2), Linear, input `[1, 1, 100]`.
 pub fn cnn1d(v: Variant) -> Result<Built> {
     let mut n = Net::new("CNN1D", 1, 17);
     let x = n.input("input", &[v.batch(), f(1), f(100)]);
@@ -62,8 +62,8 @@ pub fn cnn1d(v: Variant) -> Result<Built> {
     let model = n.finish(&[(&y, vec![v.batch(), f(10)])]);
     Ok(Built::new(
         &format!("cnn1d{}", v.suffix()),
-        "the seed document's PyTorch CNN1D (Conv1d 1->32 k3, ReLU, MaxPool1d 2, Linear -> 10)",
-        "seed document; its Linear reads 32*48, which does not fit an input of 100 (Conv k3 gives \
+        "the reference PyTorch CNN1D (Conv1d 1->32 k3, ReLU, MaxPool1d 2, Linear -> 10)",
+        "reference model; its Linear reads 32*48, which does not fit an input of 100 (Conv k3 gives \
          98, MaxPool 2 gives 49): this case keeps the layers and input and uses 32*49",
         model,
         vec![(
@@ -77,7 +77,7 @@ pub fn cnn1d(v: Variant) -> Result<Built> {
     ))
 }
 
-/// The seed's Keras `Conv1D` model as tf2onnx exports it: data stays `[N, L, C]` and every conv
+/// The reference Keras `Conv1D` model as tf2onnx exports it: data stays `[N, L, C]` and every conv
 /// and pool is wrapped in Transposes; Dense becomes MatMul + Add.
 pub fn keras_conv1d(v: Variant) -> Result<Built> {
     let mut n = Net::new("keras_conv1d", 2, 13);
@@ -103,9 +103,9 @@ pub fn keras_conv1d(v: Variant) -> Result<Built> {
     let model = n.finish(&[(&y, vec![batch, f(10)])]);
     Ok(Built::new(
         &format!("keras_conv1d_nlc{}", v.suffix()),
-        "the seed document's Keras Conv1D model in [N, L, C] layout with the Transposes of a \
+        "the reference Keras Conv1D model in [N, L, C] layout with the Transposes of a \
          TensorFlow export (Conv1D 32 k3 relu, MaxPooling1D 2, Flatten, Dense 10 softmax)",
-        "seed document; graph written in tf2onnx's shape (opset 13, MatMul + Add for Dense)",
+        "reference model; graph written in tf2onnx's shape (opset 13, MatMul + Add for Dense)",
         model,
         vec![(
             "input_1",

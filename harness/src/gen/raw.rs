@@ -1,5 +1,5 @@
 //! Raw, unchecked choices and the proptest strategies that draw them. The weights of
-//! `prop_oneof!` set each class's share in the default distribution (README, "Coverage").
+//! `prop_oneof!` set each class's share in the default distribution (docs/generator.md, "Coverage").
 
 use proptest::prelude::*;
 

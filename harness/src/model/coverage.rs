@@ -1,6 +1,6 @@
 //! Coverage classes: which corners of the catalogue a model exercises
 //! (`Conv.auto_pad=SAME_LOWER`, `AveragePool.ceil_mode=1`, `shape.L=1`, patterns of layers),
-//! and [`CATALOGUE`], the classes every run is expected to reach (EDGE_CASES.md).
+//! and [`CATALOGUE`], the classes every run is expected to reach (docs/edge-cases.md).
 
 use std::collections::BTreeSet;
 

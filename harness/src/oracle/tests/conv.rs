@@ -258,7 +258,7 @@ fn conv_transpose_groups_map_input_channels_to_their_own_outputs() {
 
 #[test]
 fn conv_transpose_2d_matches_the_onnx_pads_example() {
-    // docs/Operators.md, convtranspose_pads: x = 0..8 (3x3), W ones (1,2,3,3), strides [3,2],
+    // onnx/onnx docs/Operators.md, convtranspose_pads: x = 0..8 (3x3), W ones (1,2,3,3), strides [3,2],
     // pads [1,2,1,2] -> (1,2,7,3); first channel rows shown there.
     let x: Vec<f32> = (0..9).map(|v| v as f32).collect();
     let c = Case::new("ConvTranspose")

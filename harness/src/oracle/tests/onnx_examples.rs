@@ -1,4 +1,4 @@
-//! Examples from the ONNX operator documentation (docs/Operators.md), whose expected outputs
+//! Examples from the ONNX operator documentation (onnx/onnx: docs/Operators.md), whose expected outputs
 //! are those of the ONNX backend test suite.
 
 use super::{assert_close, assert_near, ramp, Case};
