@@ -169,6 +169,18 @@ pub struct Runner {
     ledger: Ledger,
 }
 
+/// A fresh scratch directory for a converter that writes one, removed when dropped.
+fn scratch_dir(converter: &dyn Converter) -> std::result::Result<Option<tempfile::TempDir>, String> {
+    if !converter.needs_work_dir() {
+        return Ok(None);
+    }
+    tempfile::Builder::new()
+        .prefix("conv1d-")
+        .tempdir()
+        .map(Some)
+        .map_err(|e| format!("cannot create a work directory: {e}"))
+}
+
 /// A test-case directory as read, with its case's own tolerance policy.
 struct StoredCase {
     test: testcase::TestCase,
@@ -454,7 +466,17 @@ impl Runner {
                 return r;
             }
         };
-        let artifact = match self.convert(s, converter) {
+        // The artifact may live in the work directory (an OpenVINO IR): it stays until the
+        // result is judged.
+        let work = match scratch_dir(converter) {
+            Ok(w) => w,
+            Err(message) => {
+                r.message = Some(message);
+                return r;
+            }
+        };
+        let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
+        let artifact = match self.convert(s, converter, work_dir) {
             Ok(a) => a,
             Err((verdict, message)) => {
                 r.verdict = verdict;
@@ -495,22 +517,8 @@ impl Runner {
         &self,
         s: &Subject,
         converter: &dyn Converter,
+        work_dir: &Path,
     ) -> std::result::Result<Artifact, (Verdict, String)> {
-        let work = if converter.needs_work_dir() {
-            let w = tempfile::Builder::new()
-                .prefix("conv1d-")
-                .tempdir()
-                .map_err(|e| {
-                    (
-                        Verdict::Error,
-                        format!("cannot create a work directory: {e}"),
-                    )
-                })?;
-            Some(w)
-        } else {
-            None
-        };
-        let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
         let cx = convert::Context {
             work_dir,
             timeout: self.options.timeout,
