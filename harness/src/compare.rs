@@ -201,37 +201,70 @@ pub fn compare(
     precision: Precision,
     tol: Tolerance,
 ) -> Comparison {
-    if expected.len() != actual.len() {
+    if let Some(message) = shape_mismatch(expected, actual) {
         return Comparison {
             verdict: Verdict::ShapeMismatch,
             stats: Stats::default(),
-            message: Some(format!(
-                "expected {} outputs, got {}",
-                expected.len(),
-                actual.len()
-            )),
+            message: Some(message),
         };
+    }
+    let mut tally = Tally::new(precision.unit_roundoff(), tol);
+    for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
+        tally.output(j, e, a);
+    }
+    tally.into_comparison()
+}
+
+/// Why the outputs cannot be compared element by element (their count, a shape or an element
+/// type differs), if they can't.
+fn shape_mismatch(expected: &[Expected], actual: &[Tensor]) -> Option<String> {
+    if expected.len() != actual.len() {
+        return Some(format!(
+            "expected {} outputs, got {}",
+            expected.len(),
+            actual.len()
+        ));
     }
     for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
         if e.value.shape() != a.shape() || !dtype_compatible(e.dtype, a.dtype()) {
-            return Comparison {
-                verdict: Verdict::ShapeMismatch,
-                stats: Stats::default(),
-                message: Some(format!(
-                    "output {j}: expected {} {:?}, got {} {:?}",
-                    e.dtype,
-                    e.value.shape(),
-                    a.dtype(),
-                    a.shape()
-                )),
-            };
+            return Some(format!(
+                "output {j}: expected {} {:?}, got {} {:?}",
+                e.dtype,
+                e.value.shape(),
+                a.dtype(),
+                a.shape()
+            ));
         }
     }
-    let u = precision.unit_roundoff();
-    let mut stats = Stats::default();
-    let mut non_finite = None;
-    let mut first_over = None;
-    for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
+    None
+}
+
+/// Statistics and the first failures over the elements compared so far.
+struct Tally {
+    /// Unit roundoff of the runtime's precision.
+    u: f64,
+    tol: Tolerance,
+    stats: Stats,
+    /// The first element where golden and actual disagree on being finite.
+    non_finite: Option<String>,
+    /// The first element out of tolerance.
+    first_over: Option<String>,
+}
+
+impl Tally {
+    /// Nothing compared yet.
+    fn new(u: f64, tol: Tolerance) -> Tally {
+        Tally {
+            u,
+            tol,
+            stats: Stats::default(),
+            non_finite: None,
+            first_over: None,
+        }
+    }
+
+    /// Compares output `j` (golden `e`, same shape as `a`) element by element.
+    fn output(&mut self, j: usize, e: &Expected, a: &Tensor) {
         let gs: Vec<f64> = e.value.iter().copied().collect();
         let xs: Vec<f64> = a.to_f64().iter().copied().collect();
         let bs: Option<Vec<f64>> = e
@@ -241,59 +274,74 @@ pub fn compare(
             .filter(|b: &Vec<f64>| b.len() == gs.len());
         for (i, (&g, &x)) in gs.iter().zip(&xs).enumerate() {
             let b = bs.as_ref().map(|b| b[i]);
-            stats.count += 1;
-            let same_special = (g.is_nan() && x.is_nan()) || g == x;
-            if g.is_finite() != x.is_finite() || (!g.is_finite() && !same_special) {
-                non_finite.get_or_insert(format!("output {j}[{i}]: expected {g}, got {x}"));
-                continue;
-            }
-            if !g.is_finite() {
-                continue;
-            }
-            let diff = (x - g).abs();
-            let allowed = match (tol, b) {
-                // The bound ignores underflow: a result below the smallest normal f32 may come
-                // out flushed to zero or rounded up to the smallest normals (SIMD exp
-                // approximations clamp there), an error of up to twice the smallest normal.
-                (Tolerance::Bound { factor }, Some(b)) => {
-                    factor * u * b + 2.0 * f32::MIN_POSITIVE as f64
-                }
-                (Tolerance::Bound { .. }, None) => tolerance_of(FALLBACK, g),
-                (fixed, _) => tolerance_of(fixed, g),
-            };
-            stats.max_abs_err = stats.max_abs_err.max(diff);
-            if g != 0.0 {
-                stats.max_rel_err = stats.max_rel_err.max(diff / g.abs());
-            }
-            stats.max_ulp = stats.max_ulp.max(ulp_distance(x as f32, g as f32));
-            stats.worst_ratio = stats.worst_ratio.max(if allowed > 0.0 {
-                diff / allowed
-            } else {
-                f64::INFINITY
-            });
-            if diff > allowed {
-                stats.count_over += 1;
-                first_over.get_or_insert(format!("output {j}[{i}]: expected {g:e}, got {x:e}, |diff| {diff:.3e} > tolerance {allowed:.3e}"));
-            }
+            self.element((j, i), g, x, b);
         }
     }
-    let (verdict, message) = if let Some(m) = non_finite {
-        (Verdict::NonFinite, Some(m))
-    } else if let Some(m) = first_over {
-        (
-            Verdict::Mismatch,
-            Some(format!(
-                "{} of {} elements out of tolerance; first: {m}",
-                stats.count_over, stats.count
-            )),
-        )
-    } else {
-        (Verdict::Pass, None)
-    };
-    Comparison {
-        verdict,
-        stats,
-        message,
+
+    /// Compares element `i` of output `j`: golden `g` with bound `b`, actual `x`.
+    fn element(&mut self, (j, i): (usize, usize), g: f64, x: f64, b: Option<f64>) {
+        let stats = &mut self.stats;
+        stats.count += 1;
+        let same_special = (g.is_nan() && x.is_nan()) || g == x;
+        if g.is_finite() != x.is_finite() || (!g.is_finite() && !same_special) {
+            self.non_finite
+                .get_or_insert(format!("output {j}[{i}]: expected {g}, got {x}"));
+            return;
+        }
+        if !g.is_finite() {
+            return;
+        }
+        let diff = (x - g).abs();
+        let allowed = allowed(self.tol, self.u, g, b);
+        stats.max_abs_err = stats.max_abs_err.max(diff);
+        if g != 0.0 {
+            stats.max_rel_err = stats.max_rel_err.max(diff / g.abs());
+        }
+        stats.max_ulp = stats.max_ulp.max(ulp_distance(x as f32, g as f32));
+        stats.worst_ratio = stats.worst_ratio.max(if allowed > 0.0 {
+            diff / allowed
+        } else {
+            f64::INFINITY
+        });
+        if diff > allowed {
+            stats.count_over += 1;
+            self.first_over.get_or_insert(format!("output {j}[{i}]: expected {g:e}, got {x:e}, |diff| {diff:.3e} > tolerance {allowed:.3e}"));
+        }
+    }
+
+    /// The verdict: non-finite values first, then elements out of tolerance.
+    fn into_comparison(self) -> Comparison {
+        let stats = self.stats;
+        let (verdict, message) = if let Some(m) = self.non_finite {
+            (Verdict::NonFinite, Some(m))
+        } else if let Some(m) = self.first_over {
+            (
+                Verdict::Mismatch,
+                Some(format!(
+                    "{} of {} elements out of tolerance; first: {m}",
+                    stats.count_over, stats.count
+                )),
+            )
+        } else {
+            (Verdict::Pass, None)
+        };
+        Comparison {
+            verdict,
+            stats,
+            message,
+        }
+    }
+}
+
+/// The largest error allowed on a finite golden value `g` with bound `b`, unit roundoff `u`.
+fn allowed(tol: Tolerance, u: f64, g: f64, b: Option<f64>) -> f64 {
+    match (tol, b) {
+        // The bound ignores underflow: a result below the smallest normal f32 may come
+        // out flushed to zero or rounded up to the smallest normals (SIMD exp
+        // approximations clamp there), an error of up to twice the smallest normal.
+        (Tolerance::Bound { factor }, Some(b)) => factor * u * b + 2.0 * f32::MIN_POSITIVE as f64,
+        (Tolerance::Bound { .. }, None) => tolerance_of(FALLBACK, g),
+        (fixed, _) => tolerance_of(fixed, g),
     }
 }
 

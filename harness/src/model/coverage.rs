@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::shape::Rules;
-use super::{output_length, Act, Conv, Layer, Layout, Merge, ModelDesc, PadMode, Padding};
-use super::{Negative, WeightDist};
+use super::{output_length, Act, Conv, ConvTranspose, Layer, Layout, LpPool, Merge, ModelDesc};
+use super::{Negative, PadMode, Padding, Pool, WeightDist};
 
 /// Every class the generator must reach (`--min-coverage` checks these). Other classes (such as
 /// `pattern=SAME-conv->subsampling-conv`, `weights=…`) are counted too but not required.
@@ -294,96 +294,12 @@ impl Cx<'_> {
             Act::Seq { channels, length } => (channels, length),
             Act::Flat { features } => (features, 0),
         };
-        let form = |since: i64| {
-            if self.opset >= since {
-                "op"
-            } else {
-                "decomposed"
-            }
-        };
         match layer {
-            Layer::Conv(c) => {
-                self.window("Conv", c.kernel, c.stride, c.dilation, c.padding);
-                if c.dilation * (c.kernel - 1) + 1 > length {
-                    self.insert("Conv.kernel>L");
-                }
-                let group = if c.group == 1 {
-                    "1"
-                } else if c.group == channels && channels > 1 {
-                    "depthwise"
-                } else {
-                    "between"
-                };
-                self.insert(format!("Conv.group={group}"));
-                self.insert(format!("Conv.bias={}", u8::from(c.bias)));
-                self.out_len(length, c.padding, c.kernel, c.stride, c.dilation, false);
-            }
-            Layer::ConvTranspose(c) => {
-                self.insert("ConvTranspose");
-                self.window("ConvTranspose", c.kernel, c.stride, c.dilation, c.padding);
-                if c.output_padding > 0 {
-                    self.insert("ConvTranspose.output_padding>0");
-                }
-                if c.output_shape.is_some() {
-                    self.insert("ConvTranspose.output_shape");
-                }
-                if c.group > 1 {
-                    self.insert("ConvTranspose.group>1");
-                }
-                if c.output_shape.is_none()
-                    && matches!(c.padding, Padding::SameUpper | Padding::SameLower)
-                    && (c.kernel - 1) * c.dilation < c.stride
-                {
-                    // The kernel field does not exceed the stride (tract refuses it).
-                    self.insert("ConvTranspose.SAME.(k-1)*d<s");
-                }
-                self.insert(format!("ConvTranspose.bias={}", u8::from(c.bias)));
-            }
-            Layer::MaxPool(p) | Layer::AveragePool(p) => {
-                let op = if matches!(layer, Layer::MaxPool(_)) {
-                    "MaxPool"
-                } else {
-                    "AveragePool"
-                };
-                self.window(op, p.kernel, p.stride, p.dilation, p.padding);
-                if p.dilation * (p.kernel - 1) + 1 > length {
-                    self.insert(format!("{op}.kernel>L"));
-                }
-                self.insert(format!("{op}.ceil_mode={}", u8::from(p.ceil_mode)));
-                if p.ceil_mode && drops_window(length, p) {
-                    self.insert(format!("{op}.ceil_mode=window-in-right-pad"));
-                }
-                if op == "AveragePool" {
-                    self.insert(format!(
-                        "AveragePool.count_include_pad={}",
-                        u8::from(p.count_include_pad)
-                    ));
-                }
-                if p.indices {
-                    self.insert("MaxPool.indices=1");
-                }
-                if p.unsqueeze_2d {
-                    self.insert("pattern=unsqueeze-pool2d-squeeze");
-                }
-                self.out_len(
-                    length,
-                    p.padding,
-                    p.kernel,
-                    p.stride,
-                    p.dilation,
-                    p.ceil_mode,
-                );
-            }
-            Layer::LpPool(p) => {
-                self.insert("LpPool");
-                self.insert(format!("LpPool.p={}", p.p));
-                if p.stride > 1 {
-                    self.insert("LpPool.strides>1");
-                }
-                if matches!(p.padding, Padding::Explicit { begin, end } if begin + end > 0) {
-                    self.insert("LpPool.pads>0");
-                }
-            }
+            Layer::Conv(c) => self.conv_classes(c, channels, length),
+            Layer::ConvTranspose(c) => self.conv_transpose_classes(c),
+            Layer::MaxPool(p) => self.pool_classes("MaxPool", p, length),
+            Layer::AveragePool(p) => self.pool_classes("AveragePool", p, length),
+            Layer::LpPool(p) => self.lp_pool_classes(p),
             Layer::LayerNorm { axis, .. } => {
                 self.insert(format!(
                     "LayerNormalization.axis={}",
@@ -395,9 +311,9 @@ impl Cx<'_> {
             } else {
                 "PRelu.slope=scalar"
             }),
-            Layer::HardSwish => self.insert(format!("HardSwish.form={}", form(14))),
-            Layer::Gelu => self.insert(format!("Gelu.form={}", form(20))),
-            Layer::Mish => self.insert(format!("Mish.form={}", form(18))),
+            Layer::HardSwish => self.op_form("HardSwish", 14),
+            Layer::Gelu => self.op_form("Gelu", 20),
+            Layer::Mish => self.op_form("Mish", 18),
             Layer::Pad { mode, .. } => self.insert(format!(
                 "Pad.mode={}",
                 match mode {
@@ -432,6 +348,101 @@ impl Cx<'_> {
                     self.insert(op);
                 }
             }
+        }
+    }
+
+    /// `{op}.form=op` when the model's opset has `op` (from `since`), else `{op}.form=decomposed`.
+    fn op_form(&mut self, op: &str, since: i64) {
+        let form = if self.opset >= since {
+            "op"
+        } else {
+            "decomposed"
+        };
+        self.insert(format!("{op}.form={form}"));
+    }
+
+    /// Classes of a Conv on `channels` of `length`.
+    fn conv_classes(&mut self, c: &Conv, channels: usize, length: usize) {
+        self.window("Conv", c.kernel, c.stride, c.dilation, c.padding);
+        if c.dilation * (c.kernel - 1) + 1 > length {
+            self.insert("Conv.kernel>L");
+        }
+        let group = if c.group == 1 {
+            "1"
+        } else if c.group == channels && channels > 1 {
+            "depthwise"
+        } else {
+            "between"
+        };
+        self.insert(format!("Conv.group={group}"));
+        self.insert(format!("Conv.bias={}", u8::from(c.bias)));
+        self.out_len(length, c.padding, c.kernel, c.stride, c.dilation, false);
+    }
+
+    /// Classes of a ConvTranspose.
+    fn conv_transpose_classes(&mut self, c: &ConvTranspose) {
+        self.insert("ConvTranspose");
+        self.window("ConvTranspose", c.kernel, c.stride, c.dilation, c.padding);
+        if c.output_padding > 0 {
+            self.insert("ConvTranspose.output_padding>0");
+        }
+        if c.output_shape.is_some() {
+            self.insert("ConvTranspose.output_shape");
+        }
+        if c.group > 1 {
+            self.insert("ConvTranspose.group>1");
+        }
+        if c.output_shape.is_none()
+            && matches!(c.padding, Padding::SameUpper | Padding::SameLower)
+            && (c.kernel - 1) * c.dilation < c.stride
+        {
+            // The kernel field does not exceed the stride (tract refuses it).
+            self.insert("ConvTranspose.SAME.(k-1)*d<s");
+        }
+        self.insert(format!("ConvTranspose.bias={}", u8::from(c.bias)));
+    }
+
+    /// Classes of a MaxPool or AveragePool (`op`) on an input of `length`.
+    fn pool_classes(&mut self, op: &str, p: &Pool, length: usize) {
+        self.window(op, p.kernel, p.stride, p.dilation, p.padding);
+        if p.dilation * (p.kernel - 1) + 1 > length {
+            self.insert(format!("{op}.kernel>L"));
+        }
+        self.insert(format!("{op}.ceil_mode={}", u8::from(p.ceil_mode)));
+        if p.ceil_mode && drops_window(length, p) {
+            self.insert(format!("{op}.ceil_mode=window-in-right-pad"));
+        }
+        if op == "AveragePool" {
+            self.insert(format!(
+                "AveragePool.count_include_pad={}",
+                u8::from(p.count_include_pad)
+            ));
+        }
+        if p.indices {
+            self.insert("MaxPool.indices=1");
+        }
+        if p.unsqueeze_2d {
+            self.insert("pattern=unsqueeze-pool2d-squeeze");
+        }
+        self.out_len(
+            length,
+            p.padding,
+            p.kernel,
+            p.stride,
+            p.dilation,
+            p.ceil_mode,
+        );
+    }
+
+    /// Classes of an LpPool.
+    fn lp_pool_classes(&mut self, p: &LpPool) {
+        self.insert("LpPool");
+        self.insert(format!("LpPool.p={}", p.p));
+        if p.stride > 1 {
+            self.insert("LpPool.strides>1");
+        }
+        if matches!(p.padding, Padding::Explicit { begin, end } if begin + end > 0) {
+            self.insert("LpPool.pads>0");
         }
     }
 }

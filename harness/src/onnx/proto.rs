@@ -72,86 +72,83 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
     let dt = DataType::try_from(t.data_type)
         .map_err(|_| anyhow::anyhow!("{what}: unknown data type code {}", t.data_type))?;
     let raw = &t.raw_data;
-    fn from_raw<T, const W: usize>(raw: &[u8], len: usize, f: fn([u8; W]) -> T) -> Result<Vec<T>> {
-        ensure!(
-            raw.len() == len * W,
-            "raw_data holds {} bytes, the shape needs {}",
-            raw.len(),
-            len * W
-        );
-        Ok(raw
-            .chunks_exact(W)
-            .map(|c| f(c.try_into().expect("chunk width")))
-            .collect())
-    }
-    fn typed<T: Clone>(v: &[T], len: usize) -> Result<Vec<T>> {
-        ensure!(
-            v.len() == len,
-            "holds {} elements, the shape needs {}",
-            v.len(),
-            len
-        );
-        Ok(v.to_vec())
-    }
     let tensor = match dt {
         DataType::Float => {
-            let v = if !raw.is_empty() {
-                from_raw(raw, len, f32::from_le_bytes)
-            } else {
-                typed(&t.float_data, len)
-            };
-            Tensor::F32(ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                v.with_context(|| what.clone())?,
-            )?)
+            let v = stored(raw, &t.float_data, len, f32::from_le_bytes);
+            Tensor::F32(shaped(&shape, v, &what)?)
         }
         DataType::Double => {
-            let v = if !raw.is_empty() {
-                from_raw(raw, len, f64::from_le_bytes)
-            } else {
-                typed(&t.double_data, len)
-            };
-            Tensor::F64(ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                v.with_context(|| what.clone())?,
-            )?)
+            let v = stored(raw, &t.double_data, len, f64::from_le_bytes);
+            Tensor::F64(shaped(&shape, v, &what)?)
         }
         DataType::Int64 => {
-            let v = if !raw.is_empty() {
-                from_raw(raw, len, i64::from_le_bytes)
-            } else {
-                typed(&t.int64_data, len)
-            };
-            Tensor::I64(ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                v.with_context(|| what.clone())?,
-            )?)
+            let v = stored(raw, &t.int64_data, len, i64::from_le_bytes);
+            Tensor::I64(shaped(&shape, v, &what)?)
         }
         DataType::Int32 => {
-            let v = if !raw.is_empty() {
-                from_raw(raw, len, i32::from_le_bytes)
-            } else {
-                typed(&t.int32_data, len)
-            };
-            Tensor::I32(ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                v.with_context(|| what.clone())?,
-            )?)
+            let v = stored(raw, &t.int32_data, len, i32::from_le_bytes);
+            Tensor::I32(shaped(&shape, v, &what)?)
         }
         DataType::Bool => {
+            // Typed bools are stored in `int32_data`.
             let v = if !raw.is_empty() {
                 from_raw(raw, len, |b: [u8; 1]| b[0] != 0)
             } else {
                 typed(&t.int32_data, len).map(|v| v.into_iter().map(|x| x != 0).collect())
             };
-            Tensor::Bool(ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                v.with_context(|| what.clone())?,
-            )?)
+            Tensor::Bool(shaped(&shape, v, &what)?)
         }
         other => bail!("{what}: data type {other:?} is not supported"),
     };
     Ok(tensor)
+}
+
+/// The `len` elements of a tensor, from `raw` (little endian, `W` bytes each, decoded by `f`)
+/// when it is not empty, else from the typed field `v`.
+fn stored<T: Clone, const W: usize>(
+    raw: &[u8],
+    v: &[T],
+    len: usize,
+    f: fn([u8; W]) -> T,
+) -> Result<Vec<T>> {
+    if !raw.is_empty() {
+        from_raw(raw, len, f)
+    } else {
+        typed(v, len)
+    }
+}
+
+/// `len` elements decoded from `raw_data`, `W` bytes each.
+fn from_raw<T, const W: usize>(raw: &[u8], len: usize, f: fn([u8; W]) -> T) -> Result<Vec<T>> {
+    ensure!(
+        raw.len() == len * W,
+        "raw_data holds {} bytes, the shape needs {}",
+        raw.len(),
+        len * W
+    );
+    Ok(raw
+        .chunks_exact(W)
+        .map(|c| f(c.try_into().expect("chunk width")))
+        .collect())
+}
+
+/// The `len` elements of a typed field.
+fn typed<T: Clone>(v: &[T], len: usize) -> Result<Vec<T>> {
+    ensure!(
+        v.len() == len,
+        "holds {} elements, the shape needs {}",
+        v.len(),
+        len
+    );
+    Ok(v.to_vec())
+}
+
+/// The elements `v` read for the tensor `what`, as an array of `shape`.
+fn shaped<T>(shape: &[usize], v: Result<Vec<T>>, what: &str) -> Result<ArrayD<T>> {
+    Ok(ArrayD::from_shape_vec(
+        IxDyn(shape),
+        v.with_context(|| what.to_string())?,
+    )?)
 }
 
 /// Writes a [`Tensor`] as a `TensorProto` with `raw_data`.

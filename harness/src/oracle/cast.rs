@@ -4,9 +4,8 @@ use ndarray::{ArrayD, IxDyn};
 use tract_onnx::pb::tensor_proto::DataType;
 
 use super::bound;
-use super::graph::proto_value;
 use super::node::{Node, Result};
-use super::value::{from_flat, Value};
+use super::value::{from_flat, proto_value, Value};
 
 /// Constant: exactly one of the value attributes.
 pub(crate) fn constant(node: &Node) -> Result<Vec<Value>> {

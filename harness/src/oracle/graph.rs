@@ -4,11 +4,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use tract_onnx::pb::{self, tensor_proto::DataType};
 
-use crate::onnx::proto::{declared_type, tensor_from_proto, Dim};
+use crate::onnx::proto::{declared_type, Dim};
 use crate::tensor::{DType, Named, Tensor};
 
 use super::node::{node_label, Node};
-use super::value::Value;
+use super::value::{proto_value, Value};
 use super::{ops, Evaluation, GoldenOutput, OracleError};
 
 /// Default-domain opset assumed when the model imports none.
@@ -313,21 +313,6 @@ fn bind_initializers(
     Ok(())
 }
 
-/// Reads a `TensorProto` (initializer or Constant attribute) as a value.
-pub(super) fn proto_value(t: &pb::TensorProto) -> Result<Value, OracleError> {
-    let tensor = tensor_from_proto(t).map_err(|e| {
-        let msg = format!("{e:#}");
-        if msg.contains("not supported") {
-            OracleError::Unsupported(msg)
-        } else if msg.contains("exceeds the limit") {
-            OracleError::TooLarge(msg)
-        } else {
-            OracleError::Invalid(msg)
-        }
-    })?;
-    Ok(Value::from_tensor(&tensor))
-}
-
 /// The [`DType`] of an ONNX element type code, when the harness has one.
 pub(super) fn dtype_of(code: i32) -> Option<DType> {
     match DataType::try_from(code).ok()? {
@@ -337,18 +322,5 @@ pub(super) fn dtype_of(code: i32) -> Option<DType> {
         DataType::Int32 => Some(DType::Int32),
         DataType::Bool => Some(DType::Bool),
         _ => None,
-    }
-}
-
-impl OracleError {
-    /// Prefixes the message with where the error happened.
-    pub(super) fn context(self, place: &str) -> OracleError {
-        match self {
-            OracleError::Invalid(m) => OracleError::Invalid(format!("{place}: {m}")),
-            OracleError::Unsupported(m) => OracleError::Unsupported(format!("{place}: {m}")),
-            OracleError::BadInput(m) => OracleError::BadInput(format!("{place}: {m}")),
-            OracleError::Undefined(m) => OracleError::Undefined(format!("{place}: {m}")),
-            OracleError::TooLarge(m) => OracleError::TooLarge(format!("{place}: {m}")),
-        }
     }
 }

@@ -97,3 +97,16 @@ pub fn evaluate_all(
 ) -> Result<(Evaluation, HashMap<String, Value>), OracleError> {
     graph::run(model, inputs)
 }
+
+impl OracleError {
+    /// Prefixes the message with where the error happened.
+    fn context(self, place: &str) -> OracleError {
+        match self {
+            OracleError::Invalid(m) => OracleError::Invalid(format!("{place}: {m}")),
+            OracleError::Unsupported(m) => OracleError::Unsupported(format!("{place}: {m}")),
+            OracleError::BadInput(m) => OracleError::BadInput(format!("{place}: {m}")),
+            OracleError::Undefined(m) => OracleError::Undefined(format!("{place}: {m}")),
+            OracleError::TooLarge(m) => OracleError::TooLarge(format!("{place}: {m}")),
+        }
+    }
+}

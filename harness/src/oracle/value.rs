@@ -3,10 +3,12 @@
 use std::borrow::Cow;
 
 use ndarray::{ArrayD, IxDyn};
+use tract_onnx::pb;
 
+use crate::onnx::proto::tensor_from_proto;
 use crate::tensor::Tensor;
 
-use super::bound;
+use super::{bound, OracleError};
 
 /// A tensor computed by the oracle.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +68,21 @@ impl Value {
             Value::Int(_) => "int64",
         }
     }
+}
+
+/// Reads a `TensorProto` (initializer or Constant attribute) as a value.
+pub fn proto_value(t: &pb::TensorProto) -> Result<Value, OracleError> {
+    let tensor = tensor_from_proto(t).map_err(|e| {
+        let msg = format!("{e:#}");
+        if msg.contains("not supported") {
+            OracleError::Unsupported(msg)
+        } else if msg.contains("exceeds the limit") {
+            OracleError::TooLarge(msg)
+        } else {
+            OracleError::Invalid(msg)
+        }
+    })?;
+    Ok(Value::from_tensor(&tensor))
 }
 
 /// Elements of an array in row-major order, borrowed when the layout allows it.

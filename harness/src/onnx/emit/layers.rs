@@ -29,72 +29,9 @@ impl Builder<'_> {
             Layer::Dense {
                 out_features,
                 reshape,
-            } => {
-                // Flattens whatever the layout is, as Keras does.
-                let mut input = x.name.clone();
-                if let Act::Seq { .. } = act {
-                    input = if *reshape {
-                        let shape = self.init_i64("shape", &[0, -1]);
-                        self.op("Reshape", &[&x.name, &shape], vec![])
-                    } else {
-                        self.op("Flatten", &[&x.name], vec![attr::int("axis", 1)])
-                    };
-                }
-                let fan_in = act.elements();
-                let w = self.weights(out_features * fan_in, fan_in);
-                let w = self.init("gemm_w", &[*out_features, fan_in], w)?;
-                let b = self.weights(*out_features, fan_in);
-                let b = self.init("gemm_b", &[*out_features], b)?;
-                let y = self.op("Gemm", &[&input, &w, &b], vec![attr::int("transB", 1)]);
-                return Ok(T {
-                    name: y,
-                    nlc: false,
-                });
-            }
-            Layer::Residual { body } => {
-                let mut cur = x.clone();
-                for l in body {
-                    // A valid residual body keeps the shape, so `act` holds throughout.
-                    cur = self.layer(l, cur, act, act)?;
-                }
-                let cur = self.model_layout(cur, act);
-                let x = self.model_layout(x, act);
-                let y = self.op("Add", &[&x.name, &cur.name], vec![]);
-                return Ok(T {
-                    name: y,
-                    nlc: x.nlc,
-                });
-            }
-            Layer::Parallel { merge, branches } => {
-                let mut outs = Vec::new();
-                for branch in branches {
-                    let (mut cur, mut a) = (x.clone(), act);
-                    let shapes = self.branch_shapes(branch, act)?;
-                    for (l, n) in branch.iter().zip(shapes) {
-                        cur = self.layer(l, cur, a, n)?;
-                        a = n;
-                    }
-                    outs.push(self.model_layout(cur, a).name);
-                }
-                let nlc = self.desc.layout == crate::model::Layout::Nlc;
-                let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-                let y = match merge {
-                    Merge::Add | Merge::Mul => {
-                        let op = if *merge == Merge::Add { "Add" } else { "Mul" };
-                        let mut acc = refs[0].to_string();
-                        for r in &refs[1..] {
-                            acc = self.op(op, &[&acc, r], vec![]);
-                        }
-                        acc
-                    }
-                    Merge::Concat => self.op(
-                        "Concat",
-                        &refs,
-                        vec![attr::int("axis", if nlc { 2 } else { 1 })],
-                    ),
-                };
-                return Ok(T { name: y, nlc });
-            }
+            } => return self.dense(*out_features, *reshape, &x, act),
+            Layer::Residual { body } => return self.residual(body, x, act),
+            Layer::Parallel { merge, branches } => return self.parallel(*merge, branches, x, act),
             _ => {}
         }
         // Everything else works on `[N, C, L]`.
@@ -105,52 +42,8 @@ impl Builder<'_> {
             Layer::MaxPool(p) => self.pool("MaxPool", p, &xn, act, next),
             Layer::AveragePool(p) => self.pool("AveragePool", p, &xn, act, next),
             Layer::LpPool(p) => self.lp_pool(p, &xn),
-            Layer::BatchNorm { epsilon } => {
-                let (c, _) = seq(act);
-                let gamma = self.params(c, 0.5, 1.5);
-                let beta = self.params(c, -0.5, 0.5);
-                let mean = self.params(c, -0.5, 0.5);
-                let var = self.params(c, 0.5, 2.0);
-                let names = [
-                    self.init("bn_scale", &[c], gamma)?,
-                    self.init("bn_bias", &[c], beta)?,
-                    self.init("bn_mean", &[c], mean)?,
-                    self.init("bn_var", &[c], var)?,
-                ];
-                let inputs: Vec<&str> = std::iter::once(xn.as_str())
-                    .chain(names.iter().map(String::as_str))
-                    .collect();
-                self.op(
-                    "BatchNormalization",
-                    &inputs,
-                    vec![attr::float("epsilon", *epsilon)],
-                )
-            }
-            Layer::InstanceNorm { epsilon } => {
-                let (c, _) = seq(act);
-                let scale = self.params(c, 0.5, 1.5);
-                let bias = self.params(c, -0.5, 0.5);
-                let s = self.init("in_scale", &[c], scale)?;
-                let b = self.init("in_bias", &[c], bias)?;
-                self.op(
-                    "InstanceNormalization",
-                    &[&xn, &s, &b],
-                    vec![attr::float("epsilon", *epsilon)],
-                )
-            }
-            Layer::LayerNorm { axis, epsilon } => {
-                let (c, l) = seq(act);
-                let shape: Vec<usize> = if *axis == 1 { vec![c, l] } else { vec![l] };
-                let n = shape.iter().product();
-                let scale = self.params(n, 0.5, 1.5);
-                let bias = self.params(n, -0.5, 0.5);
-                let s = self.init("ln_scale", &shape, scale)?;
-                let b = self.init("ln_bias", &shape, bias)?;
-                self.op(
-                    "LayerNormalization",
-                    &[&xn, &s, &b],
-                    vec![attr::int("axis", *axis), attr::float("epsilon", *epsilon)],
-                )
+            Layer::BatchNorm { .. } | Layer::InstanceNorm { .. } | Layer::LayerNorm { .. } => {
+                self.normalization(layer, &xn, act)?
             }
             Layer::PRelu { .. } => {
                 let (c, _) = seq(act);
@@ -158,74 +51,88 @@ impl Builder<'_> {
                 let s = self.init("prelu_slope", &[c, 1], slope)?;
                 self.op("PRelu", &[&xn, &s], vec![])
             }
-            Layer::Pad { mode, begin, end } => {
-                let pads = self.init_i64("pads", &[0, 0, *begin as i64, 0, 0, *end as i64]);
-                let mut inputs = vec![xn.clone(), pads];
-                if *mode == PadMode::Constant {
-                    inputs.push(self.init("pad_value", &[], vec![0.5])?);
-                }
-                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-                self.op("Pad", &refs, vec![attr::string("mode", mode.name())])
-            }
-            Layer::SqueezeExcite { reduced } => {
-                let (c, _) = seq(act);
-                let g = self.op("GlobalAveragePool", &[&xn], vec![]);
-                let squeeze = Conv {
-                    out_channels: *reduced,
-                    kernel: 1,
-                    stride: 1,
-                    dilation: 1,
-                    padding: Padding::Valid,
-                    group: 1,
-                    bias: true,
-                };
-                let gs = Act::Seq {
-                    channels: c,
-                    length: 1,
-                };
-                let h = self.conv(&squeeze, &g, gs)?;
-                let h = self.op("Relu", &[&h], vec![]);
-                let excite = Conv {
-                    out_channels: c,
-                    ..squeeze
-                };
-                let e = self.conv(
-                    &excite,
-                    &h,
-                    Act::Seq {
-                        channels: *reduced,
-                        length: 1,
-                    },
-                )?;
-                let s = self.op("Sigmoid", &[&e], vec![]);
-                self.op("Mul", &[&xn, &s], vec![])
-            }
+            Layer::Pad { mode, begin, end } => self.pad(*mode, *begin, *end, &xn)?,
+            Layer::SqueezeExcite { reduced } => self.squeeze_excite(*reduced, &xn, act)?,
             Layer::GlobalAveragePool => self.op("GlobalAveragePool", &[&xn], vec![]),
             Layer::GlobalMaxPool => self.op("GlobalMaxPool", &[&xn], vec![]),
-            Layer::ReduceLength { max, keepdims } => {
-                let op = if *max { "ReduceMax" } else { "ReduceMean" };
-                let keep = attr::int("keepdims", i64::from(*keepdims));
-                if self.desc.opset >= 18 {
-                    let axes = self.init_i64("axes", &[2]);
-                    self.op(op, &[&xn, &axes], vec![keep])
-                } else {
-                    self.op(op, &[&xn], vec![attr::ints("axes", &[2]), keep])
-                }
-            }
-            Layer::MatMul { out_features } => {
-                let (_, l) = seq(act);
-                let k = match act {
-                    Act::Seq { .. } => l,
-                    Act::Flat { features } => features,
-                };
-                let w = self.weights(k * out_features, k);
-                let w = self.init("matmul_w", &[k, *out_features], w)?;
-                self.op("MatMul", &[&xn, &w], vec![])
-            }
+            Layer::ReduceLength { max, keepdims } => self.reduce_length(*max, *keepdims, &xn),
+            Layer::MatMul { out_features } => self.matmul(*out_features, &xn, act)?,
             Layer::Softmax { axis } => self.op("Softmax", &[&xn], vec![attr::int("axis", *axis)]),
             other => unreachable!("{other:?} is emitted above"),
         };
         Ok(self.back(y, next))
+    }
+
+    /// A Gemm head on `x` (shape `act`), flattening a sequence first.
+    fn dense(&mut self, out_features: usize, reshape: bool, x: &T, act: Act) -> Result<T> {
+        // Flattens whatever the layout is, as Keras does.
+        let mut input = x.name.clone();
+        if let Act::Seq { .. } = act {
+            input = if reshape {
+                let shape = self.init_i64("shape", &[0, -1]);
+                self.op("Reshape", &[&x.name, &shape], vec![])
+            } else {
+                self.op("Flatten", &[&x.name], vec![attr::int("axis", 1)])
+            };
+        }
+        let fan_in = act.elements();
+        let w = self.weights(out_features * fan_in, fan_in);
+        let w = self.init("gemm_w", &[out_features, fan_in], w)?;
+        let b = self.weights(out_features, fan_in);
+        let b = self.init("gemm_b", &[out_features], b)?;
+        let y = self.op("Gemm", &[&input, &w, &b], vec![attr::int("transB", 1)]);
+        Ok(T {
+            name: y,
+            nlc: false,
+        })
+    }
+
+    /// `x + body(x)`, added in the model's layout.
+    fn residual(&mut self, body: &[Layer], x: T, act: Act) -> Result<T> {
+        let mut cur = x.clone();
+        for l in body {
+            // A valid residual body keeps the shape, so `act` holds throughout.
+            cur = self.layer(l, cur, act, act)?;
+        }
+        let cur = self.model_layout(cur, act);
+        let x = self.model_layout(x, act);
+        let y = self.op("Add", &[&x.name, &cur.name], vec![]);
+        Ok(T {
+            name: y,
+            nlc: x.nlc,
+        })
+    }
+
+    /// Each branch on `x`, the outputs merged in the model's layout.
+    fn parallel(&mut self, merge: Merge, branches: &[Vec<Layer>], x: T, act: Act) -> Result<T> {
+        let mut outs = Vec::new();
+        for branch in branches {
+            let (mut cur, mut a) = (x.clone(), act);
+            let shapes = self.branch_shapes(branch, act)?;
+            for (l, n) in branch.iter().zip(shapes) {
+                cur = self.layer(l, cur, a, n)?;
+                a = n;
+            }
+            outs.push(self.model_layout(cur, a).name);
+        }
+        let nlc = self.desc.layout == crate::model::Layout::Nlc;
+        let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        let y = match merge {
+            Merge::Add | Merge::Mul => {
+                let op = if merge == Merge::Add { "Add" } else { "Mul" };
+                let mut acc = refs[0].to_string();
+                for r in &refs[1..] {
+                    acc = self.op(op, &[&acc, r], vec![]);
+                }
+                acc
+            }
+            Merge::Concat => self.op(
+                "Concat",
+                &refs,
+                vec![attr::int("axis", if nlc { 2 } else { 1 })],
+            ),
+        };
+        Ok(T { name: y, nlc })
     }
 
     /// Shapes after each layer of a parallel branch.
@@ -431,6 +338,129 @@ impl Builder<'_> {
         ];
         attrs.extend(padding_attrs(p.padding, 1));
         self.op("LpPool", &[x], attrs)
+    }
+
+    /// BatchNormalization, InstanceNormalization or LayerNormalization on `x` (`[N, C, L]`).
+    fn normalization(&mut self, layer: &Layer, x: &str, act: Act) -> Result<String> {
+        let (c, l) = seq(act);
+        Ok(match layer {
+            Layer::BatchNorm { epsilon } => {
+                let gamma = self.params(c, 0.5, 1.5);
+                let beta = self.params(c, -0.5, 0.5);
+                let mean = self.params(c, -0.5, 0.5);
+                let var = self.params(c, 0.5, 2.0);
+                let names = [
+                    self.init("bn_scale", &[c], gamma)?,
+                    self.init("bn_bias", &[c], beta)?,
+                    self.init("bn_mean", &[c], mean)?,
+                    self.init("bn_var", &[c], var)?,
+                ];
+                let inputs: Vec<&str> = std::iter::once(x)
+                    .chain(names.iter().map(String::as_str))
+                    .collect();
+                self.op(
+                    "BatchNormalization",
+                    &inputs,
+                    vec![attr::float("epsilon", *epsilon)],
+                )
+            }
+            Layer::InstanceNorm { epsilon } => {
+                let scale = self.params(c, 0.5, 1.5);
+                let bias = self.params(c, -0.5, 0.5);
+                let s = self.init("in_scale", &[c], scale)?;
+                let b = self.init("in_bias", &[c], bias)?;
+                self.op(
+                    "InstanceNormalization",
+                    &[x, &s, &b],
+                    vec![attr::float("epsilon", *epsilon)],
+                )
+            }
+            Layer::LayerNorm { axis, epsilon } => {
+                let shape: Vec<usize> = if *axis == 1 { vec![c, l] } else { vec![l] };
+                let n = shape.iter().product();
+                let scale = self.params(n, 0.5, 1.5);
+                let bias = self.params(n, -0.5, 0.5);
+                let s = self.init("ln_scale", &shape, scale)?;
+                let b = self.init("ln_bias", &shape, bias)?;
+                self.op(
+                    "LayerNormalization",
+                    &[x, &s, &b],
+                    vec![attr::int("axis", *axis), attr::float("epsilon", *epsilon)],
+                )
+            }
+            other => unreachable!("{other:?} is not a normalization"),
+        })
+    }
+
+    /// Pad along the length of `x` (`[N, C, L]`), in the opset-11 form with pads as an input.
+    fn pad(&mut self, mode: PadMode, begin: usize, end: usize, x: &str) -> Result<String> {
+        let pads = self.init_i64("pads", &[0, 0, begin as i64, 0, 0, end as i64]);
+        let mut inputs = vec![x.to_string(), pads];
+        if mode == PadMode::Constant {
+            inputs.push(self.init("pad_value", &[], vec![0.5])?);
+        }
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        Ok(self.op("Pad", &refs, vec![attr::string("mode", mode.name())]))
+    }
+
+    /// Squeeze-and-excitation on `x` (`[N, C, L]`): a global average, two 1x1 convs through a
+    /// bottleneck of `reduced` channels, and a sigmoid gate multiplied back onto `x`.
+    fn squeeze_excite(&mut self, reduced: usize, x: &str, act: Act) -> Result<String> {
+        let (c, _) = seq(act);
+        let g = self.op("GlobalAveragePool", &[x], vec![]);
+        let squeeze = Conv {
+            out_channels: reduced,
+            kernel: 1,
+            stride: 1,
+            dilation: 1,
+            padding: Padding::Valid,
+            group: 1,
+            bias: true,
+        };
+        let gs = Act::Seq {
+            channels: c,
+            length: 1,
+        };
+        let h = self.conv(&squeeze, &g, gs)?;
+        let h = self.op("Relu", &[&h], vec![]);
+        let excite = Conv {
+            out_channels: c,
+            ..squeeze
+        };
+        let e = self.conv(
+            &excite,
+            &h,
+            Act::Seq {
+                channels: reduced,
+                length: 1,
+            },
+        )?;
+        let s = self.op("Sigmoid", &[&e], vec![]);
+        Ok(self.op("Mul", &[x, &s], vec![]))
+    }
+
+    /// ReduceMax or ReduceMean over the length, in the form of the model's opset.
+    fn reduce_length(&mut self, max: bool, keepdims: bool, x: &str) -> String {
+        let op = if max { "ReduceMax" } else { "ReduceMean" };
+        let keep = attr::int("keepdims", i64::from(keepdims));
+        if self.desc.opset >= 18 {
+            let axes = self.init_i64("axes", &[2]);
+            self.op(op, &[x, &axes], vec![keep])
+        } else {
+            self.op(op, &[x], vec![attr::ints("axes", &[2]), keep])
+        }
+    }
+
+    /// MatMul by an `[K, out_features]` weight, K being the last axis of `x`.
+    fn matmul(&mut self, out_features: usize, x: &str, act: Act) -> Result<String> {
+        let (_, l) = seq(act);
+        let k = match act {
+            Act::Seq { .. } => l,
+            Act::Flat { features } => features,
+        };
+        let w = self.weights(k * out_features, k);
+        let w = self.init("matmul_w", &[k, out_features], w)?;
+        Ok(self.op("MatMul", &[x, &w], vec![]))
     }
 }
 

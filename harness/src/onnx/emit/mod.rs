@@ -36,79 +36,16 @@ pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
     if desc.negative.is_none() {
         desc.shapes()?;
     }
-    let mut b = Builder {
-        desc,
-        rng: seed::rng(desc.weight_seed, "weights"),
-        nodes: Vec::new(),
-        inits: Vec::new(),
-        counter: 0,
-        extra_outputs: Vec::new(),
-    };
-    let mut cur = T {
-        name: INPUT.to_string(),
-        nlc: desc.layout == Layout::Nlc,
-    };
-    let mut act = Act::Seq {
-        channels: desc.channels,
-        length: desc.length,
-    };
-    for (i, layer) in desc.layers.iter().enumerate() {
-        // The invalid last layer of a negative case: its output shape is unknown; `act` stands in.
-        let next = shapes.get(i).copied().unwrap_or(act);
-        cur = b.layer(layer, cur, act, next)?;
-        act = next;
-    }
+    let mut b = Builder::new(desc);
+    let (cur, act) = b.layers(&shapes)?;
     // The graph output gets a fixed name through a final Identity, so every model has the same
     // interface whatever its last layer is.
     b.node("Identity", &[&cur.name], OUTPUT, vec![]);
-    let sym = desc.symbolic;
-    let batch = if sym.batch {
-        Dim::Symbol("N".into())
-    } else {
-        Dim::Fixed(desc.batch)
-    };
-    let length_dim = |n: usize, what: &str| {
-        if sym.length {
-            Dim::Symbol(what.into())
-        } else {
-            Dim::Fixed(n)
-        }
-    };
-    let out_dims: Vec<Dim> = if desc.negative.is_some() {
-        (0..3).map(|i| Dim::Symbol(format!("d{i}"))).collect()
-    } else {
-        let shape = desc.output_shape()?;
-        let mut dims = vec![batch.clone()];
-        match (act, desc.layout) {
-            (Act::Flat { features }, _) => dims.push(Dim::Fixed(features)),
-            (Act::Seq { channels, length }, Layout::Ncl) => {
-                dims.push(Dim::Fixed(channels));
-                dims.push(length_dim(length, "L_out"));
-            }
-            (Act::Seq { channels, length }, Layout::Nlc) => {
-                dims.push(length_dim(length, "L_out"));
-                dims.push(Dim::Fixed(channels));
-            }
-        }
-        debug_assert_eq!(dims.len(), shape.len());
-        dims
-    };
-    let [_, a, c] = desc.input_shape();
-    let in_dims = match desc.layout {
-        Layout::Ncl => vec![batch.clone(), Dim::Fixed(a), length_dim(c, "L")],
-        Layout::Nlc => vec![batch.clone(), length_dim(a, "L"), Dim::Fixed(c)],
-    };
+    let dims = Interface::new(desc);
+    let out_dims = dims.output(desc, act)?;
+    let in_dims = dims.input(desc);
     let mut outputs = vec![value_info(OUTPUT, DType::Float, &out_dims)];
-    for (k, (name, channels, length)) in b.extra_outputs.clone().into_iter().enumerate() {
-        let out = format!("indexed_{k}");
-        b.node("Identity", &[&name], &out, vec![]);
-        let dims = [
-            batch.clone(),
-            Dim::Fixed(channels),
-            length_dim(length, &format!("L_idx{k}")),
-        ];
-        outputs.push(value_info(&out, DType::Float, &dims));
-    }
+    outputs.extend(b.indexed_outputs(&dims));
     let graph = pb::GraphProto {
         name: "conv1d".into(),
         node: b.nodes,
@@ -117,17 +54,86 @@ pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
         output: outputs,
         ..Default::default()
     };
-    Ok(pb::ModelProto {
-        ir_version: ir_version(desc.opset),
+    Ok(model_proto(desc.opset, graph))
+}
+
+/// The model around `graph`, importing the default domain at `opset`.
+fn model_proto(opset: i64, graph: pb::GraphProto) -> pb::ModelProto {
+    pb::ModelProto {
+        ir_version: ir_version(opset),
         producer_name: "conv1d-harness".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
-            version: desc.opset,
+            version: opset,
         }],
         graph: Some(graph),
         ..Default::default()
-    })
+    }
+}
+
+/// The dimensions of the graph's inputs and outputs: fixed, or symbolic as the description asks.
+struct Interface {
+    /// The batch dimension.
+    batch: Dim,
+    /// Lengths are symbols rather than numbers.
+    symbolic_length: bool,
+}
+
+impl Interface {
+    /// The interface `desc` asks for.
+    fn new(desc: &ModelDesc) -> Interface {
+        let batch = if desc.symbolic.batch {
+            Dim::Symbol("N".into())
+        } else {
+            Dim::Fixed(desc.batch)
+        };
+        Interface {
+            batch,
+            symbolic_length: desc.symbolic.length,
+        }
+    }
+
+    /// A length of `n`, or the symbol `what` when lengths are symbolic.
+    fn length(&self, n: usize, what: &str) -> Dim {
+        if self.symbolic_length {
+            Dim::Symbol(what.into())
+        } else {
+            Dim::Fixed(n)
+        }
+    }
+
+    /// Dimensions of the graph input, in the model's layout.
+    fn input(&self, desc: &ModelDesc) -> Vec<Dim> {
+        let [_, a, c] = desc.input_shape();
+        match desc.layout {
+            Layout::Ncl => vec![self.batch.clone(), Dim::Fixed(a), self.length(c, "L")],
+            Layout::Nlc => vec![self.batch.clone(), self.length(a, "L"), Dim::Fixed(c)],
+        }
+    }
+
+    /// Dimensions of the graph output, whose shape after the last layer is `act`. A negative
+    /// case's output shape is unknown: three symbols.
+    fn output(&self, desc: &ModelDesc, act: Act) -> Result<Vec<Dim>> {
+        if desc.negative.is_some() {
+            return Ok((0..3).map(|i| Dim::Symbol(format!("d{i}"))).collect());
+        }
+        let shape = desc.output_shape()?;
+        let mut dims = vec![self.batch.clone()];
+        match (act, desc.layout) {
+            (Act::Flat { features }, _) => dims.push(Dim::Fixed(features)),
+            (Act::Seq { channels, length }, Layout::Ncl) => {
+                dims.push(Dim::Fixed(channels));
+                dims.push(self.length(length, "L_out"));
+            }
+            (Act::Seq { channels, length }, Layout::Nlc) => {
+                dims.push(self.length(length, "L_out"));
+                dims.push(Dim::Fixed(channels));
+            }
+        }
+        debug_assert_eq!(dims.len(), shape.len());
+        Ok(dims)
+    }
 }
 
 /// The IR version that goes with an opset (the ONNX versioning table).
@@ -162,7 +168,58 @@ struct Builder<'a> {
     extra_outputs: Vec<(String, usize, usize)>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// A builder with no nodes yet, drawing weights from the description's weight seed.
+    fn new(desc: &'a ModelDesc) -> Builder<'a> {
+        Builder {
+            desc,
+            rng: seed::rng(desc.weight_seed, "weights"),
+            nodes: Vec::new(),
+            inits: Vec::new(),
+            counter: 0,
+            extra_outputs: Vec::new(),
+        }
+    }
+
+    /// Emits every layer on the graph input, `shapes` being the shape after each valid one;
+    /// returns the last output and its shape.
+    fn layers(&mut self, shapes: &[Act]) -> Result<(T, Act)> {
+        let desc = self.desc;
+        let mut cur = T {
+            name: INPUT.to_string(),
+            nlc: desc.layout == Layout::Nlc,
+        };
+        let mut act = Act::Seq {
+            channels: desc.channels,
+            length: desc.length,
+        };
+        for (i, layer) in desc.layers.iter().enumerate() {
+            // The invalid last layer of a negative case: its output shape is unknown; `act`
+            // stands in.
+            let next = shapes.get(i).copied().unwrap_or(act);
+            cur = self.layer(layer, cur, act, next)?;
+            act = next;
+        }
+        Ok((cur, act))
+    }
+
+    /// Graph outputs `indexed_K` for the values MaxPool Indices select, each through an
+    /// Identity.
+    fn indexed_outputs(&mut self, dims: &Interface) -> Vec<pb::ValueInfoProto> {
+        let mut outputs = Vec::new();
+        for (k, (name, channels, length)) in self.extra_outputs.clone().into_iter().enumerate() {
+            let out = format!("indexed_{k}");
+            self.node("Identity", &[&name], &out, vec![]);
+            let dims = [
+                dims.batch.clone(),
+                Dim::Fixed(channels),
+                dims.length(length, &format!("L_idx{k}")),
+            ];
+            outputs.push(value_info(&out, DType::Float, &dims));
+        }
+        outputs
+    }
+
     fn fresh(&mut self, what: &str) -> String {
         self.counter += 1;
         format!("{what}_{}", self.counter)
