@@ -4,12 +4,12 @@
 //! - [`measure`]: the protocol (warm-up until stable, interleaved rounds, every sample kept);
 //! - [`calibrate`]: the calibration workload timed with the models (calibrated units), and the
 //!   self-test's slowdown wrapper;
-(delete the line: FLOP counting is now the `harness` library's `flops` module)
 //! - [`stats`]: quantiles, MAD, bootstrap intervals, the regression decision;
 //! - [`baseline`]: saved runs under `reports/baselines/` and the comparison with one;
 //! - [`page`] and [`plot`]: `perf.md` and `perf.html` with SVG plots;
-//! - [`selftest`]: the self-test and overhead check of `harness perf` (whose clap types live in cli/src/perf.rs);  and on the next line: //! - [`instructions`]: instruction counts under callgrind.
-//!   [`instructions`] instruction counts under callgrind.
+//! - [`selftest`]: the self-test and overhead check of `harness perf` (whose clap types live
+//!   in cli/src/perf.rs);
+//! - [`instructions`]: instruction counts under callgrind.
 
 pub mod baseline;
 pub mod calibrate;
