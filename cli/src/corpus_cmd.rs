@@ -1,11 +1,15 @@
 //! The corpus commands of the `harness` program: `corpus-build`, `bless`, `corpus-table`.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use harness::corpus::stats::ModelStats;
+use harness::corpus::CaseToml;
 use harness::onnx::{proto, testcase};
+use harness::tensor::Named;
 
 pub fn corpus_build(corpus: &std::path::Path) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(corpus).with_context(|| format!("{}", corpus.display()))?;
@@ -92,13 +96,54 @@ fn diff_lines(old: &str, new: &str) -> Vec<String> {
 }
 
 pub fn corpus_table(corpus: &std::path::Path, reports: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    use std::collections::BTreeMap;
     let label = corpus
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // (case, converter@runtime) -> cell
-    let mut cells: BTreeMap<(String, String), String> = BTreeMap::new();
+    let (cells, columns) = verdict_cells(&label, reports)?;
+    print!("| case | input fed | params | MFLOPs |");
+    for c in &columns {
+        print!(" {c} |");
+    }
+    println!();
+    print!("|---|---|---:|---:|");
+    for _ in &columns {
+        print!("---|");
+    }
+    println!();
+    for case in harness::corpus::list(corpus)? {
+        let toml = CaseToml::read(&case.dir).ok();
+        let tc = testcase::read(&case.dir)?;
+        let (stats, inputs) = model_stats(&tc)?;
+        print!(
+            "| {} | {} | {} | {:.3} |",
+            case.name,
+            fed(toml.as_ref(), &inputs),
+            stats.params,
+            stats.flops as f64 / 1e6
+        );
+        for c in &columns {
+            let cell = cells
+                .get(&(case.name.clone(), c.clone()))
+                .map(String::as_str)
+                .unwrap_or("-");
+            print!(" {cell} |");
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The corpus table's cells: (case, "converter on runtime") -> verdict.
+type Cells = BTreeMap<(String, String), String>;
+
+/// The verdict cells of the corpus table from `reports` (a run's report directory or its
+/// report.json), keyed by (case, "converter on runtime"), and the columns in the order the
+/// reports first name them. Only cases of the corpus named `label` count, and not the
+/// oracle's own results. A failure the ledger expects reads "VERDICT (known)"; an
+/// unexpected one is in bold, so it stands out in the table.
+fn verdict_cells(label: &str, reports: &[PathBuf]) -> anyhow::Result<(Cells, Vec<String>)> {
+    let mut cells = Cells::new();
     let mut columns: Vec<String> = Vec::new();
     for r in reports {
         let path = if r.is_dir() {
@@ -123,69 +168,50 @@ pub fn corpus_table(corpus: &std::path::Path, reports: &[PathBuf]) -> anyhow::Re
             cells.insert((case.to_string(), column), cell);
         }
     }
-    print!("| case | input fed | params | MFLOPs |");
-    for c in &columns {
-        print!(" {c} |");
-    }
-    println!();
-    print!("|---|---|---:|---:|");
-    for _ in &columns {
-        print!("---|");
-    }
-    println!();
-    for case in harness::corpus::list(corpus)? {
-        let toml = harness::corpus::CaseToml::read(&case.dir).ok();
-        let tc = testcase::read(&case.dir)?;
-        let model = proto::decode_model(&tc.model)?;
-        let graph = model.graph.clone().unwrap_or_default();
-        let inits: std::collections::HashSet<&str> =
-            graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        let names: Vec<String> = graph
-            .input
+    Ok((cells, columns))
+}
+
+/// The parameters and FLOPs of a test case's model, counted on its first data set, with
+/// that data set's inputs (also shown when case.toml does not describe them). The inputs are
+/// named after the graph inputs that are not initializers: those a caller feeds.
+fn model_stats(tc: &testcase::TestCase) -> anyhow::Result<(ModelStats, Vec<Named>)> {
+    let model = proto::decode_model(&tc.model)?;
+    let graph = model.graph.clone().unwrap_or_default();
+    let inits: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<String> = graph
+        .input
+        .iter()
+        .filter(|i| !inits.contains(i.name.as_str()))
+        .map(|i| i.name.clone())
+        .collect();
+    let inputs: Vec<Named> = names
+        .into_iter()
+        .zip(
+            tc.data_sets
+                .first()
+                .map(|s| s.inputs.clone())
+                .unwrap_or_default(),
+        )
+        .map(|(name, tensor)| Named { name, tensor })
+        .collect();
+    let stats = harness::corpus::stats::stats(&model, &inputs)?;
+    Ok((stats, inputs))
+}
+
+/// The "input fed" column: what case.toml says each input is fed with and its declared
+/// shape; for a case without a readable case.toml, the shapes of the data set's inputs.
+fn fed(toml: Option<&CaseToml>, inputs: &[Named]) -> String {
+    match toml {
+        Some(t) => t
+            .inputs
             .iter()
-            .filter(|i| !inits.contains(i.name.as_str()))
-            .map(|i| i.name.clone())
-            .collect();
-        let inputs: Vec<harness::tensor::Named> = names
-            .into_iter()
-            .zip(
-                tc.data_sets
-                    .first()
-                    .map(|s| s.inputs.clone())
-                    .unwrap_or_default(),
-            )
-            .map(|(name, tensor)| harness::tensor::Named { name, tensor })
-            .collect();
-        let stats = harness::corpus::stats::stats(&model, &inputs)?;
-        let fed = toml
-            .map(|t| {
-                t.inputs
-                    .iter()
-                    .map(|i| format!("{:?} ({})", i.fed, i.declared.join("×")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_else(|| {
-                inputs
-                    .iter()
-                    .map(|i| format!("{:?}", i.tensor.shape()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
-        print!(
-            "| {} | {fed} | {} | {:.3} |",
-            case.name,
-            stats.params,
-            stats.flops as f64 / 1e6
-        );
-        for c in &columns {
-            let cell = cells
-                .get(&(case.name.clone(), c.clone()))
-                .map(String::as_str)
-                .unwrap_or("-");
-            print!(" {cell} |");
-        }
-        println!();
+            .map(|i| format!("{:?} ({})", i.fed, i.declared.join("×")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => inputs
+            .iter()
+            .map(|i| format!("{:?}", i.tensor.shape()))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
-    Ok(ExitCode::SUCCESS)
 }

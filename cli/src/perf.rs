@@ -149,29 +149,12 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
         return self_test(&options, a.threshold, a.rounds);
     }
     if a.overhead {
-        let mut options = options;
-        options.converters = vec![IDENTITY.into()];
-        options.runtimes = vec![TRACT.into()];
-        let (name, dir) = smallest(&latency::named_cases(&options)?)?;
-        let (wall, bias) = timing_overhead(&dir, &options)?;
-        println!(
-            "timing overhead on {name}: protocol loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop ({OVERHEAD_ROUNDS} rounds)",
-            wall * 100.0,
-            bias * 100.0
-        );
-        return Ok(ExitCode::SUCCESS);
+        return overhead(options);
     }
     if let Some(n) = a.run_loop {
         return run_loop(&options, n);
     }
-    // A bad baseline is a set-up error: say so before measuring anything.
-    let baseline = match &a.baseline {
-        Some(name) => {
-            let path = baseline::path_of(&a.baselines, name);
-            Some((baseline::load(&path)?, path, name.clone()))
-        }
-        None => None,
-    };
+    let baseline = load_baseline(&a)?;
     if a.instructions {
         valgrind_version()?;
     }
@@ -184,19 +167,9 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
     if a.instructions {
         count_instructions(&a.corpus, &mut report)?;
     }
-    let comparison = baseline.as_ref().map(|(b, path, name)| {
-        let threshold = a.threshold / 100.0;
-        let mut cmp = baseline::compare(
-            &report,
-            b,
-            path,
-            name,
-            threshold,
-            baseline::margin_for(threshold),
-        );
-        add_instruction_ratios(&mut cmp, &report, b);
-        cmp
-    });
+    let comparison = baseline
+        .as_ref()
+        .map(|(b, path, name)| compare_with_baseline(&report, b, path, name, a.threshold));
     write_reports(
         &a.report_dir,
         &report,
@@ -226,6 +199,56 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The baseline `--baseline` names, with its path and that name, read before anything is
+/// measured: a bad baseline is a set-up error, better said before minutes of measuring.
+fn load_baseline(a: &PerfArgs) -> Result<Option<(PerfReport, PathBuf, String)>> {
+    Ok(match &a.baseline {
+        Some(name) => {
+            let path = baseline::path_of(&a.baselines, name);
+            Some((baseline::load(&path)?, path, name.clone()))
+        }
+        None => None,
+    })
+}
+
+/// `--overhead`: only the timing overhead, on the smallest selected case with identity on
+/// tract, where the protocol's own clock reads weigh most; printed, and nothing written.
+fn overhead(mut options: PerfOptions) -> Result<ExitCode> {
+    options.converters = vec![IDENTITY.into()];
+    options.runtimes = vec![TRACT.into()];
+    let (name, dir) = smallest(&latency::named_cases(&options)?)?;
+    let (wall, bias) = timing_overhead(&dir, &options)?;
+    println!(
+        "timing overhead on {name}: protocol loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop ({OVERHEAD_ROUNDS} rounds)",
+        wall * 100.0,
+        bias * 100.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The comparison of `report` with the baseline `base` (read from `path`, named `name` by
+/// the user) at `threshold_pct` percent, with the instruction-count ratios when both runs
+/// counted instructions.
+fn compare_with_baseline(
+    report: &PerfReport,
+    base: &PerfReport,
+    path: &Path,
+    name: &str,
+    threshold_pct: f64,
+) -> Comparison {
+    let threshold = threshold_pct / 100.0;
+    let mut cmp = baseline::compare(
+        report,
+        base,
+        path,
+        name,
+        threshold,
+        baseline::margin_for(threshold),
+    );
+    add_instruction_ratios(&mut cmp, report, base);
+    cmp
 }
 
 fn write_reports(

@@ -30,7 +30,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use super::stats::{agree, decide, ratio_of_medians_nested, Change, Interval, RESAMPLES};
-use super::{PerfReport, SCHEMA};
+use super::{ConfigPerf, PerfReport, SCHEMA};
 use harness::fsutil::write_atomically;
 
 /// Where baseline NAME lives: `DIR/NAME.json`; a NAME that is a path (has a `/` or ends in
@@ -202,17 +202,6 @@ pub fn compare(
     margin: f64,
 ) -> Comparison {
     let mut entries = Vec::new();
-    let command = |case: &str, converter: &str, runtime: &str| {
-        // A converter with a runtime of its own (OpenVINO's IR) takes no --runtime.
-        let runtime_arg = if harness::runtime::NAMES.contains(&runtime) {
-            format!(" --runtime {runtime}")
-        } else {
-            String::new()
-        };
-        format!(
-            "cargo xtask perf --case {case} --converter {converter}{runtime_arg} --baseline {baseline_arg}"
-        )
-    };
     let same_machine = base.environment.cpu == now.environment.cpu
         && base.environment.cpus == now.environment.cpus;
     for case in &now.cases {
@@ -239,7 +228,7 @@ pub fn compare(
                 now_p50_us: r.latency_us.map(|l| l.p50),
                 instructions_ratio: None,
                 note: None,
-                command: command(&case.case, &r.converter, &r.runtime),
+                command: reproduce_command(&case.case, &r.converter, &r.runtime, baseline_arg),
             };
             match old {
                 None => e.note = Some("not in the baseline".into()),
@@ -252,50 +241,7 @@ pub fn compare(
                         r.error.as_deref().unwrap_or("no samples")
                     ))
                 }
-                Some(o) => {
-                    // A fixed seed per key: the same data always get the same decision.
-                    let seed = e.command.bytes().fold(0u64, |h, b| {
-                        h.wrapping_mul(0x100_0000_01b3).wrapping_add(b as u64)
-                    });
-                    let mut views = Vec::new();
-                    let mut view = |name, now: Vec<&[f64]>, base: Vec<&[f64]>, salt: u64| {
-                        let ci = ratio_of_medians_nested(&now, &base, 0.95, RESAMPLES, seed ^ salt);
-                        if let Some(ci) = &ci {
-                            views.push((name, decide(ci, margin)));
-                        }
-                        ci
-                    };
-                    e.ratio = view(
-                        "calibrated floors",
-                        r.calibrated_loads(),
-                        o.calibrated_loads(),
-                        0,
-                    );
-                    if same_machine {
-                        e.raw_floor_ratio =
-                            view("raw floors", r.raw_loads(), o.raw_loads(), 0x7261_7700);
-                    }
-                    if !r.calibrated_modes.is_empty() && !o.calibrated_modes.is_empty() {
-                        e.mode_ratio = view(
-                            "round modes",
-                            r.calibrated_mode_loads(),
-                            o.calibrated_mode_loads(),
-                            0x6d6f_6465,
-                        );
-                    }
-                    e.change = views.iter().map(|v| v.1).reduce(agree);
-                    if views.iter().any(|v| v.1 != views[0].1) {
-                        let said: Vec<String> = views
-                            .iter()
-                            .map(|(view, change)| format!("{view}: {}", change.word()))
-                            .collect();
-                        e.note = Some(format!("{}; not reported", said.join(", ")));
-                    }
-                    e.raw_ratio = match (e.now_p50_us, e.base_p50_us) {
-                        (Some(n), Some(b)) if b > 0.0 => Some(n / b),
-                        _ => None,
-                    };
-                }
+                Some(o) => decide_views(&mut e, r, o, same_machine, margin),
             }
             entries.push(e);
         }
@@ -308,6 +254,74 @@ pub fn compare(
         same_machine,
         entries,
     }
+}
+
+/// The command that measures one (case, converter, runtime) again against the baseline the
+/// user named `baseline_arg`, printed with a regression so it can be pasted as it is.
+fn reproduce_command(case: &str, converter: &str, runtime: &str, baseline_arg: &str) -> String {
+    // A converter with a runtime of its own (OpenVINO's IR) takes no --runtime.
+    let runtime_arg = if harness::runtime::NAMES.contains(&runtime) {
+        format!(" --runtime {runtime}")
+    } else {
+        String::new()
+    };
+    format!(
+        "cargo xtask perf --case {case} --converter {converter}{runtime_arg} --baseline {baseline_arg}"
+    )
+}
+
+/// Fills `e` from the views of `now` against `old` (both measured): each view's interval,
+/// and the change only when all the views agree on it (see the module doc for why each view
+/// is there); when they disagree, the note says what each saw. The raw floors count only
+/// on the `same_machine`, the modes only when both sides recorded them.
+fn decide_views(
+    e: &mut Entry,
+    now: &ConfigPerf,
+    old: &ConfigPerf,
+    same_machine: bool,
+    margin: f64,
+) {
+    // A fixed seed per key: the same data always get the same decision.
+    let seed = e.command.bytes().fold(0u64, |h, b| {
+        h.wrapping_mul(0x100_0000_01b3).wrapping_add(b as u64)
+    });
+    let mut views = Vec::new();
+    let mut view = |name, now_loads: Vec<&[f64]>, old_loads: Vec<&[f64]>, salt: u64| {
+        let ci = ratio_of_medians_nested(&now_loads, &old_loads, 0.95, RESAMPLES, seed ^ salt);
+        if let Some(ci) = &ci {
+            views.push((name, decide(ci, margin)));
+        }
+        ci
+    };
+    e.ratio = view(
+        "calibrated floors",
+        now.calibrated_loads(),
+        old.calibrated_loads(),
+        0,
+    );
+    if same_machine {
+        e.raw_floor_ratio = view("raw floors", now.raw_loads(), old.raw_loads(), 0x7261_7700);
+    }
+    if !now.calibrated_modes.is_empty() && !old.calibrated_modes.is_empty() {
+        e.mode_ratio = view(
+            "round modes",
+            now.calibrated_mode_loads(),
+            old.calibrated_mode_loads(),
+            0x6d6f_6465,
+        );
+    }
+    e.change = views.iter().map(|v| v.1).reduce(agree);
+    if views.iter().any(|v| v.1 != views[0].1) {
+        let said: Vec<String> = views
+            .iter()
+            .map(|(view, change)| format!("{view}: {}", change.word()))
+            .collect();
+        e.note = Some(format!("{}; not reported", said.join(", ")));
+    }
+    e.raw_ratio = match (e.now_p50_us, e.base_p50_us) {
+        (Some(n), Some(b)) if b > 0.0 => Some(n / b),
+        _ => None,
+    };
 }
 
 #[cfg(test)]

@@ -32,8 +32,8 @@ use self::measure::{ModelRun, Protocol, Series, Timeable, Warmup};
 use self::stats::{Interval, Summary};
 use harness::convert::{self, Artifact, Converter};
 use harness::corpus::CaseToml;
-use harness::onnx::{proto, testcase};
 use harness::flops;
+use harness::onnx::{proto, testcase};
 use harness::results::{Environment, Tool};
 use harness::runtime::{self, Runtime};
 use harness::tensor::Named;
@@ -389,55 +389,116 @@ pub fn measure_case(
             Ok(f) => (Some(f), None),
             Err(e) => (None, Some(format!("{e:#}"))),
         };
-    let mut results: Vec<ConfigPerf> = Vec::new();
-    let mut runs: Vec<ModelRun> = Vec::new();
     let mut dirs = Vec::new();
-    let mut slots = Vec::new(); // indices into runs of each result's loads
-    let loads = options.protocol.loads.max(1);
+    let mut loaded = load_configs(configs, &model_bytes, &inputs, options, &mut dirs);
+    let cal = measure_loaded(&mut loaded, flops, options);
+    drop(loaded.runs);
+    drop(dirs);
+    let mut results = loaded.results;
+    relate(&mut results);
+    Ok(CasePerf {
+        case: name.into(),
+        flops,
+        flops_error,
+        calibration: Summary::of(&cal.samples),
+        calibration_rounds: cal.rounds,
+        results,
+    })
+}
+
+/// A case's configs, loaded and ready to be timed together.
+struct LoadedCase {
+    /// One per config, in order; a config that failed to load has its error here.
+    results: Vec<ConfigPerf>,
+    /// The loads of every config that loaded, one after another.
+    runs: Vec<ModelRun>,
+    /// For each result, the indices into `runs` of its loads (none when it failed).
+    slots: Vec<Vec<usize>>,
+}
+
+/// Loads every config `options.protocol.loads` times before anything is timed, so that all
+/// of them can be measured interleaved. The work directories go to `dirs`, which must
+/// outlive the runs.
+fn load_configs(
+    configs: &[Config],
+    model: &[u8],
+    inputs: &[Named],
+    options: &PerfOptions,
+    dirs: &mut Vec<tempfile::TempDir>,
+) -> LoadedCase {
+    let mut case = LoadedCase {
+        results: Vec::new(),
+        runs: Vec::new(),
+        slots: Vec::new(),
+    };
     for c in configs {
-        let mut r = ConfigPerf {
-            original: c.converter.keeps_model(),
-            ..ConfigPerf::new(c.converter.name(), c.runtime_name.clone())
-        };
-        let mut loaded_runs = Vec::new();
-        for _ in 0..loads {
-            match harness::isolate::catch(|| load(c, &model_bytes, &inputs, options.timeout)) {
-                Ok(Ok((loaded, work))) => {
-                    r.precision = Some(loaded.precision().name().into());
-                    r.timed_in_worker = loaded.times_itself();
-                    let loaded: Box<dyn harness::runtime::Loaded> = match options.slowdown {
-                        Some(fraction) => Box::new(Slowdown {
-                            inner: loaded,
-                            fraction,
-                        }),
-                        None => loaded,
-                    };
-                    loaded_runs.push(ModelRun {
-                        loaded,
-                        inputs: inputs.clone(),
-                    });
-                    dirs.push(work);
-                }
-                Ok(Err(e)) => r.error = Some(format!("{e:#}")),
-                Err(panic) => r.error = Some(format!("panicked: {panic}")),
+        let (r, loaded_runs) = load_config(c, model, inputs, options, dirs);
+        if r.error.is_some() {
+            case.slots.push(Vec::new());
+        } else {
+            let first = case.runs.len();
+            case.slots
+                .push((first..first + loaded_runs.len()).collect());
+            case.runs.extend(loaded_runs);
+        }
+        case.results.push(r);
+    }
+    case
+}
+
+/// Loads one config `options.protocol.loads` times (each load independent: its own
+/// conversion and runtime session), wrapped in the self-test's slowdown when asked. A
+/// failure or panic stops at that load and is recorded in the returned result, whose loads
+/// are then not measured; loads are isolated so one config cannot end the whole run.
+fn load_config(
+    c: &Config,
+    model: &[u8],
+    inputs: &[Named],
+    options: &PerfOptions,
+    dirs: &mut Vec<tempfile::TempDir>,
+) -> (ConfigPerf, Vec<ModelRun>) {
+    let mut r = ConfigPerf {
+        original: c.converter.keeps_model(),
+        ..ConfigPerf::new(c.converter.name(), c.runtime_name.clone())
+    };
+    let mut loaded_runs = Vec::new();
+    for _ in 0..options.protocol.loads.max(1) {
+        match harness::isolate::catch(|| load(c, model, inputs, options.timeout)) {
+            Ok(Ok((loaded, work))) => {
+                r.precision = Some(loaded.precision().name().into());
+                r.timed_in_worker = loaded.times_itself();
+                let loaded: Box<dyn harness::runtime::Loaded> = match options.slowdown {
+                    Some(fraction) => Box::new(Slowdown {
+                        inner: loaded,
+                        fraction,
+                    }),
+                    None => loaded,
+                };
+                loaded_runs.push(ModelRun {
+                    loaded,
+                    inputs: inputs.to_vec(),
+                });
+                dirs.push(work);
             }
-            if r.error.is_some() {
-                break;
-            }
+            Ok(Err(e)) => r.error = Some(format!("{e:#}")),
+            Err(panic) => r.error = Some(format!("panicked: {panic}")),
         }
         if r.error.is_some() {
-            slots.push(Vec::new());
-        } else {
-            slots.push((runs.len()..runs.len() + loaded_runs.len()).collect());
-            runs.extend(loaded_runs);
+            break;
         }
-        results.push(r);
     }
+    (r, loaded_runs)
+}
+
+/// Times the calibration workload and every load of `case` in the same interleaved rounds,
+/// and fills each config's result from its loads (calibrated by those rounds); returns the
+/// calibration's series. A config whose measurement failed gets the error instead.
+fn measure_loaded(case: &mut LoadedCase, flops: Option<u64>, options: &PerfOptions) -> Series {
     let mut calibration = Calibration::new();
     // Each config's loads share its budget.
-    let models = slots.iter().filter(|s| !s.is_empty()).count();
+    let models = case.slots.iter().filter(|s| !s.is_empty()).count();
     let mut subjects: Vec<&mut dyn Timeable> = vec![&mut calibration];
-    subjects.extend(runs.iter_mut().map(|r| r as &mut dyn Timeable));
+    subjects.extend(case.runs.iter_mut().map(|r| r as &mut dyn Timeable));
     let series = measure::measure(
         &mut subjects,
         &options.protocol,
@@ -449,7 +510,7 @@ pub fn measure_case(
     let cal = series.next().unwrap_or_else(|| Ok(Series::default()));
     let cal = cal.unwrap_or_default();
     let model_series: Vec<Result<Series>> = series.collect();
-    for (r, slot) in results.iter_mut().zip(&slots) {
+    for (r, slot) in case.results.iter_mut().zip(&case.slots) {
         let loads: Result<Vec<&Series>> = slot
             .iter()
             .map(|&i| {
@@ -460,24 +521,14 @@ pub fn measure_case(
             .collect();
         match loads {
             Ok(loads) if !loads.is_empty() => {
-                let modes = runs[slot[0]].loaded.times_itself();
+                let modes = case.runs[slot[0]].loaded.times_itself();
                 fill(r, &loads, &cal, flops, modes)
             }
             Ok(_) => {}
             Err(e) => r.error = Some(format!("{e:#}")),
         }
     }
-    drop(runs);
-    drop(dirs);
-    relate(&mut results);
-    Ok(CasePerf {
-        case: name.into(),
-        flops,
-        flops_error,
-        calibration: Summary::of(&cal.samples),
-        calibration_rounds: cal.rounds,
-        results,
-    })
+    cal
 }
 
 /// Adds a later pass's measurements of a case to an earlier one's: every load becomes one

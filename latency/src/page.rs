@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::baseline::Comparison;
 use super::plot::{bars, distributions, Row};
 use super::stats::Change;
-use super::PerfReport;
+use super::{CasePerf, PerfReport};
 
 /// A table: header and rows of cells.
 struct Table {
@@ -151,11 +151,7 @@ fn latency_table(report: &PerfReport, case: usize) -> Table {
 fn conversion_cost_table(report: &PerfReport) -> Table {
     let mut rows = Vec::new();
     for c in &report.cases {
-        for r in c
-            .results
-            .iter()
-            .filter(|r| !r.original)
-        {
+        for r in c.results.iter().filter(|r| !r.original) {
             if let Some(v) = r.vs_original {
                 rows.push(vec![
                     c.case.clone(),
@@ -385,67 +381,8 @@ pub fn html(
         s.push_str(&all.html());
     }
     let mut gflops = Vec::new();
-    for (i, c) in report.cases.iter().enumerate() {
-        let _ = write!(s, "<h2>{}</h2>", esc(&c.case));
-        s.push_str(&latency_table(report, i).html());
-        let mut rows: Vec<Row> = Vec::new();
-        for (k, r) in c.results.iter().enumerate() {
-            rows.push(Row {
-                label: format!("{} / {}", r.converter, r.runtime),
-                values: r.samples.clone(),
-                dots: r.rounds_us.clone(),
-                color: [0, 2, 3, 4, 5][k % 5],
-            });
-            if let Some(g) = r.gflops {
-                gflops.push((
-                    format!("{}: {} / {}", c.case, r.converter, r.runtime),
-                    g,
-                    [0, 2, 3, 4, 5][k % 5],
-                ));
-            }
-        }
-        s.push_str(&distributions(
-            &format!(
-                "{}: every sample (box: quartiles, whisker: p1-p99, dots: round floors)",
-                c.case
-            ),
-            "µs per run (log)",
-            &rows,
-        )?);
-        let old = baseline.and_then(|b| b.cases.iter().find(|o| o.case == c.case));
-        if let Some(old) = old {
-            let mut rows = Vec::new();
-            for r in &c.results {
-                let Some(o) = old
-                    .results
-                    .iter()
-                    .find(|o| o.converter == r.converter && o.runtime == r.runtime)
-                else {
-                    continue;
-                };
-                let label = format!("{} / {}", r.converter, r.runtime);
-                rows.push(Row {
-                    label: format!("{label} (baseline)"),
-                    values: o.calibrated_rounds.clone(),
-                    dots: vec![],
-                    color: 1,
-                });
-                rows.push(Row {
-                    label: format!("{label} (now)"),
-                    values: r.calibrated_rounds.clone(),
-                    dots: vec![],
-                    color: 0,
-                });
-            }
-            s.push_str(&distributions(
-                &format!(
-                    "{}: baseline vs now (round floors in calibrated units)",
-                    c.case
-                ),
-                "calibrated units (log)",
-                &rows,
-            )?);
-        }
+    for i in 0..report.cases.len() {
+        s.push_str(&case_html(report, i, baseline, &mut gflops)?);
     }
     let instructions = instructions_table(report, cmp);
     if !instructions.rows.is_empty() {
@@ -461,4 +398,86 @@ pub fn html(
     s.push_str(&bars("GFLOP/s at the median latency", "GFLOP/s", &gflops)?);
     s.push_str("</body></html>\n");
     Ok(s)
+}
+
+/// The HTML section of case `i`: its latency table, the distribution of every sample of
+/// each config, and, when `baseline` measured the case too, its calibrated round floors
+/// then and now. Each config's GFLOP/s is added to `gflops` for the overview at the end,
+/// in the colour of its row here.
+fn case_html(
+    report: &PerfReport,
+    i: usize,
+    baseline: Option<&PerfReport>,
+    gflops: &mut Vec<(String, f64, usize)>,
+) -> Result<String> {
+    let c = &report.cases[i];
+    let mut s = String::new();
+    let _ = write!(s, "<h2>{}</h2>", esc(&c.case));
+    s.push_str(&latency_table(report, i).html());
+    let mut rows: Vec<Row> = Vec::new();
+    for (k, r) in c.results.iter().enumerate() {
+        rows.push(Row {
+            label: format!("{} / {}", r.converter, r.runtime),
+            values: r.samples.clone(),
+            dots: r.rounds_us.clone(),
+            color: [0, 2, 3, 4, 5][k % 5],
+        });
+        if let Some(g) = r.gflops {
+            gflops.push((
+                format!("{}: {} / {}", c.case, r.converter, r.runtime),
+                g,
+                [0, 2, 3, 4, 5][k % 5],
+            ));
+        }
+    }
+    s.push_str(&distributions(
+        &format!(
+            "{}: every sample (box: quartiles, whisker: p1-p99, dots: round floors)",
+            c.case
+        ),
+        "µs per run (log)",
+        &rows,
+    )?);
+    let old = baseline.and_then(|b| b.cases.iter().find(|o| o.case == c.case));
+    if let Some(old) = old {
+        s.push_str(&distributions(
+            &format!(
+                "{}: baseline vs now (round floors in calibrated units)",
+                c.case
+            ),
+            "calibrated units (log)",
+            &baseline_rows(c, old),
+        )?);
+    }
+    Ok(s)
+}
+
+/// Rows of the baseline-vs-now chart of a case: for each config measured in both runs, its
+/// calibrated round floors in the baseline `old` (grey) right above those of now (blue).
+/// Calibrated units, since the baseline may come from another machine.
+fn baseline_rows(c: &CasePerf, old: &CasePerf) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for r in &c.results {
+        let Some(o) = old
+            .results
+            .iter()
+            .find(|o| o.converter == r.converter && o.runtime == r.runtime)
+        else {
+            continue;
+        };
+        let label = format!("{} / {}", r.converter, r.runtime);
+        rows.push(Row {
+            label: format!("{label} (baseline)"),
+            values: o.calibrated_rounds.clone(),
+            dots: vec![],
+            color: 1,
+        });
+        rows.push(Row {
+            label: format!("{label} (now)"),
+            values: r.calibrated_rounds.clone(),
+            dots: vec![],
+            color: 0,
+        });
+    }
+    rows
 }

@@ -6,6 +6,8 @@
 //! logarithmic axis, since runtimes differ by orders of magnitude) and a bar chart.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -54,21 +56,7 @@ pub fn distributions(title: &str, axis: &str, rows: &[Row]) -> Result<String> {
             v
         })
         .collect();
-    let lo = sorted
-        .iter()
-        .filter_map(|v| v.first())
-        .copied()
-        .fold(f64::INFINITY, f64::min);
-    let hi = sorted
-        .iter()
-        .filter_map(|v| v.last())
-        .copied()
-        .fold(0.0, f64::max);
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        (lo / 1.2, hi * 1.2)
-    } else {
-        (0.5, 2.0)
-    };
+    let (lo, hi) = log_axis_range(&sorted);
     let n = rows.len();
     let height = 70 + 28 * n as u32;
     let width = 860;
@@ -96,47 +84,102 @@ pub fn distributions(title: &str, axis: &str, rows: &[Row]) -> Result<String> {
                 continue;
             }
             let y = (n - 1 - i) as f64;
-            let color = PALETTE[row.color % PALETTE.len()];
-            let q = |p| quantile(v, p);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(q(0.01), y), (q(0.99), y)],
-                    color.stroke_width(1),
-                )))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(q(0.25), y - 0.3), (q(0.75), y + 0.3)],
-                    color.mix(0.35).filled(),
-                )))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(q(0.5), y - 0.38), (q(0.5), y + 0.38)],
-                    color.stroke_width(3),
-                )))
-                .map_err(err)?;
-            chart
-                .draw_series(
-                    row.dots
-                        .iter()
-                        .filter(|d| **d > 0.0)
-                        .map(|&d| Circle::new((d, y + 0.3), 1, color.filled())),
-                )
-                .map_err(err)?;
+            draw_distribution(
+                &mut chart,
+                y,
+                v,
+                &row.dots,
+                PALETTE[row.color % PALETTE.len()],
+            )?;
         }
-        // Row labels, drawn by hand: plotters' own labels cannot be pinned to rows.
-        let x0 = chart.x_range().start;
-        for (i, label) in labels.iter().enumerate() {
-            let (px, py) = chart.backend_coord(&(x0, (n - 1 - i) as f64));
-            let style = TextStyle::from(("sans-serif", 12).into_font())
-                .pos(Pos::new(HPos::Right, VPos::Center));
-            root.draw(&Text::new(label.clone(), (px - 6, py), style))
-                .map_err(err)?;
-        }
+        draw_row_labels(&root, &chart, &labels)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// The axis range of a distribution chart: from the smallest to the largest positive value
+/// of all rows (`sorted` ascending, each), widened by 20% each way so no mark sits on the
+/// frame. Without positive values, or when all are equal, a log axis has no span of its own,
+/// so the range is 0.5 to 2.
+fn log_axis_range(sorted: &[Vec<f64>]) -> (f64, f64) {
+    let lo = sorted
+        .iter()
+        .filter_map(|v| v.first())
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let hi = sorted
+        .iter()
+        .filter_map(|v| v.last())
+        .copied()
+        .fold(0.0, f64::max);
+    if lo.is_finite() && hi > lo {
+        (lo / 1.2, hi * 1.2)
+    } else {
+        (0.5, 2.0)
+    }
+}
+
+/// A distribution chart's drawing area: logarithmic x (the values), linear y (the rows).
+type LogChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, RangedCoordf64>>;
+
+/// One row of a distribution chart at height `y`, from its values `v` (ascending): a
+/// whisker from the 1st to the 99th percentile, a box from the 25th to the 75th, the median
+/// as a thick bar, and `dots` (round floors) as dots just above the box.
+fn draw_distribution(
+    chart: &mut LogChart,
+    y: f64,
+    v: &[f64],
+    dots: &[f64],
+    color: RGBColor,
+) -> Result<()> {
+    let q = |p| quantile(v, p);
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(q(0.01), y), (q(0.99), y)],
+            color.stroke_width(1),
+        )))
+        .map_err(err)?;
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(q(0.25), y - 0.3), (q(0.75), y + 0.3)],
+            color.mix(0.35).filled(),
+        )))
+        .map_err(err)?;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(q(0.5), y - 0.38), (q(0.5), y + 0.38)],
+            color.stroke_width(3),
+        )))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            dots.iter()
+                .filter(|d| **d > 0.0)
+                .map(|&d| Circle::new((d, y + 0.3), 1, color.filled())),
+        )
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Draws each label left of its row (the first label on the top row), by hand: plotters'
+/// own labels cannot be pinned to rows.
+fn draw_row_labels<X: Ranged<ValueType = f64>>(
+    root: &DrawingArea<SVGBackend, Shift>,
+    chart: &ChartContext<SVGBackend, Cartesian2d<X, RangedCoordf64>>,
+    labels: &[String],
+) -> Result<()> {
+    let n = labels.len();
+    let x0 = chart.x_range().start;
+    for (i, label) in labels.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(x0, (n - 1 - i) as f64));
+        let style = TextStyle::from(("sans-serif", 12).into_font())
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(label.clone(), (px - 6, py), style))
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// A horizontal bar chart of `(label, value)` on a linear axis named `axis`.
@@ -179,15 +222,7 @@ pub fn bars(title: &str, axis: &str, rows: &[(String, f64, usize)]) -> Result<St
                 )))
                 .map_err(err)?;
         }
-        // Row labels, drawn by hand: plotters' own labels cannot be pinned to rows.
-        let x0 = chart.x_range().start;
-        for (i, label) in labels.iter().enumerate() {
-            let (px, py) = chart.backend_coord(&(x0, (n - 1 - i) as f64));
-            let style = TextStyle::from(("sans-serif", 12).into_font())
-                .pos(Pos::new(HPos::Right, VPos::Center));
-            root.draw(&Text::new(label.clone(), (px - 6, py), style))
-                .map_err(err)?;
-        }
+        draw_row_labels(&root, &chart, &labels)?;
         root.present().map_err(err)?;
     }
     Ok(svg)

@@ -23,27 +23,86 @@ pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Re
     options.converters = vec![IDENTITY.into()];
     options.runtimes = vec![TRACT.into()];
     let budget_s = options.protocol.budget.as_secs_f64();
-    let loads = options.protocol.loads;
     let cases = super::select_cases(&options)?;
-    // The smallest model is where the timing overhead weighs most; the false-alarm and power
-    // rounds run on the reference CNN1D (`cnn1d`) when the corpus has it (the slowdown wrapper's own clock
-    // reads would add more than 5% to a run of a microsecond), else on the smallest model.
+    // The smallest model is where the timing overhead weighs most.
     let (small, small_dir) = smallest(&super::named_cases(&options)?)?;
-    let (case, _) = if options.cases.is_empty() {
-        cases
-            .iter()
-            .find(|(n, _)| n == "cnn1d")
-            .cloned()
-            .unwrap_or((small.clone(), small_dir.clone()))
-    } else {
-        cases[0].clone()
-    };
+    let case = rounds_case(&options, &cases, &small);
     let tmp = tempfile::tempdir()?;
     let base = tmp.path().join("base.json");
-    let exe = std::env::current_exe()?;
-    let run = |extra: &[String]| -> Result<(i32, serde_json::Value)> {
-        let report = tmp.path().join("r");
-        let out = Command::new(&exe)
+    let perf = PerfProcess {
+        exe: std::env::current_exe()?,
+        case: &case,
+        corpus: &options.corpus,
+        budget_s,
+        threshold_pct,
+        loads: options.protocol.loads,
+        report: tmp.path().join("r"),
+    };
+    eprintln!(
+        "self-test on {case} (identity on tract), budget {} s per run, {} rounds",
+        budget_s, rounds
+    );
+    perf.run(&["--save".into(), base.display().to_string()])?;
+    let tally = run_rounds(&perf, &base, rounds)?;
+    let overhead = timing_overhead(&small_dir, &options)?;
+    println!(
+        "\nself-test on {case}: {} rounds, budget {} s per run, threshold {}%",
+        rounds, budget_s, threshold_pct
+    );
+    print_tally(&tally, rounds);
+    println!(
+        "timing overhead on {small} (smallest corpus model): harness loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop's mean ({} rounds)",
+        overhead.0 * 100.0,
+        overhead.1 * 100.0,
+        OVERHEAD_ROUNDS
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Busy work of the self-test's builds, percent: 0 is the same build (its flags are false
+/// alarms), the others are slowdowns to catch (its flags are the power).
+const LEVELS: [f64; 4] = [0.0, 5.0, 10.0, 20.0];
+
+/// The case of the false-alarm and power rounds: the first `--case` when cases are named,
+/// else the reference CNN1D (`cnn1d`) when the corpus has it, else the smallest model
+/// (`small`). Not the smallest first: on a run of a microsecond the slowdown wrapper's own
+/// clock reads would add more than 5%.
+fn rounds_case(options: &PerfOptions, cases: &[(String, PathBuf)], small: &str) -> String {
+    if !options.cases.is_empty() {
+        return cases[0].0.clone();
+    }
+    cases
+        .iter()
+        .find(|(n, _)| n == "cnn1d")
+        .map(|(n, _)| n.clone())
+        .unwrap_or_else(|| small.to_string())
+}
+
+/// One `harness perf` run of the self-test, started as a separate process like a user's, so
+/// that every run loads, warms up and measures afresh (identity on tract, one case).
+struct PerfProcess<'a> {
+    /// This program.
+    exe: PathBuf,
+    /// The case measured.
+    case: &'a str,
+    /// Its corpus.
+    corpus: &'a Path,
+    /// `--budget`, seconds.
+    budget_s: f64,
+    /// `--threshold`, percent.
+    threshold_pct: f64,
+    /// `--loads`.
+    loads: usize,
+    /// `--report`: every run writes its perf.json there, read back right after.
+    report: PathBuf,
+}
+
+impl PerfProcess<'_> {
+    /// Runs `harness perf` with `extra` arguments: its exit status (0, or 1 for a
+    /// regression) and its perf.json. Any other status means the run itself failed, which
+    /// would make the counts meaningless, so it is an error.
+    fn run(&self, extra: &[String]) -> Result<(i32, serde_json::Value)> {
+        let out = Command::new(&self.exe)
             .args([
                 "perf",
                 "--converter",
@@ -51,20 +110,20 @@ pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Re
                 "--runtime",
                 TRACT,
                 "--case",
-                &case,
+                self.case,
             ])
             .arg("--corpus")
-            .arg(&options.corpus)
+            .arg(self.corpus)
             .args([
                 "--budget",
-                &budget_s.to_string(),
+                &self.budget_s.to_string(),
                 "--threshold",
-                &threshold_pct.to_string(),
+                &self.threshold_pct.to_string(),
                 "--loads",
-                &loads.to_string(),
+                &self.loads.to_string(),
             ])
             .arg("--report")
-            .arg(&report)
+            .arg(&self.report)
             .args(extra)
             .env("HARNESS_PERF_QUIET", "1")
             .output()?;
@@ -76,32 +135,45 @@ pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Re
             );
         }
         let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(report.join("perf.json"))?)?;
+            serde_json::from_slice(&std::fs::read(self.report.join("perf.json"))?)?;
         Ok((code, json))
+    }
+}
+
+/// What the rounds found at each of [`LEVELS`], counted two ways so the table shows what
+/// the margin buys: by the decision `harness perf` uses, and by the stricter one.
+struct Tally {
+    /// Runs flagged by `harness perf` (exit status 1: CI above 1 + threshold / 2).
+    flagged: [usize; 4],
+    /// Runs whose calibrated ratio's CI lies above 1 + threshold.
+    strict: [usize; 4],
+    /// Every run's calibrated ratio estimate.
+    ratios: Vec<Vec<f64>>,
+}
+
+/// The false-alarm and power rounds: each round compares every level of [`LEVELS`] with
+/// the baseline `base` once, so drift over the rounds hits all levels alike; each run is
+/// reported on stderr as it ends.
+fn run_rounds(perf: &PerfProcess, base: &Path, rounds: usize) -> Result<Tally> {
+    let mut tally = Tally {
+        flagged: [0; 4],
+        strict: [0; 4],
+        ratios: vec![Vec::new(); 4],
     };
-    eprintln!(
-        "self-test on {case} (identity on tract), budget {} s per run, {} rounds",
-        budget_s, rounds
-    );
-    run(&["--save".into(), base.display().to_string()])?;
-    let levels = [0.0, 5.0, 10.0, 20.0];
-    let mut flagged = [0usize; 4];
-    let mut strict = [0usize; 4];
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); 4];
-    let threshold = threshold_pct / 100.0;
+    let threshold = perf.threshold_pct / 100.0;
     for round in 0..rounds {
-        for (i, level) in levels.iter().enumerate() {
+        for (i, level) in LEVELS.iter().enumerate() {
             let mut extra = vec!["--baseline".into(), base.display().to_string()];
             if *level > 0.0 {
                 extra.extend(["--slowdown".into(), level.to_string()]);
             }
-            let (code, json) = run(&extra)?;
+            let (code, json) = perf.run(&extra)?;
             let entry = &json["comparison"]["entries"][0];
             let low = entry["ratio"]["low"].as_f64().unwrap_or(f64::NAN);
             let est = entry["ratio"]["estimate"].as_f64().unwrap_or(f64::NAN);
-            flagged[i] += usize::from(code == 1);
-            strict[i] += usize::from(low > 1.0 + threshold);
-            ratios[i].push(est);
+            tally.flagged[i] += usize::from(code == 1);
+            tally.strict[i] += usize::from(low > 1.0 + threshold);
+            tally.ratios[i].push(est);
             eprintln!(
                 "round {:>2}  +{level:>2}%  ratio {est:.3} (CI low {low:.3})  {}",
                 round + 1,
@@ -113,14 +185,14 @@ pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Re
             );
         }
     }
-    let overhead = timing_overhead(&small_dir, &options)?;
-    println!(
-        "\nself-test on {case}: {} rounds, budget {} s per run, threshold {}%",
-        rounds, budget_s, threshold_pct
-    );
+    Ok(tally)
+}
+
+/// Prints the rounds' outcome as a Markdown table, one row per level of [`LEVELS`].
+fn print_tally(tally: &Tally, rounds: usize) {
     println!("| build | flagged (CI above 1 + threshold/2, used) | flagged (CI above 1 + threshold) | median ratio |");
     println!("|---|---|---|---|");
-    for (i, level) in levels.iter().enumerate() {
+    for (i, level) in LEVELS.iter().enumerate() {
         println!(
             "| {} | {}/{} | {}/{} | {:.3} |",
             if *level == 0.0 {
@@ -128,20 +200,13 @@ pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Re
             } else {
                 format!("+{level}% busy work (power)")
             },
-            flagged[i],
+            tally.flagged[i],
             rounds,
-            strict[i],
+            tally.strict[i],
             rounds,
-            median(&ratios[i])
+            median(&tally.ratios[i])
         );
     }
-    println!(
-        "timing overhead on {small} (smallest corpus model): harness loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop's mean ({} rounds)",
-        overhead.0 * 100.0,
-        overhead.1 * 100.0,
-        OVERHEAD_ROUNDS
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Rounds of the overhead measurement.
