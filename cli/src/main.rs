@@ -314,7 +314,8 @@ fn fuzz(f: FuzzArgs) -> anyhow::Result<ExitCode> {
     let last_thousand = std::sync::atomic::AtomicU64::new(0);
     let reported_unsaved = std::sync::atomic::AtomicUsize::new(0);
     let progress = |p: &harness::conformance::FuzzProgress| {
-        let already = reported_unsaved.swap(p.not_saved.len(), std::sync::atomic::Ordering::Relaxed);
+        let already =
+            reported_unsaved.swap(p.not_saved.len(), std::sync::atomic::Ordering::Relaxed);
         for problem in p.not_saved.iter().skip(already) {
             eprintln!("{problem}");
         }
@@ -418,9 +419,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         },
         max_bundles: a.max_bundles,
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
-        known_failures: a
-            .known_failures
-            .or_else(defaults::ledger),
+        known_failures: a.known_failures.or_else(defaults::ledger),
     };
     harness::limits::set(a.max_elements, a.max_case_bytes);
     if let Some(jobs) = a.jobs {
@@ -503,8 +502,7 @@ fn merge_reports(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut merged = harness::report::Report::merge(reports)?;
-    let ledger_path = known_failures
-        .or_else(defaults::ledger);
+    let ledger_path = known_failures.or_else(defaults::ledger);
     if let Some(path) = ledger_path {
         merged.apply_ledger(&harness::ledger::Ledger::load(&path)?);
     }

@@ -147,7 +147,7 @@ fn save_then_baseline_round_trips_and_writes_every_report() {
     assert!(samples["tiny / identity / tract"].as_array().unwrap().len() >= 20);
     let md = std::fs::read_to_string(report.join("perf.md")).unwrap();
     assert!(
-        md.contains("## Regressions") && md.contains("Cost of the lower1d rewrite"),
+        md.contains("## Regressions") && md.contains("Cost of each conversion"),
         "{md}"
     );
     let html = std::fs::read_to_string(report.join("perf.html")).unwrap();

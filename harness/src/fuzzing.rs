@@ -150,11 +150,7 @@ pub fn read_config(data: &[u8]) {
         Ok(d) => d,
         Err(_) => return,
     };
-    for name in [
-        "case.toml",
-        "known-failures.toml",
-        "report.json",
-    ] {
+    for name in ["case.toml", "known-failures.toml", "report.json"] {
         let path = dir.path().join(name);
         if std::fs::write(&path, text).is_err() {
             return;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::compare::Verdict;
 use crate::compare::Tolerance;
+pub use crate::compare::Verdict;
 use crate::runtime::Precision;
 
 /// Where a case comes from: enough to build its subject again (to bundle or reduce a failure)
@@ -265,4 +265,3 @@ impl Environment {
         }
     }
 }
-

@@ -162,10 +162,7 @@ fn cycles(imports: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 }
 
 /// Every import against the order of `layers`, and every module `layers` does not place.
-fn order_violations(
-    imports: &BTreeMap<String, BTreeSet<String>>,
-    layers: &[&str],
-) -> Vec<String> {
+fn order_violations(imports: &BTreeMap<String, BTreeSet<String>>, layers: &[&str]) -> Vec<String> {
     let place = |m: &str| layers.iter().position(|l| *l == m);
     let mut out = Vec::new();
     for (m, uses) in imports {
@@ -213,7 +210,9 @@ fn the_checks_see_a_reintroduced_cycle() {
     );
     let violations = order_violations(&imports, LAYERS);
     assert!(
-        violations.iter().any(|v| v.contains("`results` imports `report`")),
+        violations
+            .iter()
+            .any(|v| v.contains("`results` imports `report`")),
         "{violations:?}"
     );
 }
@@ -228,7 +227,8 @@ fn the_oracle_stands_on_the_onnx_reader_tensors_and_limits_alone() {
 
 #[test]
 fn crates_depend_one_way_harness_then_latency_then_the_cli() {
-    let manifest = |dir: &str| std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap();
+    let manifest =
+        |dir: &str| std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap();
     let deps = |text: &str| -> Vec<String> {
         text.lines()
             .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
@@ -255,7 +255,15 @@ fn comments_cite_only_files_inside_the_repository() {
         ["DEVELOPERS", ".md"].concat(),
     ];
     let mut files = Vec::new();
-    for dir in ["harness/src", "harness/tests", "harness/benches", "harness/python", "latency", "cli", "xtask"] {
+    for dir in [
+        "harness/src",
+        "harness/tests",
+        "harness/benches",
+        "harness/python",
+        "latency",
+        "cli",
+        "xtask",
+    ] {
         collect_sources(&root().join(dir), &mut files);
     }
     let mut found = Vec::new();

@@ -187,7 +187,12 @@ pub(super) fn stored_subject(
     let model = match proto::decode_model(model_bytes).context("model.onnx") {
         Ok(m) => m,
         Err(e) => {
-            refuse(&mut subject, &mut oracle_result, Verdict::Error, format!("{e:#}"));
+            refuse(
+                &mut subject,
+                &mut oracle_result,
+                Verdict::Error,
+                format!("{e:#}"),
+            );
             return (subject, oracle_result);
         }
     };
@@ -229,7 +234,12 @@ pub(super) fn stored_subject(
         }
         // Over the resource limits: nothing else runs this case.
         Err(e) if too_large(&e) => {
-            refuse(&mut subject, &mut oracle_result, Verdict::TooLarge, format!("{e:#}"));
+            refuse(
+                &mut subject,
+                &mut oracle_result,
+                Verdict::TooLarge,
+                format!("{e:#}"),
+            );
         }
         Err(e) => {
             oracle_result.verdict = Verdict::RuntimeRejected;
