@@ -523,7 +523,9 @@ mod tests {
     #[test]
     fn latency_quantiles_come_from_sorted_samples() {
         let l = crate::results::Latency::from_samples(vec![5.0, 1.0, 3.0, 2.0, 4.0]).unwrap();
-        assert_eq!((l.min, l.p50, l.p90, l.samples), (1.0, 3.0, 5.0, 5));
+        assert_eq!((l.min, l.p50, l.samples), (1.0, 3.0, 5));
+        // Interpolated between order statistics, as every quantile in the project is.
+        assert!((l.p90 - 4.6).abs() < 1e-12, "{}", l.p90);
     }
 
     #[test]

@@ -7,27 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Quantile `p` (0..=1) of sorted data, interpolating linearly between order statistics
-/// (Hyndman and Fan type 7, as numpy and R default to). `NaN` for no data.
-pub fn quantile(sorted: &[f64], p: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        n => {
-            let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
-            let lo = h.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-        }
-    }
-}
-
-/// Median of unsorted data (`NaN` for none).
-pub fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    quantile(&v, 0.5)
-}
+// One quantile convention and one summary for the whole project: the harness library's.
+pub use harness::results::{median, quantile, Summary};
 
 /// The half-sample mode of sorted data (Bickel and Frühwirth): the densest point, found by
 /// keeping, again and again, the half of the values that spans the shortest range, until
@@ -52,51 +33,6 @@ pub fn half_sample_mode(sorted: &[f64]) -> f64 {
             std::cmp::Ordering::Equal => b,
         },
         _ => unreachable!("at most three values are left"),
-    }
-}
-
-/// Summary of a set of samples (microseconds, or calibrated units).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// Number of samples.
-    pub n: usize,
-    /// Fastest.
-    pub min: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Median absolute deviation from the median (unscaled).
-    pub mad: f64,
-    /// Mean.
-    pub mean: f64,
-    /// Slowest.
-    pub max: f64,
-}
-
-impl Summary {
-    /// Summarizes samples; `None` when there are none or any is not finite.
-    pub fn of(samples: &[f64]) -> Option<Summary> {
-        if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
-            return None;
-        }
-        let mut s = samples.to_vec();
-        s.sort_by(f64::total_cmp);
-        let p50 = quantile(&s, 0.5);
-        let mut dev: Vec<f64> = s.iter().map(|x| (x - p50).abs()).collect();
-        dev.sort_by(f64::total_cmp);
-        Some(Summary {
-            n: s.len(),
-            min: s[0],
-            p50,
-            p90: quantile(&s, 0.9),
-            p99: quantile(&s, 0.99),
-            mad: quantile(&dev, 0.5),
-            mean: s.iter().sum::<f64>() / s.len() as f64,
-            max: s[s.len() - 1],
-        })
     }
 }
 

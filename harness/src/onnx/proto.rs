@@ -1,6 +1,6 @@
 //! Conversions between ONNX protobuf messages (tract-onnx's `pb` types) and [`Tensor`].
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use ndarray::{ArrayD, IxDyn};
 use prost::Message;
 use tract_onnx::pb::{self, tensor_proto::DataType};
@@ -33,6 +33,12 @@ pub fn data_type_code(dtype: DType) -> i32 {
     }) as i32
 }
 
+/// A valid tensor this reader does not handle (external data, segments, a data type outside
+/// float, double, int64, int32 and bool): the model is outside what can be checked, not wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
 /// Checked element count of a declared shape.
 pub fn checked_len(dims: &[i64]) -> Result<usize> {
     let limit = crate::limits::max_elements();
@@ -59,14 +65,12 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
     } else {
         format!("tensor '{}'", t.name)
     };
-    ensure!(
-        t.external_data.is_empty(),
-        "{what}: external data is not supported"
-    );
-    ensure!(
-        t.segment.is_none(),
-        "{what}: segmented tensors are not supported"
-    );
+    if !t.external_data.is_empty() {
+        return Err(Unsupported(format!("{what}: external data is not supported")).into());
+    }
+    if t.segment.is_some() {
+        return Err(Unsupported(format!("{what}: segmented tensors are not supported")).into());
+    }
     let len = checked_len(&t.dims).with_context(|| what.clone())?;
     let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
     let dt = DataType::try_from(t.data_type)
@@ -98,7 +102,9 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             };
             Tensor::Bool(shaped(&shape, v, &what)?)
         }
-        other => bail!("{what}: data type {other:?} is not supported"),
+        other => {
+            return Err(Unsupported(format!("{what}: data type {other:?} is not supported")).into())
+        }
     };
     Ok(tensor)
 }

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use ndarray::{ArrayD, IxDyn};
 use tract_onnx::pb;
 
-use crate::onnx::proto::tensor_from_proto;
+use crate::limits::TooLarge;
+use crate::onnx::proto::{tensor_from_proto, Unsupported};
 use crate::tensor::Tensor;
 
 use super::{bound, OracleError};
@@ -74,9 +75,9 @@ impl Value {
 pub fn proto_value(t: &pb::TensorProto) -> Result<Value, OracleError> {
     let tensor = tensor_from_proto(t).map_err(|e| {
         let msg = format!("{e:#}");
-        if msg.contains("not supported") {
+        if e.chain().any(|c| c.is::<Unsupported>()) {
             OracleError::Unsupported(msg)
-        } else if msg.contains("exceeds the limit") {
+        } else if e.chain().any(|c| c.is::<TooLarge>()) {
             OracleError::TooLarge(msg)
         } else {
             OracleError::Invalid(msg)
