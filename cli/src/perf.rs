@@ -146,13 +146,16 @@ pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
 pub fn main(a: PerfArgs) -> Result<ExitCode> {
     let options = options(&a)?;
     if a.self_test {
-        return self_test(&options, a.threshold, a.rounds);
+        let outcome = self_test(&options, a.threshold, a.rounds, &|line| eprintln!("{line}"))?;
+        print!("{}", outcome.markdown());
+        return Ok(ExitCode::SUCCESS);
     }
     if a.overhead {
         return overhead(options);
     }
     if let Some(n) = a.run_loop {
-        return run_loop(&options, n);
+        run_loop(&options, n)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let baseline = load_baseline(&a)?;
     if a.instructions {
@@ -165,7 +168,7 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
         }
     })?;
     if a.instructions {
-        count_instructions(&a.corpus, &mut report)?;
+        count_instructions(&a.corpus, &mut report, &|line| eprintln!("{line}"))?;
     }
     let comparison = baseline
         .as_ref()
@@ -219,7 +222,7 @@ fn overhead(mut options: PerfOptions) -> Result<ExitCode> {
     options.converters = vec![IDENTITY.into()];
     options.runtimes = vec![TRACT.into()];
     let (name, dir) = smallest(&latency::named_cases(&options)?)?;
-    let (wall, bias) = timing_overhead(&dir, &options)?;
+    let (wall, bias) = timing_overhead(&dir, &options, &|line| eprintln!("{line}"))?;
     println!(
         "timing overhead on {name}: protocol loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop ({OVERHEAD_ROUNDS} rounds)",
         wall * 100.0,

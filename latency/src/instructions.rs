@@ -3,7 +3,7 @@
 //! runs under valgrind's callgrind (`harness perf --run-loop N`, twice, with different N).
 
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
@@ -12,7 +12,7 @@ use super::measure::{ModelRun, Timeable};
 use super::{PerfOptions, PerfReport};
 
 /// `--run-loop N`: the first config on the first case, N runs, for callgrind.
-pub fn run_loop(options: &PerfOptions, n: usize) -> Result<ExitCode> {
+pub fn run_loop(options: &PerfOptions, n: usize) -> Result<()> {
     let (_, dir) = super::select_cases(options)?.remove(0);
     let configs = super::configs(options)?;
     let config = configs.first().context("no configuration")?;
@@ -21,7 +21,7 @@ pub fn run_loop(options: &PerfOptions, n: usize) -> Result<ExitCode> {
     let mut run = ModelRun { loaded, inputs };
     let mut sink = Vec::with_capacity(n);
     run.batch(n, 1, &mut sink)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// valgrind's version, or an error saying that `--instructions` needs it.
@@ -82,7 +82,13 @@ fn callgrind_total(
 
 /// Instructions per run of each tract config: the difference of two callgrind runs with
 /// different run counts, so loading and start-up cancel out.
-pub fn count_instructions(corpus: &Path, report: &mut PerfReport) -> Result<()> {
+///
+/// `progress` is told which config is being counted.
+pub fn count_instructions(
+    corpus: &Path,
+    report: &mut PerfReport,
+    progress: &dyn Fn(&str),
+) -> Result<()> {
     const FEW: usize = 3;
     const MANY: usize = 23;
     for c in &mut report.cases {
@@ -91,10 +97,10 @@ pub fn count_instructions(corpus: &Path, report: &mut PerfReport) -> Result<()> 
             .iter_mut()
             .filter(|r| !r.timed_in_worker && r.error.is_none())
         {
-            eprintln!(
+            progress(&format!(
                 "counting instructions of {} / {} (callgrind)",
                 c.case, r.converter
-            );
+            ));
             let few = callgrind_total(corpus, &c.case, &r.converter, &r.runtime, FEW)?;
             let many = callgrind_total(corpus, &c.case, &r.converter, &r.runtime, MANY)?;
             r.instructions = Some(many.saturating_sub(few) / (MANY - FEW) as u64);

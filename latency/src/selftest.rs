@@ -2,7 +2,7 @@
 //! timing overhead of the protocol against a bare loop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 
@@ -18,7 +18,13 @@ use super::PerfOptions;
 /// process like a user's, interleaved so drift hits all alike; then the timing overhead.
 ///
 /// `threshold_pct` is the slowdown that must be caught (percent), as for `harness perf`.
-pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Result<ExitCode> {
+/// `progress` receives a line as each step ends.
+pub fn self_test(
+    options: &PerfOptions,
+    threshold_pct: f64,
+    rounds: usize,
+    progress: &dyn Fn(&str),
+) -> Result<SelfTest> {
     let mut options = options.clone();
     options.converters = vec![IDENTITY.into()];
     options.runtimes = vec![TRACT.into()];
@@ -38,25 +44,58 @@ pub fn self_test(options: &PerfOptions, threshold_pct: f64, rounds: usize) -> Re
         loads: options.protocol.loads,
         report: tmp.path().join("r"),
     };
-    eprintln!(
-        "self-test on {case} (identity on tract), budget {} s per run, {} rounds",
-        budget_s, rounds
-    );
+    progress(&format!(
+        "self-test on {case} (identity on tract), budget {budget_s} s per run, {rounds} rounds"
+    ));
     perf.run(&["--save".into(), base.display().to_string()])?;
-    let tally = run_rounds(&perf, &base, rounds)?;
-    let overhead = timing_overhead(&small_dir, &options)?;
-    println!(
-        "\nself-test on {case}: {} rounds, budget {} s per run, threshold {}%",
-        rounds, budget_s, threshold_pct
-    );
-    print_tally(&tally, rounds);
-    println!(
-        "timing overhead on {small} (smallest corpus model): harness loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop's mean ({} rounds)",
-        overhead.0 * 100.0,
-        overhead.1 * 100.0,
-        OVERHEAD_ROUNDS
-    );
-    Ok(ExitCode::SUCCESS)
+    let tally = run_rounds(&perf, &base, rounds, progress)?;
+    let overhead = timing_overhead(&small_dir, &options, progress)?;
+    Ok(SelfTest {
+        case,
+        smallest: small,
+        rounds,
+        budget_s,
+        threshold_pct,
+        tally,
+        overhead,
+    })
+}
+
+/// What the self-test found.
+pub struct SelfTest {
+    /// The case of the false-alarm and power rounds.
+    pub case: String,
+    /// The smallest corpus model, where the timing overhead was measured.
+    pub smallest: String,
+    /// Rounds run.
+    pub rounds: usize,
+    /// Measuring time per run, seconds.
+    pub budget_s: f64,
+    /// The slowdown that must be caught, percent.
+    pub threshold_pct: f64,
+    tally: Tally,
+    /// The timing overhead: the protocol loop's wall time per run and its samples' mean,
+    /// each relative to a bare loop.
+    pub overhead: (f64, f64),
+}
+
+impl SelfTest {
+    /// The outcome as Markdown: a table with one row per slowdown level, then the overhead.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "\nself-test on {}: {} rounds, budget {} s per run, threshold {}%\n",
+            self.case, self.rounds, self.budget_s, self.threshold_pct
+        );
+        s += &tally_table(&self.tally, self.rounds);
+        s += &format!(
+            "timing overhead on {} (smallest corpus model): harness loop {:+.2}% wall time per run vs a bare loop; samples' mean {:+.2}% vs the bare loop's mean ({} rounds)\n",
+            self.smallest,
+            self.overhead.0 * 100.0,
+            self.overhead.1 * 100.0,
+            OVERHEAD_ROUNDS
+        );
+        s
+    }
 }
 
 /// Busy work of the self-test's builds, percent: 0 is the same build (its flags are false
@@ -154,7 +193,12 @@ struct Tally {
 /// The false-alarm and power rounds: each round compares every level of [`LEVELS`] with
 /// the baseline `base` once, so drift over the rounds hits all levels alike; each run is
 /// reported on stderr as it ends.
-fn run_rounds(perf: &PerfProcess, base: &Path, rounds: usize) -> Result<Tally> {
+fn run_rounds(
+    perf: &PerfProcess,
+    base: &Path,
+    rounds: usize,
+    progress: &dyn Fn(&str),
+) -> Result<Tally> {
     let mut tally = Tally {
         flagged: [0; 4],
         strict: [0; 4],
@@ -174,7 +218,7 @@ fn run_rounds(perf: &PerfProcess, base: &Path, rounds: usize) -> Result<Tally> {
             tally.flagged[i] += usize::from(code == 1);
             tally.strict[i] += usize::from(low > 1.0 + threshold);
             tally.ratios[i].push(est);
-            eprintln!(
+            progress(&format!(
                 "round {:>2}  +{level:>2}%  ratio {est:.3} (CI low {low:.3})  {}",
                 round + 1,
                 if code == 1 {
@@ -182,19 +226,18 @@ fn run_rounds(perf: &PerfProcess, base: &Path, rounds: usize) -> Result<Tally> {
                 } else {
                     "no regression"
                 }
-            );
+            ));
         }
     }
     Ok(tally)
 }
 
-/// Prints the rounds' outcome as a Markdown table, one row per level of [`LEVELS`].
-fn print_tally(tally: &Tally, rounds: usize) {
-    println!("| build | flagged (CI above 1 + threshold/2, used) | flagged (CI above 1 + threshold) | median ratio |");
-    println!("|---|---|---|---|");
+/// The rounds' outcome as a Markdown table, one row per level of [`LEVELS`].
+fn tally_table(tally: &Tally, rounds: usize) -> String {
+    let mut s = String::from("| build | flagged (CI above 1 + threshold/2, used) | flagged (CI above 1 + threshold) | median ratio |\n|---|---|---|---|\n");
     for (i, level) in LEVELS.iter().enumerate() {
-        println!(
-            "| {} | {}/{} | {}/{} | {:.3} |",
+        s += &format!(
+            "| {} | {}/{} | {}/{} | {:.3} |\n",
             if *level == 0.0 {
                 "same build (false alarms)".to_string()
             } else {
@@ -207,6 +250,7 @@ fn print_tally(tally: &Tally, rounds: usize) {
             median(&tally.ratios[i])
         );
     }
+    s
 }
 
 /// Rounds of the overhead measurement.
@@ -228,7 +272,13 @@ pub fn smallest(cases: &[(String, PathBuf)]) -> Result<(String, PathBuf)> {
 /// The protocol's per-run timing (clock reads, sample stores) against a bare loop on the
 /// same loaded model, interleaved: median over rounds of (harness wall per run / bare per
 /// run − 1), and of (mean sample / bare per run − 1).
-pub fn timing_overhead(dir: &Path, options: &PerfOptions) -> Result<(f64, f64)> {
+///
+/// `progress` is told the loop sizes it chose.
+pub fn timing_overhead(
+    dir: &Path,
+    options: &PerfOptions,
+    progress: &dyn Fn(&str),
+) -> Result<(f64, f64)> {
     let configs = super::configs(options)?;
     let config = configs.first().context("no configuration")?;
     let (model, inputs) = super::read_case(dir)?;
@@ -238,7 +288,9 @@ pub fn timing_overhead(dir: &Path, options: &PerfOptions) -> Result<(f64, f64)> 
     // The protocol's own choice of runs per sample for this model.
     let r = measure::runs_per_sample(measure::clock_cost_us(), per_run);
     let k = ((5_000.0 / (per_run.max(0.01) * r as f64)) as usize).clamp(10, 200_000);
-    eprintln!("overhead: {per_run:.3} µs per run, {r} run(s) per sample, {k} samples per loop");
+    progress(&format!(
+        "overhead: {per_run:.3} µs per run, {r} run(s) per sample, {k} samples per loop"
+    ));
     let (mut wall, mut bias) = (Vec::new(), Vec::new());
     let mut samples = Vec::with_capacity(k);
     for round in 0..OVERHEAD_ROUNDS {
