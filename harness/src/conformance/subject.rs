@@ -203,13 +203,7 @@ pub(super) fn stored_subject(
         }
     }
     oracle_result.ops = subject.ops.clone();
-    let initializers: std::collections::HashSet<&str> =
-        graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let declared: Vec<&tract_onnx::pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !initializers.contains(i.name.as_str()))
-        .collect();
+    let declared = declared_inputs(&graph);
     subject.inputs = set
         .inputs
         .iter()
@@ -248,6 +242,17 @@ pub(super) fn stored_subject(
         }
     }
     (subject, oracle_result)
+}
+
+/// The graph's inputs that are fed (those without an initializer), in order.
+fn declared_inputs(graph: &tract_onnx::pb::GraphProto) -> Vec<&tract_onnx::pb::ValueInfoProto> {
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+        .collect()
 }
 
 /// A stored case that nothing can run: the oracle's result and every converter's get the
