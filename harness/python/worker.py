@@ -28,6 +28,12 @@ a reply has "ok": true and its fields, or "ok": false, "stage" and "error".
   {"op": "release", "handle": 1}
   {"op": "exit"}
 
+For tests: {"op": "sleep", "seconds": 30} sleeps; {"op": "fork", "seconds": 60} -> {"pid": 123}
+forks the worker from a thread (as a library's multiprocessing does) and the copy sleeps.
+
+The worker ends at end of file on stdin, on "exit", or when its parent changes; the harness
+starts it as the leader of its own process group and kills that group when done with it.
+
 Every reply also carries "engine_s", the seconds spent serving the request.
 Tensors travel as raw little-endian row-major files. "stage" says where a failure happened:
 "convert" (the converter refused), "read" (its artifact does not load back), "compile" or
@@ -37,12 +43,20 @@ Tensors travel as raw little-endian row-major files. "stage" says where a failur
 import gc
 import json
 import os
+import signal
 import sys
 import threading
 import time
 import traceback
 
-import numpy as np
+# OpenVINO's converter reports telemetry, unless told otherwise, from a thread pool that forks
+# this process (multiprocessing, fork start method) for every event. The copies carry every
+# descriptor of the worker, the harness's pipes included, can hang on locks their parent's
+# other threads held, and outlive it: measured, a 40-case run left 10 of them parented to init.
+# With the package unimportable, ovc uses its own no-op stub (openvino/tools/ovc/telemetry_stub.py).
+sys.modules["openvino_telemetry"] = None
+
+import numpy as np  # noqa: E402
 
 DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
@@ -183,6 +197,23 @@ class OrtModel:
 ENGINES = {"openvino": OpenVinoModel, "onnxruntime": OrtModel}
 
 
+def fork_sleeper(seconds):
+    """Forks this process from a new thread; the copy sleeps `seconds`, then exits."""
+    pids = []
+
+    def fork():
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(seconds)
+            os._exit(0)
+        pids.append(pid)
+
+    thread = threading.Thread(target=fork)
+    thread.start()
+    thread.join()
+    return pids[0]
+
+
 def handle(req):
     op = req.get("op")
     if op == "hello":
@@ -190,6 +221,8 @@ def handle(req):
     if op == "sleep":  # for tests of timeouts and killed workers
         time.sleep(float(req.get("seconds", 1)))
         return {"ok": True}
+    if op == "fork":  # for tests: a library forking the worker from a thread, as telemetry did
+        return {"ok": True, "pid": fork_sleeper(float(req.get("seconds", 60)))}
     try:
         if op == "convert":
             if req.get("engine") != "openvino":
@@ -234,20 +267,49 @@ def handle(req):
 
 
 def watch_parent():
-    """Ends the worker when the harness is gone, even if it could not say so."""
+    """Ends the worker and its process group when the harness is gone, even if it could not say
+    so. The harness also sets a parent-death signal and kills the group itself; this is the
+    fallback."""
     parent = os.getppid()
     while True:
         time.sleep(1.0)
         if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
             os._exit(0)
 
 
+def private_fd(fd):
+    """Moves the descriptor `fd` to a new non-inheritable number and puts /dev/null in its place,
+    so that no process the libraries start inherits the harness's pipe as stdin or stdout."""
+    moved = os.dup(fd)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, fd)
+    os.close(null)
+    return moved
+
+
 def main():
-    threading.Thread(target=watch_parent, daemon=True).start()
-    # Libraries must not write to our stdout: it carries the protocol.
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    # The protocol's pipes, on descriptors of their own. Libraries must not write to our
+    # stdout: it carries the protocol (fd 1 becomes the log, like fd 2).
+    requests_fd = private_fd(0)
+    replies_fd = os.dup(1)
     os.dup2(2, 1)
-    for line in sys.stdin:
+    # A fork of this process (a library's multiprocessing) gets every descriptor, inheritable
+    # or not: its copies of the protocol's pipes would keep the harness from seeing the end of a
+    # worker that died. They become /dev/null in the child; the numbers stay taken, so nothing
+    # the child opens later can be closed by its copies of the file objects.
+    def after_fork_in_child():
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, requests_fd)
+        os.dup2(null, replies_fd)
+        os.close(null)
+
+    os.register_at_fork(after_in_child=after_fork_in_child)
+    threading.Thread(target=watch_parent, daemon=True).start()
+    requests = os.fdopen(requests_fd, "r")
+    protocol = os.fdopen(replies_fd, "w", buffering=1)
+    # Ends at end of file: the harness closed the pipe or is gone.
+    for line in requests:
         line = line.strip()
         if not line:
             continue

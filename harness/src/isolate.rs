@@ -1,12 +1,35 @@
 //! Keeping one case's failure from taking the run down: panics caught and turned into
-//! messages, in-process work bounded by a timeout.
+//! messages, in-process work bounded by a timeout, and child processes that end with the run.
+//!
+//! # Child processes
+//!
+//! Every process the harness starts (Python workers, `exec:` converters) goes through
+//! [`Group::spawn`], so that none outlives the run, however it ends:
+//!
+//! - Each child leads a process group of its own, and ending it ([`Group::end`], on drop, on
+//!   a timeout, on replacement) kills the whole group, so what the child started goes too.
+//! - Each child gets a parent-death signal (SIGKILL), checked against a parent that died
+//!   before it was set. Linux ties that signal to the *thread* that forked, not the process,
+//!   so children are forked by one thread that lives as long as the process, never by the
+//!   rayon or timeout threads that come and go.
+//! - Descriptors other than stdin, stdout and stderr are closed at exec in the child, so no
+//!   child holds another's pipe ends (which would hide a dead worker's end of file).
+//! - At exit (`atexit`) the groups still alive are killed and their leaders reaped; a second
+//!   SIGINT or SIGTERM kills them before the process dies of the signal.
+//! - A guard process, a few lines of `sh` started with the first child, learns every group
+//!   (each child registers itself before exec) and kills the ones still alive when its input
+//!   reaches end of file: when the harness is gone, even by SIGKILL. The guard then exits.
 
 use std::cell::RefCell;
+use std::io::{self, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
-use std::sync::Once;
-use std::time::Duration;
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -47,19 +70,24 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe. A second signal gets the default action.
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Async-signal-safe only: atomics, kill, signal, raise.
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // The second signal: end the children now, then die of the signal.
+        kill_remembered_groups();
+        // SAFETY: resetting a disposition and raising a signal are async-signal-safe.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
     }
 }
 
 /// Makes SIGINT (Ctrl-C) and SIGTERM ask the run to stop: no new case starts, and the partial
-/// report is still written. A second signal ends the process at once.
+/// report is still written. A second signal kills the child processes and ends the process at
+/// once.
 pub fn stop_on_signals() {
-    // SAFETY: the handler only stores to an atomic and resets the dispositions.
+    // SAFETY: the handler only touches atomics and makes async-signal-safe calls.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -104,6 +132,371 @@ pub fn with_timeout<T: Send + 'static>(
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             Bounded::Panicked("worker thread vanished".into())
         }
+    }
+}
+
+/// A child process that leads its own process group; see the module documentation. Dropping
+/// it kills the group and reaps the leader.
+pub struct Group {
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Group {
+    /// Starts `cmd` as the leader of a new process group, with a parent-death signal, no
+    /// inherited descriptors beyond 0, 1 and 2, and registered for killing at exit. `cmd`'s
+    /// stdio settings are kept; its process group setting is replaced.
+    pub fn spawn(cmd: Command) -> io::Result<Group> {
+        let (reply, answer) = mpsc::channel();
+        let gone = || io::Error::other("the thread that starts child processes is gone");
+        spawner().send((cmd, reply)).map_err(|_| gone())?;
+        let child = answer.recv().map_err(|_| gone())??;
+        Ok(Group {
+            child,
+            status: None,
+        })
+    }
+
+    /// The leader's process id, which is also the group's id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The leader, to take its pipes. Reap it only through [`Group::end`].
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Whether the leader has exited. It is not reaped, so its group id stays reserved.
+    pub fn exited(&self) -> bool {
+        self.status.is_some() || exited(self.child.id() as i32)
+    }
+
+    /// Waits at most `timeout` for the leader to exit, without reaping it; whether it did.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        if self.exited() {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        let pid = self.child.id() as libc::c_int;
+        // SAFETY: pidfd_open on our own unreaped child; the descriptor is owned below.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd >= 0 {
+            // SAFETY: a descriptor just returned by the kernel, owned by no one else.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+                let mut p = libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let r = unsafe { libc::poll(&mut p, 1, ms) };
+                if r > 0 {
+                    return true;
+                }
+                if r == 0 && left.is_zero() {
+                    return self.exited();
+                }
+                if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+        }
+        // No pidfd (a kernel before 5.3): look every 10 ms.
+        loop {
+            if self.exited() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        }
+    }
+
+    /// Kills the whole group (the leader, if still running, and whatever it started), reaps
+    /// the leader and returns how it ended. Safe to call again: the first status is kept.
+    pub fn end(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let pgid = self.child.id() as i32;
+        // The leader is not reaped yet, so the group id cannot belong to anyone else.
+        // SAFETY: kill(2) on our own process group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        forget_group(pgid);
+        let status = self.child.wait()?;
+        self.status = Some(status);
+        Ok(status)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = self.end();
+    }
+}
+
+/// Whether our unreaped child `pid` has exited (or is not ours to wait for any more).
+fn exited(pid: i32) -> bool {
+    // SAFETY: waitid with WNOWAIT only looks; siginfo_t is plain data.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r != 0 || info.si_pid() != 0
+    }
+}
+
+/// Groups of the children alive now, for the exit and signal paths, which must neither lock
+/// nor allocate. 0 marks a free slot. More children than slots are still killed by their
+/// `Group`, the guard and the parent-death signal.
+static GROUPS: [AtomicI32; 1024] = [const { AtomicI32::new(0) }; 1024];
+
+fn remember_group(pgid: i32) {
+    for slot in &GROUPS {
+        if slot
+            .compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+fn forget_group(pgid: i32) {
+    for slot in &GROUPS {
+        if slot
+            .compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            break;
+        }
+    }
+    if let Some(guard) = GUARD.get() {
+        // A single write below PIPE_BUF: atomic, no lock needed.
+        let _ = (&guard.input).write_all(format!("- {pgid}\n").as_bytes());
+    }
+}
+
+/// Async-signal-safe: SIGKILL to every remembered group.
+fn kill_remembered_groups() {
+    for slot in &GROUPS {
+        let pgid = slot.load(Ordering::SeqCst);
+        if pgid > 0 {
+            // SAFETY: kill(2) is async-signal-safe.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The guard: reads `+ PGID` (sent by each child before exec) and `- PGID` (sent when the
+/// harness ended that group itself); at end of file, or at `!`, kills the groups left and
+/// exits. Ignores the terminal's SIGINT and SIGHUP: it must outlive the harness to do its job.
+const GUARD_SCRIPT: &str = r#"trap '' INT HUP
+live=' '
+while read -r op pgid; do
+  case $op in
+    +) live="$live$pgid " ;;
+    -) case $live in *" $pgid "*) live="${live%% $pgid *} ${live#* $pgid }" ;; esac ;;
+    !) break ;;
+  esac
+done
+for pgid in $live; do kill -s KILL -- "-$pgid" 2>/dev/null; done
+"#;
+
+struct Guard {
+    pid: libc::pid_t,
+    input: ChildStdin,
+}
+
+static GUARD: OnceLock<Guard> = OnceLock::new();
+
+fn start_guard() -> Option<Guard> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(GUARD_SCRIPT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Not the harness's group: a signal to that group must not take the guard with it.
+        .process_group(0);
+    // SAFETY: the closure only makes async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            cloexec_from(3);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ok()?;
+    let input = child.stdin.take()?;
+    Some(Guard {
+        pid: child.id() as libc::pid_t,
+        input,
+    })
+}
+
+type Job = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// The one thread that forks children (see the module documentation): started with the first
+/// child, it never exits, since its sender lives in a static.
+fn spawner() -> &'static mpsc::Sender<Job> {
+    static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("spawner".into())
+            .spawn(move || {
+                if let Some(guard) = start_guard() {
+                    let _ = GUARD.set(guard);
+                }
+                for (cmd, reply) in queue {
+                    let _ = reply.send(spawn_here(cmd));
+                }
+            })
+            .expect("cannot start the thread that starts child processes");
+        // SAFETY: registering a plain function.
+        unsafe {
+            libc::atexit(end_children_at_exit);
+        }
+        jobs
+    })
+}
+
+fn spawn_here(mut cmd: Command) -> io::Result<Child> {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let guard = GUARD.get().map_or(-1, |g| g.input.as_raw_fd());
+    cmd.process_group(0);
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
+    // on stack memory.
+    unsafe {
+        cmd.pre_exec(move || in_child(parent, guard));
+    }
+    let child = cmd.spawn()?;
+    remember_group(child.id() as i32);
+    Ok(child)
+}
+
+/// In the child, before exec.
+fn in_child(parent: libc::pid_t, guard: libc::c_int) -> io::Result<()> {
+    // SAFETY: prctl, getppid, getpid, signal, write and close_range are async-signal-safe;
+    // the buffer is on the stack.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The harness died before the signal was set: this child is already an orphan.
+        if libc::getppid() != parent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        if guard >= 0 {
+            let mut line = [0u8; 24];
+            let n = guard_line(&mut line, libc::getpid());
+            let old = libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            libc::write(guard, line.as_ptr().cast(), n);
+            libc::signal(libc::SIGPIPE, old);
+        }
+    }
+    cloexec_from(3);
+    Ok(())
+}
+
+/// Writes `+ PID\n` into `buf` without allocating; its length.
+fn guard_line(buf: &mut [u8; 24], pid: libc::pid_t) -> usize {
+    let mut digits = [0u8; 12];
+    let mut n = 0;
+    let mut v = pid.unsigned_abs();
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf[0] = b'+';
+    buf[1] = b' ';
+    for i in 0..n {
+        buf[2 + i] = digits[n - 1 - i];
+    }
+    buf[2 + n] = b'\n';
+    3 + n
+}
+
+/// Marks every descriptor from `first` on close-on-exec (async-signal-safe).
+fn cloexec_from(first: libc::c_uint) {
+    // SAFETY: close_range and fcntl only change descriptor flags.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
+            // Before Linux 5.11: one by one, as far as descriptors usually go.
+            for fd in first as libc::c_int..4096 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+extern "C" fn end_children_at_exit() {
+    end_children();
+}
+
+/// Kills every child group still alive, ends the guard and reaps them all. Runs at exit
+/// (returning from `main` or `std::process::exit`); later children still die with the
+/// process by their parent-death signal.
+fn end_children() {
+    let mut leaders = Vec::new();
+    for slot in &GROUPS {
+        let pgid = slot.swap(0, Ordering::SeqCst);
+        if pgid > 0 {
+            // SAFETY: kill(2) on a group whose leader we have not reaped.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+            leaders.push(pgid);
+        }
+    }
+    if let Some(guard) = GUARD.get() {
+        // The guard kills what it knows (the same groups, their ids still reserved by the
+        // unreaped leaders) and exits.
+        let _ = (&guard.input).write_all(b"! 0\n");
+        reap(guard.pid);
+    }
+    for pid in leaders {
+        reap(pid);
+    }
+}
+
+/// Waits for our child `pid` to end, giving up after two seconds (or if it is not ours to
+/// wait for), so that exit cannot hang.
+fn reap(pid: libc::pid_t) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on one of our children.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r != 0 || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

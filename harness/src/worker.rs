@@ -4,13 +4,13 @@
 //! One process serves many cases, so a case pays what the library costs, not an interpreter
 //! start. The protocol (JSON lines over stdin/stdout, tensors in files) is documented in
 //! `harness/python/worker.py`, which is built into the binary. A worker that dies or overruns
-//! its timeout is killed; the call fails with a [`WorkerError`] and the next lease starts a
-//! fresh process.
+//! its timeout is killed with its process group; the call fails with a [`WorkerError`] and the
+//! next lease starts a fresh process. Workers are started through [`crate::isolate::Group`], so
+//! none outlives the harness (see there).
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use serde_json::{json, Value};
 
+use crate::isolate::Group;
 use crate::tensor::{DType, Named, Tensor};
 
 /// The worker script, built into the binary so the harness needs no source tree.
@@ -86,7 +87,7 @@ pub fn find_python() -> Option<PathBuf> {
 
 /// One running worker process.
 pub struct Worker {
-    child: Child,
+    process: Group,
     stdin: ChildStdin,
     replies: Receiver<String>,
     next_id: u64,
@@ -108,19 +109,18 @@ impl Worker {
             .tempfile_in(&dir)?
             .into_temp_path()
             .keep()?;
-        let mut child = Command::new(python)
-            .arg(&script)
+        let mut cmd = Command::new(python);
+        cmd.arg(&script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log)?))
-            .env("PYTHONUNBUFFERED", "1")
-            // Its own process group: a Ctrl-C at the terminal stops the harness, which then
-            // ends its workers itself, instead of killing them mid-case.
-            .process_group(0)
-            .spawn()
+            .env("PYTHONUNBUFFERED", "1");
+        // Its own process group (as every child's): a Ctrl-C at the terminal stops the harness,
+        // which then ends its workers itself, instead of killing them mid-case.
+        let mut process = Group::spawn(cmd)
             .with_context(|| format!("cannot start the Python worker with {}", python.display()))?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
+        let stdin = process.child().stdin.take().expect("piped");
+        let stdout = process.child().stdout.take().expect("piped");
         let (tx, replies) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -131,7 +131,7 @@ impl Worker {
             }
         });
         Ok(Worker {
-            child,
+            process,
             stdin,
             replies,
             next_id: 0,
@@ -141,7 +141,7 @@ impl Worker {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.id()
     }
 
     /// Sends a request and waits at most `timeout` for its reply.
@@ -182,8 +182,7 @@ impl Worker {
                     });
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    let _ = self.process.end();
                     return Err(WorkerError::Timeout(timeout));
                 }
                 Err(RecvTimeoutError::Disconnected) => return Err(WorkerError::Died(self.death())),
@@ -191,10 +190,11 @@ impl Worker {
         }
     }
 
+    /// Ends what is left of a worker that died (its group) and says how it died.
     fn death(&mut self) -> String {
         let status = self
-            .child
-            .wait()
+            .process
+            .end()
             .map(|s| s.to_string())
             .unwrap_or_else(|e| e.to_string());
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -217,16 +217,15 @@ impl Worker {
         )
     }
 
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    fn alive(&self) -> bool {
+        !self.process.exited()
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.stdin.write_all(b"{\"op\": \"exit\"}\n");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Kills the group (the worker and anything it started) and reaps the worker.
+        let _ = self.process.end();
         let _ = std::fs::remove_file(&self.log);
     }
 }
@@ -266,9 +265,15 @@ impl Pool {
         Ok(Arc::clone(SHARED.get_or_init(|| Pool::new(python))))
     }
 
-    /// An idle worker, or a new one.
+    /// An idle worker, or a new one. Idle workers that died meanwhile are reaped here.
     pub fn lease(self: &Arc<Self>) -> Result<Lease> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = loop {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match idle {
+                Some(w) if !w.alive() => drop(w),
+                other => break other,
+            }
+        };
         let worker = match idle {
             Some(w) => w,
             None => Worker::spawn(&self.python)?,
@@ -316,7 +321,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(mut w) = self.worker.take() {
+        if let Some(w) = self.worker.take() {
             if w.alive() {
                 self.pool
                     .idle

@@ -5,12 +5,11 @@
 //! directory.
 
 use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-use wait_timeout::ChildExt;
-
 use super::{Artifact, Context, ConvertError, Converter};
+use crate::isolate::Group;
 use crate::onnx::proto::decode_model;
 
 /// Most bytes of a converter's stderr kept for the report.
@@ -92,32 +91,31 @@ impl Converter for Exec {
             .command
             .replace("{input}", &quote(&input))
             .replace("{output}", &quote(&output));
-        let mut child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
             .arg(&command)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            // Its own process group, so a timeout kills the whole pipeline it started.
-            .process_group(0)
-            .spawn()
+            .stderr(Stdio::piped());
+        // Its own process group, so a timeout kills the whole pipeline it started; it also
+        // dies with the harness (see `isolate::Group`).
+        let mut process = Group::spawn(cmd)
             .map_err(|e| ConvertError::Crashed(format!("cannot start sh: {e}")))?;
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = process.child().stderr.take().expect("stderr is piped");
         let reader = std::thread::spawn(move || capped(stderr, STDERR_LIMIT));
-        let status = match child.wait_timeout(cx.timeout) {
-            Ok(Some(status)) => status,
-            Ok(None) | Err(_) => {
-                kill_group(child.id());
-                let _ = child.wait();
-                let _ = reader.join();
-                return Err(ConvertError::Timeout(format!(
-                    "converter still running after {:?}; killed",
-                    cx.timeout
-                )));
-            }
-        };
-        // Children of the command may keep stderr open; don't wait on them forever.
-        kill_group(child.id());
+        if !process.wait_exit(cx.timeout) {
+            let _ = process.end();
+            let _ = reader.join();
+            return Err(ConvertError::Timeout(format!(
+                "converter still running after {:?}; killed",
+                cx.timeout
+            )));
+        }
+        // Children of the command may keep stderr open; ending the group ends them (before
+        // the shell is reaped, so the group id is still its own).
+        let status = process
+            .end()
+            .map_err(|e| ConvertError::Crashed(format!("cannot wait for sh: {e}")))?;
         let (kept, total) = reader.join().unwrap_or_default();
         let stderr = describe_stderr(&kept, total);
         if let Some(sig) = status.signal() {
@@ -144,14 +142,6 @@ impl Converter for Exec {
             )));
         }
         Ok(Artifact::Onnx(bytes))
-    }
-}
-
-fn kill_group(pid: u32) {
-    // SAFETY: kill(2) with a negative pid signals the process group we created; no memory is
-    // touched.
-    unsafe {
-        libc::kill(-(pid as i32), libc::SIGKILL);
     }
 }
 
