@@ -458,10 +458,12 @@ const HANGING_CONVERTER: &str = "exec:sleep 300; cp {input} {output}";
 #[test]
 fn a_sigkilled_run_leaves_no_process_behind() {
     let with_python = python().is_some();
-    let mut args = conformance(&["--cases", "40", "--converter", HANGING_CONVERTER]);
+    // The worker's converter first: each case converts with it before it hangs in the other.
+    let mut args = conformance(&["--cases", "40"]);
     if with_python {
         args.extend_from_slice(&["--converter", "openvino:f32"]);
     }
+    args.extend_from_slice(&["--converter", HANGING_CONVERTER]);
     let mut run = Run::start("sigkill", &args);
     // Wait until the run has a converter's own child (`sleep`) and, with Python, a worker.
     let ready = run.watch_until(Duration::from_secs(120), |procs| {
@@ -478,26 +480,29 @@ fn a_sigkilled_run_leaves_no_process_behind() {
 #[test]
 fn interrupted_runs_leave_no_process_behind() {
     let with_python = python().is_some();
-    // One SIGTERM: the run stops after the cases in flight and exits 130.
-    // Two SIGINTs: the second ends the process at once.
-    for (name, signals) in [
-        ("sigterm", &[libc::SIGTERM][..]),
-        ("sigint2", &[libc::SIGINT, libc::SIGINT]),
-    ] {
-        let mut args = conformance(&[
-            "--cases",
-            "40",
-            "--timeout",
-            "20",
-            "--converter",
+    // One SIGTERM: the run stops after the cases in flight (a 2 s conversion) and exits 130.
+    // Two SIGINTs: the second ends the process at once, a 60 s conversion still running.
+    for (name, signals, converter) in [
+        (
+            "sigterm",
+            &[libc::SIGTERM][..],
             "exec:sleep 2; cp {input} {output}",
-        ]);
+        ),
+        (
+            "sigint2",
+            &[libc::SIGINT, libc::SIGINT],
+            "exec:sleep 60; cp {input} {output}",
+        ),
+    ] {
+        let mut args = conformance(&["--cases", "40"]);
         if with_python {
             args.extend_from_slice(&["--converter", "openvino:f32"]);
         }
+        args.extend_from_slice(&["--converter", converter]);
         let mut run = Run::start(name, &args);
+        let sleep = &converter["exec:".len()..converter.find(';').unwrap()];
         let ready = run.watch_until(Duration::from_secs(120), |procs| {
-            procs.iter().any(|p| p.cmd.starts_with("sleep 2"))
+            procs.iter().any(|p| p.cmd.starts_with(sleep))
                 && (!with_python || procs.iter().any(|p| p.cmd.contains("worker.py")))
         });
         assert!(

@@ -140,6 +140,8 @@ pub fn with_timeout<T: Send + 'static>(
 pub struct Group {
     child: Child,
     status: Option<ExitStatus>,
+    /// Killed and waited for (even if the wait failed): never signal the group id again.
+    ended: bool,
 }
 
 impl Group {
@@ -154,6 +156,7 @@ impl Group {
         Ok(Group {
             child,
             status: None,
+            ended: false,
         })
     }
 
@@ -169,7 +172,7 @@ impl Group {
 
     /// Whether the leader has exited. It is not reaped, so its group id stays reserved.
     pub fn exited(&self) -> bool {
-        self.status.is_some() || exited(self.child.id() as i32)
+        self.ended || exited(self.child.id() as i32)
     }
 
     /// Waits at most `timeout` for the leader to exit, without reaping it; whether it did.
@@ -224,6 +227,10 @@ impl Group {
         if let Some(status) = self.status {
             return Ok(status);
         }
+        if self.ended {
+            return Err(io::Error::other("the process was already ended"));
+        }
+        self.ended = true;
         let pgid = self.child.id() as i32;
         // The leader is not reaped yet, so the group id cannot belong to anyone else.
         // SAFETY: kill(2) on our own process group.
