@@ -33,9 +33,9 @@ mod subject;
 
 use self::negative::refused_negative;
 
-pub use self::campaign::{Bundled, FuzzProgress, Signatures};
-pub use self::subject::{case_subject, generated_subject, oracle_expected, write_generated_case};
+pub use self::campaign::{Bundled, FuzzProgress, Signatures, Signed};
 use self::subject::stored_subject;
+pub use self::subject::{case_subject, generated_subject, oracle_expected, write_generated_case};
 
 /// Which part of the cases a run takes: index ≡ `index` (mod `count`), counting from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -170,7 +170,9 @@ pub struct Runner {
 }
 
 /// A fresh scratch directory for a converter that writes one, removed when dropped.
-fn scratch_dir(converter: &dyn Converter) -> std::result::Result<Option<tempfile::TempDir>, String> {
+fn scratch_dir(
+    converter: &dyn Converter,
+) -> std::result::Result<Option<tempfile::TempDir>, String> {
     if !converter.needs_work_dir() {
         return Ok(None);
     }
@@ -301,6 +303,9 @@ impl Runner {
         report.apply_ledger(&self.ledger);
         if self.options.max_bundles > 0 && !isolate::interrupted() {
             self.bundle_failures(&mut report);
+            // The failures left now carry what their reduction found, which can show a known
+            // bug in a form no class entry names (docs/ledger.md).
+            report.apply_ledger(&self.ledger);
         }
         report.stopped_early = if isolate::interrupted() {
             Some("interrupted by a signal".into())
@@ -364,7 +369,8 @@ impl Runner {
             } else {
                 id.clone()
             };
-            let (mut subject, oracle_result) = stored_subject(&id, origin(k), &case.test.model, set);
+            let (mut subject, oracle_result) =
+                stored_subject(&id, origin(k), &case.test.model, set);
             subject.tolerance = case.tolerance;
             out.push(oracle_result);
             out.extend(self.run_subject(&subject));
