@@ -692,4 +692,82 @@ classes = ["P"]
         let plain = serde_json::to_string(&result("s0-i1", Verdict::Pass, &[])).unwrap();
         assert!(!plain.contains("reduction"), "{plain}");
     }
+
+    /// The project's ledger: the reduced forms of s5-i252 and s5-i198 (as their runs record them
+    /// in report.json, docs/ledger.md) are recognized; the same failures reduced to another
+    /// op are not.
+    #[test]
+    fn the_project_ledger_recognizes_its_reduced_forms() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/known-failures.toml");
+        let ledger = Ledger::load(&path).unwrap();
+        let ints = |v: &[i64]| Attribute::Ints(v.to_vec());
+        let same_conv = Reduction {
+            case: "s5-i252".into(),
+            op: Some("Conv".into()),
+            attributes: [
+                ("auto_pad".to_string(), Attribute::Text("VALID".into())),
+                ("dilations".to_string(), ints(&[1])),
+                ("group".to_string(), Attribute::Int(1)),
+                ("kernel_shape".to_string(), ints(&[1])),
+                ("strides".to_string(), ints(&[2])),
+            ]
+            .into(),
+            alone: Some(false),
+            classes: [
+                "Add.residual",
+                "Conv.auto_pad=SAME_UPPER",
+                "Conv.kernel=1",
+                "Conv.strides>1",
+            ]
+            .into_iter()
+            .chain(["pattern=SAME-conv->subsampling-conv", "Relu"])
+            .map(String::from)
+            .collect(),
+        };
+        let sigmoid_gather = Reduction {
+            case: "s5-i198".into(),
+            op: Some("Gather".into()),
+            attributes: [("axis".to_string(), Attribute::Int(0))].into(),
+            alone: Some(false),
+            classes: [
+                "Conv.group=1",
+                "MaxPool.indices=1",
+                "Mul.branches",
+                "Sigmoid",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        };
+        // The original models' classes lack the class entries' classes.
+        let original = [
+            "Conv.auto_pad=SAME_UPPER",
+            "Conv.strides>1",
+            "Sigmoid",
+            "MaxPool.indices=1",
+        ];
+        for (case, found) in [("s5-i252", same_conv), ("s5-i198", sigmoid_gather)] {
+            let mut rs = vec![reduced(case, Verdict::Mismatch, &original, found.clone())];
+            ledger.apply(&mut rs);
+            let entry = ledger
+                .failure
+                .iter()
+                .find(|e| e.witness.as_deref() == Some(case));
+            assert_eq!(rs[0].expected, entry.map(|e| e.reason.clone()), "{case}");
+            let mut rs = vec![reduced(
+                case,
+                Verdict::Mismatch,
+                &original,
+                Reduction {
+                    op: Some("Softmax".into()),
+                    ..found
+                },
+            )];
+            ledger.apply(&mut rs);
+            assert_eq!(rs[0].expected, None, "{case}: another op is another bug");
+            let mut rs = vec![result(case, Verdict::Mismatch, &original)];
+            ledger.apply(&mut rs);
+            assert_eq!(rs[0].expected, None, "{case}: not reduced");
+        }
+    }
 }

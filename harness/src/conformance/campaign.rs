@@ -434,6 +434,32 @@ mod tests {
         runner.run(&|_, _| {}).unwrap()
     }
 
+    fn project_ledger() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/known-failures.toml")
+    }
+
+    /// s5-i252 is tract's SAME-conv subsampling bug in a form its class does not name; the
+    /// project's ledger recognizes it once the run has reduced it (docs/ledger.md).
+    #[test]
+    fn a_run_recognizes_a_known_bug_by_its_reduction() {
+        let report = run_case(252, &project_ledger(), 10);
+        let r = &report.results[0];
+        assert_eq!((r.case.as_str(), r.verdict), ("s5-i252", Verdict::Mismatch));
+        assert!(report.all_pass(), "{:?}", r.message);
+        let found = r.reduction.as_ref().expect("the failure was reduced");
+        assert_eq!(found.op.as_deref(), Some("Conv"));
+        assert_eq!(found.alone, Some(false));
+        assert!(found
+            .classes
+            .iter()
+            .any(|c| c == "pattern=SAME-conv->subsampling-conv"));
+        assert_eq!(r.repro, None, "no report directory, no bundle");
+        // Without reductions (--max-bundles 0) the reduced entry cannot explain it.
+        let report = run_case(252, &project_ledger(), 0);
+        assert!(!report.all_pass());
+        assert_eq!(report.results[0].reduction, None);
+    }
+
     /// The same failure against a ledger whose reduced form names another diverging op: the
     /// failure stays a failure, and the entry (whose witness fails) is not stale.
     #[test]
