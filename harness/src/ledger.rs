@@ -10,6 +10,13 @@
 //! id known to fail. When the witness runs and passes, the entry is stale. An entry with a
 //! `case` glob is its own witness: stale when its matching results all pass.
 //!
+//! A bug also shows in forms no class names. An entry with a `reduced` table describes the bug
+//! by what reducing a failure finds ([`Reduction`]: the first diverging node's op, attributes
+//! and whether it fails alone, the reduced model's classes) and explains only results whose own
+//! reduction matches, so a new bug in a model that merely contains a ledgered class still fails.
+//! Results carry no reduction until the run signs and reduces its failures; the run then
+//! applies the ledger again.
+//!
 //! ```toml
 //! [[failure]]
 //! converter = "identity"          # glob; "*" for any
@@ -20,14 +27,20 @@
 //! verdict = "mismatch"
 //! reason = "tract pushes the stride of a 1x1 conv into a SAME conv without re-padding"
 //! link = "https://..."
+//! [failure.reduced]               # optional: what the failure's reduction must have found
+//! op = "Conv"
+//! alone = false
+//! attributes = { kernel_shape = [1] }
+//! classes = ["Conv.auto_pad=SAME_UPPER"]
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::results::{CaseResult, Verdict};
+use crate::results::{Attribute, CaseResult, Reduction, Verdict};
 
 /// One known failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +67,76 @@ pub struct Entry {
     /// Upstream issue or discussion.
     #[serde(default)]
     pub link: Option<String>,
+    /// What the failure's reduction must have found; the entry then explains only results
+    /// that carry a matching reduction.
+    #[serde(default)]
+    pub reduced: Option<ReducedForm>,
+}
+
+/// The form a known bug takes once a failure is reduced: every field given must hold for the
+/// result's [`Reduction`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReducedForm {
+    /// Operator of the reduced model's first diverging node.
+    #[serde(default)]
+    pub op: Option<String>,
+    /// Whether that node fails alone (`false`: only together with the nodes before it).
+    #[serde(default)]
+    pub alone: Option<bool>,
+    /// Attributes that node must have, with these values (numbers compared in f32, as ONNX
+    /// stores float attributes; a scalar does not match a list).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Attribute>,
+    /// Coverage classes the reduced model must all have.
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+impl ReducedForm {
+    fn is_empty(&self) -> bool {
+        self.op.is_none()
+            && self.alone.is_none()
+            && self.attributes.is_empty()
+            && self.classes.is_empty()
+    }
+
+    /// Whether a reduction has this form.
+    pub fn matches(&self, r: &Reduction) -> bool {
+        self.op.as_ref().is_none_or(|op| r.op.as_ref() == Some(op))
+            && self.alone.is_none_or(|a| r.alone == Some(a))
+            && self
+                .attributes
+                .iter()
+                .all(|(k, want)| r.attributes.get(k).is_some_and(|got| same_value(want, got)))
+            && self.classes.iter().all(|c| r.classes.contains(c))
+    }
+}
+
+/// Whether an attribute value asked for matches the node's. Numbers compare in f32, which
+/// ONNX stores float attributes in, so `alpha = 0.1` matches the node's 0.1f32 and `1` matches
+/// `1.0`; strings compare exactly; a scalar never matches a list.
+fn same_value(want: &Attribute, got: &Attribute) -> bool {
+    fn numbers(a: &Attribute) -> Option<(bool, Vec<f32>)> {
+        match a {
+            Attribute::Int(i) => Some((false, vec![*i as f32])),
+            Attribute::Float(f) => Some((false, vec![*f as f32])),
+            Attribute::Ints(v) => Some((true, v.iter().map(|&i| i as f32).collect())),
+            Attribute::Floats(v) => Some((true, v.iter().map(|&f| f as f32).collect())),
+            Attribute::Text(_) | Attribute::Texts(_) => None,
+        }
+    }
+    match (want, got) {
+        (Attribute::Int(a), Attribute::Int(b)) => a == b,
+        (Attribute::Ints(a), Attribute::Ints(b)) => a == b,
+        (Attribute::Text(a), Attribute::Text(b)) => a == b,
+        (Attribute::Texts(a), Attribute::Texts(b)) => a == b,
+        // An empty list reads as integers; it matches any empty list.
+        (Attribute::Ints(a), Attribute::Texts(b)) | (Attribute::Texts(b), Attribute::Ints(a)) => {
+            a.is_empty() && b.is_empty()
+        }
+        _ => matches!((numbers(want), numbers(got)), (Some(a), Some(b)) if a == b),
+    }
 }
 
 /// One verdict or several.
@@ -118,9 +201,9 @@ impl Ledger {
         let ledger: Ledger = toml::from_str(&text)
             .with_context(|| format!("{}: not a valid ledger", path.display()))?;
         for (i, e) in ledger.failure.iter().enumerate() {
-            if e.case.is_none() && e.classes.is_empty() {
+            if e.case.is_none() && e.classes.is_empty() && e.reduced.is_none() {
                 bail!(
-                    "{}: entry {} ({}) names neither a case nor classes",
+                    "{}: entry {} ({}) names neither a case, classes nor a reduced form",
                     path.display(),
                     i + 1,
                     e.converter
@@ -132,71 +215,117 @@ impl Ledger {
             if e.reason.trim().is_empty() {
                 bail!("{}: entry {} has no reason", path.display(), i + 1);
             }
+            if let Some(f) = &e.reduced {
+                if f.is_empty() {
+                    bail!(
+                        "{}: entry {} has an empty reduced table",
+                        path.display(),
+                        i + 1
+                    );
+                }
+                // Only these verdicts are located at a node (docs/repro.md); an entry asking
+                // for a node under any other verdict could never match.
+                let located = [Verdict::Mismatch, Verdict::NonFinite];
+                let asks_node = f.op.is_some() || f.alone.is_some() || !f.attributes.is_empty();
+                if asks_node && !located.iter().any(|&v| e.verdict.contains(v)) {
+                    bail!(
+                        "{}: entry {} describes a diverging node, which only mismatch and non-finite failures have",
+                        path.display(),
+                        i + 1
+                    );
+                }
+            }
         }
         Ok(ledger)
     }
 
-    fn matches(e: &Entry, r: &CaseResult) -> bool {
+    /// Whether a result is in the entry's family: converter, runtime, case glob and classes.
+    fn in_family(e: &Entry, r: &CaseResult) -> bool {
         glob(&e.converter, &r.converter)
             && glob(&e.runtime, &r.runtime)
             && e.case.as_deref().is_none_or(|c| glob(c, &r.case))
             && e.classes.iter().all(|c| r.classes.contains(c))
     }
 
+    /// Whether the entry describes the result: in its family and, for an entry with a reduced
+    /// form, reduced to that form. A result not reduced (yet) does not match such an entry.
+    fn matches(e: &Entry, r: &CaseResult) -> bool {
+        Self::in_family(e, r)
+            && e.reduced.as_ref().is_none_or(|f| {
+                r.reduction
+                    .as_ref()
+                    .is_some_and(|reduction| f.matches(reduction))
+            })
+    }
+
+    /// Whether the entry explains the result's failure.
+    fn explains(e: &Entry, r: &CaseResult) -> bool {
+        r.verdict != Verdict::Pass && e.verdict.contains(r.verdict) && Self::matches(e, r)
+    }
+
+    /// Marks a failing result that an entry explains: its `expected` field gets the reason of
+    /// the first such entry in file order. Returns whether the result is now expected.
+    pub fn explain(&self, r: &mut CaseResult) -> bool {
+        if r.expected.is_none() {
+            r.expected = self
+                .failure
+                .iter()
+                .find(|e| Self::explains(e, r))
+                .map(|e| e.reason.clone());
+        }
+        r.expected.is_some()
+    }
+
     /// Marks failing results that an entry explains (their `expected` field gets the reason)
     /// and returns the stale entries: unexpected passes.
+    ///
+    /// Marks are made afresh: applying the ledger again once failures carry their reduction
+    /// gives what one application to the reduced results gives (as a merge of shards does).
     pub fn apply(&self, results: &mut [CaseResult]) -> Vec<String> {
-        let mut stale = Vec::new();
-        for e in &self.failure {
-            // Results that decide staleness: the witness's, or with a case glob every match.
-            let mut judged = 0;
-            let mut judged_failing = 0;
-            for r in results.iter_mut().filter(|r| Self::matches(e, r)) {
-                let fails = r.verdict != Verdict::Pass && e.verdict.contains(r.verdict);
-                // The first entry that explains a failure names it.
-                if fails && r.expected.is_none() {
-                    r.expected = Some(e.reason.clone());
-                }
-                let judges = match &e.witness {
-                    Some(w) => &r.case == w,
-                    None => e.case.is_some(),
-                };
-                if judges {
-                    judged += 1;
-                    judged_failing += usize::from(fails);
-                }
-            }
-            // A witness that no longer has the classes does not match, so look it up directly.
-            if let Some(w) = &e.witness {
-                if judged == 0 {
-                    for r in results.iter().filter(|r| {
-                        &r.case == w
-                            && glob(&e.converter, &r.converter)
-                            && glob(&e.runtime, &r.runtime)
-                    }) {
-                        judged += 1;
-                        judged_failing += usize::from(
-                            r.verdict != Verdict::Pass && e.verdict.contains(r.verdict),
-                        );
-                    }
-                }
-            }
-            if judged > 0 && judged_failing == 0 {
-                let what = e
-                    .witness
-                    .clone()
-                    .or_else(|| e.case.clone())
-                    .unwrap_or_default();
-                stale.push(format!(
-                    "unexpected pass: {} on {} ({what}) no longer gives {}; remove it from the ledger ({})",
-                    e.converter,
-                    e.runtime,
-                    e.verdict.names(),
-                    e.reason
-                ));
-            }
+        for r in results.iter_mut() {
+            r.expected = None;
+            self.explain(r);
         }
-        stale
+        self.failure
+            .iter()
+            .filter_map(|e| Self::stale(e, results))
+            .collect()
+    }
+
+    /// The unexpected pass of an entry, if it is stale.
+    ///
+    /// The results that decide: the witness's on a matching converter and runtime (even when
+    /// it no longer has the entry's classes or case, since a generator change can move it out
+    /// of the family), or without a witness but with a case glob every result of the family.
+    /// A reduced form never narrows them: a passing result has no reduction to match.
+    fn stale(e: &Entry, results: &[CaseResult]) -> Option<String> {
+        let deciding = results.iter().filter(|r| match &e.witness {
+            Some(w) => {
+                &r.case == w && glob(&e.converter, &r.converter) && glob(&e.runtime, &r.runtime)
+            }
+            None => e.case.is_some() && Self::in_family(e, r),
+        });
+        let mut judged = 0;
+        let mut failing = 0;
+        for r in deciding {
+            judged += 1;
+            failing += usize::from(r.verdict != Verdict::Pass && e.verdict.contains(r.verdict));
+        }
+        if judged == 0 || failing > 0 {
+            return None;
+        }
+        let what = e
+            .witness
+            .clone()
+            .or_else(|| e.case.clone())
+            .unwrap_or_default();
+        Some(format!(
+            "unexpected pass: {} on {} ({what}) no longer gives {}; remove it from the ledger ({})",
+            e.converter,
+            e.runtime,
+            e.verdict.names(),
+            e.reason
+        ))
     }
 }
 
@@ -235,6 +364,7 @@ mod tests {
             repro: None,
             wall_ms: 0.0,
             expected: None,
+            reduction: None,
         }
     }
 
@@ -309,10 +439,335 @@ reason = "known bug"
             "[[failure]]\nconverter = \"x\"\ncase = \"a\"\nverdict = [\"mismatch\", \"pass\"]\nreason = \"r\"\n",
             "[[failure]]\nconverter = \"x\"\ncase = \"a\"\nverdict = \"mismatch\"\nreason = \"r\"\ntypo = 1\n",
             "not toml [",
+            // An empty reduced form, an unknown key in it, a node asked of a verdict that has
+            // none.
+            "[[failure]]\nconverter = \"x\"\nverdict = \"mismatch\"\nreason = \"r\"\n[failure.reduced]\n",
+            "[[failure]]\nconverter = \"x\"\nverdict = \"mismatch\"\nreason = \"r\"\n[failure.reduced]\nopp = \"Conv\"\n",
+            "[[failure]]\nconverter = \"x\"\nverdict = \"runtime-rejected\"\nreason = \"r\"\n[failure.reduced]\nop = \"Conv\"\n",
         ] {
             std::fs::write(&p, bad).unwrap();
             let e = format!("{:#}", Ledger::load(&p).unwrap_err());
             assert!(e.contains("known-failures.toml"), "{e}");
+        }
+    }
+
+    /// A class entry for a bug (classes A, B) and an entry for the same bug in another form,
+    /// recognized by its reduction: the first diverging node is a strided k1 Conv that is
+    /// right alone, in a reduced model with class P.
+    const REDUCED: &str = r#"
+[[failure]]
+converter = "identity"
+runtime = "tract"
+classes = ["A", "B"]
+witness = "s0-i1"
+verdict = "mismatch"
+reason = "known bug"
+
+[[failure]]
+converter = "*"
+runtime = "tract"
+witness = "s5-i252"
+verdict = ["mismatch", "non-finite"]
+reason = "known bug, another form"
+
+[failure.reduced]
+op = "Conv"
+alone = false
+attributes = { kernel_shape = [1], strides = [2], alpha = 0.1, auto_pad = "VALID" }
+classes = ["P"]
+"#;
+
+    /// The reduction of a Conv k1 s2 that fails only after what comes before it.
+    fn reduction(op: &str, alone: bool, classes: &[&str]) -> Reduction {
+        Reduction {
+            case: "s5-i252".into(),
+            op: Some(op.into()),
+            attributes: [
+                ("kernel_shape", Attribute::Ints(vec![1])),
+                ("strides", Attribute::Ints(vec![2])),
+                ("alpha", Attribute::Float(f64::from(0.1f32))),
+                ("auto_pad", Attribute::Text("VALID".into())),
+                ("group", Attribute::Int(1)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            alone: Some(alone),
+            classes: classes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn reduced(case: &str, verdict: Verdict, classes: &[&str], r: Reduction) -> CaseResult {
+        CaseResult {
+            reduction: Some(r),
+            ..result(case, verdict, classes)
+        }
+    }
+
+    #[test]
+    fn a_known_bug_in_a_new_form_is_recognized_by_its_reduction() {
+        let ledger: Ledger = toml::from_str(REDUCED).unwrap();
+        // Not in the class entry's family (no B), but reduced to the entry's form.
+        let mut rs = vec![reduced(
+            "s5-i252",
+            Verdict::Mismatch,
+            &["A", "C"],
+            reduction("Conv", false, &["P", "Q"]),
+        )];
+        assert!(ledger.apply(&mut rs).is_empty());
+        assert_eq!(rs[0].expected.as_deref(), Some("known bug, another form"));
+        // Any verdict the entry lists.
+        let mut rs = vec![reduced(
+            "s5-i9",
+            Verdict::NonFinite,
+            &[],
+            reduction("Conv", false, &["P"]),
+        )];
+        ledger.apply(&mut rs);
+        assert!(rs[0].expected.is_some());
+    }
+
+    #[test]
+    fn a_new_bug_in_a_model_with_ledgered_classes_still_fails() {
+        let ledger: Ledger = toml::from_str(REDUCED).unwrap();
+        let classes = ["A", "C"];
+        let new_bugs = [
+            // Another first diverging op: a different bug.
+            reduction("Relu", false, &["P"]),
+            // The same op, but the node is wrong on its own.
+            reduction("Conv", true, &["P"]),
+            // The reduced model lacks the class the bug needs.
+            reduction("Conv", false, &["Q"]),
+            // The diverging node has other attributes.
+            Reduction {
+                attributes: [("kernel_shape".to_string(), Attribute::Ints(vec![3]))].into(),
+                ..reduction("Conv", false, &["P"])
+            },
+        ];
+        for r in new_bugs {
+            let mut rs = vec![reduced("s5-i7", Verdict::Mismatch, &classes, r.clone())];
+            ledger.apply(&mut rs);
+            assert_eq!(rs[0].expected, None, "{r:?} must not be masked");
+        }
+        // Not reduced (yet): a reduced entry cannot explain it.
+        let mut rs = vec![result("s5-i7", Verdict::Mismatch, &classes)];
+        ledger.apply(&mut rs);
+        assert_eq!(rs[0].expected, None);
+        // Reduced to the form, but with a verdict the entry does not list.
+        let mut rs = vec![reduced(
+            "s5-i7",
+            Verdict::ShapeMismatch,
+            &classes,
+            reduction("Conv", false, &["P"]),
+        )];
+        ledger.apply(&mut rs);
+        assert_eq!(rs[0].expected, None);
+    }
+
+    #[test]
+    fn attributes_compare_numbers_in_f32_and_keep_scalars_apart_from_lists() {
+        let (int, float) = (Attribute::Int(1), Attribute::Float(1.0));
+        assert!(same_value(&int, &float) && same_value(&float, &int));
+        assert!(same_value(
+            &Attribute::Float(0.1),
+            &Attribute::Float(f64::from(0.1f32))
+        ));
+        assert!(!same_value(&Attribute::Float(0.1), &Attribute::Float(0.2)));
+        assert!(same_value(
+            &Attribute::Ints(vec![2]),
+            &Attribute::Floats(vec![2.0])
+        ));
+        assert!(!same_value(&Attribute::Int(2), &Attribute::Ints(vec![2])));
+        assert!(!same_value(
+            &Attribute::Ints(vec![2]),
+            &Attribute::Ints(vec![2, 2])
+        ));
+        assert!(same_value(
+            &Attribute::Ints(vec![]),
+            &Attribute::Texts(vec![])
+        ));
+        assert!(!same_value(
+            &Attribute::Text("2".into()),
+            &Attribute::Int(2)
+        ));
+        // An attribute the node leaves out (at its default) does not match a value asked for.
+        let form = ReducedForm {
+            attributes: [("dilations".to_string(), Attribute::Ints(vec![1]))].into(),
+            ..ReducedForm::default()
+        };
+        assert!(!form.matches(&reduction("Conv", false, &[])));
+    }
+
+    #[test]
+    fn witnesses_and_unexpected_passes_work_for_reduced_entries() {
+        let ledger: Ledger = toml::from_str(REDUCED).unwrap();
+        // The witness fails, not reduced (past --max-bundles, or before reduction): the entry is
+        // not stale, and the failure is not explained.
+        let mut rs = vec![result("s5-i252", Verdict::Mismatch, &[])];
+        assert!(ledger.apply(&mut rs).is_empty());
+        assert_eq!(rs[0].expected, None);
+        // The witness passes: stale, whatever its classes.
+        let mut rs = vec![result("s5-i252", Verdict::Pass, &["A"])];
+        let stale = ledger.apply(&mut rs);
+        assert_eq!(stale.len(), 1, "{stale:?}");
+        assert!(stale[0].contains("s5-i252") && stale[0].contains("mismatch or non-finite"));
+        // Another case that passes decides nothing.
+        let mut rs = vec![result("s5-i3", Verdict::Pass, &["A", "B"])];
+        assert!(ledger.apply(&mut rs).is_empty());
+        // A reduced entry with a case glob and no witness: its cases decide, reduced or not.
+        let by_case: Ledger = toml::from_str(
+            "[[failure]]\nconverter = \"*\"\ncase = \"s5-*\"\nverdict = \"mismatch\"\nreason = \"r\"\n[failure.reduced]\nop = \"Conv\"\n",
+        )
+        .unwrap();
+        let mut rs = vec![result("s5-i1", Verdict::Pass, &[])];
+        assert_eq!(by_case.apply(&mut rs).len(), 1);
+        let mut rs = vec![
+            result("s5-i1", Verdict::Pass, &[]),
+            reduced(
+                "s5-i2",
+                Verdict::Mismatch,
+                &[],
+                reduction("Conv", true, &[]),
+            ),
+        ];
+        assert!(by_case.apply(&mut rs).is_empty());
+        assert!(rs[1].expected.is_some());
+    }
+
+    #[test]
+    fn applying_again_after_reduction_equals_applying_once_to_reduced_results() {
+        let ledger: Ledger = toml::from_str(REDUCED).unwrap();
+        let make = || {
+            vec![
+                result("s0-i1", Verdict::Mismatch, &["A", "B"]),
+                result("s5-i252", Verdict::Mismatch, &["A"]),
+                result("s5-i7", Verdict::Mismatch, &["A"]),
+            ]
+        };
+        let reduce = |rs: &mut Vec<CaseResult>| {
+            rs[1].reduction = Some(reduction("Conv", false, &["P"]));
+            rs[2].reduction = Some(reduction("Relu", false, &["P"]));
+        };
+        // As a run does: apply, reduce what is left, apply again.
+        let mut twice = make();
+        assert!(ledger.apply(&mut twice).is_empty());
+        assert_eq!(twice.iter().filter(|r| r.ok()).count(), 1);
+        reduce(&mut twice);
+        assert!(ledger.apply(&mut twice).is_empty());
+        // As a merge of shards does: results that carry their reduction, applied once.
+        let mut once = make();
+        reduce(&mut once);
+        let marks = |rs: &[CaseResult]| rs.iter().map(|r| r.expected.clone()).collect::<Vec<_>>();
+        for r in &mut once {
+            r.expected = Some("stale mark".into());
+        }
+        ledger.apply(&mut once);
+        assert_eq!(marks(&twice), marks(&once));
+        assert_eq!(
+            marks(&once),
+            [
+                Some("known bug".to_string()),
+                Some("known bug, another form".to_string()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reduction_survives_report_json() {
+        let r = reduced(
+            "s5-i252",
+            Verdict::Mismatch,
+            &["A"],
+            reduction("Conv", false, &["P"]),
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""strides":[2]"#) && json.contains(r#""alone":false"#),
+            "{json}"
+        );
+        let back: CaseResult = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        // A result without one writes no field.
+        let plain = serde_json::to_string(&result("s0-i1", Verdict::Pass, &[])).unwrap();
+        assert!(!plain.contains("reduction"), "{plain}");
+    }
+
+    /// The project's ledger: the reduced forms of s5-i252 and s5-i198 (as their runs record them
+    /// in report.json, docs/ledger.md) are recognized; the same failures reduced to another
+    /// op are not.
+    #[test]
+    fn the_project_ledger_recognizes_its_reduced_forms() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/known-failures.toml");
+        let ledger = Ledger::load(&path).unwrap();
+        let ints = |v: &[i64]| Attribute::Ints(v.to_vec());
+        let same_conv = Reduction {
+            case: "s5-i252".into(),
+            op: Some("Conv".into()),
+            attributes: [
+                ("auto_pad".to_string(), Attribute::Text("VALID".into())),
+                ("dilations".to_string(), ints(&[1])),
+                ("group".to_string(), Attribute::Int(1)),
+                ("kernel_shape".to_string(), ints(&[1])),
+                ("strides".to_string(), ints(&[2])),
+            ]
+            .into(),
+            alone: Some(false),
+            classes: [
+                "Add.residual",
+                "Conv.auto_pad=SAME_UPPER",
+                "Conv.kernel=1",
+                "Conv.strides>1",
+            ]
+            .into_iter()
+            .chain(["pattern=SAME-conv->subsampling-conv", "Relu"])
+            .map(String::from)
+            .collect(),
+        };
+        let sigmoid_gather = Reduction {
+            case: "s5-i198".into(),
+            op: Some("Gather".into()),
+            attributes: [("axis".to_string(), Attribute::Int(0))].into(),
+            alone: Some(false),
+            classes: [
+                "Conv.group=1",
+                "MaxPool.indices=1",
+                "Mul.branches",
+                "Sigmoid",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        };
+        // The original models' classes lack the class entries' classes.
+        let original = [
+            "Conv.auto_pad=SAME_UPPER",
+            "Conv.strides>1",
+            "Sigmoid",
+            "MaxPool.indices=1",
+        ];
+        for (case, found) in [("s5-i252", same_conv), ("s5-i198", sigmoid_gather)] {
+            let mut rs = vec![reduced(case, Verdict::Mismatch, &original, found.clone())];
+            ledger.apply(&mut rs);
+            let entry = ledger
+                .failure
+                .iter()
+                .find(|e| e.witness.as_deref() == Some(case));
+            assert_eq!(rs[0].expected, entry.map(|e| e.reason.clone()), "{case}");
+            let mut rs = vec![reduced(
+                case,
+                Verdict::Mismatch,
+                &original,
+                Reduction {
+                    op: Some("Softmax".into()),
+                    ..found
+                },
+            )];
+            ledger.apply(&mut rs);
+            assert_eq!(rs[0].expected, None, "{case}: another op is another bug");
+            let mut rs = vec![result(case, Verdict::Mismatch, &original)];
+            ledger.apply(&mut rs);
+            assert_eq!(rs[0].expected, None, "{case}: not reduced");
         }
     }
 }

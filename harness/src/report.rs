@@ -489,6 +489,7 @@ mod tests {
             repro: None,
             wall_ms: 0.0,
             expected: None,
+            reduction: None,
         }
     }
 

@@ -236,6 +236,56 @@ pub struct CaseResult {
     /// Set when the failure is listed in the expected-failure ledger: the ledger's reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
+    /// What reducing the failure found, once it is signed and reduced: the facts a ledger
+    /// entry's `reduced` table matches (docs/ledger.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduction: Option<Reduction>,
+}
+
+/// What the reduction of a failing result found. It travels with the result (report.json,
+/// merged shards), so the ledger can recognize a known bug by its reduced form wherever the
+/// result is judged again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reduction {
+    /// The failure that was reduced: this result's own case, or the first failure of the run
+    /// with the same signature (converter, verdict, first diverging op), whose reduction this
+    /// result shares.
+    pub case: String,
+    /// Operator of the reduced model's first diverging node; absent when the verdict has no
+    /// diverging node (only `mismatch` and `non-finite` are located) or none was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// That node's attributes as the model writes them (defaults left out are absent; tensor
+    /// and graph attributes are not recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, Attribute>,
+    /// Whether that node fails when run alone on its golden inputs (`false`: only together
+    /// with the nodes before it, as an optimizer rewrite does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alone: Option<bool>,
+    /// Coverage classes of the reduced model description (generated cases; empty for other
+    /// cases, which are cut from their ONNX graph and have no description).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+}
+
+/// The value of a node attribute, as report.json and the ledger write it: a number, a string or
+/// a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Attribute {
+    /// An integer (`group = 1`).
+    Int(i64),
+    /// A float (`alpha = 0.1`).
+    Float(f64),
+    /// A string (`auto_pad = "SAME_UPPER"`).
+    Text(String),
+    /// Integers (`strides = [2]`).
+    Ints(Vec<i64>),
+    /// Floats.
+    Floats(Vec<f64>),
+    /// Strings.
+    Texts(Vec<String>),
 }
 
 impl CaseResult {
@@ -262,6 +312,7 @@ impl CaseResult {
             repro: None,
             wall_ms: 0.0,
             expected: None,
+            reduction: None,
         }
     }
 

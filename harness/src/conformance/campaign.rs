@@ -13,10 +13,20 @@ use super::{generated_subject, stored_subject, Runner, Subject};
 use crate::isolate;
 use crate::onnx::{proto, testcase};
 use crate::report::Report;
-use crate::results::{CaseResult, Origin, Tool, Verdict};
+use crate::results::{CaseResult, Origin, Reduction, Tool, Verdict};
 
-/// Failure signatures seen so far: (converter, verdict, first diverging op) to bundle path.
-pub type Signatures = std::collections::HashMap<(String, Verdict, Option<String>), String>;
+/// Failure signatures seen so far: (converter, verdict, first diverging op) to what the
+/// reduction of the first failure with that signature gave.
+pub type Signatures = std::collections::HashMap<(String, Verdict, Option<String>), Signed>;
+
+/// What a run knows of a failure signature once its first failure is reduced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signed {
+    /// Path of the repro bundle; none without a report directory or when it cannot be written.
+    pub bundle: Option<String>,
+    /// What the reduction found; every failure with this signature shares it.
+    pub reduction: Reduction,
+}
 
 /// Where a fuzzing campaign stands.
 #[derive(Debug, Clone, Default)]
@@ -132,10 +142,11 @@ fn walk(root: &Path) -> Result<Vec<PathBuf>> {
 /// What [`Runner::bundle_one`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bundled {
-    /// A new signature: its bundle was written here.
-    New(String),
-    /// A known signature: the result points to this bundle.
-    Known(String),
+    /// A new signature: the failure was reduced and its bundle written here (none without a
+    /// report directory or when it cannot be written).
+    New(Option<String>),
+    /// A known signature: the result shares its reduction and points to its bundle.
+    Known(Option<String>),
 }
 
 impl Runner {
@@ -220,11 +231,16 @@ impl Runner {
         ledger_file: Option<&Path>,
     ) {
         for r in batch.iter_mut().filter(|r| !r.ok()) {
-            state.failures += 1;
             if isolate::interrupted() {
                 break;
             }
-            let Some(Bundled::New(path)) = self.bundle_one(r, seen) else {
+            let bundled = self.bundle_one(r, seen);
+            // A known bug in a new form, recognized by its reduction: nothing to save.
+            if self.ledger.explain(r) {
+                continue;
+            }
+            state.failures += 1;
+            let Some(Bundled::New(Some(path))) = bundled else {
                 continue;
             };
             state.signatures += 1;
@@ -239,9 +255,12 @@ impl Runner {
         }
     }
 
-    /// Reduces failing results and writes their repro bundles under `--report DIR/failures/`,
-    /// one per failure signature (converter, verdict, first diverging op); later failures with
-    /// the same signature point to the same bundle.
+    /// Signs and reduces failing results, one reduction per failure signature (converter,
+    /// verdict, first diverging op), and writes their repro bundles under
+    /// `--report DIR/failures/`; later failures with the same signature share its reduction and
+    /// point to its bundle. At most `max_bundles` reductions: after that, failures are neither
+    /// signed nor reduced (a run with that many new signatures fails anyway), so they carry no
+    /// reduction and only ledger entries without a reduced form can explain them.
     pub(super) fn bundle_failures(&self, report: &mut Report) {
         let mut seen = Signatures::default();
         let mut made = 0;
@@ -257,19 +276,21 @@ impl Runner {
         }
     }
 
-    /// Signs a failing result and, when its signature is new, reduces it and writes its
-    /// bundle. Sets `r.repro`.
+    /// Signs a failing result and, when its signature is new, reduces it and writes its bundle
+    /// (with a report directory); a known signature shares the reduction of its first failure.
+    /// Sets `r.reduction` and `r.repro`. The reduction is made without a report directory too:
+    /// whether the ledger recognizes a failure does not depend on where files go.
     pub fn bundle_one(&self, r: &mut CaseResult, seen: &mut Signatures) -> Option<Bundled> {
         let start = Instant::now();
-        let dir = self.options.report_dir.as_ref()?.join("failures");
         // The original subject, to sign the failure before spending time reducing it.
         let subject = self.subject_again(r)?;
         let model = proto::decode_model(&subject.model).ok()?;
         let (sig, _) = reduce::signature_of(self, &r.converter, &model, &subject.inputs, r);
         let key = (r.converter.clone(), sig.verdict, sig.op.clone());
-        if let Some(path) = seen.get(&key) {
-            r.repro = Some(path.clone());
-            return Some(Bundled::Known(path.clone()));
+        if let Some(known) = seen.get(&key) {
+            r.repro = known.bundle.clone();
+            r.reduction = Some(known.reduction.clone());
+            return Some(Bundled::Known(known.bundle.clone()));
         }
         let reduced = self.reduce(r, &subject, &model);
         let reduced = match reduced {
@@ -280,6 +301,34 @@ impl Runner {
                 return None;
             }
         };
+        let reduction = reduced.evidence(&r.case);
+        r.reduction = Some(reduction.clone());
+        let bundle = self
+            .options
+            .report_dir
+            .as_ref()
+            .and_then(|dir| self.write_bundle(&dir.join("failures"), r, &reduced, &key, start));
+        r.repro = bundle.clone();
+        seen.insert(
+            key,
+            Signed {
+                bundle: bundle.clone(),
+                reduction,
+            },
+        );
+        Some(Bundled::New(bundle))
+    }
+
+    /// Writes the repro bundle of a reduced failure under `dir`; returns its path, or notes in
+    /// the result's message why it could not be written.
+    fn write_bundle(
+        &self,
+        dir: &Path,
+        r: &mut CaseResult,
+        reduced: &reduce::Reduced,
+        key: &(String, Verdict, Option<String>),
+        start: Instant,
+    ) -> Option<String> {
         let name = reduce::slug(&format!(
             "{}-{}",
             r.case,
@@ -295,17 +344,12 @@ impl Runner {
         );
         let extra = serde_json::json!({
             "command": command,
-            "signature": {"converter": key.0, "verdict": key.1, "first_diverging_op": key.2},
+            "signature": {"converter": &key.0, "verdict": key.1, "first_diverging_op": &key.2},
             "versions": self.environment(),
             "seconds_to_bundle": start.elapsed().as_secs_f64(),
         });
-        match reduce::write_bundle(&bundle, &reduced, r, extra, converted) {
-            Ok(path) => {
-                let path = path.display().to_string();
-                seen.insert(key, path.clone());
-                r.repro = Some(path.clone());
-                Some(Bundled::New(path))
-            }
+        match reduce::write_bundle(&bundle, reduced, r, extra, converted) {
+            Ok(path) => Some(path.display().to_string()),
             Err(e) => {
                 let m = r.message.take().unwrap_or_default();
                 r.message = Some(format!("{m} [cannot write the repro bundle: {e:#}]"));
@@ -363,5 +407,87 @@ impl Runner {
             }
             Origin::Derived => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Options, Shard};
+    use super::*;
+
+    /// A run of generated case `index` of seed 5 on identity and tract, with a ledger file.
+    fn run_case(index: u64, ledger: &Path, max_bundles: usize) -> Report {
+        let runner = Runner::new(Options {
+            cases: index + 1,
+            seed: 5,
+            shard: Shard {
+                index: index + 1,
+                count: index + 1,
+            },
+            converters: vec!["identity".into()],
+            repeats: 0,
+            known_failures: Some(ledger.to_path_buf()),
+            max_bundles,
+            ..Options::default()
+        })
+        .unwrap();
+        runner.run(&|_, _| {}).unwrap()
+    }
+
+    fn project_ledger() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/known-failures.toml")
+    }
+
+    /// s5-i252 is tract's SAME-conv subsampling bug in a form its class does not name; the
+    /// project's ledger recognizes it once the run has reduced it (docs/ledger.md).
+    #[test]
+    fn a_run_recognizes_a_known_bug_by_its_reduction() {
+        let report = run_case(252, &project_ledger(), 10);
+        let r = &report.results[0];
+        assert_eq!((r.case.as_str(), r.verdict), ("s5-i252", Verdict::Mismatch));
+        assert!(report.all_pass(), "{:?}", r.message);
+        let found = r.reduction.as_ref().expect("the failure was reduced");
+        assert_eq!(found.op.as_deref(), Some("Conv"));
+        assert_eq!(found.alone, Some(false));
+        assert!(found
+            .classes
+            .iter()
+            .any(|c| c == "pattern=SAME-conv->subsampling-conv"));
+        assert_eq!(r.repro, None, "no report directory, no bundle");
+        // Without reductions (--max-bundles 0) the reduced entry cannot explain it.
+        let report = run_case(252, &project_ledger(), 0);
+        assert!(!report.all_pass());
+        assert_eq!(report.results[0].reduction, None);
+    }
+
+    /// The same failure against a ledger whose reduced form names another diverging op: the
+    /// failure stays a failure, and the entry (whose witness fails) is not stale.
+    #[test]
+    fn a_run_does_not_mask_a_failure_reduced_to_another_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("known-failures.toml");
+        std::fs::write(
+            &ledger,
+            r#"
+[[failure]]
+converter = "*"
+runtime = "tract"
+classes = ["Conv.auto_pad=SAME_UPPER", "Conv.strides>1"]
+witness = "s5-i252"
+verdict = "mismatch"
+reason = "another bug of models with these classes"
+
+[failure.reduced]
+op = "Relu"
+"#,
+        )
+        .unwrap();
+        let report = run_case(252, &ledger, 10);
+        let r = &report.results[0];
+        assert!(r.classes.iter().any(|c| c == "Conv.auto_pad=SAME_UPPER"));
+        assert_eq!(r.expected, None);
+        assert!(r.reduction.is_some());
+        assert!(!report.all_pass());
+        assert!(report.unexpected_passes.is_empty());
     }
 }

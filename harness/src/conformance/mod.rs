@@ -33,7 +33,7 @@ mod subject;
 
 use self::negative::refused_negative;
 
-pub use self::campaign::{Bundled, FuzzProgress, Signatures};
+pub use self::campaign::{Bundled, FuzzProgress, Signatures, Signed};
 use self::subject::stored_subject;
 pub use self::subject::{case_subject, generated_subject, oracle_expected, write_generated_case};
 
@@ -303,6 +303,9 @@ impl Runner {
         report.apply_ledger(&self.ledger);
         if self.options.max_bundles > 0 && !isolate::interrupted() {
             self.bundle_failures(&mut report);
+            // The failures left now carry what their reduction found, which can show a known
+            // bug in a form no class entry names (docs/ledger.md).
+            report.apply_ledger(&self.ledger);
         }
         report.stopped_early = if isolate::interrupted() {
             Some("interrupted by a signal".into())

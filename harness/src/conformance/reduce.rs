@@ -17,7 +17,7 @@
 //!   the converter's output where it is ONNX, and `meta.json` with the command that reproduces
 //!   the failure through `--onnx-tests`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ use crate::compare::{Expected, Tolerance};
 use crate::gen::{self, GenConfig};
 use crate::onnx::{proto, slice, testcase};
 use crate::oracle::{self, Value};
-use crate::results::{CaseResult, Origin, Verdict};
+use crate::results::{Attribute, CaseResult, Origin, Reduction, Verdict};
 use crate::tensor::{DType, Named, Tensor};
 
 /// Where a failing model first goes wrong.
@@ -172,10 +172,52 @@ pub struct Reduced {
     pub divergence: Option<Divergence>,
     /// The description, for generated cases.
     pub desc: Option<gen::Case>,
+    /// Coverage classes of the reduced description (generated cases; the graph cut that may
+    /// follow shrinking only drops nodes after the first diverging node). Empty otherwise.
+    pub classes: Vec<String>,
     /// Whether reduction made it smaller and it still fails the same way.
     pub status: &'static str,
     /// Shrinking steps tried.
     pub steps: usize,
+}
+
+impl Reduced {
+    /// What this reduction found, as a result records it and the ledger matches it; `case` is
+    /// the failure that was reduced.
+    pub fn evidence(&self, case: &str) -> Reduction {
+        let node = self
+            .divergence
+            .as_ref()
+            .and_then(|d| self.model.graph.as_ref().and_then(|g| g.node.get(d.index)));
+        Reduction {
+            case: case.into(),
+            op: self.divergence.as_ref().map(|d| d.op.clone()),
+            attributes: node.map(attributes).unwrap_or_default(),
+            alone: self.divergence.as_ref().and_then(|d| d.alone),
+            classes: self.classes.clone(),
+        }
+    }
+}
+
+/// A node's attributes that have a plain value (numbers, strings and lists of them).
+fn attributes(node: &pb::NodeProto) -> BTreeMap<String, Attribute> {
+    use pb::attribute_proto::AttributeType as T;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    node.attribute
+        .iter()
+        .filter_map(|a| {
+            let value = match T::try_from(a.r#type).ok()? {
+                T::Int => Attribute::Int(a.i),
+                T::Float => Attribute::Float(f64::from(a.f)),
+                T::String => Attribute::Text(text(&a.s)),
+                T::Ints => Attribute::Ints(a.ints.clone()),
+                T::Floats => Attribute::Floats(a.floats.iter().map(|&f| f64::from(f)).collect()),
+                T::Strings => Attribute::Texts(a.strings.iter().map(|b| text(b)).collect()),
+                _ => return None,
+            };
+            Some((a.name.clone(), value))
+        })
+        .collect()
 }
 
 /// The signature of a result: its verdict, and for mismatches the first diverging op.
@@ -268,6 +310,7 @@ pub fn reduce_generated(
     }
     let (case, result, model, expected, divergence) = best;
     let inputs = case.inputs();
+    let classes = case.model.classes();
     // Shrinking works on the description; a graph cut at the first diverging node can still
     // drop nodes after it (a head that only reads the wrong values).
     if let Ok(cut) = reduce_model(runner, converter, &model, &inputs, &expected, None, &result) {
@@ -275,6 +318,7 @@ pub fn reduce_generated(
         if cut.status == "reduced" && nodes(&cut.model) < nodes(&model) {
             return Ok(Reduced {
                 desc: None,
+                classes,
                 steps: steps + cut.steps,
                 ..cut
             });
@@ -287,6 +331,7 @@ pub fn reduce_generated(
         result,
         divergence,
         desc: Some(case),
+        classes,
         status: if improved { "reduced" } else { "not reducible" },
         steps,
     })
@@ -314,6 +359,7 @@ pub fn reduce_model(
         result: r.clone(),
         divergence: divergence.clone(),
         desc: None,
+        classes: vec![],
         status: "not reducible",
         steps: 0,
     };
@@ -352,6 +398,7 @@ pub fn reduce_model(
         result: cut_result,
         divergence: cut_div,
         desc: None,
+        classes: vec![],
         status: "reduced",
         steps: 1,
     })
@@ -405,6 +452,7 @@ pub fn write_bundle(
             "steps": reduced.steps,
             "nodes": reduced.model.graph.as_ref().map_or(0, |g| g.node.len()),
         },
+        "found": reduced.evidence(&original.case),
         "model_description": reduced.desc.as_ref().map(|c| &c.model),
         "input_distribution": reduced.desc.as_ref().map(|c| c.input),
     });
