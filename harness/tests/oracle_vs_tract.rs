@@ -84,3 +84,43 @@ proptest! {
         check(model, seed)?;
     }
 }
+
+/// A counterexample the property once found, kept as a fixed case: a sigmoid deep in its tail
+/// (conv output -35) times a convolution that cancels to exactly 0. tract's sigmoid saturates
+/// near 1e-8 instead of 6e-16, and its 0 is a few u off, so the product is about 2e-13 where
+/// first-order error terms alone allowed 5e-20 (see `oracle::bound::product`).
+#[test]
+fn a_tail_sigmoid_times_a_cancelled_convolution_passes() {
+    use harness::model::{Conv, Layout, Merge, Padding, Symbolic};
+    let conv = Layer::Conv(Conv {
+        out_channels: 6,
+        kernel: 7,
+        stride: 1,
+        dilation: 1,
+        padding: Padding::Explicit { begin: 3, end: 3 },
+        group: 1,
+        bias: false,
+    });
+    let model = ModelDesc {
+        batch: 1,
+        channels: 6,
+        length: 6,
+        layers: vec![Layer::Parallel {
+            merge: Merge::Mul,
+            branches: vec![
+                vec![conv.clone(), Layer::Sigmoid],
+                vec![conv, Layer::BatchNorm { epsilon: 1e-5 }],
+            ],
+        }],
+        opset: 11,
+        weight_seed: 9762224886221369456,
+        weights: WeightDist::SmallInt,
+        layout: Layout::Ncl,
+        symbolic: Symbolic {
+            batch: false,
+            length: false,
+        },
+        negative: None,
+    };
+    check(model, 4523029501174743002).unwrap();
+}

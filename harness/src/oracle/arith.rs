@@ -3,6 +3,7 @@
 
 use ndarray::{ArrayD, Zip};
 
+use super::bound;
 use super::elementwise::map_unary;
 use super::node::{Node, Result};
 use super::value::{broadcast_shapes, broadcast_to, Value};
@@ -122,13 +123,17 @@ pub(crate) fn sub(node: &Node) -> Result<Vec<Value>> {
     )
 }
 
-/// Mul: bound `|b| e_a + |a| e_b + |y|`.
+/// Mul: bound `|b| e_a + |a| e_b + e_a e_b COARSEST_U + |y|`.
+///
+/// The product of the two perturbations is not negligible when the exact factors are much
+/// smaller than their perturbations: a sigmoid deep in its tail times a convolution output that
+/// cancels to zero is exactly 0 here, while a runtime multiplies two small errors.
 pub(crate) fn mul(node: &Node) -> Result<Vec<Value>> {
     binary(
         node,
         Arith {
             float: |a, b| a * b,
-            bound: |a, ea, b, eb, y| b.abs() * ea + a.abs() * eb + y.abs(),
+            bound: |a, ea, b, eb, y| bound::product(a, ea, b, eb) + y.abs(),
             int: i64::checked_mul,
         },
     )

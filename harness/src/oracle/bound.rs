@@ -7,13 +7,13 @@
 //! | op | rule |
 //! |---|---|
 //! | graph inputs, float initializers, constants | `e = |x|` (one rounding to the runtime's precision) |
-//! | Conv, ConvTranspose, Gemm, MatMul: `y = Σ_k w_k x_k (+ b)` | `Σ_k (|w_k| e_xk + |x_k| e_wk) + (n+1)(Σ_k |w_k x_k| + |b|) + e_b`, `n` = terms summed (padding excluded) |
+//! | Conv, ConvTranspose, Gemm, MatMul: `y = Σ_k w_k x_k (+ b)` | `Σ_k (|w_k| e_xk + |x_k| e_wk + e_wk e_xk U) + (n+1)(Σ_k |w_k x_k| + |b|) + e_b`, `n` = terms summed (padding excluded) |
 //! | Relu, Clip, MaxPool, GlobalMaxPool, ReduceMax/Min | 1-Lipschitz: `e_y = e_x` (max over the window); 0 where the output is a constant no perturbation can leave (see [`COARSEST_U`]) |
 //! | LeakyRelu, PRelu | `max(1, |alpha|) e_x + |y|` (+ `|x| e_slope` for a PRelu slope tensor) |
 //! | AveragePool, GlobalAveragePool, ReduceMean | `mean(e_x) + (k+1) mean(|x|)`, `k` = elements summed, mean over the divisor |
 //! | LpPool | `Σ (|x_i|/y)^(p-1) e_i + ((k+1+16)/p + 16) y` |
 //! | Add, Sub | `e_a + e_b + |y|` |
-//! | Mul | `|b| e_a + |a| e_b + |y|` |
+//! | Mul | `|b| e_a + |a| e_b + e_a e_b U + |y|`, `U` = [`COARSEST_U`] (the product of the two perturbations) |
 //! | Div | `e_a / |b| + |a| e_b / b² + |y|` |
 //! | BatchNormalization | `|s| e_x + 8 (|x s| + |mean s| + |β|)`, `s = γ / sqrt(var + ε)` |
 //! | smooth unary `f` (Sigmoid, Tanh, Elu, Gelu, Exp, …) | `L(x) e_x + 64 |y| + 16`, `L` = local bound of `|f'|` ([`smooth_unary`]) |
@@ -44,6 +44,16 @@ pub const SMOOTH_FLOOR: f64 = 16.0;
 /// orders of magnitude larger.
 pub const SMOOTH_RELATIVE: f64 = 64.0;
 
+/// Bound of the product `a b` of two perturbed factors, before its own rounding:
+/// `|b| e_a + |a| e_b + e_a e_b COARSEST_U`.
+///
+/// The last term is the product of the two perturbations, `(e_a u)(e_b u)`, in units of `u`
+/// for the coarsest precision, so it holds for every precision. It matters only where a factor
+/// is much smaller than its own error; for a weight (`e_w = |w|`) it adds a 1/256 part.
+pub fn product(a: f64, ea: f64, b: f64, eb: f64) -> f64 {
+    b.abs() * ea + a.abs() * eb + ea * eb * COARSEST_U
+}
+
 /// Accumulates the bound of a dot product `Σ w_k x_k`, term by term.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DotBound {
@@ -55,7 +65,7 @@ pub struct DotBound {
 impl DotBound {
     /// Adds the term `w * x` whose factors carry bounds `ew`, `ex`.
     pub fn add(&mut self, w: f64, ew: f64, x: f64, ex: f64) {
-        self.propagated += w.abs() * ex + x.abs() * ew;
+        self.propagated += product(w, ew, x, ex);
         self.abs_sum += (w * x).abs();
         self.terms += 1;
     }

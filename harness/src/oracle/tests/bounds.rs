@@ -1,6 +1,10 @@
 //! Error-bound coefficients, checked against the rules in `oracle::bound`.
 
-use super::{assert_close, Case};
+use tract_onnx::pb;
+
+use super::{assert_close, evaluate, Case};
+use crate::onnx::proto::{value_info, Dim};
+use crate::tensor::{DType, Named, Tensor};
 
 #[test]
 fn inputs_and_initializers_carry_one_rounding() {
@@ -12,26 +16,31 @@ fn inputs_and_initializers_carry_one_rounding() {
 
 #[test]
 fn conv_bound_of_an_exact_integer_sum_grows_with_the_terms_summed() {
-    // x = w = 1 (bounds 1): n terms give 2n (propagated) + (n+1) n (accumulation).
+    // x = w = 1 (bounds 1): n terms give (2 + U) n (propagated, U = 1/256 for the product of
+    // the two perturbations) + (n+1) n (accumulation).
     // Kernel 3 with pads 1: n = 2 at the edges, 3 inside; padding taps are not terms.
     let c = Case::new("Conv")
         .input(&[1, 1, 4], &[1.0; 4])
         .init(&[1, 1, 3], &[1.0; 3])
         .ints("pads", &[1, 1]);
     assert_close(&c.y(&[1, 1, 4]), &[2.0, 3.0, 3.0, 2.0]);
-    assert_close(&c.bound(), &[10.0, 18.0, 18.0, 10.0]);
+    let u = 1.0 / 256.0;
+    assert_close(
+        &c.bound(),
+        &[10.0 + 2.0 * u, 18.0 + 3.0 * u, 18.0 + 3.0 * u, 10.0 + 2.0 * u],
+    );
     assert!(c.bound().iter().all(|&b| b >= 0.0));
 }
 
 #[test]
 fn conv_bias_adds_its_magnitude_to_the_accumulation_and_its_own_bound() {
     // One term x·w = 2·3 with bounds 2, 3 and bias 4 (bound 4):
-    // |w| e_x + |x| e_w = 12, (n+1)(|xw| + |b|) = 2·10, plus e_b = 4.
+    // |w| e_x + |x| e_w + e_w e_x U = 12 + 6/256, (n+1)(|xw| + |b|) = 2·10, plus e_b = 4.
     let c = Case::new("Conv")
         .input(&[1, 1, 1], &[2.0])
         .init(&[1, 1, 1], &[3.0])
         .init(&[1], &[4.0]);
-    assert_close(&c.bound(), &[36.0]);
+    assert_close(&c.bound(), &[36.0 + 6.0 / 256.0]);
 }
 
 #[test]
@@ -57,7 +66,49 @@ fn add_and_mul_bounds() {
     let add = Case::new("Add").input(&[1], &[1.0]).init(&[1], &[-3.0]);
     assert_close(&add.bound(), &[1.0 + 3.0 + 2.0]);
     let mul = Case::new("Mul").input(&[1], &[2.0]).init(&[1], &[-3.0]);
-    assert_close(&mul.bound(), &[3.0 * 2.0 + 2.0 * 3.0 + 6.0]);
+    assert_close(
+        &mul.bound(),
+        &[3.0 * 2.0 + 2.0 * 3.0 + 2.0 * 3.0 / 256.0 + 6.0],
+    );
+}
+
+#[test]
+fn a_product_of_two_perturbed_factors_keeps_the_product_of_their_perturbations() {
+    // y = Sigmoid(a) · (b - b) with a = -40, b = 3. Sigmoid(-40) is about 4e-18 with the
+    // absolute floor 16; b - b is exactly 0 with bound 2|b| = 6. The first-order terms give
+    // 4e-18 · 6, far below what a runtime multiplying a 16 u error by a 6 u error can produce
+    // (a tail sigmoid clamped to 1e-8 times a difference that does not cancel); the bound keeps
+    // their product, 16 · 6 at the coarsest precision (1/256).
+    let node = |op: &str, inputs: &[&str], output: &str| pb::NodeProto {
+        op_type: op.into(),
+        name: output.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    let scalar = |name: &str| value_info(name, DType::Float, &[Dim::Fixed(1)]);
+    let m = super::model(
+        vec![
+            node("Sigmoid", &["a"], "s"),
+            node("Sub", &["b", "b"], "z"),
+            node("Mul", &["s", "z"], "y"),
+        ],
+        vec![scalar("a"), scalar("b")],
+        vec![],
+        vec![scalar("y")],
+        13,
+    );
+    let feed = |name: &str, v: f32| Named {
+        name: name.into(),
+        tensor: Tensor::f32(&[1], vec![v]).unwrap(),
+    };
+    let ev = evaluate(&m, &[feed("a", -40.0), feed("b", 3.0)]).unwrap();
+    let (y, bound) = (ev.outputs[0].value[[0]], ev.outputs[0].bound[[0]]);
+    assert_eq!(y, 0.0);
+    assert!(
+        bound >= 16.0 * 6.0 / 256.0,
+        "bound {bound} misses the product of the perturbations"
+    );
 }
 
 #[test]
