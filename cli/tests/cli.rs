@@ -168,8 +168,54 @@ fn a_converter_that_sleeps_past_the_timeout_is_timeout_and_the_run_finishes() {
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_eq!(verdicts(&report(tmp.path())), vec!["timeout"; 3]);
+    let report = report(tmp.path());
+    assert_eq!(verdicts(&report), vec!["timeout"; 3]);
+    // Each was run again alone, and timed out again: a hang of its own.
+    for r in report["results"].as_array().unwrap() {
+        let m = r["message"].as_str().unwrap_or("");
+        assert!(m.contains("also alone, in a fresh worker"), "{m}");
+        assert!(r.get("timed_out_in_parallel").is_none(), "{r}");
+    }
     assert!(start.elapsed().as_secs() < 20);
+}
+
+#[test]
+fn a_timeout_that_does_not_happen_alone_is_not_a_verdict() {
+    // The converter hangs on its first call only, as a converter starved by its neighbours
+    // would: the parallel run times out on one case, the run alone completes.
+    let tmp = tempfile::tempdir().unwrap();
+    let mark = tmp.path().join("first-call");
+    let converter = format!(
+        "exec:'if mkdir {} 2>/dev/null; then sleep 30; fi; cp {{input}} {{output}}'",
+        mark.display()
+    );
+    let out = conformance(
+        tmp.path(),
+        &[
+            "--cases",
+            "3",
+            "--timeout",
+            "0.5",
+            "--converter",
+            &converter,
+        ],
+    );
+    let report = report(tmp.path());
+    assert_eq!(verdicts(&report), vec!["pass"; 3], "{}", text(&out));
+    let flagged: Vec<&serde_json::Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("timed_out_in_parallel").is_some())
+        .collect();
+    assert_eq!(flagged.len(), 1, "{report}");
+    let parallel = flagged[0]["timed_out_in_parallel"].as_str().unwrap();
+    assert!(parallel.contains("still running after 500ms"), "{parallel}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("harness defect: 1 result(s) timed out beside other cases"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -25,6 +25,17 @@ use crate::tensor::{DType, Named, Tensor};
 /// The worker script, built into the binary so the harness needs no source tree.
 const SCRIPT: &str = include_str!("../python/worker.py");
 
+/// The process-wide pool ([`Pool::shared`]), once something asked for it.
+static SHARED: OnceLock<Arc<Pool>> = OnceLock::new();
+
+/// Ends the idle workers of the process-wide pool, if there is one: the next call starts a
+/// fresh process.
+pub fn retire_idle_workers() {
+    if let Some(pool) = SHARED.get() {
+        pool.retire_idle();
+    }
+}
+
 static CALLS: AtomicU64 = AtomicU64::new(0);
 static ENGINE_NANOS: AtomicU64 = AtomicU64::new(0);
 static CALL_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -255,7 +266,6 @@ impl Pool {
 
     /// The process-wide pool, using [`find_python`].
     pub fn shared() -> Result<Arc<Pool>> {
-        static SHARED: OnceLock<Arc<Pool>> = OnceLock::new();
         if let Some(p) = SHARED.get() {
             return Ok(Arc::clone(p));
         }
@@ -263,6 +273,12 @@ impl Pool {
             anyhow!("the Python environment for external converters is missing: run `cargo xtask setup` (or set HARNESS_PYTHON)")
         })?;
         Ok(Arc::clone(SHARED.get_or_init(|| Pool::new(python))))
+    }
+
+    /// Ends every idle worker, so that the next lease starts a fresh process.
+    pub fn retire_idle(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(idle);
     }
 
     /// An idle worker, or a new one. Idle workers that died meanwhile are reaped here.

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::reduce;
 use super::{generated_subject, stored_subject, Runner, Subject};
 use crate::isolate;
-use crate::onnx::{proto, testcase};
+use crate::onnx::proto;
 use crate::report::Report;
 use crate::results::{CaseResult, Origin, Reduction, Tool, Verdict};
 
@@ -388,21 +388,24 @@ impl Runner {
         }
     }
 
-    /// The subject a result came from, built again from its origin.
-    fn subject_again(&self, r: &CaseResult) -> Option<Subject> {
+    /// The subject a result came from, built again from its origin (a corpus case with its
+    /// golden outputs and its own tolerance, as the run read it).
+    pub(super) fn subject_again(&self, r: &CaseResult) -> Option<Subject> {
         match &r.origin {
             &Origin::Generated { base, index } => {
                 Some(generated_subject(base, index, &self.options.gen))
             }
             Origin::Corpus { dir, data_set } | Origin::TestDir { dir, data_set } => {
-                let case = testcase::read(dir).ok()?;
-                let set = case.data_sets.get(*data_set)?;
-                let mut subject = stored_subject(&r.case, r.origin.clone(), &case.model, set).0;
-                if matches!(r.origin, Origin::Corpus { .. }) && dir.join("case.toml").is_file() {
-                    subject.tolerance = crate::corpus::CaseToml::read(dir)
-                        .and_then(|t| t.tolerance())
-                        .ok();
-                }
+                let is_corpus = matches!(r.origin, Origin::Corpus { .. });
+                let root = match &self.options.corpus {
+                    Some(root) if is_corpus => root.as_path(),
+                    _ => dir.as_path(),
+                };
+                let case = self.read_test_dir(root, dir, is_corpus).ok()?;
+                let set = case.test.data_sets.get(*data_set)?;
+                let mut subject =
+                    stored_subject(&r.case, r.origin.clone(), &case.test.model, set).0;
+                subject.tolerance = case.tolerance;
                 Some(subject)
             }
             Origin::Derived => None,

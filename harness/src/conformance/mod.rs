@@ -277,6 +277,7 @@ impl Runner {
             })
             .collect();
         results.extend(generated.into_iter().flatten());
+        self.retry_timeouts_alone(&mut results);
         let tool = Tool::harness();
         let options = serde_json::to_value(&self.options)?;
         let worker_calls = crate::worker::call_totals();
@@ -315,6 +316,35 @@ impl Runner {
             None
         };
         Ok(report)
+    }
+
+    /// Runs every timed-out result again, one at a time, each in a fresh worker with nothing
+    /// else running. A timeout must not depend on what ran beside it: the result that stands
+    /// is the one run alone, and where that one completes it keeps what the parallel run said
+    /// in `timed_out_in_parallel`, a defect of the harness to look into (docs/RELIABILITY.md).
+    fn retry_timeouts_alone(&self, results: &mut [CaseResult]) {
+        for r in results.iter_mut() {
+            if r.verdict != Verdict::Timeout || isolate::interrupted() {
+                continue;
+            }
+            let Some(subject) = self.subject_again(r) else {
+                continue;
+            };
+            crate::worker::retire_idle_workers();
+            let start = Instant::now();
+            let Some(mut alone) = self.run_with(&subject, &r.converter) else {
+                continue;
+            };
+            alone.wall_ms = start.elapsed().as_secs_f64() * 1e3;
+            let parallel = r.message.clone().unwrap_or_default();
+            if alone.verdict == Verdict::Timeout {
+                let m = alone.message.take().unwrap_or_default();
+                alone.message = Some(format!("{m} (also alone, in a fresh worker)"));
+            } else {
+                alone.timed_out_in_parallel = Some(parallel);
+            }
+            *r = alone;
+        }
     }
 
     /// Results of one ONNX test-case directory: the oracle's own check against the stored

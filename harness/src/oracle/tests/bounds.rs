@@ -27,7 +27,12 @@ fn conv_bound_of_an_exact_integer_sum_grows_with_the_terms_summed() {
     let u = 1.0 / 256.0;
     assert_close(
         &c.bound(),
-        &[10.0 + 2.0 * u, 18.0 + 3.0 * u, 18.0 + 3.0 * u, 10.0 + 2.0 * u],
+        &[
+            10.0 + 2.0 * u,
+            18.0 + 3.0 * u,
+            18.0 + 3.0 * u,
+            10.0 + 2.0 * u,
+        ],
     );
     assert!(c.bound().iter().all(|&b| b >= 0.0));
 }
