@@ -61,9 +61,18 @@ fn add_and_mul_bounds() {
 }
 
 #[test]
-fn smooth_functions_have_an_absolute_floor() {
-    // Sigmoid(0): slope 1/4 times bound 0, plus 64 * 0.5, plus 16.
-    assert_close(&Case::new("Sigmoid").input(&[1], &[0.0]).bound(), &[48.0]);
+fn smooth_functions_add_their_accuracy_to_the_propagated_bound() {
+    // Sigmoid(0): slope 1/4 times bound 0, plus 8 * 0.5, plus 4.
+    assert_close(&Case::new("Sigmoid").input(&[1], &[0.0]).bound(), &[8.0]);
+    // Sigmoid(2): input bound 2 through the largest slope at 2 and 2 ± 2/256 (at 2 - 2/256),
+    // plus 8 sigmoid(2) + 4.
+    let s = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let x = 2.0 - 2.0 / 256.0;
+    let slope = s(x) * (1.0 - s(x));
+    assert_close(
+        &Case::new("Sigmoid").input(&[1], &[2.0]).bound(),
+        &[2.0 * slope + 8.0 * s(2.0) + 4.0],
+    );
 }
 
 #[test]
