@@ -17,6 +17,8 @@ const KNOWN_TRACT_DEVIATIONS: &[&str] = &[
     "pattern=SAME-conv->subsampling-conv",
     "pattern=length-normalization->subsampling-conv",
     "pattern=squeeze-excite",
+    "Sigmoid",
+    "Selu",
     "LpPool",
     "ConvTranspose.output_shape",
     "ConvTranspose.SAME.(k-1)*d<s",
