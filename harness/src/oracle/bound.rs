@@ -11,18 +11,43 @@
 //! | Relu, Clip, MaxPool, GlobalMaxPool, ReduceMax/Min | 1-Lipschitz: `e_y = e_x` (max over the window); 0 where the output is a constant no perturbation can leave (see [`COARSEST_U`]) |
 //! | LeakyRelu, PRelu | `max(1, |alpha|) e_x + |y|` (+ `|x| e_slope` for a PRelu slope tensor) |
 //! | AveragePool, GlobalAveragePool, ReduceMean | `mean(e_x) + (k+1) mean(|x|)`, `k` = elements summed, mean over the divisor |
-//! | LpPool | `Σ (|x_i|/y)^(p-1) e_i + ((k+1+16)/p + 16) y` |
+//! | LpPool | `Σ (|x_i|/y)^(p-1) e_i + ((k+1+64)/p + 64) y` |
 //! | Add, Sub | `e_a + e_b + |y|` |
 //! | Mul | `|b| e_a + |a| e_b + e_a e_b U + |y|`, `U` = [`COARSEST_U`] (the product of the two perturbations) |
 //! | Div | `e_a / |b| + |a| e_b / b² + |y|` |
 //! | BatchNormalization | `|s| e_x + 8 (|x s| + |mean s| + |β|)`, `s = γ / sqrt(var + ε)` |
-//! | smooth unary `f` (Sigmoid, Tanh, Elu, Gelu, Exp, …) | `L(x) e_x + 64 |y| + 16`, `L` = local bound of `|f'|` ([`smooth_unary`]) |
+//! | smooth unary `f` (Sigmoid, Tanh, Elu, Gelu, Exp, …) | `L(x) e_x + r_f |y| + a_f`, `L` = local bound of `|f'|` ([`smooth_unary`]), `r_f`, `a_f` = the function's [`Accuracy`] (table below) |
 //! | Softmax | `2 y_i max(e_x over the axis) + (len + 4) y_i` |
 //! | Instance/LayerNormalization | see [`normalization`] |
 //! | shape ops, Pad, Concat, Gather, … | `e` moves with the values; a Pad constant `c` brings `|c|` |
 //!
-//! The `+16` floor of smooth functions covers polynomial approximations that are accurate in
-//! absolute, not relative, terms near zero.
+//! ## Accuracy of elementwise functions
+//!
+//! A runtime evaluates a transcendental function with a vector math kernel, not correctly
+//! rounded: the bound allows each function the error of realistic kernels, `r_f |y| + a_f` (in u;
+//! `k` ulp of the result is at most `2k u |y|`). The relative part is a few ulp; the absolute
+//! floor is there only where kernels are accurate in absolute terms near a zero of `f`
+//! (cancellation in `1 - (1+p)^-16`, `e^x - 1`, `ln(1 + e^x)`, a fit of `sigmoid - 1/2`). Each
+//! value covers the documented and measured accuracy of tract 0.23.9, onnxruntime 1.32.0 and
+//! OpenVINO 2026.4.1 (f32) with some margin, and no more; the evidence is in docs/oracle.md.
+//!
+//! | function | `r_f` | `a_f` | what it must admit |
+//! |---|---:|---:|---|
+//! | Exp | 16 | 0 | 2 ulp (tract), 5.3 ulp near overflow (OpenVINO) |
+//! | Log | 8 | 0 | 1 ulp (tract), 3.1 ulp (onnxruntime); relative near `x = 1` too |
+//! | Tanh | 16 | 0 | tract's fit saturates at `±(1 - 12u)` beyond `|x| = 7.5` |
+//! | Sigmoid | 8 | 4 | fits accurate to 3u absolute (tract, onnxruntime); tract's top saturation `1 - 8u` |
+//! | Erf | 4 | 40 | tract's `1 - (1+p)^-16` (Abramowitz–Stegun 7.1.28, 3·10⁻⁷ = 5u) with 32u of f32 rounding: 32.2u measured |
+//! | Gelu (exact) | 8 | 16 | the Erf's error times `|x|/2` where `1 + erf` cancels: 9.3u (tract) |
+//! | Softplus | 8 | 24 | `ln(1 + e^x)` cancelling for `x < 0`: 17.9u (OpenVINO) |
+//! | Mish | 16 | 24 | Tanh's saturation times `x`; 15.5u where the softplus cancels (OpenVINO) |
+//! | Elu | 4 | `4 |α|` | `α (e^x - 1)`: the exp's error becomes absolute near 0 |
+//! | Selu | 4 | `4 |γ α|` | as Elu |
+//! | HardSigmoid, HardSwish, Softsign, Sqrt, Gelu (tanh) | 64 | 16 | not retuned: [`GENERIC`] |
+//!
+//! A floor is no wider than the fits need, so a kernel that is only accurate in absolute terms
+//! where the exact value is far smaller still fails: tract's Sigmoid returns `2^-21` (8u) for
+//! every input below -14.5, which is outside `8 |y| + 4` once `sigmoid(x) < 2.4·10⁻⁷`.
 
 /// Bound of a value rounded once to the runtime's precision.
 pub fn rounding(x: f64) -> f64 {
@@ -35,14 +60,100 @@ pub fn rounding(x: f64) -> f64 {
 /// precision.
 pub const COARSEST_U: f64 = 1.0 / 256.0;
 
-/// Absolute floor (in units of u) of smooth elementwise functions.
-pub const SMOOTH_FLOOR: f64 = 16.0;
+/// The error one evaluation of an elementwise function may add, in units of u:
+/// `relative * |y| + floor` (the table above; why each value: docs/oracle.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Accuracy {
+    /// Relative part, in u of the result (`k` ulp of `y` is at most `2k u |y|`).
+    pub relative: f64,
+    /// Absolute part, in u, for kernels accurate in absolute terms near a zero of the function.
+    pub floor: f64,
+}
 
-/// Relative error (in units of u) of one smooth elementwise function evaluation. Runtimes
-/// evaluate `exp`-based activations with fast approximations: tract's Selu was measured 25-30
-/// ulp off (`alpha*gamma*(exp(x)-1)`), so 64 u (about 4e-6 in f32) is allowed; real bugs are
-/// orders of magnitude larger.
-pub const SMOOTH_RELATIVE: f64 = 64.0;
+impl Accuracy {
+    /// The allowance for the result `y`.
+    pub fn of(self, y: f64) -> f64 {
+        self.relative * y.abs() + self.floor
+    }
+
+    /// The same with the floor scaled by `s` (Elu's `α`, Selu's `γ α` multiply the `e^x - 1`
+    /// whose absolute error the floor stands for).
+    pub fn floor_times(self, s: f64) -> Accuracy {
+        Accuracy {
+            floor: self.floor * s.abs(),
+            ..self
+        }
+    }
+}
+
+/// Exp: 2 ulp in tract, 0.8 in onnxruntime, 5.3 in OpenVINO near overflow.
+pub const EXP: Accuracy = Accuracy {
+    relative: 16.0,
+    floor: 0.0,
+};
+
+/// Log: 1 ulp in tract and OpenVINO, 3.1 in onnxruntime, relative near `x = 1` as well.
+pub const LOG: Accuracy = Accuracy {
+    relative: 8.0,
+    floor: 0.0,
+};
+
+/// Tanh: odd rational fits are relative near 0; tract's saturates at `±(1 - 12u)`.
+pub const TANH: Accuracy = Accuracy {
+    relative: 16.0,
+    floor: 0.0,
+};
+
+/// Sigmoid: fits of `sigmoid - 1/2` are accurate to 3u absolute; tract's saturates at
+/// `1 - 8u` above and `2^-21` below -14.5, which the floor of 4 does not admit.
+pub const SIGMOID: Accuracy = Accuracy {
+    relative: 8.0,
+    floor: 4.0,
+};
+
+/// Erf: tract's `1 - (1+p)^-16` is accurate to 3·10⁻⁷ (5u) plus 32u of f32 rounding in
+/// absolute terms, which near 0 is up to 2000 ulp of the result.
+pub const ERF: Accuracy = Accuracy {
+    relative: 4.0,
+    floor: 40.0,
+};
+
+/// Gelu (exact): `x/2 (1 + erf(x/√2))`, the erf's absolute error scaled by `|x|/2`.
+pub const GELU: Accuracy = Accuracy {
+    relative: 8.0,
+    floor: 16.0,
+};
+
+/// Softplus: `ln(1 + e^x)` cancels for negative x (OpenVINO: 17.9u absolute).
+pub const SOFTPLUS: Accuracy = Accuracy {
+    relative: 8.0,
+    floor: 24.0,
+};
+
+/// Mish: `x tanh(softplus(x))`, Tanh's relative error and Softplus's absolute one times `x`.
+pub const MISH: Accuracy = Accuracy {
+    relative: 16.0,
+    floor: 24.0,
+};
+
+/// Elu: `α (e^x - 1)`; the floor is in units of `|α|` ([`Accuracy::floor_times`]).
+pub const ELU: Accuracy = Accuracy {
+    relative: 4.0,
+    floor: 4.0,
+};
+
+/// Selu: `γ (α e^x - α)`; the floor is in units of `|γ α|`.
+pub const SELU: Accuracy = Accuracy {
+    relative: 4.0,
+    floor: 4.0,
+};
+
+/// Every other smooth function (HardSigmoid, HardSwish, Softsign, Sqrt, Gelu's tanh form) and
+/// LpPool's powers: the blanket allowance that predates the per-function table, not retuned.
+pub const GENERIC: Accuracy = Accuracy {
+    relative: 64.0,
+    floor: 16.0,
+};
 
 /// Bound of the product `a b` of two perturbed factors, before its own rounding:
 /// `|b| e_a + |a| e_b + e_a e_b COARSEST_U`.
@@ -86,13 +197,14 @@ pub fn mean(sum_e: f64, sum_abs: f64, k: usize, divisor: usize) -> f64 {
     sum_e / d + (k as f64 + 1.0) * sum_abs / d
 }
 
-/// Bound of a smooth elementwise function `y = f(x)` with derivative `df`.
+/// Bound of a smooth elementwise function `y = f(x)` with derivative `df`, evaluated with
+/// accuracy `acc`: `L e_x + acc.of(y)`.
 ///
 /// `L` is the largest `|f'|` at `x` and at `x ± δ`, where `δ = e_x * COARSEST_U` is the largest
 /// perturbation the runtime may see. Where `f'` jumps (Elu at 0, HardSigmoid and HardSwish at
 /// their corners) and is monotone on each piece, that is an upper bound of `|f'|` over the
 /// reachable interval, hence a valid Lipschitz constant there.
-pub fn smooth_unary(x: f64, ex: f64, y: f64, df: impl Fn(f64) -> f64) -> f64 {
+pub fn smooth_unary(x: f64, ex: f64, y: f64, df: impl Fn(f64) -> f64, acc: Accuracy) -> f64 {
     let delta = ex * COARSEST_U;
     let slope = df(x)
         .abs()
@@ -100,7 +212,7 @@ pub fn smooth_unary(x: f64, ex: f64, y: f64, df: impl Fn(f64) -> f64) -> f64 {
         .max(df(x + delta).abs());
     // An exact input propagates nothing, even where the slope is infinite (sqrt at 0).
     let propagated = if ex == 0.0 { 0.0 } else { slope * ex };
-    propagated + SMOOTH_RELATIVE * y.abs() + SMOOTH_FLOOR
+    propagated + acc.of(y)
 }
 
 /// True when every perturbation of `x` within its bound stays strictly below `t`.

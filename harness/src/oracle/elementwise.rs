@@ -4,7 +4,7 @@ use std::f64::consts::{FRAC_2_SQRT_PI, PI, SQRT_2};
 
 use ndarray::Zip;
 
-use super::bound::{self, surely_above, surely_below};
+use super::bound::{self, surely_above, surely_below, Accuracy};
 use super::node::{Node, Result};
 use super::value::{broadcast_to, Value};
 
@@ -18,15 +18,17 @@ pub(crate) fn map_unary(node: &Node, f: impl Fn(f64, f64) -> (f64, f64)) -> Resu
     Ok(vec![Value::float(y, e)])
 }
 
-/// A smooth function `f` with derivative `df`, bounded by [`bound::smooth_unary`].
+/// A smooth function `f` with derivative `df`, evaluated by runtimes with accuracy `acc`,
+/// bounded by [`bound::smooth_unary`].
 fn smooth(
     node: &Node,
+    acc: Accuracy,
     f: impl Fn(f64) -> f64,
     df: impl Fn(f64) -> f64 + Copy,
 ) -> Result<Vec<Value>> {
     map_unary(node, |x, e| {
         let y = f(x);
-        (y, bound::smooth_unary(x, e, y, df))
+        (y, bound::smooth_unary(x, e, y, df, acc))
     })
 }
 
@@ -150,12 +152,14 @@ pub(crate) fn erf_fn(x: f64) -> f64 {
 
 /// Sigmoid.
 pub(crate) fn sigmoid(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, logistic, |x| logistic(x) * (1.0 - logistic(x)))
+    smooth(node, bound::SIGMOID, logistic, |x| {
+        logistic(x) * (1.0 - logistic(x))
+    })
 }
 
 /// Tanh.
 pub(crate) fn tanh(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, f64::tanh, |x| 1.0 - x.tanh().powi(2))
+    smooth(node, bound::TANH, f64::tanh, |x| 1.0 - x.tanh().powi(2))
 }
 
 /// Elu: `x >= 0 ? x : alpha (e^x - 1)`, alpha defaulting to 1.
@@ -163,6 +167,7 @@ pub(crate) fn elu(node: &Node) -> Result<Vec<Value>> {
     let alpha = node.float("alpha", 1.0)?;
     smooth(
         node,
+        bound::ELU.floor_times(alpha),
         move |x| if x >= 0.0 { x } else { alpha * x.exp_m1() },
         move |x| if x >= 0.0 { 1.0 } else { alpha * x.exp() },
     )
@@ -174,6 +179,7 @@ pub(crate) fn selu(node: &Node) -> Result<Vec<Value>> {
     let gamma = node.float("gamma", 1.050_701)?;
     smooth(
         node,
+        bound::SELU.floor_times(gamma * alpha),
         move |x| gamma * if x > 0.0 { x } else { alpha * x.exp_m1() },
         move |x| gamma * if x > 0.0 { 1.0 } else { alpha * x.exp() },
     )
@@ -186,6 +192,7 @@ pub(crate) fn hard_sigmoid(node: &Node) -> Result<Vec<Value>> {
     let inside = move |x: f64| (0.0..=1.0).contains(&(alpha * x + beta));
     smooth(
         node,
+        bound::GENERIC,
         move |x| (alpha * x + beta).clamp(0.0, 1.0),
         move |x| if inside(x) { alpha } else { 0.0 },
     )
@@ -195,6 +202,7 @@ pub(crate) fn hard_sigmoid(node: &Node) -> Result<Vec<Value>> {
 pub(crate) fn hard_swish(node: &Node) -> Result<Vec<Value>> {
     smooth(
         node,
+        bound::GENERIC,
         |x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
         |x| {
             if x < -3.0 {
@@ -213,12 +221,18 @@ pub(crate) fn gelu(node: &Node) -> Result<Vec<Value>> {
     let phi = |x: f64| (-x * x / 2.0).exp() / (2.0 * PI).sqrt();
     let cdf = |x: f64| 0.5 * (1.0 + erf_fn(x / SQRT_2));
     match node.string("approximate", "none")?.as_str() {
-        "none" => smooth(node, move |x| x * cdf(x), move |x| cdf(x) + x * phi(x)),
+        "none" => smooth(
+            node,
+            bound::GELU,
+            move |x| x * cdf(x),
+            move |x| cdf(x) + x * phi(x),
+        ),
         "tanh" => {
             let c = (2.0 / PI).sqrt();
             let inner = move |x: f64| c * (x + 0.044715 * x.powi(3));
             smooth(
                 node,
+                bound::GENERIC,
                 move |x| 0.5 * x * (1.0 + inner(x).tanh()),
                 move |x| {
                     let t = inner(x).tanh();
@@ -234,13 +248,14 @@ pub(crate) fn gelu(node: &Node) -> Result<Vec<Value>> {
 
 /// Softplus: `ln(1 + e^x)`.
 pub(crate) fn softplus(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, softplus_fn, logistic)
+    smooth(node, bound::SOFTPLUS, softplus_fn, logistic)
 }
 
 /// Softsign: `x / (1 + |x|)`.
 pub(crate) fn softsign(node: &Node) -> Result<Vec<Value>> {
     smooth(
         node,
+        bound::GENERIC,
         |x| x / (1.0 + x.abs()),
         |x| 1.0 / (1.0 + x.abs()).powi(2),
     )
@@ -250,6 +265,7 @@ pub(crate) fn softsign(node: &Node) -> Result<Vec<Value>> {
 pub(crate) fn mish(node: &Node) -> Result<Vec<Value>> {
     smooth(
         node,
+        bound::MISH,
         |x| x * softplus_fn(x).tanh(),
         |x| {
             let t = softplus_fn(x).tanh();
@@ -260,20 +276,22 @@ pub(crate) fn mish(node: &Node) -> Result<Vec<Value>> {
 
 /// Exp.
 pub(crate) fn exp(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, f64::exp, f64::exp)
+    smooth(node, bound::EXP, f64::exp, f64::exp)
 }
 
 /// Natural logarithm.
 pub(crate) fn log(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, f64::ln, |x| 1.0 / x)
+    smooth(node, bound::LOG, f64::ln, |x| 1.0 / x)
 }
 
 /// Square root.
 pub(crate) fn sqrt(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, f64::sqrt, |x| 0.5 / x.sqrt())
+    smooth(node, bound::GENERIC, f64::sqrt, |x| 0.5 / x.sqrt())
 }
 
 /// Erf.
 pub(crate) fn erf(node: &Node) -> Result<Vec<Value>> {
-    smooth(node, erf_fn, |x| FRAC_2_SQRT_PI * (-x * x).exp())
+    smooth(node, bound::ERF, erf_fn, |x| {
+        FRAC_2_SQRT_PI * (-x * x).exp()
+    })
 }

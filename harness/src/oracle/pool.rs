@@ -13,7 +13,7 @@
 //! oracle reports [`OracleError::Undefined`](super::OracleError::Undefined) instead of
 //! inventing a value. Average with count_include_pad=1 and LpPool stay defined (0).
 
-use super::bound::{self, SMOOTH_RELATIVE};
+use super::bound::{self, GENERIC};
 use super::conv::{check_work, kernel_taps};
 use super::geometry::{self, Window};
 use super::node::{FloatRef, Node, Result};
@@ -226,7 +226,7 @@ pub(crate) fn lp_pool(node: &Node) -> Result<Vec<Value>> {
 }
 
 /// Bound of a p-norm `y` of `k` terms: the gradient `(|x_i| / y)^(p-1)` is at most 1 per term;
-/// rounding: `k+1` for the sum plus [`SMOOTH_RELATIVE`] for the powers, divided by p through the
+/// rounding: `k+1` for the sum plus [`GENERIC`]'s relative part for the powers, divided by p through the
 /// root, plus the root's own rounding.
 fn lp_bound(terms: impl Iterator<Item = (f64, f64)> + Clone, y: f64, p: f64) -> f64 {
     let k = terms.clone().count() as f64;
@@ -235,7 +235,8 @@ fn lp_bound(terms: impl Iterator<Item = (f64, f64)> + Clone, y: f64, p: f64) -> 
     } else {
         terms.map(|(_, e)| e).sum()
     };
-    propagated + ((k + 1.0 + SMOOTH_RELATIVE) / p + SMOOTH_RELATIVE) * y
+    let r = GENERIC.relative;
+    propagated + ((k + 1.0 + r) / p + r) * y
 }
 
 /// Reads X of a global pool: rank >= 3, reduced over every spatial axis; returns the output

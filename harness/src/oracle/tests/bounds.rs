@@ -80,10 +80,10 @@ fn add_and_mul_bounds() {
 #[test]
 fn a_product_of_two_perturbed_factors_keeps_the_product_of_their_perturbations() {
     // y = Sigmoid(a) · (b - b) with a = -40, b = 3. Sigmoid(-40) is about 4e-18 with the
-    // absolute floor 16; b - b is exactly 0 with bound 2|b| = 6. The first-order terms give
-    // 4e-18 · 6, far below what a runtime multiplying a 16 u error by a 6 u error can produce
-    // (a tail sigmoid clamped to 1e-8 times a difference that does not cancel); the bound keeps
-    // their product, 16 · 6 at the coarsest precision (1/256).
+    // absolute floor 4; b - b is exactly 0 with bound 2|b| = 6. The first-order terms give
+    // 4e-18 · 6, far below what a runtime multiplying a 4 u error by a 6 u error can produce
+    // (a tail sigmoid saturating at 1e-8 times a difference that does not cancel); the bound
+    // keeps their product, 4 · 6 at the coarsest precision (1/256).
     let node = |op: &str, inputs: &[&str], output: &str| pb::NodeProto {
         op_type: op.into(),
         name: output.into(),
@@ -111,15 +111,24 @@ fn a_product_of_two_perturbed_factors_keeps_the_product_of_their_perturbations()
     let (y, bound) = (ev.outputs[0].value[[0]], ev.outputs[0].bound[[0]]);
     assert_eq!(y, 0.0);
     assert!(
-        bound >= 16.0 * 6.0 / 256.0,
+        bound >= 4.0 * 6.0 / 256.0,
         "bound {bound} misses the product of the perturbations"
     );
 }
 
 #[test]
-fn smooth_functions_have_an_absolute_floor() {
-    // Sigmoid(0): slope 1/4 times bound 0, plus 64 * 0.5, plus 16.
-    assert_close(&Case::new("Sigmoid").input(&[1], &[0.0]).bound(), &[48.0]);
+fn smooth_functions_add_their_accuracy_to_the_propagated_bound() {
+    // Sigmoid(0): slope 1/4 times bound 0, plus 8 * 0.5, plus 4.
+    assert_close(&Case::new("Sigmoid").input(&[1], &[0.0]).bound(), &[8.0]);
+    // Sigmoid(2): input bound 2 through the largest slope at 2 and 2 ± 2/256 (at 2 - 2/256),
+    // plus 8 sigmoid(2) + 4.
+    let s = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let x = 2.0 - 2.0 / 256.0;
+    let slope = s(x) * (1.0 - s(x));
+    assert_close(
+        &Case::new("Sigmoid").input(&[1], &[2.0]).bound(),
+        &[2.0 * slope + 8.0 * s(2.0) + 4.0],
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Unit tests of the oracle: small hand-built models checked against hand-computed answers.
 
+mod accuracy;
 mod bounds;
 mod conv;
 mod elementwise;
