@@ -9,7 +9,9 @@ use anyhow::{Context as _, Result};
 use rayon::prelude::*;
 
 use super::reduce;
+use super::upstream::Upstream;
 use super::{generated_subject, stored_subject, Runner, Subject};
+use crate::compare::Tolerance;
 use crate::isolate;
 use crate::onnx::proto;
 use crate::report::Report;
@@ -292,6 +294,7 @@ impl Runner {
             r.reduction = Some(known.reduction.clone());
             return Some(Bundled::Known(known.bundle.clone()));
         }
+        let tolerance = self.tolerance_of(&subject);
         let reduced = self.reduce(r, &subject, &model);
         let reduced = match reduced {
             Ok(x) => x,
@@ -307,7 +310,9 @@ impl Runner {
             .options
             .report_dir
             .as_ref()
-            .and_then(|dir| self.write_bundle(&dir.join("failures"), r, &reduced, &key, start));
+            .and_then(|dir| {
+                self.write_bundle(&dir.join("failures"), r, &reduced, &key, tolerance, start)
+            });
         r.repro = bundle.clone();
         seen.insert(
             key,
@@ -327,6 +332,7 @@ impl Runner {
         r: &mut CaseResult,
         reduced: &reduce::Reduced,
         key: &(String, Verdict, Option<String>),
+        tolerance: Tolerance,
         start: Instant,
     ) -> Option<String> {
         let name = reduce::slug(&format!(
@@ -342,13 +348,33 @@ impl Runner {
             r.converter,
             self.options.runtime
         );
+        let environment = self.environment();
         let extra = serde_json::json!({
             "command": command,
             "signature": {"converter": &key.0, "verdict": key.1, "first_diverging_op": &key.2},
-            "versions": self.environment(),
+            "versions": environment,
             "seconds_to_bundle": start.elapsed().as_secs_f64(),
         });
-        match reduce::write_bundle(&bundle, reduced, r, extra, converted) {
+        let replay = self
+            .converters
+            .iter()
+            .find(|c| c.name() == r.converter)
+            .map(|c| c.replay());
+        let written = reduce::write_bundle(&bundle, reduced, r, extra, converted).and_then(|path| {
+            if let Some(replay) = replay {
+                let upstream = Upstream {
+                    reduced,
+                    original: r,
+                    replay,
+                    tolerance,
+                    environment: &environment,
+                    command: &command,
+                };
+                upstream.write(&path)?;
+            }
+            Ok(path)
+        });
+        match written {
             Ok(path) => Some(path.display().to_string()),
             Err(e) => {
                 let m = r.message.take().unwrap_or_default();

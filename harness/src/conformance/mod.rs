@@ -30,6 +30,7 @@ mod campaign;
 mod negative;
 pub mod reduce;
 mod subject;
+pub mod upstream;
 
 use self::negative::refused_negative;
 

@@ -89,8 +89,35 @@ pub trait Converter: Send + Sync {
     fn needs_work_dir(&self) -> bool {
         true
     }
+    /// How a standalone script replays this conversion with the stack's own Python package
+    /// (a repro bundle's `repro.py`, docs/repro.md).
+    fn replay(&self) -> Replay {
+        if self.keeps_model() {
+            Replay::Model
+        } else {
+            Replay::ConvertedOnnx
+        }
+    }
     /// Converts a serialized ONNX model.
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError>;
+}
+
+/// What a repro script does to replay a conversion outside the harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Runs the model as it is on the runtime.
+    Model,
+    /// Runs the ONNX the converter made (the bundle's `converted.onnx`) on the runtime.
+    ConvertedOnnx,
+    /// Converts with OpenVINO's Python API and compiles for the CPU, with this inference
+    /// precision hint or the plugin's default.
+    OpenVino {
+        /// `INFERENCE_PRECISION_HINT`, when the converter sets one.
+        precision_hint: Option<&'static str>,
+    },
+    /// Writes the model as an NNEF archive with tract's Python bindings, reads it back and
+    /// runs it on tract.
+    TractNnef,
 }
 
 /// The spec of the converter that hands the model on unchanged.

@@ -29,6 +29,10 @@ impl Converter for NnefRoundTrip {
         Some(format!("tract-nnef {}", crate::runtime::TRACT_VERSION))
     }
 
+    fn replay(&self) -> super::Replay {
+        super::Replay::TractNnef
+    }
+
     fn native_runtime(&self) -> Option<&'static str> {
         Some("tract")
     }

@@ -50,6 +50,12 @@ impl Converter for OpenVino {
             .and_then(|v| v["openvino"].as_str().map(String::from))
     }
 
+    fn replay(&self) -> super::Replay {
+        super::Replay::OpenVino {
+            precision_hint: self.f32_hint.then_some("f32"),
+        }
+    }
+
     fn native_runtime(&self) -> Option<&'static str> {
         Some("openvino-cpu")
     }

@@ -17,6 +17,11 @@ pub fn encode_model(model: &pb::ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
+/// Serializes a `TensorProto`.
+pub fn encode_tensor(tensor: &pb::TensorProto) -> Vec<u8> {
+    tensor.encode_to_vec()
+}
+
 /// Decodes a serialized `TensorProto` (an `input_J.pb` / `output_J.pb` file).
 pub fn decode_tensor(bytes: &[u8]) -> Result<pb::TensorProto> {
     pb::TensorProto::decode(bytes).context("not a valid ONNX TensorProto (protobuf decode failed)")

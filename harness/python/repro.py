@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Standalone reproduction of one failure of a 1D CNN conversion, outside the harness.
+
+Needs numpy, onnx and the failing stack's own Python package (STACK below: openvino,
+onnxruntime, or tract for tract's Python bindings). It loads the model and inputs next to this
+file, converts and runs them as the harness did (same converter call, same precision hint, one
+thread), compares the outputs with the expected ones within the tolerance the harness used,
+prints the worst elements and exits 1 while the failure is there, 0 once it is gone.
+
+The expected outputs (test_data_set_0/output_J.pb) come from an f64 reference evaluation of the
+ONNX spec; bound_J.pb holds, per element, the error a correct implementation computing in
+precision u may make, in units of u (the tolerance is factor * u * bound, plus twice the
+smallest normal float32 for results near underflow).
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+CONFIG = json.loads(r"""@CONFIG@""")
+STACK = CONFIG["stack"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+UNIT_ROUNDOFF = {"f32": 2.0**-24, "f16": 2.0**-11, "bf16": 2.0**-8}
+TINY = float(np.finfo(np.float32).tiny)
+
+
+class Refused(Exception):
+    """The stack refused the model at a stage (convert, compile, run)."""
+
+    def __init__(self, stage, error):
+        # tract's errors carry a Rust backtrace when RUST_BACKTRACE is set; the cause chain is
+        # what a report needs.
+        text = str(error).split("\nStack backtrace:")[0].strip()
+        super().__init__(f"{type(error).__name__}: {text}")
+        self.stage = stage
+
+
+def read_tensor(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+
+
+def numbered(prefix, directory):
+    found = []
+    while os.path.exists(os.path.join(directory, f"{prefix}_{len(found)}.pb")):
+        found.append(read_tensor(os.path.join(directory, f"{prefix}_{len(found)}.pb")))
+    return found
+
+
+def feeds(model_path, inputs):
+    """(name, array) for each graph input that is not an initializer, in order."""
+    graph = onnx.load(model_path, load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in inits]
+    return list(zip(names, inputs))
+
+
+def attempt(stage, fn):
+    try:
+        return fn()
+    except Exception as e:  # the stack's own error types differ per package
+        raise Refused(stage, e) from e
+
+
+def run_openvino(model_path, inputs):
+    import openvino as ov
+
+    core = ov.Core()
+    model = attempt("convert", lambda: ov.convert_model(model_path))
+    with tempfile.TemporaryDirectory() as work:
+        xml = os.path.join(work, "model.xml")
+        attempt("convert", lambda: ov.save_model(model, xml, compress_to_fp16=False))
+        ir = attempt("convert", lambda: core.read_model(xml))
+        config = {"INFERENCE_NUM_THREADS": 1}
+        if CONFIG["precision_hint"]:
+            config["INFERENCE_PRECISION_HINT"] = CONFIG["precision_hint"]
+        compiled = attempt("compile", lambda: core.compile_model(ir, "CPU", config))
+    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+    precision = next((p for key, p in (("bf16", "bf16"), ("bfloat16", "bf16"), ("f16", "f16"), ("float16", "f16")) if key in hint), "f32")
+    request = compiled.create_infer_request()
+    attempt("run", lambda: request.infer(dict(feeds(model_path, inputs))))
+    outputs = [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
+    return outputs, precision
+
+
+def run_onnxruntime(model_path, inputs):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    session = attempt("compile", lambda: ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"]))
+    outputs = attempt("run", lambda: session.run(None, dict(feeds(model_path, inputs))))
+    return outputs, "f32"
+
+
+TRACT_TYPES = {"float32": "f32", "float64": "f64", "int64": "i64", "int32": "i32", "bool": "bool"}
+
+
+def tract_model(model_path, inputs):
+    """The ONNX model in tract with the fed shapes fixed, typed, as the harness loads it."""
+    import tract
+
+    model = attempt("convert", lambda: tract.onnx().load(model_path))
+    for i, a in enumerate(inputs):
+        fact = ",".join([str(d) for d in a.shape] + [TRACT_TYPES[str(a.dtype)]])
+        attempt("convert", lambda: model.set_input_fact(i, fact))
+    return attempt("convert", model.into_model)
+
+
+def run_tract(model_path, inputs):
+    runnable = attempt("compile", tract_model(model_path, inputs).into_runnable)
+    outputs = attempt("run", lambda: runnable.run([np.ascontiguousarray(a) for a in inputs]))
+    return [o.to_numpy() for o in outputs], "f32"
+
+
+def run_tract_nnef(model_path, inputs):
+    import tract
+
+    # As a converter, the round trip sees the model alone: its symbolic dimensions stay so.
+    typed = attempt("convert", lambda: tract.onnx().load(model_path).into_model())
+    with tempfile.TemporaryDirectory() as work:
+        tar = os.path.join(work, "model.nnef.tar")
+        attempt("convert", lambda: tract.nnef().with_onnx().write_model_to_tar(typed, tar))
+        reloaded = attempt("convert", lambda: tract.nnef().with_onnx().load(tar))
+    runnable = attempt("compile", reloaded.into_runnable)
+    outputs = attempt("run", lambda: runnable.run([np.ascontiguousarray(a) for a in inputs]))
+    return [o.to_numpy() for o in outputs], "f32"
+
+
+RUNNERS = {
+    "openvino": run_openvino,
+    "onnxruntime": run_onnxruntime,
+    "tract": run_tract,
+    "tract-nnef": run_tract_nnef,
+}
+
+
+def tolerance(golden, bound, u):
+    policy = CONFIG["tolerance"]
+    if policy["policy"] == "bound" and bound is not None:
+        return policy["factor"] * u * bound + 2.0 * TINY
+    fixed = policy if policy["policy"] == "fixed" else CONFIG["fallback"]
+    return fixed["atol"] + fixed["rtol"] * np.abs(golden)
+
+
+def judge(expected, bounds, actual, u):
+    """The verdict the harness gives, and the worst elements as printable rows."""
+    if len(expected) != len(actual):
+        return "shape-mismatch", [f"expected {len(expected)} outputs, got {len(actual)}"]
+    for j, (e, a) in enumerate(zip(expected, actual)):
+        a = np.asarray(a)
+        if e.shape != a.shape:
+            return "shape-mismatch", [f"output {j}: expected shape {list(e.shape)}, got {list(a.shape)}"]
+    rows, verdict = [], "pass"
+    for j, (e, a) in enumerate(zip(expected, actual)):
+        g = e.astype(np.float64).ravel()
+        x = np.asarray(a).astype(np.float64).ravel()
+        same_special = (np.isnan(g) & np.isnan(x)) | (g == x)
+        bad_special = (np.isfinite(g) != np.isfinite(x)) | (~np.isfinite(g) & ~same_special)
+        if bad_special.any():
+            i = int(np.argmax(bad_special))
+            return "non-finite", [f"output {j}[{i}]: expected {g[i]!r}, got {x[i]!r}"]
+        b = bounds[j].astype(np.float64).ravel() if j < len(bounds) and bounds[j].size == g.size else None
+        allowed = tolerance(g, b, u) * np.ones_like(g)
+        diff = np.abs(x - g)
+        ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
+        if (diff > allowed).any():
+            verdict = "mismatch"
+        for i in np.argsort(-ratio, kind="stable")[:5]:
+            if diff[i] > 0:
+                rows.append((ratio[i], f"output {j}[{i}]: expected {g[i]:.9g}, got {x[i]:.9g}, |diff| {diff[i]:.3e}, tolerance {allowed[i]:.3e} ({ratio[i]:.3g}x)"))
+    rows.sort(key=lambda r: -r[0])
+    return verdict, [text for _, text in rows[:5]]
+
+
+def main():
+    data = os.path.join(HERE, "test_data_set_0")
+    inputs = numbered("input", data)
+    expected = numbered("output", data)
+    bounds = numbered("bound", HERE)
+    model_path = os.path.join(HERE, CONFIG["model"])
+    print(f"{CONFIG['title']}")
+    print(f"stack: {STACK} ({CONFIG['converter']} on {CONFIG['runtime']}), model: {CONFIG['model']}")
+    try:
+        actual, precision = RUNNERS[STACK](model_path, inputs)
+    except Refused as e:
+        if CONFIG["negative"]:
+            print(f"refused, as the spec requires of this invalid model: {e}")
+            return 0
+        print(f"refused a valid model at {e.stage}: {e}")
+        print(f"still failing ({'convert' if e.stage == 'convert' else 'runtime'}-rejected; the harness saw {CONFIG['verdict']})")
+        return 1
+    if CONFIG["negative"]:
+        print(f"accepted and ran a model the spec forbids ({CONFIG['negative']})")
+        print(f"still failing (invalid-accepted; the harness saw {CONFIG['verdict']})")
+        return 1
+    u = UNIT_ROUNDOFF.get(precision, UNIT_ROUNDOFF["f32"])
+    verdict, rows = judge(expected, bounds, actual, u)
+    print(f"precision: {precision}, tolerance policy: {CONFIG['tolerance']['policy']}")
+    for row in rows:
+        print("  " + row)
+    if verdict == "pass":
+        print(f"passes: the failure is gone (the harness saw {CONFIG['verdict']})")
+        return 0
+    print(f"still failing ({verdict}; the harness saw {CONFIG['verdict']})")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
