@@ -5,7 +5,8 @@ Needs numpy, onnx and the failing stack's own Python package (STACK below: openv
 onnxruntime, or tract for tract's Python bindings). It loads the model and inputs next to this
 file, converts and runs them as the harness did (same converter call, same precision hint, one
 thread), compares the outputs with the expected ones within the tolerance the harness used,
-prints the worst elements and exits 1 while the failure is there, 0 once it is gone.
+prints the worst elements and exits 1 while the failure is there (a hang: no result within the
+run's timeout), 0 once it is gone.
 
 The expected outputs (test_data_set_0/output_J.pb) come from an f64 reference evaluation of the
 ONNX spec; bound_J.pb holds, per element, the error a correct implementation computing in
@@ -15,6 +16,7 @@ smallest normal float32 for results near underflow).
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -215,5 +217,17 @@ def main():
     return 1
 
 
+def main_with_timeout():
+    """Runs main() in a child process: a stack that hangs inside its native code cannot be
+    interrupted from within, only killed. REPRO_TIMEOUT (seconds) overrides the run's timeout."""
+    timeout = float(os.environ.get("REPRO_TIMEOUT", CONFIG["timeout_s"]))
+    try:
+        return subprocess.run([sys.executable, os.path.abspath(__file__), "--in-child"], timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        print(f"no result after {timeout:g} s: killed")
+        print(f"still failing (timeout; the harness saw {CONFIG['verdict']})")
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main() if "--in-child" in sys.argv else main_with_timeout())

@@ -150,7 +150,8 @@ pub enum Verdicts {
 }
 
 impl Verdicts {
-    fn contains(&self, v: Verdict) -> bool {
+    /// Whether `v` is one of these verdicts.
+    pub fn contains(&self, v: Verdict) -> bool {
         match self {
             Verdicts::One(x) => *x == v,
             Verdicts::Any(xs) => xs.contains(&v),

@@ -306,13 +306,9 @@ impl Runner {
         };
         let reduction = reduced.evidence(&r.case);
         r.reduction = Some(reduction.clone());
-        let bundle = self
-            .options
-            .report_dir
-            .as_ref()
-            .and_then(|dir| {
-                self.write_bundle(&dir.join("failures"), r, &reduced, &key, tolerance, start)
-            });
+        let bundle = self.options.report_dir.as_ref().and_then(|dir| {
+            self.write_bundle(&dir.join("failures"), r, &reduced, &key, tolerance, start)
+        });
         r.repro = bundle.clone();
         seen.insert(
             key,
@@ -360,20 +356,22 @@ impl Runner {
             .iter()
             .find(|c| c.name() == r.converter)
             .map(|c| c.replay());
-        let written = reduce::write_bundle(&bundle, reduced, r, extra, converted).and_then(|path| {
-            if let Some(replay) = replay {
-                let upstream = Upstream {
-                    reduced,
-                    original: r,
-                    replay,
-                    tolerance,
-                    environment: &environment,
-                    command: &command,
-                };
-                upstream.write(&path)?;
-            }
-            Ok(path)
-        });
+        let written =
+            reduce::write_bundle(&bundle, reduced, r, extra, converted).and_then(|path| {
+                if let Some(replay) = replay {
+                    let upstream = Upstream {
+                        reduced,
+                        original: r,
+                        replay,
+                        tolerance,
+                        environment: &environment,
+                        command: &command,
+                        timeout: self.options.timeout,
+                    };
+                    upstream.write(&path)?;
+                }
+                Ok(path)
+            });
         match written {
             Ok(path) => Some(path.display().to_string()),
             Err(e) => {

@@ -84,6 +84,8 @@ pub struct Upstream<'a> {
     pub environment: &'a Environment,
     /// The harness command that runs the bundle again.
     pub command: &'a str,
+    /// The run's timeout: past it, the script counts a hang as the failure.
+    pub timeout: std::time::Duration,
 }
 
 impl Upstream<'_> {
@@ -101,10 +103,7 @@ impl Upstream<'_> {
         if let Some(stack) = &stack {
             write_atomically(&dir.join("repro.py"), self.script(stack).as_bytes())?;
         }
-        write_atomically(
-            &dir.join("ISSUE.md"),
-            self.issue(stack.as_ref()).as_bytes(),
-        )
+        write_atomically(&dir.join("ISSUE.md"), self.issue(stack.as_ref()).as_bytes())
     }
 
     /// What the failing stack did wrong, in one line.
@@ -118,13 +117,23 @@ impl Upstream<'_> {
                 self.negative().unwrap_or("invalid by the spec")
             ),
             (Verdict::ConvertRejected, _) => format!("{who} refuses to convert a valid 1D model"),
-            (Verdict::RuntimeRejected, _) => format!("{who} refuses to load or run a valid 1D model"),
-            (Verdict::ShapeMismatch, _) => format!("{who} gives an output of the wrong shape on a 1D model"),
+            (Verdict::RuntimeRejected, _) => {
+                format!("{who} refuses to load or run a valid 1D model")
+            }
+            (Verdict::ShapeMismatch, _) => {
+                format!("{who} gives an output of the wrong shape on a 1D model")
+            }
             (Verdict::NonFinite, Some(n)) => {
-                format!("{who}: {} gives non-finite values on a 1D model", node_summary(n))
+                format!(
+                    "{who}: {} gives non-finite values on a 1D model",
+                    node_summary(n)
+                )
             }
             (Verdict::Mismatch, Some(n)) => {
-                format!("{who}: {} gives wrong values on a 1D model", node_summary(n))
+                format!(
+                    "{who}: {} gives wrong values on a 1D model",
+                    node_summary(n)
+                )
             }
             (v, _) => format!("{who}: {} on a 1D model", v.name()),
         }
@@ -174,6 +183,7 @@ impl Upstream<'_> {
             "negative": negative,
             "tolerance": self.tolerance,
             "fallback": FALLBACK,
+            "timeout_s": self.timeout.as_secs_f64(),
         });
         let json = serde_json::to_string_pretty(&config).unwrap_or_default();
         TEMPLATE.replacen("@CONFIG@", &json, 1)
@@ -210,7 +220,10 @@ impl Upstream<'_> {
         }
         s.push_str("\n## What the ONNX spec says\n\n");
         match (self.negative(), self.diverging_node()) {
-            (Some(kind), _) if r.verdict == Verdict::InvalidAccepted || self.original.verdict == Verdict::InvalidAccepted => {
+            (Some(kind), _)
+                if r.verdict == Verdict::InvalidAccepted
+                    || self.original.verdict == Verdict::InvalidAccepted =>
+            {
                 let _ = writeln!(
                     s,
                     "The model is invalid ({kind}): {} A conforming implementation refuses it.",
@@ -326,10 +339,18 @@ fn model_listing(model: &pb::ModelProto) -> String {
         .iter()
         .find(|o| o.domain.is_empty())
         .map_or(0, |o| o.version);
-    let _ = writeln!(s, "Opset {opset}, {} nodes (`model.onnx`).\n\n```", g.node.len());
+    let _ = writeln!(
+        s,
+        "Opset {opset}, {} nodes (`model.onnx`).\n\n```",
+        g.node.len()
+    );
     let inits: std::collections::HashMap<&str, &pb::TensorProto> =
         g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    for i in g.input.iter().filter(|i| !inits.contains_key(i.name.as_str())) {
+    for i in g
+        .input
+        .iter()
+        .filter(|i| !inits.contains_key(i.name.as_str()))
+    {
         let _ = writeln!(s, "input  {}: {}", i.name, value_type(i));
     }
     for n in &g.node {
@@ -491,7 +512,9 @@ mod tests {
     fn every_replay_on_a_python_runtime_has_a_stack_and_another_runtime_none() {
         assert_eq!(Stack::of(Replay::Model, "tract").unwrap().name, "tract");
         assert_eq!(
-            Stack::of(Replay::ConvertedOnnx, "onnxruntime").unwrap().model,
+            Stack::of(Replay::ConvertedOnnx, "onnxruntime")
+                .unwrap()
+                .model,
             "converted.onnx"
         );
         let ov = Stack::of(
@@ -502,7 +525,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((ov.name, ov.precision_hint), ("openvino", Some("f32")));
-        assert_eq!(Stack::of(Replay::TractNnef, "tract").unwrap().package, "tract");
+        assert_eq!(
+            Stack::of(Replay::TractNnef, "tract").unwrap().package,
+            "tract"
+        );
         assert_eq!(Stack::of(Replay::Model, "elsewhere"), None);
     }
 
@@ -516,8 +542,10 @@ mod tests {
         let mut env = Environment::detect();
         env.runtimes
             .insert("onnxruntime".into(), "onnxruntime 1.32.0".into());
-        env.runtimes
-            .insert("openvino-cpu".into(), "2026.4.1-22982-e213a147257-releases/2026/4".into());
+        env.runtimes.insert(
+            "openvino-cpu".into(),
+            "2026.4.1-22982-e213a147257-releases/2026/4".into(),
+        );
         assert_eq!(pinned("onnxruntime", &env), "onnxruntime==1.32.0");
         assert_eq!(pinned("openvino", &env), "openvino==2026.4.1");
         assert_eq!(pinned("tract", &Environment::detect()), "tract");
