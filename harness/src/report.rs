@@ -253,14 +253,15 @@ impl Report {
         let parallel_only: Vec<String> = self
             .results
             .iter()
-            .filter(|r| r.timed_out_in_parallel.is_some())
+            .filter(|r| r.in_parallel.is_some())
             .map(|r| format!("{} {}", r.case, r.converter))
             .collect();
         if !parallel_only.is_empty() {
             let _ = writeln!(
                 s,
-                "\nharness defect: {} result(s) timed out beside other cases but completed alone \
-                 in a fresh worker; the verdicts shown are the ones run alone: {}",
+                "\nnot reproduced alone: {} result(s) timed out or lost their worker beside other \
+                 cases but completed alone in a fresh worker (the verdicts shown are the ones run \
+                 alone; field in_parallel): {}",
                 parallel_only.len(),
                 one_line(&parallel_only.join(", "), 200)
             );

@@ -240,11 +240,11 @@ pub struct CaseResult {
     /// entry's `reduced` table matches (docs/ledger.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reduction: Option<Reduction>,
-    /// Set when this result timed out in the parallel run and was run again alone, in a fresh
-    /// worker: what the parallel run said. The result is the one run alone; a timeout that does
-    /// not reproduce alone is a defect of the harness, not a verdict (docs/RELIABILITY.md).
+    /// Set when this result timed out or lost its worker process in the parallel run and
+    /// completed when run again alone, in a fresh worker: the parallel run's verdict and
+    /// message. The result is the one run alone (docs/RELIABILITY.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timed_out_in_parallel: Option<String>,
+    pub in_parallel: Option<String>,
 }
 
 /// What the reduction of a failing result found. It travels with the result (report.json,
@@ -318,7 +318,7 @@ impl CaseResult {
             wall_ms: 0.0,
             expected: None,
             reduction: None,
-            timed_out_in_parallel: None,
+            in_parallel: None,
         }
     }
 

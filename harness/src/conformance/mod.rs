@@ -184,6 +184,16 @@ fn scratch_dir(
         .map_err(|e| format!("cannot create a work directory: {e}"))
 }
 
+/// Whether a result may come from what ran beside it rather than from its own case: a timeout
+/// (a starved process), or a worker process that died (the error the worker module reports
+/// as "worker died"), which a library's state left by earlier cases can cause.
+fn may_depend_on_neighbours(r: &CaseResult) -> bool {
+    r.verdict == Verdict::Timeout
+        || r.message
+            .as_deref()
+            .is_some_and(|m| m.contains("worker died"))
+}
+
 /// A test-case directory as read, with its case's own tolerance policy.
 struct StoredCase {
     test: testcase::TestCase,
@@ -278,7 +288,7 @@ impl Runner {
             })
             .collect();
         results.extend(generated.into_iter().flatten());
-        self.retry_timeouts_alone(&mut results);
+        self.retry_alone(&mut results);
         let tool = Tool::harness();
         let options = serde_json::to_value(&self.options)?;
         let worker_calls = crate::worker::call_totals();
@@ -319,13 +329,15 @@ impl Runner {
         Ok(report)
     }
 
-    /// Runs every timed-out result again, one at a time, each in a fresh worker with nothing
-    /// else running. A timeout must not depend on what ran beside it: the result that stands
-    /// is the one run alone, and where that one completes it keeps what the parallel run said
-    /// in `timed_out_in_parallel`, a defect of the harness to look into (docs/RELIABILITY.md).
-    fn retry_timeouts_alone(&self, results: &mut [CaseResult]) {
+    /// Runs every result that timed out or whose worker process died again, one at a time,
+    /// each in a fresh worker with nothing else running. A verdict must not depend on what ran
+    /// beside it: the result that stands is the one run alone, and where that one completes it
+    /// keeps what the parallel run said in `in_parallel` (docs/RELIABILITY.md). A timeout that
+    /// does not reproduce alone is a defect of the harness; a crash that does not is a
+    /// library's state left by earlier cases, a finding to minimize.
+    fn retry_alone(&self, results: &mut [CaseResult]) {
         for r in results.iter_mut() {
-            if r.verdict != Verdict::Timeout || isolate::interrupted() {
+            if !may_depend_on_neighbours(r) || isolate::interrupted() {
                 continue;
             }
             let Some(subject) = self.subject_again(r) else {
@@ -337,12 +349,15 @@ impl Runner {
                 continue;
             };
             alone.wall_ms = start.elapsed().as_secs_f64() * 1e3;
-            let parallel = r.message.clone().unwrap_or_default();
-            if alone.verdict == Verdict::Timeout {
+            if may_depend_on_neighbours(&alone) {
                 let m = alone.message.take().unwrap_or_default();
                 alone.message = Some(format!("{m} (also alone, in a fresh worker)"));
             } else {
-                alone.timed_out_in_parallel = Some(parallel);
+                alone.in_parallel = Some(format!(
+                    "{}: {}",
+                    r.verdict.name(),
+                    r.message.as_deref().unwrap_or_default()
+                ));
             }
             *r = alone;
         }

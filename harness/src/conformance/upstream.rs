@@ -144,8 +144,12 @@ impl Upstream<'_> {
         let env = self.environment;
         let converter = &self.original.converter;
         let runtime = &self.original.runtime;
-        let cv = env.converters.get(converter).cloned().unwrap_or_default();
-        let rv = env.runtimes.get(runtime).cloned().unwrap_or_default();
+        let version = |v: Option<&String>| {
+            v.map(|v| release(v).unwrap_or(v).to_string())
+                .unwrap_or_default()
+        };
+        let cv = version(env.converters.get(converter));
+        let rv = version(env.runtimes.get(runtime));
         if self.replay == Replay::Model {
             format!("{runtime} {rv}").trim().to_string()
         } else {
@@ -288,15 +292,19 @@ fn pinned(package: &str, env: &Environment) -> String {
         _ => None,
     };
     // "2026.4.1-22982-e213a147257-releases/2026/4" or "tract-nnef 0.23.9": the release number.
-    let number = version.and_then(|v| {
-        v.split_whitespace()
-            .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
-            .and_then(|w| w.split(|c: char| !(c.is_ascii_digit() || c == '.')).next())
-    });
-    match number {
+    match version.and_then(|v| release(v)) {
         Some(n) => format!("{package}=={n}"),
         None => package.to_string(),
     }
+}
+
+/// The release number in a version string: "2026.4.1" of
+/// "2026.4.1-22982-e213a147257-releases/2026/4", "0.23.9" of "tract-nnef 0.23.9".
+fn release(version: &str) -> Option<&str> {
+    version
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .and_then(|w| w.split(|c: char| !(c.is_ascii_digit() || c == '.')).next())
 }
 
 /// `Op(attr=value, …)` of a node, for the title.
