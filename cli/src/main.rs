@@ -214,7 +214,7 @@ struct ConformanceArgs {
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Most failures to reduce into repro bundles under REPORT/failures (0: none).
+    /// Most failures to reduce into repro bundles under REPORT/failures, per converter (0: none).
     #[arg(long, default_value_t = 10)]
     max_bundles: usize,
     /// Seconds allowed to reduce one failure.

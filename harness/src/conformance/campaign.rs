@@ -2,6 +2,7 @@
 //! signature) and fuzzing, which keeps generating cases and saves each new signature as a
 //! regression corpus case.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -260,20 +261,22 @@ impl Runner {
     /// Signs and reduces failing results, one reduction per failure signature (converter,
     /// verdict, first diverging op), and writes their repro bundles under
     /// `--report DIR/failures/`; later failures with the same signature share its reduction and
-    /// point to its bundle. At most `max_bundles` reductions: after that, failures are neither
-    /// signed nor reduced (a run with that many new signatures fails anyway), so they carry no
-    /// reduction and only ledger entries without a reduced form can explain them.
+    /// point to its bundle. At most `max_bundles` reductions per converter (so that testing
+    /// several converters in one run does not starve the last): after that, its failures are
+    /// neither signed nor reduced (a run with that many new signatures fails anyway), so they
+    /// carry no reduction and only ledger entries without a reduced form can explain them.
     pub(super) fn bundle_failures(&self, report: &mut Report) {
         let mut seen = Signatures::default();
-        let mut made = 0;
+        let mut made: HashMap<String, usize> = HashMap::new();
         for r in report.results.iter_mut() {
             // A case over the resource limits has nothing a smaller repro would show.
             let too_large = r.verdict == Verdict::TooLarge;
-            if r.ok() || too_large || made >= self.options.max_bundles || isolate::interrupted() {
+            let used = made.get(&r.converter).copied().unwrap_or(0);
+            if r.ok() || too_large || used >= self.options.max_bundles || isolate::interrupted() {
                 continue;
             }
             if let Some(Bundled::New(_)) = self.bundle_one(r, &mut seen) {
-                made += 1;
+                *made.entry(r.converter.clone()).or_default() += 1;
             }
         }
     }
