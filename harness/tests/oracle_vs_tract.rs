@@ -3,7 +3,7 @@
 //! distribution: all layer kinds, both layouts, symbolic dimensions, opsets 11 to 21).
 //! proptest shrinks any counterexample to a minimal model.
 
-use harness::compare::{compare, Tolerance, Verdict};
+use harness::compare::{compare, Expected, Tolerance, Verdict};
 use harness::conformance::oracle_expected;
 use harness::gen::{model_strategy, GenConfig, InputDist};
 use harness::model::{Layer, ModelDesc, WeightDist};
@@ -36,14 +36,15 @@ fn check(model: ModelDesc, seed: u64) -> Result<(), TestCaseError> {
     agree(model, seed)
 }
 
-/// The oracle and tract agree on `model` with inputs drawn from `seed`.
-fn agree(model: ModelDesc, seed: u64) -> Result<(), TestCaseError> {
+/// The oracle's expected outputs and tract's outputs for `model` on small-integer inputs drawn
+/// from `seed`.
+fn oracle_and_tract(model: &ModelDesc, seed: u64) -> (Vec<Expected>, Vec<harness::tensor::Tensor>) {
     let case = harness::gen::Case {
         id: "prop".into(),
         base_seed: 0,
         index: 0,
         seed,
-        model,
+        model: model.clone(),
         input: InputDist::SmallInt,
     };
     let inputs = case.inputs();
@@ -54,14 +55,14 @@ fn agree(model: ModelDesc, seed: u64) -> Result<(), TestCaseError> {
         .unwrap()
         .run(&inputs)
         .unwrap();
+    (expected, got)
+}
+
+/// The oracle and tract agree on `model` with inputs drawn from `seed`.
+fn agree(model: ModelDesc, seed: u64) -> Result<(), TestCaseError> {
+    let (expected, got) = oracle_and_tract(&model, seed);
     let c = compare(&expected, &got, Precision::F32, Tolerance::default());
-    prop_assert_eq!(
-        c.verdict,
-        Verdict::Pass,
-        "{:?}\n{:?}",
-        c.message,
-        case.model
-    );
+    prop_assert_eq!(c.verdict, Verdict::Pass, "{:?}\n{:?}", c.message, model);
     Ok(())
 }
 
@@ -131,22 +132,7 @@ fn a_tail_sigmoid_times_a_cancelled_convolution_is_within_its_bound() {
         },
         negative: None,
     };
-    let case = harness::gen::Case {
-        id: "witness".into(),
-        base_seed: 0,
-        index: 0,
-        seed: 4523029501174743002,
-        model,
-        input: InputDist::SmallInt,
-    };
-    let inputs = case.inputs();
-    let proto = emit(&case.model).unwrap();
-    let expected = oracle_expected(&proto, &inputs).unwrap();
-    let got = Tract::new()
-        .load(&encode_model(&proto), &inputs)
-        .unwrap()
-        .run(&inputs)
-        .unwrap();
+    let (expected, got) = oracle_and_tract(&model, 4523029501174743002);
     let at: &[usize] = &[0, 3, 5];
     let (exact, bound) = (
         expected[0].value[at],

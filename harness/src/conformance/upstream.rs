@@ -12,7 +12,7 @@ use super::reduce::Reduced;
 use crate::compare::{Tolerance, FALLBACK};
 use crate::convert::Replay;
 use crate::fsutil::write_atomically;
-use crate::onnx::proto::{encode_tensor, tensor_to_proto};
+use crate::onnx::proto::{declared_type, encode_tensor, tensor_to_proto, Dim};
 use crate::results::{CaseResult, Environment, Verdict};
 use crate::tensor::Tensor;
 
@@ -391,30 +391,21 @@ fn model_listing(model: &pb::ModelProto) -> String {
     s
 }
 
-/// `float32[1, 4, 16]` for a declared tensor type (`?` for a symbolic dimension).
+/// `float[1, 4, L]` for a declared tensor type (the symbol for a symbolic dimension).
 fn value_type(v: &pb::ValueInfoProto) -> String {
-    use pb::tensor_shape_proto::dimension::Value as D;
-    use pb::type_proto::Value as T;
-    let Some(T::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+    let Some((elem, dims)) = declared_type(v) else {
         return "?".into();
     };
-    let dtype = pb::tensor_proto::DataType::try_from(t.elem_type)
+    let dtype = pb::tensor_proto::DataType::try_from(elem)
         .map(|d| format!("{d:?}").to_lowercase())
         .unwrap_or_else(|_| "?".into());
-    let dims: Vec<String> = t
-        .shape
-        .as_ref()
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match &d.value {
-                    Some(D::DimValue(n)) => n.to_string(),
-                    Some(D::DimParam(p)) => p.clone(),
-                    None => "?".into(),
-                })
-                .collect()
+    let dims: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Symbol(s) => s.clone(),
         })
-        .unwrap_or_default();
+        .collect();
     format!("{dtype}[{}]", dims.join(", "))
 }
 
@@ -538,6 +529,28 @@ mod tests {
             "tract"
         );
         assert_eq!(Stack::of(Replay::Model, "elsewhere"), None);
+    }
+
+    #[test]
+    fn the_model_listing_names_every_node_with_its_attributes_and_the_declared_shapes() {
+        let case = (0..50)
+            .map(|i| crate::gen::generate(0, i, &crate::gen::GenConfig::default()))
+            .find(|c| c.model.negative.is_none() && c.model.symbolic.length)
+            .expect("a valid case with a symbolic length in 50");
+        let model = crate::onnx::emit::emit(&case.model).unwrap();
+        let listing = model_listing(&model);
+        let graph = model.graph.as_ref().unwrap();
+        for node in &graph.node {
+            let line = listing
+                .lines()
+                .find(|l| l.starts_with(&format!("{} = {}(", node.output.join(", "), node.op_type)))
+                .unwrap_or_else(|| panic!("{} missing:\n{listing}", node.op_type));
+            for a in &node.attribute {
+                assert!(line.contains(&format!("{}=", a.name)), "{line}");
+            }
+        }
+        let input = listing.lines().find(|l| l.starts_with("input ")).unwrap();
+        assert!(input.contains("float[") && input.contains('L'), "{input}");
     }
 
     #[test]
