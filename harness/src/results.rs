@@ -221,6 +221,10 @@ pub struct CaseResult {
     /// Precision the runtime computed in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precision: Option<Precision>,
+    /// Precision the converted model stores its weights in, when the converter lowers it
+    /// (`f16` for `ovc`'s compressed IR); absent when the weights are the model's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Precision>,
     /// Latency of the converted model on the runtime.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<Latency>,
@@ -312,6 +316,7 @@ impl CaseResult {
             worst_ratio: None,
             tolerance: Policy::None,
             precision: None,
+            weights: None,
             latency_us: None,
             message: None,
             repro: None,

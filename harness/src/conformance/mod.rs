@@ -13,7 +13,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::compare::{compare, Expected, Tolerance};
-use crate::convert::{self, Artifact, ConvertError, Converter};
+use crate::convert::{self, Artifact, ConvertError, Converter, WeightPrecision};
+use crate::onnx::proto;
+use crate::oracle;
 use crate::gen::GenConfig;
 use crate::isolate::{self, Bounded};
 use crate::ledger::Ledger;
@@ -192,6 +194,51 @@ fn may_depend_on_neighbours(r: &CaseResult) -> bool {
         || r.message
             .as_deref()
             .is_some_and(|m| m.contains("worker died"))
+}
+
+/// The expectations of a model whose converter stored its weights at a lower precision than
+/// the runtime computes in: the same values, with the oracle's bounds for weights rounded so
+/// (docs/oracle.md). `None` when the subject's own bounds already cover the rounding (weights
+/// as given, or a runtime computing at f16 or coarser) or its expectations have no oracle
+/// bounds (stored outputs judged by fixed tolerances); an error when the oracle cannot bound
+/// the rounding after all.
+fn weight_bounds(
+    s: &Subject,
+    expected: &[Expected],
+    weights: WeightPrecision,
+    precision: Precision,
+) -> std::result::Result<Option<Vec<Expected>>, String> {
+    let oracle_bounds = expected.iter().all(|e| e.bound.is_some());
+    if weights == WeightPrecision::AsGiven || precision != Precision::F32 || !oracle_bounds {
+        return Ok(None);
+    }
+    let cannot = |why: String| format!("cannot bound the f16 rounding of the weights: {why}");
+    let model = proto::decode_model(&s.model).map_err(|e| cannot(format!("{e:#}")))?;
+    let eval = oracle::evaluate_with(&model, &s.inputs, oracle::Weights::F16ForF32)
+        .map_err(|e| cannot(e.to_string()))?;
+    if eval.outputs.len() != expected.len() {
+        return Err(cannot("the oracle's outputs are not the expected ones".into()));
+    }
+    expected
+        .iter()
+        .zip(eval.outputs)
+        .map(|(e, o)| {
+            if o.bound.shape() != e.value.shape() {
+                return Err(cannot(format!(
+                    "output '{}' has shape {:?}, expected {:?}",
+                    o.name,
+                    o.bound.shape(),
+                    e.value.shape()
+                )));
+            }
+            Ok(Expected {
+                value: e.value.clone(),
+                bound: Some(o.bound),
+                dtype: e.dtype,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// A test-case directory as read, with its case's own tolerance policy.
@@ -469,10 +516,7 @@ impl Runner {
             work_dir: work.path(),
             timeout: self.options.timeout,
         };
-        match isolate::catch(|| c.convert(model, &cx)) {
-            Ok(Ok(Artifact::Onnx(bytes))) => Some(bytes),
-            _ => None,
-        }
+        isolate::catch(|| c.converted_onnx(model, &cx)).ok().flatten()
     }
 
     /// The result of one converter (by name) on a subject.
@@ -540,6 +584,9 @@ impl Runner {
         if let Artifact::Native(native) = &artifact {
             r.runtime = native.runtime();
         }
+        if converter.weights() == WeightPrecision::F16 {
+            r.weights = Some(Precision::F16);
+        }
         match self.execute(artifact, s.inputs.clone()) {
             Err((verdict, message)) => {
                 r.verdict = verdict;
@@ -557,7 +604,14 @@ impl Runner {
                 ));
             }
             Ok((precision, outputs, samples)) => {
-                self.judge(&mut r, s, expected, precision, &outputs);
+                match weight_bounds(s, expected, converter.weights(), precision) {
+                    Ok(Some(rounded)) => self.judge(&mut r, s, &rounded, precision, &outputs),
+                    Ok(None) => self.judge(&mut r, s, expected, precision, &outputs),
+                    Err(message) => {
+                        r.verdict = Verdict::Error;
+                        r.message = Some(message);
+                    }
+                }
                 r.latency_us = Latency::from_samples(samples);
             }
         }

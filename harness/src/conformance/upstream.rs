@@ -30,6 +30,8 @@ pub struct Stack {
     pub model: &'static str,
     /// OpenVINO's inference precision hint, when the converter sets one.
     pub precision_hint: Option<&'static str>,
+    /// Whether OpenVINO saves the IR with FP16-compressed weights (`ovc`'s default).
+    pub compress_to_fp16: bool,
 }
 
 impl Stack {
@@ -42,29 +44,37 @@ impl Stack {
                 package: "tract",
                 model,
                 precision_hint: None,
+                compress_to_fp16: false,
             }),
             "onnxruntime" => Some(Stack {
                 name: "onnxruntime",
                 package: "onnxruntime",
                 model,
                 precision_hint: None,
+                compress_to_fp16: false,
             }),
             _ => None,
         };
         match replay {
             Replay::Model => onnx_on("model.onnx"),
             Replay::ConvertedOnnx => onnx_on("converted.onnx"),
-            Replay::OpenVino { precision_hint } => Some(Stack {
+            Replay::OpenVino {
+                precision_hint,
+                compress_to_fp16,
+                converted,
+            } => Some(Stack {
                 name: "openvino",
                 package: "openvino",
-                model: "model.onnx",
+                model: if converted { "converted.onnx" } else { "model.onnx" },
                 precision_hint,
+                compress_to_fp16,
             }),
-            Replay::TractNnef => Some(Stack {
+            Replay::TractNnef { converted } => Some(Stack {
                 name: "tract-nnef",
                 package: "tract",
-                model: "model.onnx",
+                model: if converted { "converted.onnx" } else { "model.onnx" },
                 precision_hint: None,
+                compress_to_fp16: false,
             }),
         }
     }
@@ -100,6 +110,20 @@ impl Upstream<'_> {
             }
         }
         let stack = Stack::of(self.replay, &self.original.runtime);
+        if stack.as_ref().is_some_and(|s| s.compress_to_fp16) {
+            // For a runtime computing in f32 on FP16 weights: the bounds with the weights'
+            // f16 rounding (docs/oracle.md), `bound16_J.pb`.
+            let eval = crate::oracle::evaluate_with(
+                &self.reduced.model,
+                &self.reduced.inputs,
+                crate::oracle::Weights::F16ForF32,
+            )?;
+            for (j, o) in eval.outputs.into_iter().enumerate() {
+                let t = Tensor::F64(o.bound);
+                let bytes = encode_tensor(&tensor_to_proto(&format!("bound16_{j}"), &t));
+                write_atomically(&dir.join(format!("bound16_{j}.pb")), &bytes)?;
+            }
+        }
         if let Some(stack) = &stack {
             write_atomically(&dir.join("repro.py"), self.script(stack).as_bytes())?;
         }
@@ -181,6 +205,7 @@ impl Upstream<'_> {
             "stack": stack.name,
             "model": stack.model,
             "precision_hint": stack.precision_hint,
+            "compress_to_fp16": stack.compress_to_fp16,
             "converter": self.original.converter,
             "runtime": self.original.runtime,
             "verdict": self.original.verdict,
@@ -519,15 +544,18 @@ mod tests {
         let ov = Stack::of(
             Replay::OpenVino {
                 precision_hint: Some("f32"),
+                compress_to_fp16: true,
+                converted: true,
             },
             "openvino-cpu",
         )
         .unwrap();
-        assert_eq!((ov.name, ov.precision_hint), ("openvino", Some("f32")));
         assert_eq!(
-            Stack::of(Replay::TractNnef, "tract").unwrap().package,
-            "tract"
+            (ov.name, ov.precision_hint, ov.compress_to_fp16, ov.model),
+            ("openvino", Some("f32"), true, "converted.onnx")
         );
+        let nnef = Stack::of(Replay::TractNnef { converted: false }, "tract").unwrap();
+        assert_eq!((nnef.package, nnef.model), ("tract", "model.onnx"));
         assert_eq!(Stack::of(Replay::Model, "elsewhere"), None);
     }
 

@@ -77,6 +77,50 @@ fn describe_stderr(kept: &[u8], total: usize) -> String {
     s
 }
 
+/// Runs a converter's process with no input, its stderr captured (at most [`STDERR_LIMIT`]
+/// bytes), in a process group of its own that is killed whole at the timeout or when the
+/// process exits (so nothing it started lingers; see `isolate::Group`). Returns its stderr
+/// when it exits 0; a signal is a crash, another status a refusal.
+pub(super) fn run_isolated(
+    mut cmd: Command,
+    program: &str,
+    timeout: std::time::Duration,
+) -> Result<String, ConvertError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut process = Group::spawn(cmd)
+        .map_err(|e| ConvertError::Crashed(format!("cannot start {program}: {e}")))?;
+    let stderr = process.child().stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || capped(stderr, STDERR_LIMIT));
+    if !process.wait_exit(timeout) {
+        let _ = process.end();
+        let _ = reader.join();
+        return Err(ConvertError::Timeout(format!(
+            "converter still running after {timeout:?}; killed"
+        )));
+    }
+    // Children of the command may keep stderr open; ending the group ends them (before
+    // the leader is reaped, so the group id is still its own).
+    let status = process
+        .end()
+        .map_err(|e| ConvertError::Crashed(format!("cannot wait for {program}: {e}")))?;
+    let (kept, total) = reader.join().unwrap_or_default();
+    let stderr = describe_stderr(&kept, total);
+    if let Some(sig) = status.signal() {
+        return Err(ConvertError::Crashed(format!(
+            "converter killed by signal {sig}: {stderr}"
+        )));
+    }
+    if !status.success() {
+        let code = status.code().unwrap_or(-1);
+        return Err(ConvertError::Rejected(format!(
+            "converter exited with status {code}: {stderr}"
+        )));
+    }
+    Ok(stderr)
+}
+
 impl Converter for Exec {
     fn name(&self) -> String {
         self.spec.clone()
@@ -92,43 +136,8 @@ impl Converter for Exec {
             .replace("{input}", &quote(&input))
             .replace("{output}", &quote(&output));
         let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(&command)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // Its own process group, so a timeout kills the whole pipeline it started; it also
-        // dies with the harness (see `isolate::Group`).
-        let mut process = Group::spawn(cmd)
-            .map_err(|e| ConvertError::Crashed(format!("cannot start sh: {e}")))?;
-        let stderr = process.child().stderr.take().expect("stderr is piped");
-        let reader = std::thread::spawn(move || capped(stderr, STDERR_LIMIT));
-        if !process.wait_exit(cx.timeout) {
-            let _ = process.end();
-            let _ = reader.join();
-            return Err(ConvertError::Timeout(format!(
-                "converter still running after {:?}; killed",
-                cx.timeout
-            )));
-        }
-        // Children of the command may keep stderr open; ending the group ends them (before
-        // the shell is reaped, so the group id is still its own).
-        let status = process
-            .end()
-            .map_err(|e| ConvertError::Crashed(format!("cannot wait for sh: {e}")))?;
-        let (kept, total) = reader.join().unwrap_or_default();
-        let stderr = describe_stderr(&kept, total);
-        if let Some(sig) = status.signal() {
-            return Err(ConvertError::Crashed(format!(
-                "converter killed by signal {sig}: {stderr}"
-            )));
-        }
-        if !status.success() {
-            let code = status.code().unwrap_or(-1);
-            return Err(ConvertError::Rejected(format!(
-                "converter exited with status {code}: {stderr}"
-            )));
-        }
+        cmd.arg("-c").arg(&command);
+        let stderr = run_isolated(cmd, "sh", cx.timeout)?;
         let bytes = std::fs::read(&output).map_err(|_| {
             ConvertError::Crashed(format!("converter exited 0 but wrote no output: {stderr}"))
         })?;

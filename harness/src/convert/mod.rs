@@ -3,6 +3,7 @@
 //! Adding a converter is one file implementing [`Converter`] and one line in [`from_spec`].
 //! Nothing outside this module knows a converter's name.
 
+mod chain;
 mod exec;
 mod identity;
 mod lower1d;
@@ -12,11 +13,12 @@ mod openvino;
 use std::path::Path;
 use std::time::Duration;
 
+pub use self::chain::Chain;
 pub use self::exec::Exec;
 pub use self::identity::Identity;
 pub use self::lower1d::{lower, Lower1d, UnitAxis};
 pub use self::nnef::NnefRoundTrip;
-pub use self::openvino::OpenVino;
+pub use self::openvino::{Frontend, OpenVino};
 
 /// What a converter produced.
 pub enum Artifact {
@@ -89,6 +91,19 @@ pub trait Converter: Send + Sync {
     fn needs_work_dir(&self) -> bool {
         true
     }
+    /// The precision the converted model stores its weights in.
+    fn weights(&self) -> WeightPrecision {
+        WeightPrecision::AsGiven
+    }
+    /// The ONNX a repro bundle stores as `converted.onnx`: what [`Converter::replay`] starts
+    /// from when it says [`Replay::ConvertedOnnx`] (or `converted: true`). `None` when the
+    /// converter makes no ONNX or fails.
+    fn converted_onnx(&self, model: &[u8], cx: &Context) -> Option<Vec<u8>> {
+        match self.convert(model, cx) {
+            Ok(Artifact::Onnx(bytes)) => Some(bytes),
+            _ => None,
+        }
+    }
     /// How a standalone script replays this conversion with the stack's own Python package
     /// (a repro bundle's `repro.py`, docs/repro.md).
     fn replay(&self) -> Replay {
@@ -109,15 +124,33 @@ pub enum Replay {
     Model,
     /// Runs the ONNX the converter made (the bundle's `converted.onnx`) on the runtime.
     ConvertedOnnx,
-    /// Converts with OpenVINO's Python API and compiles for the CPU, with this inference
-    /// precision hint or the plugin's default.
+    /// Converts with OpenVINO's Python API (as `ovc` does), saves and reads back the IR and
+    /// compiles it for the CPU, with this inference precision hint or the plugin's default.
     OpenVino {
         /// `INFERENCE_PRECISION_HINT`, when the converter sets one.
         precision_hint: Option<&'static str>,
+        /// Whether the IR is saved with weights compressed to FP16 (`ovc`'s default).
+        compress_to_fp16: bool,
+        /// Converts `converted.onnx` (what the earlier converters of a chain made) rather
+        /// than the model.
+        converted: bool,
     },
     /// Writes the model as an NNEF archive with tract's Python bindings, reads it back and
     /// runs it on tract.
-    TractNnef,
+    TractNnef {
+        /// Starts from `converted.onnx` rather than the model, as for `OpenVino`.
+        converted: bool,
+    },
+}
+
+/// The precision a converted model keeps its weights (initializers and constants) in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightPrecision {
+    /// As the ONNX model gives them.
+    AsGiven,
+    /// Rounded to IEEE half precision, as `ovc` saves an IR by default; the tolerance then
+    /// allows each weight an f16 rounding (docs/oracle.md).
+    F16,
 }
 
 /// The spec of the converter that hands the model on unchanged.
@@ -127,18 +160,34 @@ pub const IDENTITY: &str = "identity";
 /// the NNEF round trip, all in this process.
 pub const DEFAULTS: &[&str] = &[IDENTITY, "lower1d", "nnef"];
 
-/// Builds the converter a `--converter` spec names.
+/// The converter specs a chain's parts start with: a `+` followed by one of them starts the
+/// next converter of a chain (`lower1d+openvino:f32`); any other `+` is part of the spec, as in
+/// an `exec:` command.
+const CHAIN_STARTS: &[&str] = &[IDENTITY, "lower1d", "nnef", "openvino", "exec:"];
+
+/// Builds the converter a `--converter` spec names; `A+B` chains A and B.
 pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
+    let split = spec.char_indices().rev().find(|&(i, c)| {
+        c == '+' && i > 0 && CHAIN_STARTS.iter().any(|s| spec[i + 1..].starts_with(s))
+    });
+    if let Some((i, _)) = split {
+        return Ok(Box::new(Chain::new(
+            from_spec(&spec[..i])?,
+            from_spec(&spec[i + 1..])?,
+        )?));
+    }
     Ok(match spec {
         IDENTITY => Box::new(Identity),
         "lower1d" => Box::new(Lower1d { unit: UnitAxis::Last }),
         "lower1d:nc1l" => Box::new(Lower1d { unit: UnitAxis::BeforeLength }),
         "nnef" => Box::new(NnefRoundTrip),
-        "openvino" => Box::new(OpenVino::new(false)?),
-        "openvino:f32" => Box::new(OpenVino::new(true)?),
+        "openvino" => Box::new(OpenVino::new(Frontend::PythonApi, false)?),
+        "openvino:f32" => Box::new(OpenVino::new(Frontend::PythonApi, true)?),
+        "openvino:ovc" => Box::new(OpenVino::new(Frontend::Ovc, false)?),
+        "openvino:ovc:f32" => Box::new(OpenVino::new(Frontend::Ovc, true)?),
         s if s.starts_with("exec:") => Box::new(Exec::new(s)?),
         other => anyhow::bail!(
-            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l, nnef, openvino, openvino:f32 or exec:'COMMAND {{input}} {{output}}'"
+            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l, nnef, openvino, openvino:f32, openvino:ovc, openvino:ovc:f32 or exec:'COMMAND {{input}} {{output}}', or chain them as A+B"
         ),
     })
 }

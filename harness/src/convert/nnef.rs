@@ -30,7 +30,7 @@ impl Converter for NnefRoundTrip {
     }
 
     fn replay(&self) -> super::Replay {
-        super::Replay::TractNnef
+        super::Replay::TractNnef { converted: false }
     }
 
     fn native_runtime(&self) -> Option<&'static str> {

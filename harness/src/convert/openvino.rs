@@ -1,69 +1,77 @@
-//! `openvino` and `openvino:f32`: OpenVINO's converter (its Python API, as `ovc` uses it),
-//! the IR saved and read back, compiled for CPU and run, all in the Python worker.
+//! OpenVINO's converter and CPU plugin, two ways:
 //!
-//! `openvino` keeps the CPU plugin's default inference precision (bf16 on CPUs that support
-//! it); `openvino:f32` sets the f32 precision hint. The precision the plugin reports is what
-//! the tolerance follows.
+//! - `openvino` and `openvino:f32`: the converter's Python API (as `ovc` uses it) in the
+//!   Python worker, the IR saved with f32 weights and read back.
+//! - `openvino:ovc` and `openvino:ovc:f32`: the `ovc` command line of the pinned package, as
+//!   users run it, in a process of its own with its default options: the IR's weights are
+//!   compressed to FP16, so the tolerance allows each weight an f16 rounding.
+//!
+//! Either IR is compiled for the CPU and run in the worker. Without `:f32` the plugin keeps
+//! its default inference precision (bf16 on CPUs that support it); `:f32` sets the f32
+//! precision hint. The precision the plugin reports is what the tolerance follows.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Artifact, Context, ConvertError, Converter, NativeArtifact};
+use super::{Artifact, Context, ConvertError, Converter, NativeArtifact, WeightPrecision};
 use crate::runtime::{Loaded, WorkerModel};
 use crate::tensor::Named;
 use crate::worker::{Pool, WorkerError};
 
+/// How the ONNX model becomes an IR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frontend {
+    /// `openvino.convert_model` in the worker, saved with f32 weights.
+    PythonApi,
+    /// The `ovc` command line with its defaults (weights compressed to FP16).
+    Ovc,
+}
+
 /// OpenVINO's ONNX converter and CPU plugin.
 pub struct OpenVino {
+    /// How the IR is made.
+    pub frontend: Frontend,
     /// Set the f32 precision hint (`openvino:f32`) rather than the plugin default.
     pub f32_hint: bool,
+    /// The `ovc` program, for [`Frontend::Ovc`].
+    ovc: Option<PathBuf>,
     pool: Arc<Pool>,
 }
 
 impl OpenVino {
-    /// Needs the Python environment (`cargo xtask setup`).
-    pub fn new(f32_hint: bool) -> Result<OpenVino> {
+    /// Needs the Python environment (`cargo xtask setup`); [`Frontend::Ovc`] needs its `ovc`
+    /// beside the Python interpreter.
+    pub fn new(frontend: Frontend, f32_hint: bool) -> Result<OpenVino> {
+        let pool = Pool::shared()?;
+        let ovc = match frontend {
+            Frontend::PythonApi => None,
+            Frontend::Ovc => {
+                let python = crate::worker::find_python()
+                    .ok_or_else(|| anyhow::anyhow!("no Python environment for ovc"))?;
+                let ovc = python.with_file_name("ovc");
+                anyhow::ensure!(
+                    ovc.is_file(),
+                    "openvino:ovc needs the ovc program beside {} (cargo xtask setup installs it)",
+                    python.display()
+                );
+                Some(ovc)
+            }
+        };
         Ok(OpenVino {
+            frontend,
             f32_hint,
-            pool: Pool::shared()?,
+            ovc,
+            pool,
         })
     }
-}
 
-impl Converter for OpenVino {
-    fn name(&self) -> String {
-        if self.f32_hint {
-            "openvino:f32".into()
-        } else {
-            "openvino".into()
-        }
-    }
-
-    fn version(&self) -> Option<String> {
-        self.pool
-            .versions()
-            .ok()
-            .and_then(|v| v["openvino"].as_str().map(String::from))
-    }
-
-    fn replay(&self) -> super::Replay {
-        super::Replay::OpenVino {
-            precision_hint: self.f32_hint.then_some("f32"),
-        }
-    }
-
-    fn native_runtime(&self) -> Option<&'static str> {
-        Some("openvino-cpu")
-    }
-
-    fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {
-        let onnx = cx.work_dir.join("model.onnx");
-        std::fs::write(&onnx, model)
-            .map_err(|e| ConvertError::Crashed(format!("cannot write the model: {e}")))?;
+    /// Converts with the Python API in a worker: the IR's `model.xml`.
+    fn convert_in_worker(&self, onnx: &Path, cx: &Context) -> Result<PathBuf, ConvertError> {
         let mut lease = self
             .pool
             .lease()
@@ -84,7 +92,79 @@ impl Converter for OpenVino {
                 "conversion still running after {t:?}; worker killed"
             )),
         })?;
-        let xml = PathBuf::from(reply["artifact"].as_str().unwrap_or_default());
+        Ok(PathBuf::from(
+            reply["artifact"].as_str().unwrap_or_default(),
+        ))
+    }
+
+    /// Converts with `ovc MODEL --output_model DIR/model.xml` in a process of its own.
+    fn convert_with_ovc(
+        &self,
+        ovc: &Path,
+        onnx: &Path,
+        cx: &Context,
+    ) -> Result<PathBuf, ConvertError> {
+        let xml = cx.work_dir.join("model.xml");
+        let mut cmd = Command::new(ovc);
+        cmd.arg(onnx).arg("--output_model").arg(&xml);
+        // ovc has no telemetry switch; it sends nothing when it believes it runs in CI
+        // (openvino_telemetry's opt-in check). Otherwise it forks a sender after each
+        // conversion and waits up to 3 s for it.
+        cmd.env("CI", "true");
+        super::exec::run_isolated(cmd, "ovc", cx.timeout)?;
+        if !xml.is_file() {
+            return Err(ConvertError::Crashed(
+                "ovc exited 0 but wrote no model.xml".into(),
+            ));
+        }
+        Ok(xml)
+    }
+}
+
+impl Converter for OpenVino {
+    fn name(&self) -> String {
+        let frontend = match self.frontend {
+            Frontend::PythonApi => "",
+            Frontend::Ovc => ":ovc",
+        };
+        let hint = if self.f32_hint { ":f32" } else { "" };
+        format!("openvino{frontend}{hint}")
+    }
+
+    fn weights(&self) -> WeightPrecision {
+        match self.frontend {
+            Frontend::PythonApi => WeightPrecision::AsGiven,
+            Frontend::Ovc => WeightPrecision::F16,
+        }
+    }
+
+    fn version(&self) -> Option<String> {
+        self.pool
+            .versions()
+            .ok()
+            .and_then(|v| v["openvino"].as_str().map(String::from))
+    }
+
+    fn replay(&self) -> super::Replay {
+        super::Replay::OpenVino {
+            precision_hint: self.f32_hint.then_some("f32"),
+            compress_to_fp16: self.frontend == Frontend::Ovc,
+            converted: false,
+        }
+    }
+
+    fn native_runtime(&self) -> Option<&'static str> {
+        Some("openvino-cpu")
+    }
+
+    fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {
+        let onnx = cx.work_dir.join("model.onnx");
+        std::fs::write(&onnx, model)
+            .map_err(|e| ConvertError::Crashed(format!("cannot write the model: {e}")))?;
+        let xml = match &self.ovc {
+            Some(ovc) => self.convert_with_ovc(ovc, &onnx, cx)?,
+            None => self.convert_in_worker(&onnx, cx)?,
+        };
         Ok(Artifact::Native(Box::new(OpenVinoIr {
             xml,
             f32_hint: self.f32_hint,

@@ -9,7 +9,7 @@ use crate::tensor::{DType, Named, Tensor};
 
 use super::node::{node_label, Node};
 use super::value::{proto_value, Value};
-use super::{ops, Evaluation, GoldenOutput, OracleError};
+use super::{ops, Evaluation, GoldenOutput, OracleError, Weights};
 
 /// Default-domain opset assumed when the model imports none.
 const DEFAULT_OPSET: i64 = 17;
@@ -20,6 +20,7 @@ const OPSETS: std::ops::RangeInclusive<i64> = 7..=23;
 pub(super) fn run(
     model: &pb::ModelProto,
     inputs: &[Named],
+    weights: Weights,
 ) -> Result<(Evaluation, HashMap<String, Value>), OracleError> {
     let graph = model
         .graph
@@ -30,12 +31,18 @@ pub(super) fn run(
     crate::limits::begin_case();
 
     let mut values = bind_inputs(graph, inputs)?;
-    bind_initializers(graph, &mut values)?;
+    bind_initializers(graph, &mut values, weights)?;
 
     for index in order {
         let proto = &graph.node[index];
         let outputs = run_node(proto, index, opset, &values)?;
+        let constant = proto.op_type == "Constant" && proto.domain.is_empty();
         for (name, value) in outputs {
+            let value = if constant {
+                as_weight(value, weights)
+            } else {
+                value
+            };
             values.insert(name, value);
         }
     }
@@ -294,6 +301,7 @@ fn check_declared(info: &pb::ValueInfoProto, tensor: &Tensor) -> Result<(), Orac
 fn bind_initializers(
     graph: &pb::GraphProto,
     values: &mut HashMap<String, Value>,
+    weights: Weights,
 ) -> Result<(), OracleError> {
     let used: HashSet<&str> = graph
         .node
@@ -308,9 +316,20 @@ fn bind_initializers(
         }
         let value =
             proto_value(init).map_err(|e| e.context(&format!("initializer '{}'", init.name)))?;
-        values.insert(init.name.clone(), value);
+        values.insert(init.name.clone(), as_weight(value, weights));
     }
     Ok(())
+}
+
+/// A weight's value with the bound its precision gives it.
+fn as_weight(value: Value, weights: Weights) -> Value {
+    match (value, weights) {
+        (Value::Float { value, .. }, Weights::F16ForF32) => {
+            let bound = value.mapv(super::f16_weight_bound);
+            Value::Float { value, bound }
+        }
+        (value, _) => value,
+    }
 }
 
 /// The [`DType`] of an ONNX element type code, when the harness has one.

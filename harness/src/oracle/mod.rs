@@ -83,9 +83,40 @@ pub enum OracleError {
     TooLarge(String),
 }
 
+/// The precision the model's weights (float initializers and `Constant` outputs) reach the
+/// runtime in, which decides the bound of each weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// Rounded once to the runtime's precision: `e = |w|` (in u of that precision).
+    #[default]
+    AtRuntimePrecision,
+    /// Rounded to IEEE half precision (a converter that stores FP16 weights) for a runtime
+    /// computing in f32: `e = 2^13 |w| + 1/2` in u of f32, the f16 unit roundoff relative to
+    /// f32's plus half the spacing of f16's subnormals (2^-25). Weights beyond the f16 range
+    /// are not admitted.
+    F16ForF32,
+}
+
+/// Bound of a weight `w` rounded to f16, in u of f32 (see [`Weights::F16ForF32`]).
+pub fn f16_weight_bound(w: f64) -> f64 {
+    F16_OVER_F32 * w.abs() + 0.5
+}
+
+/// The f16 unit roundoff in u of f32: 2^-11 / 2^-24.
+const F16_OVER_F32: f64 = 8192.0;
+
 /// Computes the golden outputs of `model` on `inputs` (matched to graph inputs by name).
 pub fn evaluate(model: &pb::ModelProto, inputs: &[Named]) -> Result<Evaluation, OracleError> {
-    graph::run(model, inputs).map(|(evaluation, _)| evaluation)
+    graph::run(model, inputs, Weights::AtRuntimePrecision).map(|(evaluation, _)| evaluation)
+}
+
+/// Same as [`evaluate`], with the weights' bounds as `weights` says.
+pub fn evaluate_with(
+    model: &pb::ModelProto,
+    inputs: &[Named],
+    weights: Weights,
+) -> Result<Evaluation, OracleError> {
+    graph::run(model, inputs, weights).map(|(evaluation, _)| evaluation)
 }
 
 /// Same as [`evaluate`], but also returns every tensor computed, by name: graph inputs,
@@ -95,7 +126,7 @@ pub fn evaluate_all(
     model: &pb::ModelProto,
     inputs: &[Named],
 ) -> Result<(Evaluation, HashMap<String, Value>), OracleError> {
-    graph::run(model, inputs)
+    graph::run(model, inputs, Weights::AtRuntimePrecision)
 }
 
 impl OracleError {

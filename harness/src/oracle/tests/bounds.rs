@@ -15,6 +15,19 @@ fn inputs_and_initializers_carry_one_rounding() {
 }
 
 #[test]
+fn weights_rounded_to_f16_carry_the_f16_unit_roundoff_in_u_of_f32() {
+    // Add(X, W): e_x + e_w + |y|. Rounded to f16, W = 3 brings 2^13 * 3 + 1/2 (half the f16
+    // subnormal spacing, in u of f32) instead of 3; the graph input keeps its one rounding.
+    let c = Case::new("Add").input(&[1], &[2.0]).init(&[1], &[3.0]);
+    assert_close(&c.bound(), &[2.0 + 3.0 + 5.0]);
+    assert_close(&c.bound_with_f16_weights(), &[2.0 + 8192.0 * 3.0 + 0.5 + 5.0]);
+    // A Constant node is a weight too.
+    let k = Case::new("Constant").float("value_float", -4.0);
+    assert_close(&k.bound(), &[4.0]);
+    assert_close(&k.bound_with_f16_weights(), &[32768.5]);
+}
+
+#[test]
 fn conv_bound_of_an_exact_integer_sum_grows_with_the_terms_summed() {
     // x = w = 1 (bounds 1): n terms give (2 + U) n (propagated, U = 1/256 for the product of
     // the two perturbations) + (n+1) n (accumulation).
