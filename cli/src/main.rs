@@ -220,6 +220,10 @@ struct ConformanceArgs {
     /// Seconds allowed to reduce one failure.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     reduce_budget: f64,
+    /// Generated cases merged into one model per conversion (default: each converter's own,
+    /// 8 for OpenVINO, 1 for the others); 1 runs every case alone.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pack: Option<u64>,
     /// Expected-failure ledger (default: corpus/known-failures.toml when present).
     #[arg(long, value_name = "FILE")]
     known_failures: Option<PathBuf>,
@@ -420,6 +424,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         max_bundles: a.max_bundles,
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
         known_failures: a.known_failures.or_else(defaults::ledger),
+        pack: a.pack.map(|k| k as usize),
     };
     harness::limits::set(a.max_elements, a.max_case_bytes);
     if let Some(jobs) = a.jobs {

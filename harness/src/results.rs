@@ -249,6 +249,10 @@ pub struct CaseResult {
     /// message. The result is the one run alone (docs/RELIABILITY.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_parallel: Option<String>,
+    /// What the case gave packed with other cases into one model (verdict: message), when
+    /// that differs from what it gives alone, which is the verdict reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_pack: Option<String>,
 }
 
 /// What the reduction of a failing result found. It travels with the result (report.json,
@@ -324,6 +328,7 @@ impl CaseResult {
             expected: None,
             reduction: None,
             in_parallel: None,
+            in_pack: None,
         }
     }
 

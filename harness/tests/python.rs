@@ -159,6 +159,101 @@ fn openvino_converts_and_runs_generated_models_in_the_precision_it_reports() {
     );
 }
 
+/// A script that rewrites every float initializer of an ONNX model with a numpy expression of
+/// `w` (an `exec:` converter).
+fn weight_rewriter(dir: &std::path::Path, name: &str, expression: &str) -> String {
+    let script = dir.join(name);
+    std::fs::write(
+        &script,
+        format!(
+            "import sys, numpy as np, onnx\n\
+             from onnx import numpy_helper\n\
+             m = onnx.load(sys.argv[1])\n\
+             for i, t in enumerate(m.graph.initializer):\n\
+             \x20   if t.data_type == onnx.TensorProto.FLOAT:\n\
+             \x20       w = numpy_helper.to_array(t)\n\
+             \x20       m.graph.initializer[i].CopyFrom(numpy_helper.from_array(({expression}).astype(np.float32), t.name))\n\
+             onnx.save(m, sys.argv[2])\n"
+        ),
+    )
+    .unwrap();
+    let python = find_python().unwrap();
+    format!(
+        "exec:{} {} {{input}} {{output}}",
+        python.display(),
+        script.display()
+    )
+}
+
+#[test]
+fn ovc_weights_in_f16_pass_within_their_rounding_and_fail_beyond_it() {
+    if pool().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The same f16 rounding made by hand, converted with f32 weights: judged without the f16
+    // term, as any converter that keeps the weights is, it must be seen.
+    let rounded = weight_rewriter(dir.path(), "round.py", "w.astype(np.float16)");
+    // Weights 2^-7 off, more than an f16 rounding (2^-11) allows: ovc's tolerance must see it.
+    let perturbed = weight_rewriter(dir.path(), "perturb.py", "w * (1 + 2.0**-7)");
+    let rounded_by_hand = format!("{rounded}+openvino:f32");
+    let perturbed_ovc = format!("{perturbed}+openvino:ovc:f32");
+    let results = run(
+        &[
+            "openvino:ovc:f32",
+            "lower1d+openvino:f32",
+            &rounded_by_hand,
+            &perturbed_ovc,
+        ],
+        "tract",
+        8,
+    );
+    let of = |c: &str| results.iter().filter(move |r| r.converter == c);
+    for r in &results {
+        assert!(
+            !matches!(
+                r.verdict,
+                Verdict::Error | Verdict::ConvertCrash | Verdict::Timeout
+            ),
+            "{} {}: {} {:?}",
+            r.case,
+            r.converter,
+            r.verdict,
+            r.message
+        );
+    }
+    let ovc_passes: Vec<&str> = of("openvino:ovc:f32")
+        .filter(|r| r.verdict == Verdict::Pass)
+        .map(|r| r.case.as_str())
+        .collect();
+    assert!(ovc_passes.len() >= 5, "ovc passed only {ovc_passes:?}");
+    for r in of("openvino:ovc:f32").chain(of(&perturbed_ovc)) {
+        assert_eq!(r.weights, Some(harness::runtime::Precision::F16), "{r:?}");
+    }
+    assert!(of("lower1d+openvino:f32").all(|r| r.weights.is_none()));
+    assert!(
+        of("lower1d+openvino:f32")
+            .filter(|r| r.verdict == Verdict::Pass)
+            .count()
+            >= 5,
+        "{results:#?}"
+    );
+    // Where ovc passes, rounding by hand without the f16 term and perturbing beyond it fail.
+    let fails = |c: &str| {
+        of(c)
+            .filter(|r| ovc_passes.contains(&r.case.as_str()) && r.verdict == Verdict::Mismatch)
+            .count()
+    };
+    assert!(
+        fails(&rounded_by_hand) * 2 >= ovc_passes.len(),
+        "f16 weights judged at f32 pass too often: {results:#?}"
+    );
+    assert!(
+        fails(&perturbed_ovc) * 2 >= ovc_passes.len(),
+        "perturbed weights pass ovc's tolerance too often: {results:#?}"
+    );
+}
+
 /// The operators of the 1D catalogue (docs/edge-cases.md) and the layout ops around them.
 const CATALOGUE_OPS: &[&str] = &[
     "Conv",

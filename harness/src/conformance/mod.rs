@@ -14,14 +14,14 @@ use serde::Serialize;
 
 use crate::compare::{compare, Expected, Tolerance};
 use crate::convert::{self, Artifact, ConvertError, Converter, WeightPrecision};
-use crate::onnx::proto;
-use crate::oracle;
 use crate::gen::GenConfig;
 use crate::isolate::{self, Bounded};
 use crate::ledger::Ledger;
 use crate::limits::TooLarge;
 use crate::model::Negative;
+use crate::onnx::proto;
 use crate::onnx::testcase;
+use crate::oracle;
 use crate::report::{Report, WorkerTime};
 use crate::results::{CaseResult, Environment, Latency, Origin, Policy, Tool, Verdict};
 use crate::runtime::{self, Precision, Runtime};
@@ -30,6 +30,7 @@ use crate::worker::WorkerError;
 
 mod campaign;
 mod negative;
+mod packing;
 pub mod reduce;
 mod subject;
 pub mod upstream;
@@ -112,6 +113,9 @@ pub struct Options {
     pub max_bundles: usize,
     /// Time allowed to reduce one failure.
     pub reduce_budget: Duration,
+    /// Generated cases merged into one model per conversion (`--pack`); `None`: each
+    /// converter's own choice (docs/RELIABILITY.md).
+    pub pack: Option<usize>,
 }
 
 impl Default for Options {
@@ -134,6 +138,7 @@ impl Default for Options {
             known_failures: None,
             max_bundles: 10,
             reduce_budget: Duration::from_secs(10),
+            pack: None,
         }
     }
 }
@@ -217,7 +222,9 @@ fn weight_bounds(
     let eval = oracle::evaluate_with(&model, &s.inputs, oracle::Weights::F16ForF32)
         .map_err(|e| cannot(e.to_string()))?;
     if eval.outputs.len() != expected.len() {
-        return Err(cannot("the oracle's outputs are not the expected ones".into()));
+        return Err(cannot(
+            "the oracle's outputs are not the expected ones".into(),
+        ));
     }
     expected
         .iter()
@@ -316,25 +323,29 @@ impl Runner {
         let indices: Vec<u64> = (0..self.options.cases)
             .filter(|&i| self.options.shard.contains(i))
             .collect();
-        let done = AtomicUsize::new(0);
-        let generated: Vec<Vec<CaseResult>> = indices
-            .par_iter()
-            .map(|&i| {
-                if self.options.budget.is_some_and(|b| start.elapsed() >= b)
-                    || isolate::interrupted()
-                {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                if stop.load(Ordering::Relaxed) {
-                    return Vec::new();
-                }
-                let out =
-                    self.run_subject(&generated_subject(self.options.seed, i, &self.options.gen));
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1, indices.len());
-                out
-            })
-            .collect();
-        results.extend(generated.into_iter().flatten());
+        let stopped =
+            || self.options.budget.is_some_and(|b| start.elapsed() >= b) || isolate::interrupted();
+        if self.packs() {
+            results.extend(self.run_generated_packed(&indices, &stopped, &stop, progress));
+        } else {
+            let done = AtomicUsize::new(0);
+            let generated: Vec<Vec<CaseResult>> = indices
+                .par_iter()
+                .map(|&i| {
+                    if stopped() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return Vec::new();
+                    }
+                    let subject = generated_subject(self.options.seed, i, &self.options.gen);
+                    let out = self.run_subject(&subject);
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, indices.len());
+                    out
+                })
+                .collect();
+            results.extend(generated.into_iter().flatten());
+        }
         self.retry_alone(&mut results);
         let tool = Tool::harness();
         let options = serde_json::to_value(&self.options)?;
@@ -516,7 +527,9 @@ impl Runner {
             work_dir: work.path(),
             timeout: self.options.timeout,
         };
-        isolate::catch(|| c.converted_onnx(model, &cx)).ok().flatten()
+        isolate::catch(|| c.converted_onnx(model, &cx))
+            .ok()
+            .flatten()
     }
 
     /// The result of one converter (by name) on a subject.
@@ -543,7 +556,8 @@ impl Runner {
             .collect()
     }
 
-    fn run_one(&self, s: &Subject, converter: &dyn Converter) -> CaseResult {
+    /// A result of `converter` on `s` with the subject's facts and no verdict yet.
+    fn unjudged(&self, s: &Subject, converter: &dyn Converter) -> CaseResult {
         let mut r = CaseResult::unjudged(
             &s.id,
             s.origin.clone(),
@@ -554,6 +568,14 @@ impl Runner {
         r.ops = s.ops.clone();
         r.classes = s.classes.clone();
         r.tolerance = Policy::from(self.tolerance_of(s));
+        if converter.weights() == WeightPrecision::F16 {
+            r.weights = Some(Precision::F16);
+        }
+        r
+    }
+
+    fn run_one(&self, s: &Subject, converter: &dyn Converter) -> CaseResult {
+        let mut r = self.unjudged(s, converter);
         let expected = match &s.expected {
             Ok(e) => e,
             Err((v, m)) => {
@@ -572,7 +594,7 @@ impl Runner {
             }
         };
         let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
-        let artifact = match self.convert(s, converter, work_dir) {
+        let artifact = match self.convert(&s.model, converter, work_dir) {
             Ok(a) => a,
             Err((verdict, message)) => {
                 r.verdict = verdict;
@@ -584,44 +606,55 @@ impl Runner {
         if let Artifact::Native(native) = &artifact {
             r.runtime = native.runtime();
         }
-        if converter.weights() == WeightPrecision::F16 {
-            r.weights = Some(Precision::F16);
-        }
-        match self.execute(artifact, s.inputs.clone()) {
+        match self.execute(artifact, s.inputs.clone(), self.options.repeats) {
             Err((verdict, message)) => {
                 r.verdict = verdict;
                 r.message = Some(message);
                 refused_negative(&mut r, s.negative);
             }
-            // A negative case (invalid by the spec) passes when it is refused and fails with
-            // `invalid-accepted` when it produces output.
-            Ok((precision, _, _)) if s.negative.is_some() => {
-                r.verdict = Verdict::InvalidAccepted;
-                r.precision = Some(precision);
-                r.message = Some(format!(
-                    "converted and ran a model that is invalid by the ONNX spec (negative={})",
-                    s.negative.map_or("", |n| n.name())
-                ));
-            }
             Ok((precision, outputs, samples)) => {
-                match weight_bounds(s, expected, converter.weights(), precision) {
-                    Ok(Some(rounded)) => self.judge(&mut r, s, &rounded, precision, &outputs),
-                    Ok(None) => self.judge(&mut r, s, expected, precision, &outputs),
-                    Err(message) => {
-                        r.verdict = Verdict::Error;
-                        r.message = Some(message);
-                    }
-                }
+                self.conclude(&mut r, s, expected, converter, precision, &outputs);
                 r.latency_us = Latency::from_samples(samples);
             }
         }
         r
     }
 
-    /// Converts a subject's model; a refusal, crash or timeout is the result's verdict.
+    /// The verdict of a subject's outputs: `invalid-accepted` for a negative case (invalid by
+    /// the spec, so producing output at all is the failure), else the comparison with what
+    /// it expects, with the bounds the converter's weight precision needs.
+    fn conclude(
+        &self,
+        r: &mut CaseResult,
+        s: &Subject,
+        expected: &[Expected],
+        converter: &dyn Converter,
+        precision: Precision,
+        outputs: &[crate::tensor::Tensor],
+    ) {
+        if let Some(negative) = s.negative {
+            r.verdict = Verdict::InvalidAccepted;
+            r.precision = Some(precision);
+            r.message = Some(format!(
+                "converted and ran a model that is invalid by the ONNX spec (negative={})",
+                negative.name()
+            ));
+            return;
+        }
+        match weight_bounds(s, expected, converter.weights(), precision) {
+            Ok(Some(rounded)) => self.judge(r, s, &rounded, precision, outputs),
+            Ok(None) => self.judge(r, s, expected, precision, outputs),
+            Err(message) => {
+                r.verdict = Verdict::Error;
+                r.message = Some(message);
+            }
+        }
+    }
+
+    /// Converts a model; a refusal, crash or timeout is the result's verdict.
     fn convert(
         &self,
-        s: &Subject,
+        model: &[u8],
         converter: &dyn Converter,
         work_dir: &Path,
     ) -> std::result::Result<Artifact, (Verdict, String)> {
@@ -629,7 +662,7 @@ impl Runner {
             work_dir,
             timeout: self.options.timeout,
         };
-        match isolate::catch(|| converter.convert(&s.model, &cx)) {
+        match isolate::catch(|| converter.convert(model, &cx)) {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(ConvertError::Rejected(m))) => Err((Verdict::ConvertRejected, m)),
             Ok(Err(ConvertError::Crashed(m))) => Err((Verdict::ConvertCrash, m)),
@@ -662,16 +695,16 @@ impl Runner {
     }
 
     /// Loads and runs an artifact on its runtime within the timeout; outputs of the
-    /// first run, then the latency samples of the timed repeats.
+    /// first run, then the latency samples of `repeats` timed runs.
     #[allow(clippy::type_complexity)]
     fn execute(
         &self,
         artifact: Artifact,
         inputs: Vec<Named>,
+        repeats: usize,
     ) -> std::result::Result<(Precision, Vec<crate::tensor::Tensor>, Vec<f64>), (Verdict, String)>
     {
         let runtime = Arc::clone(&self.runtime);
-        let repeats = self.options.repeats;
         let job = move || -> anyhow::Result<_> {
             let mut loaded = match artifact {
                 Artifact::Onnx(model) => runtime.load(&model, &inputs),

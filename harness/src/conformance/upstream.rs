@@ -65,14 +65,22 @@ impl Stack {
             } => Some(Stack {
                 name: "openvino",
                 package: "openvino",
-                model: if converted { "converted.onnx" } else { "model.onnx" },
+                model: if converted {
+                    "converted.onnx"
+                } else {
+                    "model.onnx"
+                },
                 precision_hint,
                 compress_to_fp16,
             }),
             Replay::TractNnef { converted } => Some(Stack {
                 name: "tract-nnef",
                 package: "tract",
-                model: if converted { "converted.onnx" } else { "model.onnx" },
+                model: if converted {
+                    "converted.onnx"
+                } else {
+                    "model.onnx"
+                },
                 precision_hint: None,
                 compress_to_fp16: false,
             }),

@@ -74,6 +74,11 @@ impl Converter for Chain {
         self.tail.weights()
     }
 
+    /// The tail's: the head (a rewrite or a command) costs the same per model either way.
+    fn pack(&self) -> usize {
+        self.tail.pack()
+    }
+
     /// The tail's replay, on the ONNX the head made (the bundle's `converted.onnx`).
     fn replay(&self) -> Replay {
         match self.tail.replay() {

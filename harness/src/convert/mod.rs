@@ -91,6 +91,12 @@ pub trait Converter: Send + Sync {
     fn needs_work_dir(&self) -> bool {
         true
     }
+    /// How many generated cases a run merges into one model for this converter, unless
+    /// `--pack` says otherwise: more than 1 only where a fixed cost per model dominates and
+    /// packing was measured to pay (docs/PERFORMANCE.md).
+    fn pack(&self) -> usize {
+        1
+    }
     /// The precision the converted model stores its weights in.
     fn weights(&self) -> WeightPrecision {
         WeightPrecision::AsGiven

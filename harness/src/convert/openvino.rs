@@ -23,6 +23,11 @@ use crate::runtime::{Loaded, WorkerModel};
 use crate::tensor::Named;
 use crate::worker::{Pool, WorkerError};
 
+/// Generated cases per OpenVINO model in a run: converting and compiling cost about 50 ms a
+/// model whatever its size, so a run merges cases (docs/PERFORMANCE.md has the measurement
+/// that chose this).
+const PACK: usize = 8;
+
 /// How the ONNX model becomes an IR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frontend {
@@ -129,6 +134,10 @@ impl Converter for OpenVino {
         };
         let hint = if self.f32_hint { ":f32" } else { "" };
         format!("openvino{frontend}{hint}")
+    }
+
+    fn pack(&self) -> usize {
+        PACK
     }
 
     fn weights(&self) -> WeightPrecision {

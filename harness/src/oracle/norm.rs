@@ -65,9 +65,7 @@ pub(crate) fn batch_norm(node: &Node) -> Result<Vec<Value>> {
         let ds = excess(eg, g, c) / sigma
             + g[c].abs() * excess(ev, var, c) / (2.0 * sigma * sigma * sigma);
         let params = ds * (x - mean[c]).abs() + s.abs() * excess(em, mean, c) + excess(eb, beta, c);
-        e.push(
-            s.abs() * ex + 8.0 * ((x * s).abs() + (mean[c] * s).abs() + beta[c].abs()) + params,
-        );
+        e.push(s.abs() * ex + 8.0 * ((x * s).abs() + (mean[c] * s).abs() + beta[c].abs()) + params);
     }
     Ok(vec![Value::float(from_flat(xs, y), from_flat(xs, e))])
 }

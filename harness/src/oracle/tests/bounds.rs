@@ -20,7 +20,10 @@ fn weights_rounded_to_f16_carry_the_f16_unit_roundoff_in_u_of_f32() {
     // subnormal spacing, in u of f32) instead of 3; the graph input keeps its one rounding.
     let c = Case::new("Add").input(&[1], &[2.0]).init(&[1], &[3.0]);
     assert_close(&c.bound(), &[2.0 + 3.0 + 5.0]);
-    assert_close(&c.bound_with_f16_weights(), &[2.0 + 8192.0 * 3.0 + 0.5 + 5.0]);
+    assert_close(
+        &c.bound_with_f16_weights(),
+        &[2.0 + 8192.0 * 3.0 + 0.5 + 5.0],
+    );
     // A Constant node is a weight too.
     let k = Case::new("Constant").float("value_float", -4.0);
     assert_close(&k.bound(), &[4.0]);

@@ -1,0 +1,241 @@
+//! Packed runs: generated cases of one opset merged into one model (`onnx::pack`), converted,
+//! compiled and run once, their outputs split back and judged case by case.
+//!
+//! Packing is how a run pays a converter's fixed cost per model (OpenVINO's convert and
+//! compile) once for several cases; it is not visible in what the run reports. A pack that is
+//! refused, crashes or times out is split in two until each part converts and runs, down to
+//! cases run alone. Every case that does not pass in its pack is run again alone, and that
+//! result stands, so verdicts, messages, reduction and bundles are those of the case alone;
+//! where the verdict in the pack differed, the result says so in `in_pack`
+//! (docs/RELIABILITY.md). Passing results of a pack carry no latency (the pack was timed, not
+//! the case).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{scratch_dir, Runner, Subject};
+use crate::convert::{Artifact, Converter};
+use crate::isolate;
+use crate::onnx::{pack, proto};
+use crate::results::{CaseResult, Verdict};
+use crate::tensor::{Named, Tensor};
+
+/// Generated cases per window: the cases grouped by opset into packs together. Cases are
+/// drawn over a dozen opsets, so a window many packs wide gives packs of the full size.
+const WINDOW_PACKS: usize = 16;
+
+/// One unit of parallel work: converter `converter` on the subjects at `members`.
+struct Job {
+    converter: usize,
+    members: Vec<usize>,
+}
+
+impl Runner {
+    /// The pack size of a converter in this run: `--pack`, else the converter's own.
+    pub(super) fn pack_size(&self, converter: &dyn Converter) -> usize {
+        self.options.pack.unwrap_or_else(|| converter.pack()).max(1)
+    }
+
+    /// Whether any converter of this run packs.
+    pub(super) fn packs(&self) -> bool {
+        self.converters
+            .iter()
+            .any(|c| self.pack_size(c.as_ref()) > 1)
+    }
+
+    /// Results of the generated cases at `indices`, converters packing as they do, in the
+    /// order of an unpacked run (case by case, converters in the order given).
+    pub(super) fn run_generated_packed(
+        &self,
+        indices: &[u64],
+        stopped: &(dyn Fn() -> bool + Sync),
+        stop: &AtomicBool,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Vec<CaseResult> {
+        let widest = self
+            .converters
+            .iter()
+            .map(|c| self.pack_size(c.as_ref()))
+            .max()
+            .unwrap_or(1);
+        let done = AtomicUsize::new(0);
+        let mut results = Vec::new();
+        for window in indices.chunks(widest * WINDOW_PACKS) {
+            if stopped() {
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            let subjects: Vec<Subject> = window
+                .par_iter()
+                .map(|&i| super::generated_subject(self.options.seed, i, &self.options.gen))
+                .collect();
+            let jobs = self.jobs(&subjects);
+            let finished: Vec<(usize, Vec<(usize, CaseResult)>)> = jobs
+                .par_iter()
+                .map(|job| {
+                    if stopped() {
+                        stop.store(true, Ordering::Relaxed);
+                        return (job.converter, Vec::new());
+                    }
+                    let converter = self.converters[job.converter].as_ref();
+                    let members: Vec<&Subject> =
+                        job.members.iter().map(|&m| &subjects[m]).collect();
+                    let out = self.run_pack(&members, converter);
+                    let n =
+                        done.fetch_add(job.members.len(), Ordering::Relaxed) + job.members.len();
+                    progress(n / self.converters.len(), indices.len());
+                    (
+                        job.converter,
+                        job.members.iter().copied().zip(out).collect(),
+                    )
+                })
+                .collect();
+            let mut table: BTreeMap<(usize, usize), CaseResult> = BTreeMap::new();
+            for (converter, out) in finished {
+                for (member, r) in out {
+                    table.insert((member, converter), r);
+                }
+            }
+            results.extend(table.into_values());
+        }
+        results
+    }
+
+    /// The jobs of a window: per converter, its packs (subjects of one opset, at most its
+    /// pack size), and the subjects that are not packed (negative cases, cases without
+    /// expected outputs, models that do not decode) one by one.
+    fn jobs(&self, subjects: &[Subject]) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        for (converter, c) in self.converters.iter().enumerate() {
+            let size = self.pack_size(c.as_ref());
+            let mut by_opset: BTreeMap<Vec<(String, i64)>, Vec<usize>> = BTreeMap::new();
+            for (m, s) in subjects.iter().enumerate() {
+                match packable_opsets(s) {
+                    Some(key) if size > 1 => by_opset.entry(key).or_default().push(m),
+                    _ => jobs.push(Job {
+                        converter,
+                        members: vec![m],
+                    }),
+                }
+            }
+            for members in by_opset.into_values() {
+                for chunk in members.chunks(size) {
+                    jobs.push(Job {
+                        converter,
+                        members: chunk.to_vec(),
+                    });
+                }
+            }
+        }
+        jobs
+    }
+
+    /// Results of `converter` on `subjects` packed into one model, in their order.
+    fn run_pack(&self, subjects: &[&Subject], converter: &dyn Converter) -> Vec<CaseResult> {
+        if subjects.len() == 1 || isolate::interrupted() {
+            return subjects
+                .iter()
+                .map(|s| self.timed_one(s, converter))
+                .collect();
+        }
+        let start = Instant::now();
+        let Some((precision, outputs)) = self.run_merged(subjects, converter) else {
+            let (left, right) = subjects.split_at(subjects.len() / 2);
+            let mut results = self.run_pack(left, converter);
+            results.extend(self.run_pack(right, converter));
+            return results;
+        };
+        let share = start.elapsed().as_secs_f64() * 1e3 / subjects.len() as f64;
+        subjects
+            .iter()
+            .zip(outputs)
+            .map(|(s, outputs)| {
+                let mut r = self.unjudged(s, converter);
+                if let Ok(expected) = &s.expected {
+                    self.conclude(&mut r, s, expected, converter, precision, &outputs);
+                }
+                r.wall_ms = share;
+                if r.verdict == Verdict::Pass {
+                    return r;
+                }
+                let mut alone = self.timed_one(s, converter);
+                if alone.verdict != r.verdict {
+                    alone.in_pack = Some(format!(
+                        "{}: {}",
+                        r.verdict.name(),
+                        r.message.as_deref().unwrap_or_default()
+                    ));
+                }
+                alone
+            })
+            .collect()
+    }
+
+    /// One subject alone, with its wall time.
+    fn timed_one(&self, s: &Subject, converter: &dyn Converter) -> CaseResult {
+        let start = Instant::now();
+        let mut r = self.run_one(s, converter);
+        r.wall_ms = start.elapsed().as_secs_f64() * 1e3;
+        r
+    }
+
+    /// Converts and runs the subjects merged into one model: the precision and each
+    /// subject's outputs, or `None` when the pack cannot be made, converted or run (it is then
+    /// split).
+    fn run_merged(
+        &self,
+        subjects: &[&Subject],
+        converter: &dyn Converter,
+    ) -> Option<(crate::runtime::Precision, Vec<Vec<Tensor>>)> {
+        let models = subjects
+            .iter()
+            .map(|s| proto::decode_model(&s.model).ok())
+            .collect::<Option<Vec<_>>>()?;
+        let merged = pack::merge(&models).ok()?;
+        let inputs: Vec<Named> = subjects
+            .iter()
+            .enumerate()
+            .flat_map(|(k, s)| {
+                s.inputs.iter().map(move |n| Named {
+                    name: format!("{}{}", pack::prefix(k), n.name),
+                    tensor: n.tensor.clone(),
+                })
+            })
+            .collect();
+        let work = scratch_dir(converter).ok()?;
+        let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
+        let model = proto::encode_model(&merged.model);
+        let artifact: Artifact = self.convert(&model, converter, work_dir).ok()?;
+        let (precision, mut outputs, _) = self.execute(artifact, inputs, 0).ok()?;
+        let total = merged.outputs.last().map_or(0, |r| r.end);
+        if outputs.len() != total {
+            return None;
+        }
+        let mut split = Vec::with_capacity(subjects.len());
+        for range in merged.outputs.iter().rev() {
+            split.push(outputs.split_off(range.start));
+        }
+        split.reverse();
+        Some((precision, split))
+    }
+}
+
+/// The opsets of a subject that may be packed (valid by the spec, with expected outputs, a
+/// model that decodes), as the key packs are grouped by.
+fn packable_opsets(s: &Subject) -> Option<Vec<(String, i64)>> {
+    if s.negative.is_some() || s.expected.is_err() {
+        return None;
+    }
+    let model = proto::decode_model(&s.model).ok()?;
+    let mut key: Vec<(String, i64)> = model
+        .opset_import
+        .iter()
+        .map(|o| (o.domain.clone(), o.version))
+        .collect();
+    key.sort();
+    Some(key)
+}
