@@ -130,5 +130,39 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages);
+/// A run of OpenVINO with f32 inference on the same generated cases, packed (its default, 8
+/// cases per model) and case by case (`--pack 1`), verdicts checked equal. Needs the Python
+/// environment (`cargo xtask setup`); without it the group is skipped.
+fn packing(c: &mut Criterion) {
+    if harness::worker::find_python().is_none() {
+        eprintln!("SKIPPED: packing bench needs .venv (cargo xtask setup)");
+        return;
+    }
+    const PACKED_CASES: u64 = 96;
+    let run = |pack: usize| {
+        Runner::new(Options {
+            cases: PACKED_CASES,
+            seed: 1,
+            converters: vec!["openvino:f32".into()],
+            max_bundles: 0,
+            pack: Some(pack),
+            ..Options::default()
+        })
+        .unwrap()
+        .run(&|_, _| {})
+        .unwrap()
+        .results
+    };
+    let verdicts = |pack| run(pack).iter().map(|r| r.verdict).collect::<Vec<_>>();
+    assert_eq!(verdicts(1), verdicts(8), "packing changed a verdict");
+    let mut g = c.benchmark_group("openvino_f32_run");
+    g.throughput(Throughput::Elements(PACKED_CASES));
+    g.sample_size(10);
+    for pack in [1, 8] {
+        g.bench_function(format!("pack_{pack}"), |b| b.iter(|| run(pack).len()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, stages, packing);
 criterion_main!(benches);

@@ -185,6 +185,14 @@ fn weight_rewriter(dir: &std::path::Path, name: &str, expression: &str) -> Strin
     )
 }
 
+/// The results of converter `c`.
+fn of<'a>(
+    results: &'a [harness::results::CaseResult],
+    c: &'a str,
+) -> impl Iterator<Item = &'a harness::results::CaseResult> + 'a {
+    results.iter().filter(move |r| r.converter == c)
+}
+
 #[test]
 fn ovc_weights_in_f16_pass_within_their_rounding_and_fail_beyond_it() {
     if pool().is_none() {
@@ -208,7 +216,6 @@ fn ovc_weights_in_f16_pass_within_their_rounding_and_fail_beyond_it() {
         "tract",
         8,
     );
-    let of = |c: &str| results.iter().filter(move |r| r.converter == c);
     for r in &results {
         assert!(
             !matches!(
@@ -222,17 +229,17 @@ fn ovc_weights_in_f16_pass_within_their_rounding_and_fail_beyond_it() {
             r.message
         );
     }
-    let ovc_passes: Vec<&str> = of("openvino:ovc:f32")
+    let ovc_passes: Vec<&str> = of(&results, "openvino:ovc:f32")
         .filter(|r| r.verdict == Verdict::Pass)
         .map(|r| r.case.as_str())
         .collect();
     assert!(ovc_passes.len() >= 5, "ovc passed only {ovc_passes:?}");
-    for r in of("openvino:ovc:f32").chain(of(&perturbed_ovc)) {
+    for r in of(&results, "openvino:ovc:f32").chain(of(&results, &perturbed_ovc)) {
         assert_eq!(r.weights, Some(harness::runtime::Precision::F16), "{r:?}");
     }
-    assert!(of("lower1d+openvino:f32").all(|r| r.weights.is_none()));
+    assert!(of(&results, "lower1d+openvino:f32").all(|r| r.weights.is_none()));
     assert!(
-        of("lower1d+openvino:f32")
+        of(&results, "lower1d+openvino:f32")
             .filter(|r| r.verdict == Verdict::Pass)
             .count()
             >= 5,
@@ -240,7 +247,7 @@ fn ovc_weights_in_f16_pass_within_their_rounding_and_fail_beyond_it() {
     );
     // Where ovc passes, rounding by hand without the f16 term and perturbing beyond it fail.
     let fails = |c: &str| {
-        of(c)
+        of(&results, c)
             .filter(|r| ovc_passes.contains(&r.case.as_str()) && r.verdict == Verdict::Mismatch)
             .count()
     };
