@@ -202,7 +202,7 @@ fn ovc_weights_in_f16_pass_within_their_rounding_and_fail_beyond_it() {
     // The same f16 rounding made by hand, converted with f32 weights: judged without the f16
     // term, as any converter that keeps the weights is, it must be seen.
     let rounded = weight_rewriter(dir.path(), "round.py", "w.astype(np.float16)");
-    // Weights 2^-7 off, more than an f16 rounding (2^-11) allows: ovc's tolerance must see it.
+    // Weights 2^-7 off, 16 times an f16 rounding (2^-11): ovc's tolerance must see it.
     let perturbed = weight_rewriter(dir.path(), "perturb.py", "w * (1 + 2.0**-7)");
     let rounded_by_hand = format!("{rounded}+openvino:f32");
     let perturbed_ovc = format!("{perturbed}+openvino:ovc:f32");
@@ -252,7 +252,7 @@ fn ovc_weights_in_f16_pass_within_their_rounding_and_fail_beyond_it() {
             .count()
     };
     assert!(
-        fails(&rounded_by_hand) * 2 >= ovc_passes.len(),
+        fails(&rounded_by_hand) * 3 >= ovc_passes.len(),
         "f16 weights judged at f32 pass too often: {results:#?}"
     );
     assert!(

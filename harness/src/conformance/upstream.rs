@@ -119,17 +119,23 @@ impl Upstream<'_> {
         }
         let stack = Stack::of(self.replay, &self.original.runtime);
         if stack.as_ref().is_some_and(|s| s.compress_to_fp16) {
-            // For a runtime computing in f32 on FP16 weights: the bounds with the weights'
-            // f16 rounding (docs/oracle.md), `bound16_J.pb`.
-            let eval = crate::oracle::evaluate_with(
-                &self.reduced.model,
+            // For a runtime computing in f32 on f16 weights: the bounds widened by what
+            // rounding the weights does (docs/oracle.md), `bound16_J.pb`.
+            let model = crate::onnx::proto::encode_model(&self.reduced.model);
+            let widened = super::weight_bounds(
+                &model,
                 &self.reduced.inputs,
-                crate::oracle::Weights::F16ForF32,
-            )?;
-            for (j, o) in eval.outputs.into_iter().enumerate() {
-                let t = Tensor::F64(o.bound);
-                let bytes = encode_tensor(&tensor_to_proto(&format!("bound16_{j}"), &t));
-                write_atomically(&dir.join(format!("bound16_{j}.pb")), &bytes)?;
+                &self.reduced.expected,
+                crate::convert::WeightPrecision::F16,
+                crate::runtime::Precision::F32,
+            )
+            .map_err(anyhow::Error::msg)?;
+            for (j, e) in widened.into_iter().flatten().enumerate() {
+                if let Some(bound) = e.bound {
+                    let t = Tensor::F64(bound);
+                    let bytes = encode_tensor(&tensor_to_proto(&format!("bound16_{j}"), &t));
+                    write_atomically(&dir.join(format!("bound16_{j}.pb")), &bytes)?;
+                }
             }
         }
         if let Some(stack) = &stack {

@@ -155,7 +155,7 @@ pub enum WeightPrecision {
     /// As the ONNX model gives them.
     AsGiven,
     /// Rounded to IEEE half precision, as `ovc` saves an IR by default; the tolerance then
-    /// allows each weight an f16 rounding (docs/oracle.md).
+    /// allows what rounding the weights to f16 does to the outputs (docs/oracle.md).
     F16,
 }
 

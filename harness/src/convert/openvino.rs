@@ -4,7 +4,7 @@
 //!   Python worker, the IR saved with f32 weights and read back.
 //! - `openvino:ovc` and `openvino:ovc:f32`: the `ovc` command line of the pinned package, as
 //!   users run it, in a process of its own with its default options: the IR's weights are
-//!   compressed to FP16, so the tolerance allows each weight an f16 rounding.
+//!   compressed to FP16, so the tolerance allows what that rounding does (docs/oracle.md).
 //!
 //! Either IR is compiled for the CPU and run in the worker. Without `:f32` the plugin keeps
 //! its default inference precision (bf16 on CPUs that support it); `:f32` sets the f32

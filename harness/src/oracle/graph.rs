@@ -321,13 +321,13 @@ fn bind_initializers(
     Ok(())
 }
 
-/// A weight's value with the bound its precision gives it.
+/// A weight's value as it reaches the runtime; its bound stays one rounding.
 fn as_weight(value: Value, weights: Weights) -> Value {
     match (value, weights) {
-        (Value::Float { value, .. }, Weights::F16ForF32) => {
-            let bound = value.mapv(super::f16_weight_bound);
-            Value::Float { value, bound }
-        }
+        (Value::Float { value, bound }, Weights::RoundedToF16) => Value::Float {
+            value: value.mapv(super::round_to_f16),
+            bound,
+        },
         (value, _) => value,
     }
 }

@@ -83,31 +83,39 @@ pub enum OracleError {
     TooLarge(String),
 }
 
-/// The precision the model's weights (float initializers and `Constant` outputs) reach the
-/// runtime in, which decides the bound of each weight.
+/// How the model's weights (float initializers and `Constant` outputs) reach the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Weights {
-    /// Rounded once to the runtime's precision: `e = |w|` (in u of that precision).
+    /// As the model gives them.
     #[default]
-    AtRuntimePrecision,
-    /// Rounded to IEEE half precision (a converter that stores FP16 weights) for a runtime
-    /// computing in f32: `e = 2^13 |w| + 1/2` in u of f32, the f16 unit roundoff relative to
-    /// f32's plus half the spacing of f16's subnormals (2^-25). Weights beyond the f16 range
-    /// are not admitted.
-    F16ForF32,
+    AsGiven,
+    /// Each rounded to the nearest IEEE half-precision value (ties to even), as a converter
+    /// that stores FP16 weights does; a value beyond the f16 range (±65504) is kept as it is,
+    /// since a converter may not change it by more than a rounding.
+    RoundedToF16,
 }
 
-/// Bound of a weight `w` rounded to f16, in u of f32 (see [`Weights::F16ForF32`]).
-pub fn f16_weight_bound(w: f64) -> f64 {
-    F16_OVER_F32 * w.abs() + 0.5
+/// `x` rounded to the nearest f16 value (ties to even), subnormals included; `x` itself when
+/// it is beyond the f16 range or not finite.
+pub fn round_to_f16(x: f64) -> f64 {
+    const MAX: f64 = 65504.0;
+    if !x.is_finite() || x.abs() > MAX || x == 0.0 {
+        return x;
+    }
+    // The spacing of f16 values around x: 2^(e - 10) for normal numbers, 2^-24 below 2^-14.
+    let exponent = x.abs().log2().floor().max(-14.0);
+    let spacing = 2f64.powf(exponent - 10.0);
+    let rounded = (x / spacing).round_ties_even() * spacing;
+    if rounded.abs() > MAX {
+        x
+    } else {
+        rounded
+    }
 }
-
-/// The f16 unit roundoff in u of f32: 2^-11 / 2^-24.
-const F16_OVER_F32: f64 = 8192.0;
 
 /// Computes the golden outputs of `model` on `inputs` (matched to graph inputs by name).
 pub fn evaluate(model: &pb::ModelProto, inputs: &[Named]) -> Result<Evaluation, OracleError> {
-    graph::run(model, inputs, Weights::AtRuntimePrecision).map(|(evaluation, _)| evaluation)
+    graph::run(model, inputs, Weights::AsGiven).map(|(evaluation, _)| evaluation)
 }
 
 /// Same as [`evaluate`], with the weights' bounds as `weights` says.
@@ -126,7 +134,7 @@ pub fn evaluate_all(
     model: &pb::ModelProto,
     inputs: &[Named],
 ) -> Result<(Evaluation, HashMap<String, Value>), OracleError> {
-    graph::run(model, inputs, Weights::AtRuntimePrecision)
+    graph::run(model, inputs, Weights::AsGiven)
 }
 
 impl OracleError {

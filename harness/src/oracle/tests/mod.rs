@@ -200,12 +200,16 @@ impl Case {
             .collect()
     }
 
-    /// Bound of output 0, row-major, for weights rounded to f16 and a runtime in f32.
-    pub fn bound_with_f16_weights(&self) -> Vec<f64> {
-        crate::oracle::evaluate_with(&self.model(), &self.fed, crate::oracle::Weights::F16ForF32)
-            .unwrap()
-            .outputs[0]
-            .bound
+    /// Output 0, row-major, with the weights rounded to f16.
+    pub fn y_with_f16_weights(&self) -> Vec<f64> {
+        crate::oracle::evaluate_with(
+            &self.model(),
+            &self.fed,
+            crate::oracle::Weights::RoundedToF16,
+        )
+        .unwrap()
+        .outputs[0]
+            .value
             .iter()
             .copied()
             .collect()
