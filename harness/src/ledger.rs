@@ -46,8 +46,8 @@ use crate::results::{Attribute, CaseResult, Reduction, Verdict};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// Converter glob.
-    pub converter: String,
+    /// Converter glob, or a list of them (any may match).
+    pub converter: Globs,
     /// Runtime glob.
     #[serde(default = "any")]
     pub runtime: String,
@@ -170,6 +170,35 @@ fn any() -> String {
     "*".into()
 }
 
+/// One glob or several, any of which may match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Globs {
+    /// This glob.
+    One(String),
+    /// Any of these.
+    Any(Vec<String>),
+}
+
+impl Globs {
+    /// Whether one of the globs matches `text`.
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            Globs::One(g) => glob(g, text),
+            Globs::Any(gs) => gs.iter().any(|g| glob(g, text)),
+        }
+    }
+}
+
+impl std::fmt::Display for Globs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Globs::One(g) => f.write_str(g),
+            Globs::Any(gs) => f.write_str(&gs.join(" or ")),
+        }
+    }
+}
+
 /// The whole ledger.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,7 +271,7 @@ impl Ledger {
 
     /// Whether a result is in the entry's family: converter, runtime, case glob and classes.
     fn in_family(e: &Entry, r: &CaseResult) -> bool {
-        glob(&e.converter, &r.converter)
+        e.converter.matches(&r.converter)
             && glob(&e.runtime, &r.runtime)
             && e.case.as_deref().is_none_or(|c| glob(c, &r.case))
             && e.classes.iter().all(|c| r.classes.contains(c))
@@ -302,7 +331,7 @@ impl Ledger {
     fn stale(e: &Entry, results: &[CaseResult]) -> Option<String> {
         let deciding = results.iter().filter(|r| match &e.witness {
             Some(w) => {
-                &r.case == w && glob(&e.converter, &r.converter) && glob(&e.runtime, &r.runtime)
+                &r.case == w && e.converter.matches(&r.converter) && glob(&e.runtime, &r.runtime)
             }
             None => e.case.is_some() && Self::in_family(e, r),
         });

@@ -11,13 +11,18 @@ use std::time::Duration;
 
 use harness::compare::Verdict;
 use harness::conformance::{generated_subject, Bundled, Options, Runner, Signatures};
-use harness::ledger::{Entry, Ledger};
+use harness::ledger::{Entry, Globs, Ledger};
 use harness::worker::find_python;
 
 /// The converter spec and runtime a ledger entry's globs stand for, as its witness ran.
 fn stack_of(entry: &Entry, python: &Path) -> Option<(String, String)> {
     let onnxsim = python.with_file_name("onnxsim");
-    let converter = match entry.converter.as_str() {
+    // A list of globs stands for its first: the stack the witness was found on.
+    let first = match &entry.converter {
+        Globs::One(g) => g.as_str(),
+        Globs::Any(gs) => gs.first()?.as_str(),
+    };
+    let converter = match first {
         "*" | "identity" => "identity".to_string(),
         // Both precisions show these bugs; the f32 hint gives the same precision on every CPU.
         "openvino*" | "openvino:f32" => "openvino:f32".to_string(),

@@ -85,9 +85,12 @@ impl Runner {
                     let members: Vec<&Subject> =
                         job.members.iter().map(|&m| &subjects[m]).collect();
                     let out = self.run_pack(&members, converter);
-                    let n =
-                        done.fetch_add(job.members.len(), Ordering::Relaxed) + job.members.len();
-                    progress(n / self.converters.len(), indices.len());
+                    // Progress counts cases: a case is done once all its converters are.
+                    let per_case = self.converters.len();
+                    let before = done.fetch_add(job.members.len(), Ordering::Relaxed);
+                    for case in before / per_case + 1..=(before + job.members.len()) / per_case {
+                        progress(case, indices.len());
+                    }
                     (
                         job.converter,
                         job.members.iter().copied().zip(out).collect(),
@@ -143,11 +146,34 @@ impl Runner {
                 .collect();
         }
         let start = Instant::now();
-        let Some((precision, outputs)) = self.run_merged(subjects, converter) else {
-            let (left, right) = subjects.split_at(subjects.len() / 2);
-            let mut results = self.run_pack(left, converter);
-            results.extend(self.run_pack(right, converter));
-            return results;
+        let (precision, outputs) = match self.run_merged(subjects, converter) {
+            Ok(done) => done,
+            // The converter's message names one member's node (`p3_conv_4`): that member
+            // runs alone, the others stay packed.
+            Err(Some(message)) if named_member(&message, subjects.len()).is_some() => {
+                let k = named_member(&message, subjects.len()).unwrap_or_default();
+                let others: Vec<&Subject> = subjects
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != k)
+                    .map(|(_, s)| *s)
+                    .collect();
+                let mut results: Vec<Option<CaseResult>> = vec![None; subjects.len()];
+                results[k] = Some(self.timed_one(subjects[k], converter));
+                let mut rest = self.run_pack(&others, converter).into_iter();
+                for (i, slot) in results.iter_mut().enumerate() {
+                    if i != k {
+                        *slot = rest.next();
+                    }
+                }
+                return results.into_iter().flatten().collect();
+            }
+            Err(_) => {
+                let (left, right) = subjects.split_at(subjects.len() / 2);
+                let mut results = self.run_pack(left, converter);
+                results.extend(self.run_pack(right, converter));
+                return results;
+            }
         };
         let share = start.elapsed().as_secs_f64() * 1e3 / subjects.len() as f64;
         subjects
@@ -184,18 +210,20 @@ impl Runner {
     }
 
     /// Converts and runs the subjects merged into one model: the precision and each
-    /// subject's outputs, or `None` when the pack cannot be made, converted or run (it is then
-    /// split).
+    /// subject's outputs, or, when the pack cannot be made, converted or run (it is then
+    /// split), the converter's or runtime's message if there is one.
+    #[allow(clippy::type_complexity)]
     fn run_merged(
         &self,
         subjects: &[&Subject],
         converter: &dyn Converter,
-    ) -> Option<(crate::runtime::Precision, Vec<Vec<Tensor>>)> {
+    ) -> Result<(crate::runtime::Precision, Vec<Vec<Tensor>>), Option<String>> {
         let models = subjects
             .iter()
             .map(|s| proto::decode_model(&s.model).ok())
-            .collect::<Option<Vec<_>>>()?;
-        let merged = pack::merge(&models).ok()?;
+            .collect::<Option<Vec<_>>>()
+            .ok_or(None)?;
+        let merged = pack::merge(&models).map_err(|_| None)?;
         let inputs: Vec<Named> = subjects
             .iter()
             .enumerate()
@@ -206,21 +234,43 @@ impl Runner {
                 })
             })
             .collect();
-        let work = scratch_dir(converter).ok()?;
+        let work = scratch_dir(converter).map_err(Some)?;
         let work_dir = work.as_ref().map(|w| w.path()).unwrap_or(Path::new("."));
         let model = proto::encode_model(&merged.model);
-        let artifact: Artifact = self.convert(&model, converter, work_dir).ok()?;
-        let (precision, mut outputs, _) = self.execute(artifact, inputs, 0).ok()?;
+        let artifact: Artifact = self
+            .convert(&model, converter, work_dir)
+            .map_err(|(_, m)| Some(m))?;
+        let (precision, mut outputs, _) = self
+            .execute(artifact, inputs, 0)
+            .map_err(|(_, m)| Some(m))?;
         let total = merged.outputs.last().map_or(0, |r| r.end);
         if outputs.len() != total {
-            return None;
+            return Err(None);
         }
         let mut split = Vec::with_capacity(subjects.len());
         for range in merged.outputs.iter().rev() {
             split.push(outputs.split_off(range.start));
         }
         split.reverse();
-        Some((precision, split))
+        Ok((precision, split))
+    }
+}
+
+/// The one member of a pack of `members` whose names (`p3_…`) a message mentions, if exactly
+/// one is.
+fn named_member(message: &str, members: usize) -> Option<usize> {
+    let mut named = (0..members).filter(|&k| {
+        let prefix = pack::prefix(k);
+        message.match_indices(&prefix).any(|(at, _)| {
+            message[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric() && c != '_')
+        })
+    });
+    match (named.next(), named.next()) {
+        (Some(k), None) => Some(k),
+        _ => None,
     }
 }
 
@@ -238,4 +288,19 @@ fn packable_opsets(s: &Subject) -> Option<Vec<(String, i64)>> {
         .collect();
     key.sort();
     Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_member;
+
+    #[test]
+    fn a_message_naming_one_members_node_names_that_member() {
+        let m = "Conversion failed for AveragePool-18 While validating ONNX node '<Node(AveragePool): p3_t_11>'";
+        assert_eq!(named_member(m, 8), Some(3));
+        assert_eq!(named_member("node p11_conv_2 (Conv)", 12), Some(11));
+        assert_eq!(named_member("node p11_conv_2 (Conv)", 8), None);
+        assert_eq!(named_member("p1_a and p2_b", 8), None);
+        assert_eq!(named_member("xp1_a and Relu_12", 8), None);
+    }
 }
