@@ -221,7 +221,7 @@ struct ConformanceArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     reduce_budget: f64,
     /// Generated cases merged into one model per conversion (default: each converter's own,
-    /// 8 for OpenVINO, 1 for the others); 1 runs every case alone.
+    /// 16 for OpenVINO, 1 for the others); 1 runs every case alone.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pack: Option<u64>,
     /// Expected-failure ledger (default: corpus/known-failures.toml when present).

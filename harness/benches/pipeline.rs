@@ -130,7 +130,7 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-/// A run of OpenVINO with f32 inference on the same generated cases, packed (its default, 8
+/// A run of OpenVINO with f32 inference on the same generated cases, packed (its default, 16
 /// cases per model) and case by case (`--pack 1`), verdicts checked equal. Needs the Python
 /// environment (`cargo xtask setup`); without it the group is skipped.
 fn packing(c: &mut Criterion) {
@@ -138,7 +138,7 @@ fn packing(c: &mut Criterion) {
         eprintln!("SKIPPED: packing bench needs .venv (cargo xtask setup)");
         return;
     }
-    const PACKED_CASES: u64 = 96;
+    const PACKED_CASES: u64 = 192;
     let run = |pack: usize| {
         Runner::new(Options {
             cases: PACKED_CASES,
@@ -154,11 +154,11 @@ fn packing(c: &mut Criterion) {
         .results
     };
     let verdicts = |pack| run(pack).iter().map(|r| r.verdict).collect::<Vec<_>>();
-    assert_eq!(verdicts(1), verdicts(8), "packing changed a verdict");
+    assert_eq!(verdicts(1), verdicts(16), "packing changed a verdict");
     let mut g = c.benchmark_group("openvino_f32_run");
     g.throughput(Throughput::Elements(PACKED_CASES));
     g.sample_size(10);
-    for pack in [1, 8] {
+    for pack in [1, 16] {
         g.bench_function(format!("pack_{pack}"), |b| b.iter(|| run(pack).len()));
     }
     g.finish();

@@ -26,7 +26,7 @@ use crate::worker::{Pool, WorkerError};
 /// Generated cases per OpenVINO model in a run: converting and compiling cost about 50 ms a
 /// model whatever its size, so a run merges cases (docs/PERFORMANCE.md has the measurement
 /// that chose this).
-const PACK: usize = 8;
+const PACK: usize = 16;
 
 /// How the ONNX model becomes an IR.
 #[derive(Debug, Clone, PartialEq, Eq)]

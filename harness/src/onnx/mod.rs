@@ -2,6 +2,7 @@
 
 pub mod emit;
 pub mod pack;
+pub mod perturb;
 pub mod proto;
 pub mod slice;
 pub mod testcase;

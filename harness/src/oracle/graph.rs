@@ -9,7 +9,7 @@ use crate::tensor::{DType, Named, Tensor};
 
 use super::node::{node_label, Node};
 use super::value::{proto_value, Value};
-use super::{ops, Evaluation, GoldenOutput, OracleError, Weights};
+use super::{ops, Evaluation, GoldenOutput, OracleError};
 
 /// Default-domain opset assumed when the model imports none.
 const DEFAULT_OPSET: i64 = 17;
@@ -20,7 +20,6 @@ const OPSETS: std::ops::RangeInclusive<i64> = 7..=23;
 pub(super) fn run(
     model: &pb::ModelProto,
     inputs: &[Named],
-    weights: Weights,
 ) -> Result<(Evaluation, HashMap<String, Value>), OracleError> {
     let graph = model
         .graph
@@ -31,18 +30,12 @@ pub(super) fn run(
     crate::limits::begin_case();
 
     let mut values = bind_inputs(graph, inputs)?;
-    bind_initializers(graph, &mut values, weights)?;
+    bind_initializers(graph, &mut values)?;
 
     for index in order {
         let proto = &graph.node[index];
         let outputs = run_node(proto, index, opset, &values)?;
-        let constant = proto.op_type == "Constant" && proto.domain.is_empty();
         for (name, value) in outputs {
-            let value = if constant {
-                as_weight(value, weights)
-            } else {
-                value
-            };
             values.insert(name, value);
         }
     }
@@ -301,7 +294,6 @@ fn check_declared(info: &pb::ValueInfoProto, tensor: &Tensor) -> Result<(), Orac
 fn bind_initializers(
     graph: &pb::GraphProto,
     values: &mut HashMap<String, Value>,
-    weights: Weights,
 ) -> Result<(), OracleError> {
     let used: HashSet<&str> = graph
         .node
@@ -316,20 +308,9 @@ fn bind_initializers(
         }
         let value =
             proto_value(init).map_err(|e| e.context(&format!("initializer '{}'", init.name)))?;
-        values.insert(init.name.clone(), as_weight(value, weights));
+        values.insert(init.name.clone(), value);
     }
     Ok(())
-}
-
-/// A weight's value as it reaches the runtime; its bound stays one rounding.
-fn as_weight(value: Value, weights: Weights) -> Value {
-    match (value, weights) {
-        (Value::Float { value, bound }, Weights::RoundedToF16) => Value::Float {
-            value: value.mapv(super::round_to_f16),
-            bound,
-        },
-        (value, _) => value,
-    }
 }
 
 /// The [`DType`] of an ONNX element type code, when the harness has one.

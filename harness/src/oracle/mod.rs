@@ -83,48 +83,9 @@ pub enum OracleError {
     TooLarge(String),
 }
 
-/// How the model's weights (float initializers and `Constant` outputs) reach the runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Weights {
-    /// As the model gives them.
-    #[default]
-    AsGiven,
-    /// Each rounded to the nearest IEEE half-precision value (ties to even), as a converter
-    /// that stores FP16 weights does; a value beyond the f16 range (±65504) is kept as it is,
-    /// since a converter may not change it by more than a rounding.
-    RoundedToF16,
-}
-
-/// `x` rounded to the nearest f16 value (ties to even), subnormals included; `x` itself when
-/// it is beyond the f16 range or not finite.
-pub fn round_to_f16(x: f64) -> f64 {
-    const MAX: f64 = 65504.0;
-    if !x.is_finite() || x.abs() > MAX || x == 0.0 {
-        return x;
-    }
-    // The spacing of f16 values around x: 2^(e - 10) for normal numbers, 2^-24 below 2^-14.
-    let exponent = x.abs().log2().floor().max(-14.0);
-    let spacing = 2f64.powf(exponent - 10.0);
-    let rounded = (x / spacing).round_ties_even() * spacing;
-    if rounded.abs() > MAX {
-        x
-    } else {
-        rounded
-    }
-}
-
 /// Computes the golden outputs of `model` on `inputs` (matched to graph inputs by name).
 pub fn evaluate(model: &pb::ModelProto, inputs: &[Named]) -> Result<Evaluation, OracleError> {
-    graph::run(model, inputs, Weights::AsGiven).map(|(evaluation, _)| evaluation)
-}
-
-/// Same as [`evaluate`], with the weights' bounds as `weights` says.
-pub fn evaluate_with(
-    model: &pb::ModelProto,
-    inputs: &[Named],
-    weights: Weights,
-) -> Result<Evaluation, OracleError> {
-    graph::run(model, inputs, weights).map(|(evaluation, _)| evaluation)
+    graph::run(model, inputs).map(|(evaluation, _)| evaluation)
 }
 
 /// Same as [`evaluate`], but also returns every tensor computed, by name: graph inputs,
@@ -134,7 +95,7 @@ pub fn evaluate_all(
     model: &pb::ModelProto,
     inputs: &[Named],
 ) -> Result<(Evaluation, HashMap<String, Value>), OracleError> {
-    graph::run(model, inputs, Weights::AsGiven)
+    graph::run(model, inputs)
 }
 
 impl OracleError {

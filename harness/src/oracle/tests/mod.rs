@@ -200,21 +200,6 @@ impl Case {
             .collect()
     }
 
-    /// Output 0, row-major, with the weights rounded to f16.
-    pub fn y_with_f16_weights(&self) -> Vec<f64> {
-        crate::oracle::evaluate_with(
-            &self.model(),
-            &self.fed,
-            crate::oracle::Weights::RoundedToF16,
-        )
-        .unwrap()
-        .outputs[0]
-            .value
-            .iter()
-            .copied()
-            .collect()
-    }
-
     /// The error, which must be `Invalid`; returns its message.
     pub fn invalid(&self) -> String {
         match self.run() {
