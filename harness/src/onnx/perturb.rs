@@ -7,10 +7,26 @@ use tract_onnx::pb;
 use super::proto::{tensor_from_proto, tensor_to_proto};
 use crate::tensor::Tensor;
 
+/// Float attributes whose defaults a converter makes into constants of its own (OpenVINO's
+/// Selu takes α and γ as constant inputs, which `ovc` compresses like any weight): the ONNX
+/// spec's defaults, per operator of the default domain.
+const FLOAT_DEFAULTS: &[(&str, &[(&str, f32)])] = &[
+    ("Selu", &[("alpha", 1.673_263_2), ("gamma", 1.050_701)]),
+    ("Elu", &[("alpha", 1.0)]),
+    ("Celu", &[("alpha", 1.0)]),
+    ("LeakyRelu", &[("alpha", 0.01)]),
+    ("HardSigmoid", &[("alpha", 0.2), ("beta", 0.5)]),
+    ("ThresholdedRelu", &[("alpha", 1.0)]),
+    ("Gemm", &[("alpha", 1.0), ("beta", 1.0)]),
+    ("BatchNormalization", &[("epsilon", 1e-5)]),
+    ("InstanceNormalization", &[("epsilon", 1e-5)]),
+    ("LayerNormalization", &[("epsilon", 1e-5)]),
+];
+
 /// `model` with every float it stores (float initializers, `Constant` values, float
-/// attributes such as Selu's γ or BatchNormalization's ε) multiplied by `1 + δ`, each `δ` drawn
-/// uniformly from `[-relative, relative]` by a generator seeded with `seed`. Tensors that do
-/// not decode are left as they are.
+/// attributes such as Selu's γ or BatchNormalization's ε, given or left at their defaults)
+/// multiplied by `1 + δ`, each `δ` drawn uniformly from `[-relative, relative]` by a generator
+/// seeded with `seed`. Tensors that do not decode are left as they are.
 pub fn stored_floats(model: &pb::ModelProto, relative: f64, seed: u64) -> pb::ModelProto {
     let mut rng = SplitMix(seed);
     let mut factor = move || 1.0 + relative * (2.0 * rng.unit() - 1.0);
@@ -20,6 +36,7 @@ pub fn stored_floats(model: &pb::ModelProto, relative: f64, seed: u64) -> pb::Mo
             perturb_tensor(t, &mut factor);
         }
         for node in graph.node.iter_mut() {
+            with_float_defaults(node);
             for a in node.attribute.iter_mut() {
                 a.f = (f64::from(a.f) * factor()) as f32;
                 for f in a.floats.iter_mut() {
@@ -35,6 +52,22 @@ pub fn stored_floats(model: &pb::ModelProto, relative: f64, seed: u64) -> pb::Mo
         }
     }
     model
+}
+
+/// Sets the float attributes a node leaves at their defaults ([`FLOAT_DEFAULTS`]) to those
+/// defaults, which changes nothing it computes.
+fn with_float_defaults(node: &mut pb::NodeProto) {
+    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+        return;
+    }
+    let Some((_, defaults)) = FLOAT_DEFAULTS.iter().find(|(op, _)| *op == node.op_type) else {
+        return;
+    };
+    for &(name, value) in defaults.iter() {
+        if !node.attribute.iter().any(|a| a.name == name) {
+            node.attribute.push(super::proto::attr::float(name, value));
+        }
+    }
 }
 
 /// Multiplies the elements of a float tensor by successive factors.
