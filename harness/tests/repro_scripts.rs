@@ -27,6 +27,7 @@ fn stack_of(entry: &Entry, python: &Path) -> Option<(String, String)> {
         // Both precisions show these bugs; the f32 hint gives the same precision on every CPU.
         "openvino*" | "openvino:f32" => "openvino:f32".to_string(),
         "openvino" => "openvino".to_string(),
+        "openvino:ovc*" => "openvino:ovc:f32".to_string(),
         "lower1d*" | "lower1d" => "lower1d".to_string(),
         "nnef" => "nnef".to_string(),
         "exec:*onnxsim*" => format!("exec:{} {{input}} {{output}}", onnxsim.display()),

@@ -319,7 +319,8 @@ impl Runner {
         for c in &self.converters {
             let version = c.version().unwrap_or_else(|| "unknown".into());
             if let Some(native) = c.native_runtime() {
-                env.runtimes.insert(native.into(), version.clone());
+                let runtime_version = c.native_version().unwrap_or_else(|| version.clone());
+                env.runtimes.insert(native.into(), runtime_version);
             }
             env.converters.insert(c.name(), version);
         }

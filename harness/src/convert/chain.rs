@@ -62,6 +62,10 @@ impl Converter for Chain {
         self.tail.native_runtime()
     }
 
+    fn native_version(&self) -> Option<String> {
+        self.tail.native_version()
+    }
+
     fn keeps_model(&self) -> bool {
         self.head.keeps_model() && self.tail.keeps_model()
     }

@@ -81,6 +81,11 @@ pub trait Converter: Send + Sync {
     fn native_runtime(&self) -> Option<&'static str> {
         None
     }
+    /// Version of the runtime of its native artifacts, when it makes them: by default the
+    /// converter's own (one package makes and runs them).
+    fn native_version(&self) -> Option<String> {
+        self.version()
+    }
     /// Whether the converter hands the model on unchanged, so that its results are the
     /// original model's (latency relates every other converter to it).
     fn keeps_model(&self) -> bool {
