@@ -272,9 +272,15 @@ impl Tally {
             .as_ref()
             .map(|b| b.iter().copied().collect())
             .filter(|b: &Vec<f64>| b.len() == gs.len());
+        // A float32 output cannot hold a golden value beyond its range: the correctly rounded
+        // answer is the infinity of that sign.
+        let in_range = |g: f64| match e.dtype {
+            DType::Float if (g as f32).is_infinite() => f64::from(g as f32),
+            _ => g,
+        };
         for (i, (&g, &x)) in gs.iter().zip(&xs).enumerate() {
             let b = bs.as_ref().map(|b| b[i]);
-            self.element((j, i), g, x, b);
+            self.element((j, i), in_range(g), x, b);
         }
     }
 
@@ -403,6 +409,36 @@ mod tests {
         assert_eq!(bad.verdict, Verdict::Mismatch);
         assert_eq!(bad.stats.count_over, 1);
         assert!((bad.stats.max_abs_err - 1e-4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_golden_value_beyond_float32_is_the_infinity_a_float32_output_must_give() {
+        // LpPool of large values (seed 4, case 1884): -9e48 exactly, -inf in float32.
+        let e = exp(&[-9.0e48, 1.0], &[4.0, 4.0]);
+        let verdict = |x: f32| {
+            compare(
+                std::slice::from_ref(&e),
+                &[got(&[x, 1.0])],
+                Precision::F32,
+                Tolerance::default(),
+            )
+            .verdict
+        };
+        assert_eq!(verdict(f32::NEG_INFINITY), Verdict::Pass);
+        assert_eq!(verdict(f32::INFINITY), Verdict::NonFinite);
+        assert_eq!(verdict(-f32::MAX), Verdict::NonFinite);
+        // A float64 output holds it.
+        let d = Expected {
+            dtype: DType::Double,
+            ..e.clone()
+        };
+        let double = compare(
+            &[d],
+            &[Tensor::F64(arr1(&[f64::NEG_INFINITY, 1.0]).into_dyn())],
+            Precision::F32,
+            Tolerance::default(),
+        );
+        assert_eq!(double.verdict, Verdict::NonFinite);
     }
 
     #[test]
