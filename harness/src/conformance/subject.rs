@@ -17,16 +17,19 @@ pub fn oracle_expected(
     model: &tract_onnx::pb::ModelProto,
     inputs: &[Named],
 ) -> Result<Vec<Expected>> {
-    let eval = oracle::evaluate(model, inputs)?;
-    Ok(eval
-        .outputs
+    Ok(expectations(oracle::evaluate(model, inputs)?))
+}
+
+/// The oracle's golden outputs with their bounds.
+fn expectations(eval: oracle::Evaluation) -> Vec<Expected> {
+    eval.outputs
         .into_iter()
         .map(|o| Expected {
             value: o.value,
             bound: Some(o.bound),
             dtype: o.dtype,
         })
-        .collect())
+        .collect()
 }
 
 /// Golden outputs of a generated model, unless a value of its exact computation is beyond the
@@ -63,15 +66,7 @@ fn generated_expected(
             ),
         ));
     }
-    Ok(eval
-        .outputs
-        .into_iter()
-        .map(|o| Expected {
-            value: o.value,
-            bound: Some(o.bound),
-            dtype: o.dtype,
-        })
-        .collect())
+    Ok(expectations(eval))
 }
 
 /// The subject of generated case `index` of base seed `seed`.
