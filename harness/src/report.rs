@@ -266,6 +266,22 @@ impl Report {
                 one_line(&parallel_only.join(", "), 200)
             );
         }
+        let pack_only: Vec<String> = self
+            .results
+            .iter()
+            .filter(|r| r.in_pack.is_some())
+            .map(|r| format!("{} {}", r.case, r.converter))
+            .collect();
+        if !pack_only.is_empty() {
+            let _ = writeln!(
+                s,
+                "\ndiffer packed and alone: {} result(s) got another verdict merged with other \
+                 cases into one model than alone (the verdicts shown are the ones run alone; \
+                 field in_pack): {}",
+                pack_only.len(),
+                one_line(&pack_only.join(", "), 200)
+            );
+        }
         if let Some(w) = &self.workers {
             let _ = writeln!(
                 s,
@@ -514,6 +530,19 @@ mod tests {
             ],
             1.0,
         )
+    }
+
+    #[test]
+    fn the_terminal_lists_results_whose_verdict_differs_packed_and_alone() {
+        let mut r = report();
+        assert!(!r.terminal().contains("differ packed and alone"));
+        r.results[0].in_pack = Some("mismatch: 2 of 2 elements out of tolerance".into());
+        let text = r.terminal();
+        assert!(
+            text.contains("differ packed and alone: 1 result(s)")
+                && text.contains("s0-i0 identity"),
+            "{text}"
+        );
     }
 
     #[test]
