@@ -281,13 +281,7 @@ fn packable_opsets(s: &Subject) -> Option<Vec<(String, i64)>> {
         return None;
     }
     let model = proto::decode_model(&s.model).ok()?;
-    let mut key: Vec<(String, i64)> = model
-        .opset_import
-        .iter()
-        .map(|o| (o.domain.clone(), o.version))
-        .collect();
-    key.sort();
-    Some(key)
+    Some(pack::opset_key(&model))
 }
 
 #[cfg(test)]

@@ -75,8 +75,9 @@ pub fn merge(models: &[pb::ModelProto]) -> Result<Pack, NotPackable> {
     })
 }
 
-/// The imported opsets, in a canonical order (the empty domain is `ai.onnx`).
-fn opset_key(model: &pb::ModelProto) -> Vec<(String, i64)> {
+/// The imported opsets, in a canonical order (the empty domain is `ai.onnx`): models merge
+/// only when theirs are equal.
+pub fn opset_key(model: &pb::ModelProto) -> Vec<(String, i64)> {
     let mut key: Vec<(String, i64)> = model
         .opset_import
         .iter()
