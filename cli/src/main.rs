@@ -1,7 +1,7 @@
 //! The `harness` command line. `cargo xtask conformance` builds and calls it.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use harness::compare::Tolerance;
+use harness::conformance::journal::{self, Journal};
 use harness::conformance::{Options, Runner, SetupError, Shard};
 use harness::gen::GenConfig;
 use harness::onnx::proto;
@@ -59,11 +60,16 @@ enum Command {
     /// Fuzz: generate and check cases until --budget or Ctrl-C; reduce each new failure
     /// signature into a bundle and save it as a regression corpus case.
     Fuzz(FuzzArgs),
-    /// Merge the report.json of several runs (shards) into one report, judged by the ledger.
+    /// Merge the report.json of several runs (shards) into one report, judged by the ledger;
+    /// or rebuild a run's reports from its results log (--resume).
     Report {
         /// Report directories (or report.json files) to merge.
-        #[arg(long = "merge", value_name = "DIR", num_args = 1.., required = true)]
+        #[arg(long = "merge", value_name = "DIR", num_args = 1.., required_unless_present = "resume")]
         merge: Vec<PathBuf>,
+        /// Rebuild the reports from DIR/results.jsonl (the results a run logged as it went,
+        /// also when it was killed) into --report (default: DIR itself).
+        #[arg(long, value_name = "DIR", conflicts_with = "merge")]
+        resume: Option<PathBuf>,
         /// Where to write the merged reports.
         #[arg(long = "report", value_name = "DIR", default_value = defaults::REPORT_DIR)]
         report_dir: PathBuf,
@@ -187,9 +193,13 @@ struct ConformanceArgs {
     /// Run only cases with index ≡ I mod N (I counts from 1).
     #[arg(long, value_name = "I/N", default_value = "1/1")]
     shard: Shard,
-    /// Where to write the reports.
+    /// Where to write the reports, and the results log (results.jsonl) as results come.
     #[arg(long = "report", value_name = "DIR", default_value = defaults::REPORT_DIR)]
     report_dir: PathBuf,
+    /// Continue the run whose results log is in the --report directory (same options): cases
+    /// it finished are taken from the log, the others run. Without a log, a new run starts.
+    #[arg(long)]
+    resume: bool,
     /// Per conversion or run, past which the verdict is `timeout`.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     timeout: f64,
@@ -238,6 +248,43 @@ struct ConformanceArgs {
     /// a case over it gets the verdict `too-large` and is not run.
     #[arg(long, value_name = "BYTES", default_value_t = harness::limits::DEFAULT_MAX_CASE_BYTES)]
     max_case_bytes: usize,
+    /// Address space of every process a converter or runtime starts (`exec:` commands, `ovc`,
+    /// Python workers), in bytes or with a unit (512MiB, 6GiB); `none` for no limit. A process
+    /// that reaches it gets the verdict `resource-limit` and is replaced.
+    #[arg(long, value_name = "BYTES", default_value = "6GiB", value_parser = memory_limit)]
+    max_converter_memory: MemoryLimit,
+    /// CPU time of each conversion or worker request, in seconds (default: none; --timeout
+    /// bounds the wall time). A process that reaches it gets the verdict `resource-limit`.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_converter_cpu: Option<u64>,
+}
+
+/// `--max-converter-memory`: bytes, or none.
+#[derive(Clone, Copy, Debug)]
+struct MemoryLimit(Option<u64>);
+
+fn memory_limit(text: &str) -> Result<MemoryLimit, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(MemoryLimit(None));
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" | "K" => 10,
+        "MiB" | "M" => 20,
+        "GiB" | "G" => 30,
+        other => return Err(format!("unknown unit '{other}': use B, KiB, MiB or GiB")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 6GiB, 512MiB or none"))?;
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err("the memory limit must be above zero (or none)".into()),
+        Some(bytes) => Ok(MemoryLimit(Some(bytes))),
+        None => Err(format!("'{text}' is too large")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -248,6 +295,20 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => fuzz(args),
         Command::Report {
             merge,
+            resume: Some(dir),
+            report_dir,
+            known_failures,
+        } => {
+            let out = if merge.is_empty() && report_dir == Path::new(defaults::REPORT_DIR) {
+                dir.clone()
+            } else {
+                report_dir
+            };
+            rebuild_reports(&dir, &out, known_failures)
+        }
+        Command::Report {
+            merge,
+            resume: None,
             report_dir,
             known_failures,
         } => merge_reports(&merge, &report_dir, known_failures),
@@ -294,6 +355,10 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
 }
 
 fn fuzz(f: FuzzArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !f.run.resume,
+        "--resume is for conformance runs; a fuzz campaign starts from its seed and --cases"
+    );
     let budget = f.run.budget.map(|b| seconds("budget", b)).transpose()?;
     let cases = f.run.cases.unwrap_or(0);
     let report_dir = f.run.report_dir.clone();
@@ -425,6 +490,10 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
         known_failures: a.known_failures.or_else(defaults::ledger),
         pack: a.pack.map(|k| k as usize),
+        limits: harness::isolate::ChildLimits {
+            memory: a.max_converter_memory.0,
+            cpu_seconds: a.max_converter_cpu,
+        },
     };
     harness::limits::set(a.max_elements, a.max_case_bytes);
     if let Some(jobs) = a.jobs {
@@ -439,8 +508,10 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
 fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let report_dir = a.report_dir.clone();
     let min_coverage = a.min_coverage;
+    let resume = a.resume;
     let options = options(a)?;
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
+    let runner = with_results_log(runner, &report_dir, resume)?;
     harness::isolate::stop_on_signals();
     let tty = std::io::stderr().is_terminal();
     let progress = move |done: usize, total: usize| {
@@ -456,6 +527,9 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let report = runner.run(&progress)?;
+    if let Some(e) = runner.results_log_error() {
+        eprintln!("warning: the results log is incomplete ({e}); the reports below are whole");
+    }
     report
         .write(&report_dir)
         .with_context(|| format!("{}: cannot write the reports", report_dir.display()))?;
@@ -488,6 +562,65 @@ fn inject_fault(
     harness::fault::inject(kind, &mut model)?;
     harness::fsutil::write_atomically(output, &proto::encode_model(&model))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs the run's results to `report_dir`'s results log, a new one or, with `resume`, the one
+/// there (whose finished cases are not run again).
+fn with_results_log(runner: Runner, report_dir: &Path, resume: bool) -> anyhow::Result<Runner> {
+    let path = report_dir.join(journal::FILE);
+    let options = serde_json::to_value(runner.options())?;
+    if resume && path.is_file() {
+        let (log, logged) = Journal::resume(&path, &options)?;
+        eprintln!(
+            "resuming: {} cases done in {}",
+            logged.done(),
+            path.display()
+        );
+        return Ok(runner.with_results_log(log, Some(logged)));
+    }
+    if resume {
+        eprintln!(
+            "no results log in {}: starting a new run",
+            report_dir.display()
+        );
+    }
+    let log = Journal::create(&path, &options, &runner.environment())?;
+    Ok(runner.with_results_log(log, None))
+}
+
+/// Rebuilds the reports of the run whose results log is in `dir`, judged by the ledger.
+fn rebuild_reports(
+    dir: &Path,
+    out: &Path,
+    known_failures: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let logged = journal::read(&dir.join(journal::FILE))?;
+    let mut report = harness::report::Report::new(
+        harness::results::Tool::harness(),
+        logged
+            .environment
+            .clone()
+            .unwrap_or_else(harness::results::Environment::detect),
+        logged.options.clone(),
+        logged.results(),
+        0.0,
+    );
+    if !logged.ended {
+        report.stopped_early = Some(format!(
+            "rebuilt from the results log of a run that did not finish ({} cases done; \
+             `conformance --resume` with the same options continues it)",
+            logged.done()
+        ));
+    }
+    if let Some(path) = known_failures.or_else(defaults::ledger) {
+        report.apply_ledger(&harness::ledger::Ledger::load(&path)?);
+    }
+    report
+        .write(out)
+        .with_context(|| format!("{}: cannot write the reports", out.display()))?;
+    print!("{}", report.terminal());
+    println!("reports rebuilt in {}", out.display());
+    Ok(exit_code(&report))
 }
 
 fn merge_reports(

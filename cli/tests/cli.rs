@@ -1,63 +1,9 @@
 //! End-to-end tests of the `harness` command: real models, real tract, real processes.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_harness");
-
-fn harness(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("harness runs")
-}
-
-fn conformance(report: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "conformance",
-        "--no-corpus",
-        "--report",
-        report.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    harness(&args)
-}
-
-fn report(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json written"))
-        .unwrap()
-}
-
-fn verdicts(r: &Value) -> Vec<String> {
-    r["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["verdict"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Results without timings, for determinism checks.
-fn stable_results(r: &Value) -> Vec<Value> {
-    r["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            let mut x = x.clone();
-            x.as_object_mut().unwrap().remove("latency_us");
-            x.as_object_mut().unwrap().remove("wall_ms");
-            x
-        })
-        .collect()
-}
+mod common;
+use common::*;
 
 #[test]
 fn identity_on_tract_passes_and_the_same_seed_gives_the_same_results() {

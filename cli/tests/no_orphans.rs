@@ -583,7 +583,7 @@ fn fork_copy(lease: &mut harness::worker::Lease) -> i32 {
 #[test]
 fn a_worker_that_times_out_is_killed_with_what_it_started_and_reaped() {
     let Some(pool) = pool() else { return };
-    let mut lease = pool.lease().unwrap();
+    let mut lease = pool.lease(Default::default()).unwrap();
     let worker = lease.pid().unwrap() as i32;
     let copy = fork_copy(&mut lease);
     let err = lease
@@ -600,7 +600,7 @@ fn a_worker_that_times_out_is_killed_with_what_it_started_and_reaped() {
 #[test]
 fn a_crashed_worker_is_reported_at_once_though_its_fork_lives_and_then_both_are_gone() {
     let Some(pool) = pool() else { return };
-    let mut lease = pool.lease().unwrap();
+    let mut lease = pool.lease(Default::default()).unwrap();
     let worker = lease.pid().unwrap() as i32;
     // A fork made from a thread, as OpenVINO's telemetry made them: it gets every descriptor
     // of the worker, and must not keep the worker's pipes open.
@@ -640,7 +640,7 @@ fn a_worker_started_from_a_thread_that_ended_stays_alive() {
     let Some(pool) = pool() else { return };
     let p = pool.clone();
     let pid = std::thread::spawn(move || {
-        let mut lease = p.lease().unwrap();
+        let mut lease = p.lease(Default::default()).unwrap();
         lease
             .call(json!({"op": "hello"}), Duration::from_secs(120))
             .unwrap();
@@ -653,7 +653,7 @@ fn a_worker_started_from_a_thread_that_ended_stays_alive() {
         alive(pid as i32),
         "worker {pid} died with the thread that started it"
     );
-    let mut lease = pool.lease().unwrap();
+    let mut lease = pool.lease(Default::default()).unwrap();
     assert_eq!(lease.pid(), Some(pid), "the idle worker was not reused");
     lease
         .call(json!({"op": "hello"}), Duration::from_secs(60))

@@ -26,6 +26,9 @@ pub enum Verdict {
     RuntimeRejected,
     /// Conversion or run exceeded `--timeout`.
     Timeout,
+    /// A converter's process or a worker reached its memory or CPU-time limit
+    /// (`--max-converter-memory`, `--max-converter-cpu`); the process was replaced.
+    ResourceLimit,
     /// The converter accepted a model the generator marked invalid.
     InvalidAccepted,
     /// The case is over the resource limits (`--max-elements`, `--max-case-bytes`) and was
@@ -37,7 +40,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in report order.
-    pub const ALL: [Verdict; 11] = [
+    pub const ALL: [Verdict; 12] = [
         Verdict::Pass,
         Verdict::Mismatch,
         Verdict::ShapeMismatch,
@@ -46,6 +49,7 @@ impl Verdict {
         Verdict::ConvertCrash,
         Verdict::RuntimeRejected,
         Verdict::Timeout,
+        Verdict::ResourceLimit,
         Verdict::InvalidAccepted,
         Verdict::TooLarge,
         Verdict::Error,
@@ -62,6 +66,7 @@ impl Verdict {
             Verdict::ConvertCrash => "convert-crash",
             Verdict::RuntimeRejected => "runtime-rejected",
             Verdict::Timeout => "timeout",
+            Verdict::ResourceLimit => "resource-limit",
             Verdict::InvalidAccepted => "invalid-accepted",
             Verdict::TooLarge => "too-large",
             Verdict::Error => "error",

@@ -19,6 +19,8 @@
 //! - A guard process, a few lines of `sh` started with the first child, learns every group
 //!   (each child registers itself before exec) and kills the ones still alive when its input
 //!   reaches end of file: when the harness is gone, even by SIGKILL. The guard then exits.
+//! - Resource limits ([`ChildLimits`]) are set in the child before exec, so a converter that
+//!   allocates without bound fails its own allocations instead of taking the machine.
 
 use std::cell::RefCell;
 use std::io::{self, Write as _};
@@ -135,6 +137,88 @@ pub fn with_timeout<T: Send + 'static>(
     }
 }
 
+/// Limits set in a child process before it runs (`setrlimit`, inherited by what it starts).
+/// `None` leaves the harness's own limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ChildLimits {
+    /// Address space in bytes (`RLIMIT_AS`): past it, allocations fail (Python's
+    /// `MemoryError`, C++'s `std::bad_alloc`, a library's "Failed to allocate").
+    pub memory: Option<u64>,
+    /// CPU time in seconds (`RLIMIT_CPU`, soft): SIGXCPU at the limit, which ends a process
+    /// that does not handle it (one that does is still ended by `--timeout`). For a
+    /// long-lived worker it is renewed before each request ([`Group::allow_cpu`]).
+    pub cpu_seconds: Option<u64>,
+}
+
+/// The signal the kernel sends at a CPU-time limit.
+pub const CPU_LIMIT_SIGNAL: i32 = libc::SIGXCPU;
+
+/// Default address-space limit of a converter's process or a worker: 6 GiB. Two of them at a
+/// time (one per core on 2 cores) with the oracle's own `--max-case-bytes` stay inside a
+/// 24 GiB machine; a worker serving OpenVINO and onnxruntime maps under 1 GiB on the
+/// generated models (docs/RELIABILITY.md).
+pub const DEFAULT_CONVERTER_MEMORY: u64 = 6 << 30;
+
+impl ChildLimits {
+    /// The limits a run uses unless told otherwise: [`DEFAULT_CONVERTER_MEMORY`], no CPU-time
+    /// limit (`--timeout` bounds the wall time already).
+    pub fn converters_default() -> ChildLimits {
+        ChildLimits {
+            memory: Some(DEFAULT_CONVERTER_MEMORY),
+            cpu_seconds: None,
+        }
+    }
+
+    /// Words that a failed allocation leaves in a message (Python, C++, onnxruntime,
+    /// OpenVINO, Rust, libc).
+    const ALLOCATION_FAILED: [&'static str; 6] = [
+        "MemoryError",
+        "bad_alloc",
+        "Failed to allocate",
+        "Cannot allocate memory",
+        "memory allocation of",
+        "out of memory",
+    ];
+
+    /// When a memory limit is set and `message` reads as a failed allocation: how to say
+    /// that the limit was reached.
+    pub fn memory_reached(&self, message: &str) -> Option<String> {
+        let limit = self.memory?;
+        Self::ALLOCATION_FAILED
+            .iter()
+            .any(|w| message.contains(w))
+            .then(|| {
+                format!(
+                    "memory limit of {} reached (--max-converter-memory)",
+                    bytes(limit)
+                )
+            })
+    }
+
+    /// When a CPU-time limit is set and the process ended by its signal (or, for a shell
+    /// whose command did, with status 128 + the signal): how to say so.
+    pub fn cpu_reached(&self, status: ExitStatus) -> Option<String> {
+        use std::os::unix::process::ExitStatusExt as _;
+        let limit = self.cpu_seconds?;
+        (status.signal() == Some(CPU_LIMIT_SIGNAL) || status.code() == Some(128 + CPU_LIMIT_SIGNAL))
+            .then(|| format!("CPU-time limit of {limit} s reached (--max-converter-cpu)"))
+    }
+}
+
+/// `n` bytes the way people read them: "6 GiB", "512 MiB", "1000 bytes".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [(&str, u32); 3] = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    for (unit, shift) in UNITS {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    match UNITS.iter().find(|(_, shift)| n >= 1 << shift) {
+        Some((unit, shift)) => format!("{:.1} {unit}", n as f64 / (1u64 << shift) as f64),
+        None => format!("{n} bytes"),
+    }
+}
+
 /// A child process that leads its own process group; see the module documentation. Dropping
 /// it kills the group and reaps the leader.
 pub struct Group {
@@ -146,12 +230,12 @@ pub struct Group {
 
 impl Group {
     /// Starts `cmd` as the leader of a new process group, with a parent-death signal, no
-    /// inherited descriptors beyond 0, 1 and 2, and registered for killing at exit. `cmd`'s
-    /// stdio settings are kept; its process group setting is replaced.
-    pub fn spawn(cmd: Command) -> io::Result<Group> {
+    /// inherited descriptors beyond 0, 1 and 2, `limits` set, and registered for killing at
+    /// exit. `cmd`'s stdio settings are kept; its process group setting is replaced.
+    pub fn spawn(cmd: Command, limits: ChildLimits) -> io::Result<Group> {
         let (reply, answer) = mpsc::channel();
         let gone = || io::Error::other("the thread that starts child processes is gone");
-        spawner().send((cmd, reply)).map_err(|_| gone())?;
+        spawner().send((cmd, limits, reply)).map_err(|_| gone())?;
         let child = answer.recv().map_err(|_| gone())??;
         Ok(Group {
             child,
@@ -163,6 +247,41 @@ impl Group {
     /// The leader's process id, which is also the group's id.
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Lets the leader use `seconds` more CPU time from now on (`prlimit` on its
+    /// `RLIMIT_CPU`), for a long-lived process whose limit is per request. Best effort: a
+    /// leader that is gone is left alone.
+    pub fn allow_cpu(&self, seconds: u64) {
+        let pid = self.child.id() as libc::pid_t;
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return;
+        };
+        // Fields after the command name (which may hold spaces) start at state, field 3;
+        // utime and stime are fields 14 and 15, in clock ticks.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |k: usize| fields.get(k - 3).and_then(|f| f.parse::<u64>().ok());
+        let (Some(user), Some(system)) = (ticks(14), ticks(15)) else {
+            return;
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let soft = (user + system).div_ceil(hz) + seconds;
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit on our own child with valid rlimits; the hard limit is kept.
+        unsafe {
+            if libc::prlimit(pid, libc::RLIMIT_CPU, std::ptr::null(), &mut limit) != 0 {
+                return;
+            }
+            limit.rlim_cur = soft.min(limit.rlim_max);
+            libc::prlimit(pid, libc::RLIMIT_CPU, &limit, std::ptr::null_mut());
+        }
     }
 
     /// The leader, to take its pipes. Reap it only through [`Group::end`].
@@ -355,7 +474,7 @@ fn start_guard() -> Option<Guard> {
     })
 }
 
-type Job = (Command, mpsc::Sender<io::Result<Child>>);
+type Job = (Command, ChildLimits, mpsc::Sender<io::Result<Child>>);
 
 /// The one thread that forks children (see the module documentation): started with the first
 /// child, it never exits, since its sender lives in a static.
@@ -369,8 +488,8 @@ fn spawner() -> &'static mpsc::Sender<Job> {
                 if let Some(guard) = start_guard() {
                     let _ = GUARD.set(guard);
                 }
-                for (cmd, reply) in queue {
-                    let _ = reply.send(spawn_here(cmd));
+                for (cmd, limits, reply) in queue {
+                    let _ = reply.send(spawn_here(cmd, limits));
                 }
             })
             .expect("cannot start the thread that starts child processes");
@@ -382,7 +501,7 @@ fn spawner() -> &'static mpsc::Sender<Job> {
     })
 }
 
-fn spawn_here(mut cmd: Command) -> io::Result<Child> {
+fn spawn_here(mut cmd: Command, limits: ChildLimits) -> io::Result<Child> {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let guard = GUARD.get().map_or(-1, |g| g.input.as_raw_fd());
@@ -390,7 +509,7 @@ fn spawn_here(mut cmd: Command) -> io::Result<Child> {
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
     // on stack memory.
     unsafe {
-        cmd.pre_exec(move || in_child(parent, guard));
+        cmd.pre_exec(move || in_child(parent, guard, limits));
     }
     let child = cmd.spawn()?;
     remember_group(child.id() as i32);
@@ -398,7 +517,8 @@ fn spawn_here(mut cmd: Command) -> io::Result<Child> {
 }
 
 /// In the child, before exec.
-fn in_child(parent: libc::pid_t, guard: libc::c_int) -> io::Result<()> {
+fn in_child(parent: libc::pid_t, guard: libc::c_int, limits: ChildLimits) -> io::Result<()> {
+    set_limits(limits)?;
     // SAFETY: prctl, getppid, getpid, signal, write and close_range are async-signal-safe;
     // the buffer is on the stack.
     unsafe {
@@ -418,6 +538,37 @@ fn in_child(parent: libc::pid_t, guard: libc::c_int) -> io::Result<()> {
         }
     }
     cloexec_from(3);
+    Ok(())
+}
+
+/// Sets `limits` on the calling process as soft limits, below the hard ones it inherited
+/// (async-signal-safe: getrlimit and setrlimit only). Hard limits are left alone: a long-lived
+/// worker's CPU limit is raised again before each request (`Group::allow_cpu`), which an
+/// unprivileged process could not do past a lowered hard limit.
+fn set_limits(limits: ChildLimits) -> io::Result<()> {
+    let set = |resource, soft: u64| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit with a valid rlimit on stack memory.
+        unsafe {
+            if libc::getrlimit(resource, &mut limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            limit.rlim_cur = soft.min(limit.rlim_max);
+            if libc::setrlimit(resource, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    if let Some(bytes) = limits.memory {
+        set(libc::RLIMIT_AS, bytes)?;
+    }
+    if let Some(seconds) = limits.cpu_seconds {
+        set(libc::RLIMIT_CPU, seconds)?;
+    }
     Ok(())
 }
 

@@ -293,11 +293,19 @@ impl Report {
             );
         }
         let n = self.results.len();
+        // A report rebuilt from a results log has no wall time of its own.
+        let timing = if self.duration_s > 0.0 {
+            format!(
+                " in {:.1} s ({:.0} results/s)",
+                self.duration_s,
+                n as f64 / self.duration_s
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "\n{n} results in {:.1} s ({:.0} results/s), {} failing, {} expected failures (corpus/known-failures.toml)",
-            self.duration_s,
-            n as f64 / self.duration_s.max(1e-9),
+            "\n{n} results{timing}, {} failing, {} expected failures (corpus/known-failures.toml)",
             self.failures().count(),
             self.summary.get("expected").copied().unwrap_or(0)
         );

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use serde_json::{json, Value};
 
-use crate::isolate::Group;
+use crate::isolate::{ChildLimits, Group};
 use crate::tensor::{DType, Named, Tensor};
 
 /// The worker script, built into the binary so the harness needs no source tree.
@@ -78,6 +78,10 @@ pub enum WorkerError {
     /// No reply within the timeout; the worker was killed.
     #[error("worker gave no reply within {0:?}; killed")]
     Timeout(Duration),
+    /// The worker reached its memory or CPU-time limit ([`ChildLimits`]); the message says
+    /// which and what failed. The worker is replaced.
+    #[error("{0}")]
+    OverLimit(String),
 }
 
 /// Where the Python interpreter with the pinned packages is: `$HARNESS_PYTHON`, else
@@ -99,6 +103,7 @@ pub fn find_python() -> Option<PathBuf> {
 /// One running worker process.
 pub struct Worker {
     process: Group,
+    limits: ChildLimits,
     stdin: ChildStdin,
     replies: Receiver<String>,
     next_id: u64,
@@ -106,8 +111,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts a worker with `python`.
-    pub fn spawn(python: &Path) -> Result<Worker> {
+    /// Starts a worker with `python`, under `limits`.
+    pub fn spawn(python: &Path, limits: ChildLimits) -> Result<Worker> {
         let dir = std::env::temp_dir().join(format!("conv1d-harness-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let script = dir.join("worker.py");
@@ -128,7 +133,7 @@ impl Worker {
             .env("PYTHONUNBUFFERED", "1");
         // Its own process group (as every child's): a Ctrl-C at the terminal stops the harness,
         // which then ends its workers itself, instead of killing them mid-case.
-        let mut process = Group::spawn(cmd)
+        let mut process = Group::spawn(cmd, limits)
             .with_context(|| format!("cannot start the Python worker with {}", python.display()))?;
         let stdin = process.child().stdin.take().expect("piped");
         let stdout = process.child().stdout.take().expect("piped");
@@ -143,6 +148,7 @@ impl Worker {
         });
         Ok(Worker {
             process,
+            limits,
             stdin,
             replies,
             next_id: 0,
@@ -160,6 +166,9 @@ impl Worker {
         self.next_id += 1;
         request["id"] = json!(self.next_id);
         let line = format!("{request}\n");
+        if let Some(seconds) = self.limits.cpu_seconds {
+            self.process.allow_cpu(seconds);
+        }
         let sent = std::time::Instant::now();
         if self
             .stdin
@@ -167,7 +176,7 @@ impl Worker {
             .and_then(|_| self.stdin.flush())
             .is_err()
         {
-            return Err(WorkerError::Died(self.death()));
+            return Err(self.died());
         }
         loop {
             match self.replies.recv_timeout(timeout) {
@@ -187,27 +196,51 @@ impl Worker {
                     if reply["ok"] == json!(true) {
                         return Ok(reply);
                     }
+                    let stage = reply["stage"].as_str().unwrap_or("unknown");
+                    let message = reply["error"].as_str().unwrap_or("no message");
+                    // An allocation that failed under the limit leaves the process in no state
+                    // to trust: it is replaced (by the lease) and the verdict says why.
+                    if let Some(reached) = self.limits.memory_reached(message) {
+                        let _ = self.process.end();
+                        return Err(WorkerError::OverLimit(format!(
+                            "{reached}: {stage}: {message}"
+                        )));
+                    }
                     return Err(WorkerError::Refused {
-                        stage: reply["stage"].as_str().unwrap_or("unknown").into(),
-                        message: reply["error"].as_str().unwrap_or("no message").into(),
+                        stage: stage.into(),
+                        message: message.into(),
                     });
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let _ = self.process.end();
                     return Err(WorkerError::Timeout(timeout));
                 }
-                Err(RecvTimeoutError::Disconnected) => return Err(WorkerError::Died(self.death())),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.died()),
             }
         }
     }
 
-    /// Ends what is left of a worker that died (its group) and says how it died.
-    fn death(&mut self) -> String {
-        let status = self
-            .process
-            .end()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string());
+    /// Ends what is left of a worker that died (its group) and says how it died: past one of
+    /// its limits, or otherwise.
+    fn died(&mut self) -> WorkerError {
+        let ended = self.process.end();
+        let cpu = ended
+            .as_ref()
+            .ok()
+            .and_then(|s| self.limits.cpu_reached(*s));
+        let death = self.death(
+            ended
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string()),
+        );
+        match cpu.or_else(|| self.limits.memory_reached(&death)) {
+            Some(reached) => WorkerError::OverLimit(format!("{reached}: worker died: {death}")),
+            None => WorkerError::Died(death),
+        }
+    }
+
+    /// How a worker that ended with `status` died, with the last lines of its stderr.
+    fn death(&self, status: String) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: String = log
             .lines()
@@ -281,10 +314,15 @@ impl Pool {
         drop(idle);
     }
 
-    /// An idle worker, or a new one. Idle workers that died meanwhile are reaped here.
-    pub fn lease(self: &Arc<Self>) -> Result<Lease> {
+    /// An idle worker started under `limits`, or a new one. Idle workers that died meanwhile
+    /// are reaped here.
+    pub fn lease(self: &Arc<Self>, limits: ChildLimits) -> Result<Lease> {
         let idle = loop {
-            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let idle = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let found = idle.iter().rposition(|w| w.limits == limits);
+                found.map(|k| idle.remove(k))
+            };
             match idle {
                 Some(w) if !w.alive() => drop(w),
                 other => break other,
@@ -292,7 +330,7 @@ impl Pool {
         };
         let worker = match idle {
             Some(w) => w,
-            None => Worker::spawn(&self.python)?,
+            None => Worker::spawn(&self.python, limits)?,
         };
         Ok(Lease {
             pool: Arc::clone(self),
@@ -306,7 +344,7 @@ impl Pool {
             return Ok(v.clone());
         }
         let reply = self
-            .lease()?
+            .lease(ChildLimits::default())?
             .call(json!({"op": "hello"}), Duration::from_secs(120))?;
         Ok(self
             .versions
@@ -323,7 +361,10 @@ impl Lease {
             .as_mut()
             .ok_or_else(|| WorkerError::Died("worker already lost".into()))?;
         let result = worker.call(request, timeout);
-        if matches!(result, Err(WorkerError::Died(_) | WorkerError::Timeout(_))) {
+        if matches!(
+            result,
+            Err(WorkerError::Died(_) | WorkerError::Timeout(_) | WorkerError::OverLimit(_))
+        ) {
             self.worker = None;
         }
         result

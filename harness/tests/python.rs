@@ -37,7 +37,7 @@ fn the_worker_reports_the_pinned_package_versions() {
 #[test]
 fn a_worker_killed_mid_call_is_reported_and_replaced() {
     let Some(pool) = pool() else { return };
-    let mut lease = pool.lease().unwrap();
+    let mut lease = pool.lease(Default::default()).unwrap();
     let pid = lease.pid().unwrap();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));
@@ -55,7 +55,7 @@ fn a_worker_killed_mid_call_is_reported_and_replaced() {
         "{err:?}"
     );
     drop(lease);
-    let mut next = pool.lease().unwrap();
+    let mut next = pool.lease(Default::default()).unwrap();
     assert_ne!(next.pid(), Some(pid));
     assert!(next
         .call(json!({"op": "hello"}), Duration::from_secs(60))
@@ -65,7 +65,7 @@ fn a_worker_killed_mid_call_is_reported_and_replaced() {
 #[test]
 fn a_hanging_worker_times_out_and_is_killed() {
     let Some(pool) = pool() else { return };
-    let mut lease = pool.lease().unwrap();
+    let mut lease = pool.lease(Default::default()).unwrap();
     let start = Instant::now();
     let err = lease
         .call(

@@ -33,6 +33,7 @@ use self::stats::{Interval, Summary};
 use harness::convert::{self, Artifact, Converter};
 use harness::corpus::CaseToml;
 use harness::flops;
+use harness::isolate::ChildLimits;
 use harness::onnx::{proto, testcase};
 use harness::results::{Environment, Tool};
 use harness::runtime::{self, Runtime};
@@ -236,7 +237,10 @@ pub fn configs(options: &PerfOptions) -> Result<Vec<Config>> {
     let runtimes: Vec<std::sync::Arc<dyn Runtime>> = options
         .runtimes
         .iter()
-        .map(|r| runtime::by_name(r, options.timeout).map(std::sync::Arc::from))
+        .map(|r| {
+            runtime::by_name(r, options.timeout, ChildLimits::converters_default())
+                .map(std::sync::Arc::from)
+        })
         .collect::<std::result::Result<_, String>>()
         .map_err(anyhow::Error::msg)?;
     let mut out = Vec::new();
@@ -363,6 +367,7 @@ pub fn load(
     let cx = convert::Context {
         work_dir: work.path(),
         timeout,
+        limits: ChildLimits::converters_default(),
     };
     let artifact = config
         .converter

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::compare::{compare, Expected, Tolerance};
 use crate::convert::{self, Artifact, ConvertError, Converter, WeightPrecision};
 use crate::gen::GenConfig;
-use crate::isolate::{self, Bounded};
+use crate::isolate::{self, Bounded, ChildLimits};
 use crate::ledger::Ledger;
 use crate::limits::TooLarge;
 use crate::model::Negative;
@@ -27,6 +27,7 @@ use crate::tensor::Named;
 use crate::worker::WorkerError;
 
 mod campaign;
+pub mod journal;
 mod negative;
 mod packing;
 pub mod reduce;
@@ -34,6 +35,7 @@ mod subject;
 pub mod upstream;
 mod weights;
 
+use self::journal::{Journal, Logged};
 use self::weights::weight_bounds;
 pub use self::weights::F16_WEIGHTS_MARGIN;
 
@@ -118,6 +120,9 @@ pub struct Options {
     /// Generated cases merged into one model per conversion (`--pack`); `None`: each
     /// converter's own choice (docs/RELIABILITY.md).
     pub pack: Option<usize>,
+    /// Limits of every process a converter or runtime starts (`--max-converter-memory`,
+    /// `--max-converter-cpu`).
+    pub limits: ChildLimits,
 }
 
 impl Default for Options {
@@ -141,6 +146,7 @@ impl Default for Options {
             max_bundles: 10,
             reduce_budget: Duration::from_secs(10),
             pack: None,
+            limits: ChildLimits::converters_default(),
         }
     }
 }
@@ -177,6 +183,10 @@ pub struct Runner {
     converters: Vec<Box<dyn Converter>>,
     runtime: Arc<dyn Runtime>,
     ledger: Ledger,
+    /// Where each result goes as soon as it is known, if the caller asked for a log.
+    journal: Option<Journal>,
+    /// What an earlier run of the same options logged: its done units are not run again.
+    resumed: Logged,
 }
 
 /// A fresh scratch directory for a converter that writes one, removed when dropped.
@@ -194,10 +204,11 @@ fn scratch_dir(
 }
 
 /// Whether a result may come from what ran beside it rather than from its own case: a timeout
-/// (a starved process), or a worker process that died (the error the worker module reports
-/// as "worker died"), which a library's state left by earlier cases can cause.
+/// (a starved process), a worker process that died (the error the worker module reports
+/// as "worker died") or reached its memory limit, which a library's state left by earlier
+/// cases can cause.
 fn may_depend_on_neighbours(r: &CaseResult) -> bool {
-    r.verdict == Verdict::Timeout
+    matches!(r.verdict, Verdict::Timeout | Verdict::ResourceLimit)
         || r.message
             .as_deref()
             .is_some_and(|m| m.contains("worker died"))
@@ -222,9 +233,10 @@ impl Runner {
             .iter()
             .map(|s| convert::from_spec(s).map_err(|e| SetupError(format!("{e:#}"))))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let runtime: Arc<dyn Runtime> = runtime::by_name(&options.runtime, options.timeout)
-            .map(Arc::from)
-            .map_err(SetupError)?;
+        let runtime: Arc<dyn Runtime> =
+            runtime::by_name(&options.runtime, options.timeout, options.limits)
+                .map(Arc::from)
+                .map_err(SetupError)?;
         for dir in [&options.corpus, &options.onnx_tests].into_iter().flatten() {
             if !dir.is_dir() {
                 return Err(SetupError(format!("{}: no such directory", dir.display())));
@@ -239,7 +251,39 @@ impl Runner {
             converters,
             runtime,
             ledger,
+            journal: None,
+            resumed: Logged::default(),
         })
+    }
+
+    /// Logs every result to `journal` as soon as it is known; units `resumed` holds as done
+    /// are taken from it instead of run again (docs/RELIABILITY.md).
+    pub fn with_results_log(mut self, journal: Journal, resumed: Option<Logged>) -> Runner {
+        self.journal = Some(journal);
+        self.resumed = resumed.unwrap_or_default();
+        self
+    }
+
+    /// Why the results log is incomplete, if writing it failed.
+    pub fn results_log_error(&self) -> Option<String> {
+        self.journal.as_ref().and_then(Journal::error)
+    }
+
+    /// The results of `unit` when a resumed log holds it as done; otherwise `run`'s, logged.
+    fn unit(&self, unit: &str, run: impl FnOnce() -> Vec<CaseResult>) -> Vec<CaseResult> {
+        if let Some(done) = self.resumed.units.get(unit) {
+            return done.clone();
+        }
+        let out = run();
+        self.log_unit(unit, &out);
+        out
+    }
+
+    /// Logs the results of a unit that ran whole.
+    fn log_unit(&self, unit: &str, results: &[CaseResult]) {
+        if let Some(j) = &self.journal {
+            j.unit(unit, results);
+        }
     }
 
     /// Versions of converters and runtime, for the report.
@@ -272,7 +316,8 @@ impl Runner {
             // Shards split test-case directories by position, like generated cases.
             for (position, case_dir) in testcase::find(dir)?.into_iter().enumerate() {
                 if self.options.shard.contains(position as u64) && !isolate::interrupted() {
-                    results.extend(self.run_test_dir(dir, &case_dir));
+                    let unit = journal::directory_unit(&case_dir);
+                    results.extend(self.unit(&unit, || self.run_test_dir(dir, &case_dir)));
                 }
             }
         }
@@ -282,7 +327,29 @@ impl Runner {
         let stopped =
             || self.options.budget.is_some_and(|b| start.elapsed() >= b) || isolate::interrupted();
         if self.packs() {
-            results.extend(self.run_generated_packed(&indices, &stopped, &stop, progress));
+            // Cases a resumed log holds are not packed again; all come back in case order.
+            let pending: Vec<u64> = indices
+                .iter()
+                .copied()
+                .filter(|&i| !self.resumed.units.contains_key(&journal::generated_unit(i)))
+                .collect();
+            let mut by_case: std::collections::BTreeMap<u64, Vec<CaseResult>> = indices
+                .iter()
+                .filter_map(|&i| Some((i, self.resumed.units.get(&journal::generated_unit(i))?)))
+                .map(|(i, done)| (i, done.clone()))
+                .collect();
+            let done = by_case.len();
+            let ran = self.run_generated_packed(&pending, &stopped, &stop, &|n, _| {
+                progress(done + n, indices.len())
+            });
+            for r in ran {
+                let index = match r.origin {
+                    Origin::Generated { index, .. } => index,
+                    _ => u64::MAX,
+                };
+                by_case.entry(index).or_default().push(r);
+            }
+            results.extend(by_case.into_values().flatten());
         } else {
             let done = AtomicUsize::new(0);
             let generated: Vec<Vec<CaseResult>> = indices
@@ -294,15 +361,24 @@ impl Runner {
                     if stop.load(Ordering::Relaxed) {
                         return Vec::new();
                     }
-                    let subject = generated_subject(self.options.seed, i, &self.options.gen);
-                    let out = self.run_subject(&subject);
+                    let out = self.unit(&journal::generated_unit(i), || {
+                        let subject = generated_subject(self.options.seed, i, &self.options.gen);
+                        self.run_subject(&subject)
+                    });
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1, indices.len());
                     out
                 })
                 .collect();
             results.extend(generated.into_iter().flatten());
         }
+        journal::replace_with_alone(&mut results, &self.resumed.alone);
         self.retry_alone(&mut results);
+        if let (Some(j), false) = (
+            &self.journal,
+            isolate::interrupted() || stop.load(Ordering::Relaxed),
+        ) {
+            j.end();
+        }
         let tool = Tool::harness();
         let options = serde_json::to_value(&self.options)?;
         let worker_calls = crate::worker::call_totals();
@@ -354,6 +430,15 @@ impl Runner {
             if !may_depend_on_neighbours(r) || isolate::interrupted() {
                 continue;
             }
+            // Already run alone by the run this one resumes.
+            if self
+                .resumed
+                .alone
+                .iter()
+                .any(|a| a.case == r.case && a.converter == r.converter)
+            {
+                continue;
+            }
             let Some(subject) = self.subject_again(r) else {
                 continue;
             };
@@ -372,6 +457,9 @@ impl Runner {
                     r.verdict.name(),
                     r.message.as_deref().unwrap_or_default()
                 ));
+            }
+            if let Some(j) = &self.journal {
+                j.alone(&alone);
             }
             *r = alone;
         }
@@ -482,6 +570,7 @@ impl Runner {
         let cx = convert::Context {
             work_dir: work.path(),
             timeout: self.options.timeout,
+            limits: self.options.limits,
         };
         isolate::catch(|| c.converted_onnx(model, &cx))
             .ok()
@@ -623,12 +712,14 @@ impl Runner {
         let cx = convert::Context {
             work_dir,
             timeout: self.options.timeout,
+            limits: self.options.limits,
         };
         match isolate::catch(|| converter.convert(model, &cx)) {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(ConvertError::Rejected(m))) => Err((Verdict::ConvertRejected, m)),
             Ok(Err(ConvertError::Crashed(m))) => Err((Verdict::ConvertCrash, m)),
             Ok(Err(ConvertError::Timeout(m))) => Err((Verdict::Timeout, m)),
+            Ok(Err(ConvertError::OverLimit(m))) => Err((Verdict::ResourceLimit, m)),
             Err(panic) => Err((Verdict::ConvertCrash, panic)),
         }
     }
@@ -695,6 +786,7 @@ impl Runner {
                     Verdict::Timeout,
                     format!("runtime still running after {t:?}; killed"),
                 )),
+                Some(WorkerError::OverLimit(m)) => Err((Verdict::ResourceLimit, m.clone())),
                 _ => Err((Verdict::RuntimeRejected, format!("{e:#}"))),
             },
             Bounded::Panicked(m) => Err((Verdict::RuntimeRejected, m)),

@@ -103,6 +103,17 @@ impl Runner {
                     table.insert((member, converter), r);
                 }
             }
+            // A case whose every converter finished is logged as done.
+            let per_case = self.converters.len();
+            for (m, &index) in window.iter().enumerate() {
+                let of_case: Vec<CaseResult> = table
+                    .range((m, 0)..(m + 1, 0))
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                if of_case.len() == per_case {
+                    self.log_unit(&super::journal::generated_unit(index), &of_case);
+                }
+            }
             results.extend(table.into_values());
         }
         results

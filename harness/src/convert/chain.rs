@@ -38,6 +38,7 @@ impl Chain {
             Err(ConvertError::Rejected(m)) => Err(ConvertError::Rejected(within(m))),
             Err(ConvertError::Crashed(m)) => Err(ConvertError::Crashed(within(m))),
             Err(ConvertError::Timeout(m)) => Err(ConvertError::Timeout(within(m))),
+            Err(ConvertError::OverLimit(m)) => Err(ConvertError::OverLimit(within(m))),
         }
     }
 }
@@ -137,6 +138,7 @@ mod tests {
             &Context {
                 work_dir: dir.path(),
                 timeout: Duration::from_secs(10),
+                limits: Default::default(),
             },
         )
     }

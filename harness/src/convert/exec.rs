@@ -84,12 +84,13 @@ fn describe_stderr(kept: &[u8], total: usize) -> String {
 pub(super) fn run_isolated(
     mut cmd: Command,
     program: &str,
-    timeout: std::time::Duration,
+    cx: &Context,
 ) -> Result<String, ConvertError> {
+    let timeout = cx.timeout;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut process = Group::spawn(cmd)
+    let mut process = Group::spawn(cmd, cx.limits)
         .map_err(|e| ConvertError::Crashed(format!("cannot start {program}: {e}")))?;
     let stderr = process.child().stderr.take().expect("stderr is piped");
     let reader = std::thread::spawn(move || capped(stderr, STDERR_LIMIT));
@@ -107,6 +108,19 @@ pub(super) fn run_isolated(
         .map_err(|e| ConvertError::Crashed(format!("cannot wait for {program}: {e}")))?;
     let (kept, total) = reader.join().unwrap_or_default();
     let stderr = describe_stderr(&kept, total);
+    let failed = !status.success();
+    if let Some(reached) = failed
+        .then(|| {
+            cx.limits
+                .cpu_reached(status)
+                .or_else(|| cx.limits.memory_reached(&stderr))
+        })
+        .flatten()
+    {
+        return Err(ConvertError::OverLimit(format!(
+            "{reached}: {program} {status}: {stderr}"
+        )));
+    }
     if let Some(sig) = status.signal() {
         return Err(ConvertError::Crashed(format!(
             "converter killed by signal {sig}: {stderr}"
@@ -137,7 +151,7 @@ impl Converter for Exec {
             .replace("{output}", &quote(&output));
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(&command);
-        let stderr = run_isolated(cmd, "sh", cx.timeout)?;
+        let stderr = run_isolated(cmd, "sh", cx)?;
         let bytes = std::fs::read(&output).map_err(|_| {
             ConvertError::Crashed(format!("converter exited 0 but wrote no output: {stderr}"))
         })?;
@@ -172,6 +186,7 @@ mod tests {
             &Context {
                 work_dir: dir.path(),
                 timeout: Duration::from_millis(timeout_ms),
+                limits: Default::default(),
             },
         )
     }

@@ -13,6 +13,8 @@ mod openvino;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::isolate::ChildLimits;
+
 pub use self::chain::Chain;
 pub use self::exec::Exec;
 pub use self::identity::Identity;
@@ -58,6 +60,8 @@ pub enum ConvertError {
     Crashed(String),
     /// The converter ran past the timeout (`timeout`).
     Timeout(String),
+    /// The converter's process reached its memory or CPU-time limit (`resource-limit`).
+    OverLimit(String),
 }
 
 /// Everything a conversion may need besides the model.
@@ -66,6 +70,8 @@ pub struct Context<'a> {
     pub work_dir: &'a Path,
     /// Past this, the conversion is abandoned with [`ConvertError::Timeout`].
     pub timeout: Duration,
+    /// Limits of the processes a conversion starts (`exec:` commands, workers).
+    pub limits: ChildLimits,
 }
 
 /// A model converter.

@@ -92,6 +92,7 @@ mod tests {
         let cx = Context {
             work_dir: dir.path(),
             timeout: std::time::Duration::from_secs(60),
+            limits: Default::default(),
         };
         // Pools with ceil_mode are left out here: tract's NNEF round trip changes their result
         // (a finding of the harness itself; see corpus/known-failures.toml).

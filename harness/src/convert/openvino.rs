@@ -19,6 +19,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{Artifact, Context, ConvertError, Converter, NativeArtifact, WeightPrecision};
+use crate::isolate::ChildLimits;
 use crate::runtime::{Loaded, WorkerModel};
 use crate::tensor::Named;
 use crate::worker::{Pool, WorkerError};
@@ -79,7 +80,7 @@ impl OpenVino {
     fn convert_in_worker(&self, onnx: &Path, cx: &Context) -> Result<PathBuf, ConvertError> {
         let mut lease = self
             .pool
-            .lease()
+            .lease(cx.limits)
             .map_err(|e| ConvertError::Crashed(format!("{e:#}")))?;
         let request =
             json!({"op": "convert", "engine": "openvino", "model": onnx, "work_dir": cx.work_dir});
@@ -96,6 +97,7 @@ impl OpenVino {
             WorkerError::Timeout(t) => ConvertError::Timeout(format!(
                 "conversion still running after {t:?}; worker killed"
             )),
+            WorkerError::OverLimit(m) => ConvertError::OverLimit(m),
         })?;
         Ok(PathBuf::from(
             reply["artifact"].as_str().unwrap_or_default(),
@@ -116,7 +118,7 @@ impl OpenVino {
         // (openvino_telemetry's opt-in check). Otherwise it forks a sender after each
         // conversion and waits up to 3 s for it.
         cmd.env("CI", "true");
-        super::exec::run_isolated(cmd, "ovc", cx.timeout)?;
+        super::exec::run_isolated(cmd, "ovc", cx)?;
         if !xml.is_file() {
             return Err(ConvertError::Crashed(
                 "ovc exited 0 but wrote no model.xml".into(),
@@ -180,6 +182,7 @@ impl Converter for OpenVino {
             pool: Arc::clone(&self.pool),
             work_dir: cx.work_dir.to_path_buf(),
             timeout: cx.timeout,
+            limits: cx.limits,
         })))
     }
 }
@@ -191,6 +194,7 @@ struct OpenVinoIr {
     pool: Arc<Pool>,
     work_dir: PathBuf,
     timeout: Duration,
+    limits: ChildLimits,
 }
 
 impl NativeArtifact for OpenVinoIr {
@@ -208,6 +212,7 @@ impl NativeArtifact for OpenVinoIr {
             options,
             self.work_dir,
             self.timeout,
+            self.limits,
         )?;
         Ok(Box::new(model))
     }

@@ -82,11 +82,16 @@ pub trait Loaded: Send {
     }
 }
 
-/// The runtime registered under `name`; `timeout` bounds each call to an external process.
-pub fn by_name(name: &str, timeout: Duration) -> Result<Box<dyn Runtime>, String> {
+/// The runtime registered under `name`; `timeout` bounds each call to an external process,
+/// which runs under `limits`.
+pub fn by_name(
+    name: &str,
+    timeout: Duration,
+    limits: crate::isolate::ChildLimits,
+) -> Result<Box<dyn Runtime>, String> {
     match name {
         TRACT => Ok(Box::new(Tract::new())),
-        "onnxruntime" => OnnxRuntime::new(timeout)
+        "onnxruntime" => OnnxRuntime::new(timeout, limits)
             .map(|r| Box::new(r) as Box<dyn Runtime>)
             .map_err(|e| format!("{e:#}")),
         other => Err(format!(

@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{Loaded, Runtime, WorkerModel};
+use crate::isolate::ChildLimits;
 use crate::tensor::Named;
 use crate::worker::Pool;
 
@@ -15,14 +16,16 @@ use crate::worker::Pool;
 pub struct OnnxRuntime {
     pool: Arc<Pool>,
     timeout: Duration,
+    limits: ChildLimits,
 }
 
 impl OnnxRuntime {
-    /// Needs the Python environment (`cargo xtask setup`).
-    pub fn new(timeout: Duration) -> Result<OnnxRuntime> {
+    /// Needs the Python environment (`cargo xtask setup`); its workers run under `limits`.
+    pub fn new(timeout: Duration, limits: ChildLimits) -> Result<OnnxRuntime> {
         Ok(OnnxRuntime {
             pool: Pool::shared()?,
             timeout,
+            limits,
         })
     }
 }
@@ -52,6 +55,7 @@ impl Runtime for OnnxRuntime {
             options,
             dir.path().to_path_buf(),
             self.timeout,
+            self.limits,
         )?;
         Ok(Box::new(loaded.owning(dir)))
     }

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 
 use super::{Loaded, Precision};
+use crate::isolate::ChildLimits;
 use crate::tensor::{Named, Tensor};
 use crate::worker::{read_outputs, write_inputs, Lease, Pool};
 
@@ -37,8 +38,9 @@ impl WorkerModel {
         options: Value,
         work_dir: PathBuf,
         timeout: Duration,
+        limits: ChildLimits,
     ) -> Result<WorkerModel> {
-        let mut lease = pool.lease()?;
+        let mut lease = pool.lease(limits)?;
         let reply = lease.call(
             json!({"op": "load", "engine": engine, "model": model, "options": options}),
             timeout,
