@@ -366,3 +366,68 @@ fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
     );
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
 }
+
+/// An ONNX model whose output is `x` expanded to `n` floats, written by the worker's Python.
+fn expand_model(python: &std::path::Path, dir: &std::path::Path, n: usize) -> Vec<u8> {
+    let path = dir.join(format!("expand-{n}.onnx"));
+    let script = format!(
+        "import onnx\nfrom onnx import helper, TensorProto as T\n\
+         g = helper.make_graph([helper.make_node('Expand', ['x', 's'], ['y'])], 'g',\n\
+           [helper.make_tensor_value_info('x', T.FLOAT, [1])],\n\
+           [helper.make_tensor_value_info('y', T.FLOAT, [{n}])],\n\
+           [helper.make_tensor('s', T.INT64, [1], [{n}])])\n\
+         onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), r'{}')\n",
+        path.display()
+    );
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn a_worker_past_its_memory_limit_is_over_limit_and_replaced() {
+    use harness::isolate::ChildLimits;
+    use harness::runtime::{OnnxRuntime, Runtime};
+    use harness::tensor::{Named, Tensor};
+
+    if pool().is_none() {
+        return;
+    }
+    let python = find_python().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ChildLimits {
+        memory: Some(3 << 30),
+        cpu_seconds: None,
+    };
+    let runtime = OnnxRuntime::new(Duration::from_secs(120), limits).unwrap();
+    let inputs = [Named {
+        name: "x".into(),
+        tensor: Tensor::f32(&[1], vec![2.0]).unwrap(),
+    }];
+    // 4 GiB of output under a 3 GiB address space.
+    let huge = expand_model(&python, dir.path(), 1 << 30);
+    let err = runtime
+        .load(&huge, &inputs)
+        .and_then(|mut m| m.run(&inputs))
+        .err()
+        .expect("a 4 GiB output under a 3 GiB limit fails");
+    let message = match err.downcast_ref::<WorkerError>() {
+        Some(WorkerError::OverLimit(m)) => m.clone(),
+        _ => panic!("not OverLimit: {err:#}"),
+    };
+    assert!(
+        message.starts_with("memory limit of 3 GiB reached (--max-converter-memory)"),
+        "{message}"
+    );
+    // The next model gets a fresh worker and runs.
+    let small = expand_model(&python, dir.path(), 8);
+    let outputs = runtime
+        .load(&small, &inputs)
+        .and_then(|mut m| m.run(&inputs))
+        .unwrap();
+    assert_eq!(outputs[0], Tensor::f32(&[8], vec![2.0; 8]).unwrap());
+}
