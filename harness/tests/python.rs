@@ -384,7 +384,11 @@ fn expand_model(python: &std::path::Path, dir: &std::path::Path, n: usize) -> Ve
         .arg(script)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(path).unwrap()
 }
 
@@ -410,11 +414,12 @@ fn a_worker_past_its_memory_limit_is_over_limit_and_replaced() {
     }];
     // 4 GiB of output under a 3 GiB address space.
     let huge = expand_model(&python, dir.path(), 1 << 30);
-    let err = runtime
+    let Err(err) = runtime
         .load(&huge, &inputs)
         .and_then(|mut m| m.run(&inputs))
-        .err()
-        .expect("a 4 GiB output under a 3 GiB limit fails");
+    else {
+        panic!("a 4 GiB output under a 3 GiB limit ran");
+    };
     let message = match err.downcast_ref::<WorkerError>() {
         Some(WorkerError::OverLimit(m)) => m.clone(),
         _ => panic!("not OverLimit: {err:#}"),

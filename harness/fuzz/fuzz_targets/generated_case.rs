@@ -10,8 +10,15 @@ use harness::fuzzing::GeneratedCheck;
 fn check() -> &'static GeneratedCheck {
     static CHECK: OnceLock<GeneratedCheck> = OnceLock::new();
     CHECK.get_or_init(|| {
-        let ledger = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../corpus/known-failures.toml");
+        // Beside the executable where a fuzzing service runs it without the source tree
+        // (.clusterfuzzlite/build.sh puts it there); else the repository's.
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("known-failures.toml")))
+            .filter(|p| p.is_file());
+        let ledger = beside.unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/known-failures.toml")
+        });
         GeneratedCheck::new(Some(&ledger)).expect("identity on tract builds")
     })
 }

@@ -16,8 +16,9 @@
 //!
 //! Each line is one `write` on a file opened for appending, so a killed process leaves whole
 //! lines behind (they are in the page cache); a machine that goes down loses at most the lines
-//! written since the last `fsync`, which follows a line when [`SYNC_EVERY`] has passed, and
-//! every `done` and `end`. A torn last line is ignored when the log is read.
+//! written since the last `fsync`, which follows the first line written once [`SYNC_EVERY`]
+//! has passed since the one before (batches: a sync per case would cost more than the case),
+//! and the `end` line. A torn last line is ignored when the log is read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -121,12 +122,15 @@ impl Journal {
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot open the results log", path.display()))?;
-        // A torn last line (the process died mid-write) would swallow the next line.
-        let journal = Journal::writing(file);
+        // A torn last line (the process died mid-write) goes: the next line starts whole.
         if logged.torn {
-            journal.out().file.write_all(b"\n").ok();
+            file.set_len(logged.whole_lines)
+                .with_context(|| format!("{}: cannot cut its torn last line", path.display()))?;
+        } else if !ends_with_newline(&file) {
+            // A whole last line without its newline: the next line must not join it.
+            (&file).write_all(b"\n")?;
         }
-        Ok((journal, logged))
+        Ok((Journal::writing(file), logged))
     }
 
     fn writing(file: File) -> Journal {
@@ -153,13 +157,13 @@ impl Journal {
         for r in results {
             out.line(&json!({"unit": unit, "result": r}), false);
         }
-        out.line(&json!({ "done": unit }), true);
+        out.line(&json!({ "done": unit }), false);
     }
 
     /// Logs a result run again alone, which replaces the unit's result of its case and
     /// converter.
     pub fn alone(&self, r: &CaseResult) {
-        self.write(&json!({ "alone": r }), true);
+        self.write(&json!({ "alone": r }), false);
     }
 
     /// Logs that every case ran and every retry alone is logged.
@@ -192,6 +196,8 @@ pub struct Logged {
     pub ended: bool,
     /// Whether the last line was cut short.
     torn: bool,
+    /// Bytes up to the end of the last whole line.
+    whole_lines: u64,
 }
 
 impl Logged {
@@ -248,10 +254,13 @@ pub fn read(path: &Path) -> Result<Logged> {
     let mut open: HashMap<String, Vec<CaseResult>> = HashMap::new();
     let mut lines = BufReader::new(file).split(b'\n').peekable();
     let mut number = 0;
+    let mut offset = 0u64;
     while let Some(line) = lines.next() {
         number += 1;
         let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
         let last = lines.peek().is_none();
+        let start = offset;
+        offset += line.len() as u64 + 1;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -260,6 +269,7 @@ pub fn read(path: &Path) -> Result<Logged> {
             // The process died while writing the last line.
             Err(_) if last => {
                 logged.torn = true;
+                logged.whole_lines = start;
                 break;
             }
             Err(e) => bail!("{}:{number}: not a results-log line: {e}", path.display()),
@@ -297,6 +307,14 @@ pub fn read(path: &Path) -> Result<Logged> {
     partial.sort_by(|a, b| a.0.cmp(&b.0));
     logged.partial = partial.into_iter().flat_map(|(_, r)| r).collect();
     Ok(logged)
+}
+
+/// Whether the file's last byte is a newline (an empty file counts as one).
+fn ends_with_newline(file: &File) -> bool {
+    use std::os::unix::fs::FileExt as _;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [b'\n'];
+    len == 0 || file.read_at(&mut last, len - 1).is_ok() && last[0] == b'\n'
 }
 
 /// Top-level option names whose values differ, but for [`MAY_CHANGE_ON_RESUME`].
@@ -384,6 +402,23 @@ mod tests {
             .find(|r| r.case == "s0-i5" && r.converter == "b")
             .unwrap();
         assert_eq!(r.message.as_deref(), Some("run alone"));
+    }
+
+    #[test]
+    fn a_whole_last_line_without_its_newline_does_not_join_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let options = json!({"seed": 1});
+        let j = Journal::create(&path, &options, &environment()).unwrap();
+        j.unit("gen:0", &[result(0, "a")]);
+        drop(j);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.trim_end()).unwrap();
+        let (j, logged) = Journal::resume(&path, &options).unwrap();
+        assert_eq!(logged.order, ["gen:0"]);
+        j.unit("gen:1", &[result(1, "a")]);
+        drop(j);
+        assert_eq!(read(&path).unwrap().order, ["gen:0", "gen:1"]);
     }
 
     #[test]
