@@ -187,7 +187,7 @@ const RUN: [&str; 12] = [
     "identity",
 ];
 
-fn run_args(report: &Path, resume: bool) -> Vec<String> {
+fn run_args(report: &Path, resume: bool, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = ["conformance", "--no-corpus", "--report"]
         .iter()
         .map(|s| s.to_string())
@@ -195,6 +195,7 @@ fn run_args(report: &Path, resume: bool) -> Vec<String> {
     args.push(report.display().to_string());
     args.extend(RUN.iter().map(|s| s.to_string()));
     args.extend(["--converter".into(), "lower1d".into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
     if resume {
         args.push("--resume".into());
     }
@@ -202,9 +203,9 @@ fn run_args(report: &Path, resume: bool) -> Vec<String> {
 }
 
 /// Starts a run and kills it with SIGKILL after `after`; whether it was still running then.
-fn killed_after(report: &Path, resume: bool, after: Duration) -> bool {
+fn killed_after(report: &Path, resume: bool, extra: &[&str], after: Duration) -> bool {
     let mut child = Command::new(BIN)
-        .args(run_args(report, resume))
+        .args(run_args(report, resume, extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -246,11 +247,22 @@ fn logged_done(report: &Path) -> Vec<(String, String, Value)> {
 
 #[test]
 fn a_run_killed_at_random_points_loses_nothing_it_finished_and_resumes_to_the_same_report() {
+    killed_and_resumed(&[]);
+}
+
+#[test]
+fn a_packed_run_killed_at_random_points_resumes_to_the_same_report() {
+    killed_and_resumed(&["--pack", "4"]);
+}
+
+/// Runs the cases once whole, then kills runs with `extra` options at random points, resuming
+/// after each kill, and checks what the log keeps and the report the last resume gives.
+fn killed_and_resumed(extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
     let start = Instant::now();
     let out = harness(
-        &run_args(&whole, false)
+        &run_args(&whole, false, extra)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
@@ -287,7 +299,7 @@ fn a_run_killed_at_random_points_loses_nothing_it_finished_and_resumes_to_the_sa
     let mut kills = 0;
     let mut done_before = 0;
     for (round, after) in kill_points.iter().enumerate() {
-        if !killed_after(&report_dir, round > 0, *after) {
+        if !killed_after(&report_dir, round > 0, extra, *after) {
             break;
         }
         kills += 1;
@@ -333,7 +345,7 @@ fn a_run_killed_at_random_points_loses_nothing_it_finished_and_resumes_to_the_sa
     assert!(done_before > 0, "no round got far enough to log a case");
 
     let out = harness(
-        &run_args(&report_dir, true)
+        &run_args(&report_dir, true, extra)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
