@@ -1,5 +1,7 @@
 //! End-to-end tests of the `harness` command: real models, real tract, real processes.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 mod common;
@@ -58,6 +60,44 @@ fn identity_on_tract_passes_and_the_same_seed_gives_the_same_results() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn test_case_directories_run_on_every_thread_and_report_in_directory_order() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |jobs: &str| {
+        let dir = tmp.path().join(jobs);
+        let out = harness(&[
+            "conformance",
+            "--cases",
+            "0",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--converter",
+            "identity",
+            "--max-bundles",
+            "0",
+            "--jobs",
+            jobs,
+            "--report",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{}", text(&out));
+        report(&dir)
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(stable_results(&one), stable_results(&two));
+    let cases: Vec<&str> = one["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["case"].as_str().unwrap())
+        .collect();
+    let mut sorted = cases.clone();
+    sorted.sort();
+    assert_eq!(cases, sorted, "results in directory order");
+    assert!(cases.len() >= 80, "{}", cases.len());
 }
 
 #[test]

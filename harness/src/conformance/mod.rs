@@ -313,13 +313,25 @@ impl Runner {
             .into_iter()
             .flatten()
         {
-            // Shards split test-case directories by position, like generated cases.
-            for (position, case_dir) in testcase::find(dir)?.into_iter().enumerate() {
-                if self.options.shard.contains(position as u64) && !isolate::interrupted() {
-                    let unit = journal::directory_unit(&case_dir);
-                    results.extend(self.unit(&unit, || self.run_test_dir(dir, &case_dir)));
-                }
-            }
+            // Shards split test-case directories by position, like generated cases. They run
+            // on every thread; the results come back in directory order.
+            let case_dirs: Vec<PathBuf> = testcase::find(dir)?
+                .into_iter()
+                .enumerate()
+                .filter(|(position, _)| self.options.shard.contains(*position as u64))
+                .map(|(_, case_dir)| case_dir)
+                .collect();
+            let ran: Vec<Vec<CaseResult>> = case_dirs
+                .par_iter()
+                .map(|case_dir| {
+                    if isolate::interrupted() {
+                        return Vec::new();
+                    }
+                    let unit = journal::directory_unit(case_dir);
+                    self.unit(&unit, || self.run_test_dir(dir, case_dir))
+                })
+                .collect();
+            results.extend(ran.into_iter().flatten());
         }
         let indices: Vec<u64> = (0..self.options.cases)
             .filter(|&i| self.options.shard.contains(i))
