@@ -28,7 +28,7 @@ a reply has "ok": true and its fields, or "ok": false, "stage" and "error".
   {"op": "release", "handle": 1}
   {"op": "exit"}
 
-For tests: {"op": "sleep", "seconds": 30} sleeps; {"op": "fork", "seconds": 60} -> {"pid": 123}
+For tests: {"op": "sleep", "seconds": 30} sleeps; {"op": "spin", "seconds": 2} uses that much CPU; {"op": "fork", "seconds": 60} -> {"pid": 123}
 forks the worker from a thread (as a library's multiprocessing does) and the copy sleeps.
 
 The worker ends at end of file on stdin, on "exit", or when its parent changes; the harness
@@ -220,6 +220,11 @@ def handle(req):
         return {"ok": True, "versions": versions()}
     if op == "sleep":  # for tests of timeouts and killed workers
         time.sleep(float(req.get("seconds", 1)))
+        return {"ok": True}
+    if op == "spin":  # for tests of CPU-time limits: busy for that much CPU time
+        end = time.process_time() + float(req.get("seconds", 1))
+        while time.process_time() < end:
+            pass
         return {"ok": True}
     if op == "fork":  # for tests: a library forking the worker from a thread, as telemetry did
         return {"ok": True, "pid": fork_sleeper(float(req.get("seconds", 60)))}

@@ -436,3 +436,40 @@ fn a_worker_past_its_memory_limit_is_over_limit_and_replaced() {
         .unwrap();
     assert_eq!(outputs[0], Tensor::f32(&[8], vec![2.0; 8]).unwrap());
 }
+
+#[test]
+fn a_workers_cpu_time_limit_bounds_each_request_not_its_life() {
+    use harness::isolate::ChildLimits;
+
+    let Some(pool) = pool() else { return };
+    let limits = ChildLimits {
+        memory: None,
+        cpu_seconds: Some(2),
+    };
+    // Two requests of 1.2 s each: 2.4 s in all, over the limit only if it were not renewed.
+    let mut lease = pool.lease(limits).unwrap();
+    let pid = lease.pid();
+    for _ in 0..2 {
+        lease
+            .call(
+                json!({"op": "spin", "seconds": 1.2}),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+    }
+    assert_eq!(lease.pid(), pid, "the same worker served both");
+    // One request over the limit: SIGXCPU ends the worker, and the call says which limit.
+    let err = lease
+        .call(
+            json!({"op": "spin", "seconds": 10}),
+            Duration::from_secs(60),
+        )
+        .unwrap_err();
+    match &err {
+        WorkerError::OverLimit(m) => {
+            assert!(m.starts_with("CPU-time limit of 2 s reached"), "{m}")
+        }
+        other => panic!("not OverLimit: {other:?}"),
+    }
+    assert!(lease.pid().is_none(), "the worker is replaced");
+}
