@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -17,7 +17,6 @@ use crate::convert::{self, Artifact, ConvertError, Converter, WeightPrecision};
 use crate::gen::GenConfig;
 use crate::isolate::{self, Bounded, ChildLimits};
 use crate::ledger::Ledger;
-use crate::limits::TooLarge;
 use crate::model::Negative;
 use crate::onnx::testcase;
 use crate::report::{Report, WorkerTime};
@@ -26,7 +25,9 @@ use crate::runtime::{self, Precision, Runtime};
 use crate::tensor::Named;
 use crate::worker::WorkerError;
 
+mod alone;
 mod campaign;
+mod directories;
 pub mod journal;
 mod negative;
 mod packing;
@@ -201,23 +202,6 @@ fn scratch_dir(
         .tempdir()
         .map(Some)
         .map_err(|e| format!("cannot create a work directory: {e}"))
-}
-
-/// Whether a result may come from what ran beside it rather than from its own case: a timeout
-/// (a starved process), a worker process that died (the error the worker module reports
-/// as "worker died") or reached its memory limit, which a library's state left by earlier
-/// cases can cause.
-fn may_depend_on_neighbours(r: &CaseResult) -> bool {
-    matches!(r.verdict, Verdict::Timeout | Verdict::ResourceLimit)
-        || r.message
-            .as_deref()
-            .is_some_and(|m| m.contains("worker died"))
-}
-
-/// A test-case directory as read, with its case's own tolerance policy.
-struct StoredCase {
-    test: testcase::TestCase,
-    tolerance: Option<Tolerance>,
 }
 
 /// A usage or set-up problem (exit status 2), as opposed to a failing case.
@@ -429,145 +413,6 @@ impl Runner {
             None
         };
         Ok(report)
-    }
-
-    /// Runs every result that timed out or whose worker process died again, one at a time,
-    /// each in a fresh worker with nothing else running. A verdict must not depend on what ran
-    /// beside it: the result that stands is the one run alone, and where that one completes it
-    /// keeps what the parallel run said in `in_parallel` (docs/RELIABILITY.md). A timeout that
-    /// does not reproduce alone is a defect of the harness; a crash that does not is a
-    /// library's state left by earlier cases, a finding to minimize.
-    fn retry_alone(&self, results: &mut [CaseResult]) {
-        for r in results.iter_mut() {
-            if !may_depend_on_neighbours(r) || isolate::interrupted() {
-                continue;
-            }
-            // Already run alone by the run this one resumes.
-            if self
-                .resumed
-                .alone
-                .iter()
-                .any(|a| a.case == r.case && a.converter == r.converter)
-            {
-                continue;
-            }
-            let Some(subject) = self.subject_again(r) else {
-                continue;
-            };
-            crate::worker::retire_idle_workers();
-            let start = Instant::now();
-            let Some(mut alone) = self.run_with(&subject, &r.converter) else {
-                continue;
-            };
-            alone.wall_ms = start.elapsed().as_secs_f64() * 1e3;
-            if may_depend_on_neighbours(&alone) {
-                let m = alone.message.take().unwrap_or_default();
-                alone.message = Some(format!("{m} (also alone, in a fresh worker)"));
-            } else {
-                alone.in_parallel = Some(format!(
-                    "{}: {}",
-                    r.verdict.name(),
-                    r.message.as_deref().unwrap_or_default()
-                ));
-            }
-            if let Some(j) = &self.journal {
-                j.alone(&alone);
-            }
-            *r = alone;
-        }
-    }
-
-    /// Results of one ONNX test-case directory: the oracle's own check against the stored
-    /// outputs, then each converter. A directory that cannot be read gets `error` results
-    /// (`too-large` when a tensor is over the resource limits).
-    pub fn run_test_dir(&self, root: &Path, dir: &Path) -> Vec<CaseResult> {
-        let rel = dir.strip_prefix(root).unwrap_or(dir);
-        let label = root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let id = if rel.as_os_str().is_empty() {
-            label
-        } else {
-            format!("{label}/{}", rel.display())
-        };
-        let is_corpus = self.options.corpus.as_deref() == Some(root);
-        let origin = |data_set| {
-            let dir = dir.to_path_buf();
-            if is_corpus {
-                Origin::Corpus { dir, data_set }
-            } else {
-                Origin::TestDir { dir, data_set }
-            }
-        };
-        let case = match self.read_test_dir(root, dir, is_corpus) {
-            Ok(c) => c,
-            Err(e) => {
-                let verdict = if e.chain().any(|c| c.is::<TooLarge>()) {
-                    Verdict::TooLarge
-                } else {
-                    Verdict::Error
-                };
-                return self
-                    .converters
-                    .iter()
-                    .map(|c| {
-                        let mut r =
-                            CaseResult::unjudged(&id, origin(0), &c.name(), self.runtime.name());
-                        r.verdict = verdict;
-                        r.message = Some(format!("{e:#}"));
-                        r
-                    })
-                    .collect();
-            }
-        };
-        let mut out = Vec::new();
-        let many = case.test.data_sets.len() > 1;
-        for (k, set) in case.test.data_sets.iter().enumerate() {
-            let id = if many {
-                format!("{id}#{k}")
-            } else {
-                id.clone()
-            };
-            let (mut subject, oracle_result) =
-                stored_subject(&id, origin(k), &case.test.model, set);
-            subject.tolerance = case.tolerance;
-            out.push(oracle_result);
-            out.extend(self.run_subject(&subject));
-        }
-        out
-    }
-
-    /// Reads a test-case directory; for a corpus case, its stored outputs are replaced by the
-    /// reviewed golden ones and its case.toml tolerance policy is read.
-    fn read_test_dir(&self, root: &Path, dir: &Path, is_corpus: bool) -> Result<StoredCase> {
-        let mut test = testcase::read(dir)?;
-        anyhow::ensure!(
-            !test.data_sets.is_empty(),
-            "{}: no test_data_set_K directory",
-            dir.display()
-        );
-        if !is_corpus {
-            return Ok(StoredCase {
-                test,
-                tolerance: None,
-            });
-        }
-        let tolerance = if dir.join("case.toml").is_file() {
-            Some(crate::corpus::CaseToml::read(dir)?.tolerance()?)
-        } else {
-            None
-        };
-        if let Some(golden) = &self.options.golden {
-            let name = crate::corpus::case_name(root, dir);
-            let outputs = crate::corpus::golden::read(golden, &name)?;
-            let set = test
-                .data_sets
-                .first_mut()
-                .with_context(|| format!("{}: no test_data_set_0", dir.display()))?;
-            set.outputs = outputs;
-        }
-        Ok(StoredCase { test, tolerance })
     }
 
     /// The tolerance a subject is judged with: the run's, refined by the case's own.
