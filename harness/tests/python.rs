@@ -317,16 +317,11 @@ fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/onnx_node_cases.py");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(tmp.path())
-        .args(CATALOGUE_OPS)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        std::process::Command::new(&python)
+            .arg(&script)
+            .arg(tmp.path())
+            .args(CATALOGUE_OPS),
     );
     let runner = Runner::new(Options {
         converters: vec![],
@@ -379,17 +374,18 @@ fn expand_model(python: &std::path::Path, dir: &std::path::Path, n: usize) -> Ve
          onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), r'{}')\n",
         path.display()
     );
-    let out = std::process::Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
+    succeeds(std::process::Command::new(python).arg("-c").arg(script));
+    std::fs::read(path).unwrap()
+}
+
+/// Runs `cmd` and fails the test, with its stderr, unless it succeeds.
+fn succeeds(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::read(path).unwrap()
 }
 
 #[test]
