@@ -108,18 +108,16 @@ pub(super) fn run_isolated(
         .map_err(|e| ConvertError::Crashed(format!("cannot wait for {program}: {e}")))?;
     let (kept, total) = reader.join().unwrap_or_default();
     let stderr = describe_stderr(&kept, total);
-    let failed = !status.success();
-    if let Some(reached) = failed
-        .then(|| {
-            cx.limits
-                .cpu_reached(status)
-                .or_else(|| cx.limits.memory_reached(&stderr))
-        })
-        .flatten()
-    {
-        return Err(ConvertError::OverLimit(format!(
-            "{reached}: {program} {status}: {stderr}"
-        )));
+    if !status.success() {
+        let limits = &cx.limits;
+        let reached = limits
+            .cpu_reached(status)
+            .or_else(|| limits.memory_reached(&stderr));
+        if let Some(reached) = reached {
+            return Err(ConvertError::OverLimit(format!(
+                "{reached}: {program} {status}: {stderr}"
+            )));
+        }
     }
     if let Some(sig) = status.signal() {
         return Err(ConvertError::Crashed(format!(
