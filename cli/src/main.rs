@@ -16,6 +16,7 @@ use harness::onnx::proto;
 
 mod corpus_cmd;
 mod perf;
+mod progress;
 
 /// Where things are when the command line does not say: the repository's own layout, relative
 /// to the directory the command runs in (`cargo xtask` runs it at the repository's root).
@@ -257,6 +258,9 @@ struct ConformanceArgs {
     /// bounds the wall time). A process that reaches it gets the verdict `resource-limit`.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     max_converter_cpu: Option<u64>,
+    /// When stderr is not a terminal (CI logs), a progress line at most every SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    progress_every: f64,
 }
 
 /// `--max-converter-memory`: bytes, or none.
@@ -509,24 +513,15 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let report_dir = a.report_dir.clone();
     let min_coverage = a.min_coverage;
     let resume = a.resume;
+    let progress_every = seconds("progress-every", a.progress_every)?;
     let options = options(a)?;
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
     let runner = with_results_log(runner, &report_dir, resume)?;
     harness::isolate::stop_on_signals();
-    let tty = std::io::stderr().is_terminal();
-    let progress = move |done: usize, total: usize| {
-        if tty {
-            if done.is_multiple_of(25) || done == total {
-                eprint!("\r{done}/{total} cases");
-                if done == total {
-                    eprintln!();
-                }
-            }
-        } else if done.is_multiple_of(1000) {
-            eprintln!("{done}/{total} cases");
-        }
-    };
-    let report = runner.run(&progress)?;
+    let view = progress::View::new(std::io::stderr().is_terminal(), progress_every);
+    let report = runner.run(&|p| view.show(p));
+    view.finish();
+    let report = report?;
     if let Some(e) = runner.results_log_error() {
         eprintln!("warning: the results log is incomplete ({e}); the reports below are whole");
     }

@@ -149,7 +149,7 @@ fn packing(c: &mut Criterion) {
             ..Options::default()
         })
         .unwrap()
-        .run(&|_, _| {})
+        .run(&|_| {})
         .unwrap()
         .results
     };

@@ -1,6 +1,8 @@
-//! What happened, for people and machines: terminal summary, report.json, report.md, junit.xml.
+//! What happened, for people and machines: terminal summary, report.json, report.md, junit.xml,
+//! report.html.
 
 mod coverage;
+mod html;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -153,12 +155,13 @@ impl Report {
         self.summary.insert("expected".into(), expected);
     }
 
-    /// Writes report.json, report.md and junit.xml into `dir`, each atomically.
+    /// Writes report.json, report.md, junit.xml and report.html into `dir`, each atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
         write_atomically(&dir.join("report.json"), &serde_json::to_vec_pretty(self)?)?;
         write_atomically(&dir.join("report.md"), self.markdown().as_bytes())?;
         write_atomically(&dir.join("junit.xml"), self.junit().as_bytes())?;
+        write_atomically(&dir.join("report.html"), self.html(dir).as_bytes())?;
         Ok(())
     }
 

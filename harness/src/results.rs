@@ -3,7 +3,7 @@
 //! share, so none of them has to import another to talk about a result.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -336,6 +336,21 @@ impl CaseResult {
     pub fn ok(&self) -> bool {
         self.verdict == Verdict::Pass || self.expected.is_some()
     }
+
+    /// The command that runs this failure again from its repro bundle, when it has one.
+    pub fn repro_command(&self) -> Option<String> {
+        self.repro
+            .as_deref()
+            .map(|bundle| repro_command(Path::new(bundle), &self.converter, &self.runtime))
+    }
+}
+
+/// The command that runs a repro bundle's test case again on one converter and runtime.
+pub fn repro_command(bundle: &Path, converter: &str, runtime: &str) -> String {
+    format!(
+        "cargo xtask conformance --cases 0 --no-corpus --onnx-tests {} --converter '{converter}' --runtime {runtime}",
+        bundle.display()
+    )
 }
 
 /// The tool that wrote the report.

@@ -16,11 +16,7 @@ fn run(converters: &[&str], cases: u64, pack: usize) -> Vec<CaseResult> {
         pack: Some(pack),
         ..Options::default()
     };
-    Runner::new(options)
-        .unwrap()
-        .run(&|_, _| {})
-        .unwrap()
-        .results
+    Runner::new(options).unwrap().run(&|_| {}).unwrap().results
 }
 
 /// What a run reports of a result, timing and latency aside.

@@ -87,11 +87,7 @@ fn run(converters: &[&str], runtime: &str, cases: u64) -> Vec<harness::results::
         repeats: 1,
         ..Options::default()
     };
-    Runner::new(options)
-        .unwrap()
-        .run(&|_, _| {})
-        .unwrap()
-        .results
+    Runner::new(options).unwrap().run(&|_| {}).unwrap().results
 }
 
 #[test]
@@ -333,7 +329,7 @@ fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
         ..Options::default()
     })
     .unwrap();
-    let results = runner.run(&|_, _| {}).unwrap().results;
+    let results = runner.run(&|_| {}).unwrap().results;
     let oracle: Vec<_> = results.iter().filter(|r| r.converter == "oracle").collect();
     let passed = oracle.iter().filter(|r| r.verdict == Verdict::Pass).count();
     let mut disagree = Vec::new();

@@ -341,12 +341,7 @@ impl Runner {
         ));
         let bundle = dir.join(&name);
         let converted = self.converted_onnx(&proto::encode_model(&reduced.model), &r.converter);
-        let command = format!(
-            "cargo xtask conformance --cases 0 --no-corpus --onnx-tests {} --converter '{}' --runtime {}",
-            bundle.display(),
-            r.converter,
-            self.options.runtime
-        );
+        let command = crate::results::repro_command(&bundle, &r.converter, &self.options.runtime);
         let environment = self.environment();
         let extra = serde_json::json!({
             "command": command,
@@ -461,7 +456,7 @@ mod tests {
             ..Options::default()
         })
         .unwrap();
-        runner.run(&|_, _| {}).unwrap()
+        runner.run(&|_| {}).unwrap()
     }
 
     fn project_ledger() -> PathBuf {

@@ -31,6 +31,7 @@ mod directories;
 pub mod journal;
 mod negative;
 mod packing;
+mod progress;
 pub mod reduce;
 mod subject;
 pub mod upstream;
@@ -43,6 +44,7 @@ pub use self::weights::F16_WEIGHTS_MARGIN;
 use self::negative::refused_negative;
 
 pub use self::campaign::{Bundled, FuzzProgress, Signatures, Signed};
+pub use self::progress::Progress;
 use self::subject::stored_subject;
 pub use self::subject::{case_subject, generated_subject, oracle_expected, write_generated_case};
 
@@ -188,6 +190,8 @@ pub struct Runner {
     journal: Option<Journal>,
     /// What an earlier run of the same options logged: its done units are not run again.
     resumed: Logged,
+    /// Results so far, for progress reports.
+    tally: progress::Tally,
 }
 
 /// A fresh scratch directory for a converter that writes one, removed when dropped.
@@ -237,6 +241,7 @@ impl Runner {
             ledger,
             journal: None,
             resumed: Logged::default(),
+            tally: progress::Tally::default(),
         })
     }
 
@@ -256,10 +261,12 @@ impl Runner {
     /// The results of `unit` when a resumed log holds it as done; otherwise `run`'s, logged.
     fn unit(&self, unit: &str, run: impl FnOnce() -> Vec<CaseResult>) -> Vec<CaseResult> {
         if let Some(done) = self.resumed.units.get(unit) {
+            self.tally.count(done, &self.ledger);
             return done.clone();
         }
         let out = run();
         self.log_unit(unit, &out);
+        self.tally.count(&out, &self.ledger);
         out
     }
 
@@ -289,8 +296,10 @@ impl Runner {
     }
 
     /// Runs everything the options ask for and builds the report.
-    pub fn run(&self, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Report> {
+    pub fn run(&self, progress: &(dyn Fn(&Progress) + Sync)) -> Result<Report> {
         let start = Instant::now();
+        let total = self.generated_cases().len();
+        let dirs_done = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let mut results = Vec::new();
         for dir in [&self.options.corpus, &self.options.onnx_tests]
@@ -312,14 +321,17 @@ impl Runner {
                         return Vec::new();
                     }
                     let unit = journal::directory_unit(case_dir);
-                    self.unit(&unit, || self.run_test_dir(dir, case_dir))
+                    let out = self.unit(&unit, || self.run_test_dir(dir, case_dir));
+                    let done = dirs_done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress(&self.tally.at(done, done + total));
+                    out
                 })
                 .collect();
             results.extend(ran.into_iter().flatten());
         }
-        let indices: Vec<u64> = (0..self.options.cases)
-            .filter(|&i| self.options.shard.contains(i))
-            .collect();
+        let indices = self.generated_cases();
+        let dirs_done = dirs_done.into_inner();
+        let report = |done: usize| progress(&self.tally.at(dirs_done + done, dirs_done + total));
         let stopped =
             || self.options.budget.is_some_and(|b| start.elapsed() >= b) || isolate::interrupted();
         if self.packs() {
@@ -335,9 +347,8 @@ impl Runner {
                 .map(|(i, done)| (i, done.clone()))
                 .collect();
             let done = by_case.len();
-            let ran = self.run_generated_packed(&pending, &stopped, &stop, &|n, _| {
-                progress(done + n, indices.len())
-            });
+            let ran =
+                self.run_generated_packed(&pending, &stopped, &stop, &|n, _| report(done + n));
             for r in ran {
                 let index = match r.origin {
                     Origin::Generated { index, .. } => index,
@@ -361,7 +372,7 @@ impl Runner {
                         let subject = generated_subject(self.options.seed, i, &self.options.gen);
                         self.run_subject(&subject)
                     });
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, indices.len());
+                    report(done.fetch_add(1, Ordering::Relaxed) + 1);
                     out
                 })
                 .collect();
@@ -413,6 +424,13 @@ impl Runner {
             None
         };
         Ok(report)
+    }
+
+    /// The indices of the generated cases this run (or shard) takes.
+    fn generated_cases(&self) -> Vec<u64> {
+        (0..self.options.cases)
+            .filter(|&i| self.options.shard.contains(i))
+            .collect()
     }
 
     /// The tolerance a subject is judged with: the run's, refined by the case's own.

@@ -85,6 +85,7 @@ impl Runner {
                     let members: Vec<&Subject> =
                         job.members.iter().map(|&m| &subjects[m]).collect();
                     let out = self.run_pack(&members, converter);
+                    self.tally.count(&out, &self.ledger);
                     // Progress counts cases: a case is done once all its converters are.
                     let per_case = self.converters.len();
                     let before = done.fetch_add(job.members.len(), Ordering::Relaxed);
