@@ -25,6 +25,8 @@ tasks:
                        on a regression), --self-test (false alarms and power on this machine)
   report --merge DIR…  merge the reports of several runs (shards) into one, judged by the ledger
   harness ARGS         build the harness (fast profile) and run it with ARGS
+
+HARNESS_BIN=PATH makes the tasks that run the harness use that binary instead of building it.
 ";
 
 fn main() -> ExitCode {
@@ -87,7 +89,15 @@ fn status_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
+/// The harness binary: built here, or the one `HARNESS_BIN` names (a CI job that runs a
+/// binary another job built, so the shards of a run do not each compile it).
 fn build_harness() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("HARNESS_BIN") {
+        return std::fs::canonicalize(&bin)
+            .ok()
+            .filter(|b| b.is_file())
+            .ok_or_else(|| format!("HARNESS_BIN={}: no such file", bin.to_string_lossy()));
+    }
     let status = cargo()
         .args([
             "build",

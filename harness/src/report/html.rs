@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use super::{one_line, Report};
 use crate::results::{CaseResult, Verdict};
@@ -289,13 +289,40 @@ fn message_html(message: &str) -> String {
     )
 }
 
-/// A link to a bundle from the report's directory: relative when it lies under it.
+/// A link to a bundle from the report's directory `dir`: a relative path when both can be
+/// placed (a merged report links to the bundles in its shards' directories), else the path.
 fn link(dir: &Path, bundle: &str) -> String {
-    let path = Path::new(bundle);
-    match path.strip_prefix(dir) {
-        Ok(rel) => rel.display().to_string(),
-        Err(_) => path.display().to_string(),
+    let bundle = Path::new(bundle);
+    let absolute = |p: &Path| -> Option<PathBuf> {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(p)
+        };
+        // Only plain names below the root: `..` would need the file system to resolve.
+        p.components()
+            .all(|c| {
+                matches!(
+                    c,
+                    Component::RootDir | Component::Normal(_) | Component::CurDir
+                )
+            })
+            .then(|| p.components().filter(|c| *c != Component::CurDir).collect())
+    };
+    let (Some(from), Some(to)) = (absolute(dir), absolute(bundle)) else {
+        return bundle.display().to_string();
+    };
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.components().count() {
+        rel.push("..");
     }
+    rel.extend(to.components().skip(common));
+    rel.display().to_string()
 }
 
 fn esc(s: &str) -> String {
@@ -390,6 +417,12 @@ mod tests {
         assert!(page.contains("s0-i2, s0-i3"), "{page}");
         assert!(page.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
         assert!(page.contains("href=\"failures/s0-i1-identity\""), "{page}");
+        // A merged report links to its shards' bundles.
+        assert_eq!(
+            super::link(Path::new("r/merged"), "r/shard-1/failures/x"),
+            "../shard-1/failures/x"
+        );
+        assert_eq!(super::link(Path::new("/a/b"), "/a/c/d"), "../c/d");
         assert!(page.contains("--onnx-tests out/failures/s0-i1-identity --converter 'identity'"));
         // Conv.group=1: 1 pass of 4 results under identity on tract.
         assert!(
