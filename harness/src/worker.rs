@@ -170,6 +170,7 @@ impl Worker {
             self.process.allow_cpu(seconds);
         }
         let sent = std::time::Instant::now();
+        let log_start = std::fs::metadata(&self.log).map_or(0, |m| m.len());
         if self
             .stdin
             .write_all(line.as_bytes())
@@ -208,7 +209,7 @@ impl Worker {
                     }
                     return Err(WorkerError::Refused {
                         stage: stage.into(),
-                        message: message.into(),
+                        message: with_log(message, &self.log_since(log_start)),
                     });
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -239,6 +240,18 @@ impl Worker {
         }
     }
 
+    /// What the worker's libraries logged on stderr since byte `start` of its log.
+    fn log_since(&self, start: u64) -> String {
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            if f.seek(std::io::SeekFrom::Start(start)).is_ok() {
+                let _ = f.take(64 * 1024).read_to_string(&mut text);
+            }
+        }
+        text
+    }
+
     /// How a worker that ended with `status` died, with the last lines of its stderr.
     fn death(&self, status: String) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -264,6 +277,52 @@ impl Worker {
     fn alive(&self) -> bool {
         !self.process.exited()
     }
+}
+
+/// A refusal's message with what the library logged while refusing (onnxruntime's and
+/// OpenVINO's own log lines go to the worker's stderr, never to the terminal): each line
+/// without colours and timestamps, and only when the message does not already say it.
+fn with_log(message: &str, log: &str) -> String {
+    let mut extra: Vec<String> = Vec::new();
+    for line in log.lines() {
+        let line = strip_ansi(line);
+        let line = line.trim();
+        // "2026-11-30 11:42:27.339710341 [E:onnxruntime:, file.cc:677 Fn] text"
+        let line = match line.split_once(' ') {
+            Some((date, rest)) if date.len() == 10 && date.as_bytes()[4] == b'-' => rest
+                .split_once(' ')
+                .map_or(rest, |(_, after_time)| after_time),
+            _ => line,
+        };
+        let body = line.split_once("] ").map_or(line, |(_, body)| body).trim();
+        if !body.is_empty() && !message.contains(body) && !extra.iter().any(|e| e == line) {
+            extra.push(line.to_string());
+        }
+    }
+    if extra.is_empty() {
+        return message.to_string();
+    }
+    let joined = extra.join(" | ");
+    let kept: String = joined.chars().take(2000).collect();
+    format!("{message} [log: {kept}]")
+}
+
+/// `s` without terminal colour sequences (ESC [ … letter).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Drop for Worker {
@@ -452,4 +511,29 @@ pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
             crate::onnx::proto::tensor_from_proto(&proto).with_context(|| path.to_string())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_log;
+
+    #[test]
+    fn a_refusal_keeps_what_the_library_logged_without_colours_times_or_repeats() {
+        let message =
+            "run: [ONNXRuntimeError] : 2 : Non-zero status code. Status Message: bad dilation";
+        let repeated = "\u{1b}[1;31m2026-11-30 11:42:27.339710341 [E:onnxruntime:, \
+                        sequential_executor.cc:677 ExecuteKernel] Non-zero status code. Status \
+                        Message: bad dilation\u{1b}[m\n";
+        assert_eq!(with_log(message, repeated), message);
+        let new = "2026-11-30 11:42:27.1 [W:onnxruntime:, graph.cc:1 Fn] initializer unused\n\
+                   [ WARNING ] an OpenVINO line\n\n";
+        assert_eq!(
+            with_log(message, &format!("{repeated}{new}")),
+            format!(
+                "{message} [log: [W:onnxruntime:, graph.cc:1 Fn] initializer unused | \
+                 [ WARNING ] an OpenVINO line]"
+            )
+        );
+        assert_eq!(with_log(message, ""), message);
+    }
 }

@@ -1,5 +1,5 @@
-//! Progress on stderr: plain lines in a log, a bar on a terminal, with the counts the report
-//! ends with.
+//! What a run shows on stderr: progress as plain lines in a log or a bar on a terminal, with
+//! the counts the report ends with, and nothing the converters' libraries log.
 
 mod common;
 
@@ -101,4 +101,51 @@ fn a_terminal_gets_a_bar_instead_of_lines() {
     assert!(seen.contains("ETA") && seen.contains('█'), "{seen}");
     // The summary starts on a line of its own after the finished bar.
     assert!(seen.lines().any(|l| l.starts_with("verdict ")), "{seen}");
+}
+
+#[test]
+fn onnxruntimes_own_log_stays_off_the_terminal_and_in_the_messages() {
+    // Seed 5 draws models onnxruntime refuses (SAME padding with dilations, shape errors).
+    let Some(python) = harness::worker::find_python() else {
+        assert!(
+            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
+            "HARNESS_REQUIRE_PYTHON is set but no Python environment was found"
+        );
+        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = Command::new(BIN)
+        .args(["conformance", "--no-corpus", "--cases", "40", "--seed", "5"])
+        .args(["--runtime", "onnxruntime", "--converter", "identity"])
+        .args(["--max-bundles", "0", "--known-failures", "/dev/null"])
+        .arg("--report")
+        .arg(&out)
+        .env("HARNESS_PYTHON", &python)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stray: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("progress: ") && !l.trim().is_empty())
+        .collect();
+    assert!(stray.is_empty(), "{}", text(&o));
+    let json = report(&out);
+    let refused: Vec<&str> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "runtime-rejected")
+        .filter_map(|r| r["message"].as_str())
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "the seed's refusals are gone: {}",
+        text(&o)
+    );
+    assert!(
+        refused.iter().all(|m| m.contains("[ONNXRuntimeError]")),
+        "{refused:?}"
+    );
 }
