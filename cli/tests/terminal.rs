@@ -148,4 +148,7 @@ fn onnxruntimes_own_log_stays_off_the_terminal_and_in_the_messages() {
         refused.iter().all(|m| m.contains("[ONNXRuntimeError]")),
         "{refused:?}"
     );
+    // One worker request per result (load, run and time together), plus the version query.
+    let results = json["results"].as_array().unwrap().len() as u64;
+    assert_eq!(json["workers"]["calls"].as_u64(), Some(results + 1));
 }

@@ -8,6 +8,7 @@
 //! next lease starts a fresh process. Workers are started through [`crate::isolate::Group`], so
 //! none outlives the harness (see there).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
@@ -337,7 +338,8 @@ impl Drop for Worker {
 pub struct Pool {
     python: PathBuf,
     idle: Mutex<Vec<Worker>>,
-    versions: OnceLock<Value>,
+    /// Package versions the workers reported, by package.
+    versions: Mutex<BTreeMap<String, String>>,
 }
 
 /// A worker taken from the pool; it goes back when dropped, if still alive.
@@ -352,7 +354,7 @@ impl Pool {
         Arc::new(Pool {
             python,
             idle: Mutex::new(Vec::new()),
-            versions: OnceLock::new(),
+            versions: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -399,16 +401,30 @@ impl Pool {
 
     /// Versions of Python and its packages, as the worker reports them.
     pub fn versions(self: &Arc<Self>) -> Result<Value> {
-        if let Some(v) = self.versions.get() {
-            return Ok(v.clone());
-        }
         let reply = self
             .lease(ChildLimits::default())?
             .call(json!({"op": "hello"}), Duration::from_secs(120))?;
-        Ok(self
-            .versions
-            .get_or_init(|| reply["versions"].clone())
-            .clone())
+        Ok(reply["versions"].clone())
+    }
+
+    /// The version of one package, asked of a worker under `limits` (the one the run's
+    /// requests will use, so no second worker starts) that imports only that package.
+    pub fn version(self: &Arc<Self>, package: &str, limits: ChildLimits) -> Option<String> {
+        let mut known = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = known.get(package) {
+            return Some(v.clone());
+        }
+        let reply = self
+            .lease(limits)
+            .ok()?
+            .call(
+                json!({"op": "hello", "packages": [package]}),
+                Duration::from_secs(120),
+            )
+            .ok()?;
+        let version = reply["versions"][package].as_str()?.to_string();
+        known.insert(package.to_string(), version.clone());
+        Some(version)
     }
 }
 
@@ -476,8 +492,42 @@ fn numpy_dtype(d: DType) -> &'static str {
     }
 }
 
-/// Reads the outputs a worker wrote.
+/// Reads the outputs a worker wrote to files.
 pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
+    outputs_of(reply, |o| {
+        let path = o["path"].as_str().context("output without path")?;
+        std::fs::read(path).with_context(|| format!("{path}: cannot read worker output"))
+    })
+}
+
+/// The outputs a worker sent inline (base64 of their raw bytes).
+pub fn inline_outputs(reply: &Value) -> Result<Vec<Tensor>> {
+    outputs_of(reply, |o| {
+        unbase64(o["data"].as_str().context("output without data")?)
+            .context("output data is not base64")
+    })
+}
+
+/// Inputs to send inline: name, dtype, shape and base64 of the raw little-endian bytes.
+pub fn inline_inputs(inputs: &[Named]) -> Value {
+    Value::Array(
+        inputs
+            .iter()
+            .map(|input| {
+                let proto = crate::onnx::proto::tensor_to_proto(&input.name, &input.tensor);
+                json!({
+                    "name": input.name,
+                    "dtype": numpy_dtype(input.tensor.dtype()),
+                    "shape": input.tensor.shape(),
+                    "data": base64(&proto.raw_data),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The tensors of a reply's `outputs`, their bytes got by `bytes`.
+fn outputs_of(reply: &Value, bytes: impl Fn(&Value) -> Result<Vec<u8>>) -> Result<Vec<Tensor>> {
     let outputs = reply["outputs"]
         .as_array()
         .context("worker reply without outputs")?;
@@ -490,9 +540,6 @@ pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
                 .iter()
                 .map(|d| d.as_u64().map(|d| d as usize).context("bad dimension"))
                 .collect::<Result<_>>()?;
-            let path = o["path"].as_str().context("output without path")?;
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("{path}: cannot read worker output"))?;
             let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
             let data_type = match o["dtype"].as_str() {
                 Some("float32") => DType::Float,
@@ -505,12 +552,24 @@ pub fn read_outputs(reply: &Value) -> Result<Vec<Tensor>> {
             let proto = tract_onnx::pb::TensorProto {
                 dims,
                 data_type: crate::onnx::proto::data_type_code(data_type),
-                raw_data: bytes,
+                raw_data: bytes(o)?,
                 ..Default::default()
             };
-            crate::onnx::proto::tensor_from_proto(&proto).with_context(|| path.to_string())
+            let name = o["name"].as_str().unwrap_or("output");
+            crate::onnx::proto::tensor_from_proto(&proto).with_context(|| name.to_string())
         })
         .collect()
+}
+
+/// Standard base64 with padding, as Python's `base64.b64encode` writes it.
+pub fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unbase64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text)
 }
 
 #[cfg(test)]

@@ -465,3 +465,34 @@ fn a_workers_cpu_time_limit_bounds_each_request_not_its_life() {
     }
     assert!(lease.pid().is_none(), "the worker is replaced");
 }
+
+#[test]
+fn onnxruntime_times_a_model_it_refuses_bound_with_plain_runs() {
+    use harness::gen::{generate, GenConfig};
+    use harness::runtime::{OnnxRuntime, Runtime};
+
+    if pool().is_none() {
+        return;
+    }
+    let runtime = OnnxRuntime::new(
+        Duration::from_secs(120),
+        harness::isolate::ChildLimits::converters_default(),
+    )
+    .unwrap();
+    // s9-i387: a MaxPool whose last ceil_mode window would start in the right padding. The
+    // spec drops it (length 7) and onnxruntime's kernel does too, but its shape inference
+    // says 8, and a bound run checks outputs against that from the second run on.
+    let case = generate(9, 387, &GenConfig::default());
+    let model =
+        harness::onnx::proto::encode_model(&harness::onnx::emit::emit(&case.model).unwrap());
+    let inputs = case.inputs();
+    let timed = runtime.evaluate(&model, &inputs, 5).unwrap();
+    assert_eq!(timed.samples.len(), 5);
+    assert_eq!(timed.outputs[0].shape(), &[1, 16, 7]);
+    let untimed = runtime.evaluate(&model, &inputs, 0).unwrap();
+    assert!(untimed.samples.is_empty());
+    assert_eq!(
+        untimed.outputs, timed.outputs,
+        "the verdict cannot depend on --repeats"
+    );
+}

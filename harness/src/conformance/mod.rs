@@ -634,24 +634,13 @@ impl Runner {
     {
         let runtime = Arc::clone(&self.runtime);
         let job = move || -> anyhow::Result<_> {
-            let mut loaded = match artifact {
-                Artifact::Onnx(model) => runtime.load(&model, &inputs),
-                Artifact::Native(native) => native.load(&inputs),
-            }?;
-            let outputs = loaded.run(&inputs)?;
-            let samples = match loaded.timed_runs(&inputs, repeats) {
-                Some(samples) => samples?,
-                None => {
-                    let mut samples = Vec::with_capacity(repeats);
-                    for _ in 0..repeats {
-                        let t = Instant::now();
-                        loaded.run(&inputs)?;
-                        samples.push(t.elapsed().as_secs_f64() * 1e6);
-                    }
-                    samples
+            let e = match artifact {
+                Artifact::Onnx(model) => runtime.evaluate(&model, &inputs, repeats),
+                Artifact::Native(native) => {
+                    crate::runtime::evaluate_loaded(native.load(&inputs)?, &inputs, repeats)
                 }
-            };
-            Ok((loaded.precision(), outputs, samples))
+            }?;
+            Ok((e.precision, e.outputs, e.samples))
         };
         // The worker's own timeout fires first for external runtimes; this one bounds tract.
         match isolate::with_timeout(self.options.timeout + Duration::from_secs(5), job) {

@@ -150,10 +150,9 @@ impl Converter for OpenVino {
     }
 
     fn version(&self) -> Option<String> {
+        // The run's workers start under the default limits unless the run says otherwise.
         self.pool
-            .versions()
-            .ok()
-            .and_then(|v| v["openvino"].as_str().map(String::from))
+            .version("openvino", ChildLimits::converters_default())
     }
 
     fn replay(&self) -> super::Replay {

@@ -59,6 +59,54 @@ pub trait Runtime: Send + Sync {
     /// Loads and prepares `model` for the concrete shapes of `inputs`. An error means the
     /// runtime refused the model (verdict `runtime-rejected`).
     fn load(&self, model: &[u8], inputs: &[Named]) -> anyhow::Result<Box<dyn Loaded>>;
+    /// Loads `model`, runs it once on `inputs` and times `repeats` runs more. A runtime in
+    /// another process does all of it in one round trip; the default loads and runs here.
+    fn evaluate(
+        &self,
+        model: &[u8],
+        inputs: &[Named],
+        repeats: usize,
+    ) -> anyhow::Result<Evaluation> {
+        evaluate_loaded(self.load(model, inputs)?, inputs, repeats)
+    }
+}
+
+/// What one evaluation of a model gave.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// Precision the computation ran in.
+    pub precision: Precision,
+    /// Outputs of the first run, in graph order.
+    pub outputs: Vec<Tensor>,
+    /// Microseconds of each timed run.
+    pub samples: Vec<f64>,
+}
+
+/// Runs a loaded model once on `inputs`, then `repeats` timed runs (timed by the model's own
+/// process when it lives in a worker).
+pub fn evaluate_loaded(
+    mut loaded: Box<dyn Loaded>,
+    inputs: &[Named],
+    repeats: usize,
+) -> anyhow::Result<Evaluation> {
+    let outputs = loaded.run(inputs)?;
+    let samples = match loaded.timed_runs(inputs, repeats) {
+        Some(samples) => samples?,
+        None => {
+            let mut samples = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                let t = std::time::Instant::now();
+                loaded.run(inputs)?;
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            samples
+        }
+    };
+    Ok(Evaluation {
+        precision: loaded.precision(),
+        outputs,
+        samples,
+    })
 }
 
 /// A model loaded by a runtime, ready to run.

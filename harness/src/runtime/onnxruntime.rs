@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Loaded, Runtime, WorkerModel};
+use super::{Evaluation, Loaded, Runtime, WorkerModel};
 use crate::isolate::ChildLimits;
 use crate::tensor::Named;
 use crate::worker::Pool;
@@ -37,9 +37,7 @@ impl Runtime for OnnxRuntime {
 
     fn version(&self) -> String {
         self.pool
-            .versions()
-            .ok()
-            .and_then(|v| v["onnxruntime"].as_str().map(String::from))
+            .version("onnxruntime", self.limits)
             .unwrap_or_else(|| "unknown".into())
     }
 
@@ -58,5 +56,23 @@ impl Runtime for OnnxRuntime {
             self.limits,
         )?;
         Ok(Box::new(loaded.owning(dir)))
+    }
+
+    /// One request: the worker loads the model from the bytes sent, runs and times it, and
+    /// keeps nothing; tensors travel inline, so no file is written either.
+    fn evaluate(&self, model: &[u8], inputs: &[Named], repeats: usize) -> Result<Evaluation> {
+        let mut lease = self.pool.lease(self.limits)?;
+        let reply = lease.call(
+            json!({
+                "op": "evaluate",
+                "engine": "onnxruntime",
+                "model_data": crate::worker::base64(model),
+                "options": {"threads": 1},
+                "inputs": crate::worker::inline_inputs(inputs),
+                "repeats": repeats,
+            }),
+            self.timeout,
+        )?;
+        crate::runtime::worker_model::evaluation(&reply)
     }
 }

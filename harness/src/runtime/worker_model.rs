@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 
-use super::{Loaded, Precision};
+use super::{Evaluation, Loaded, Precision};
 use crate::isolate::ChildLimits;
 use crate::tensor::{Named, Tensor};
 use crate::worker::{read_outputs, write_inputs, Lease, Pool};
@@ -48,12 +48,7 @@ impl WorkerModel {
         let handle = reply["handle"]
             .as_u64()
             .context("load reply without handle")?;
-        let precision = match reply["precision"].as_str() {
-            Some("f32") => Precision::F32,
-            Some("f16") => Precision::F16,
-            Some("bf16") => Precision::Bf16,
-            other => anyhow::bail!("{engine} reports an unknown inference precision {other:?}"),
-        };
+        let precision = precision(&reply).with_context(|| engine.to_string())?;
         Ok(WorkerModel {
             lease,
             handle,
@@ -63,6 +58,28 @@ impl WorkerModel {
             scratch: None,
         })
     }
+}
+
+/// The inference precision a worker reports.
+fn precision(reply: &Value) -> Result<Precision> {
+    Ok(match reply["precision"].as_str() {
+        Some("f32") => Precision::F32,
+        Some("f16") => Precision::F16,
+        Some("bf16") => Precision::Bf16,
+        other => anyhow::bail!("unknown inference precision {other:?}"),
+    })
+}
+
+/// The evaluation a worker's `evaluate` reply holds.
+pub(super) fn evaluation(reply: &Value) -> Result<Evaluation> {
+    let samples = reply["run_us"]
+        .as_array()
+        .context("evaluate reply without samples")?;
+    Ok(Evaluation {
+        precision: precision(reply)?,
+        outputs: crate::worker::inline_outputs(reply)?,
+        samples: samples.iter().filter_map(Value::as_f64).collect(),
+    })
 }
 
 impl Loaded for WorkerModel {
