@@ -636,9 +636,7 @@ impl Runner {
         let job = move || -> anyhow::Result<_> {
             let e = match artifact {
                 Artifact::Onnx(model) => runtime.evaluate(&model, &inputs, repeats),
-                Artifact::Native(native) => {
-                    crate::runtime::evaluate_loaded(native.load(&inputs)?, &inputs, repeats)
-                }
+                Artifact::Native(native) => native.evaluate(&inputs, repeats),
             }?;
             Ok((e.precision, e.outputs, e.samples))
         };

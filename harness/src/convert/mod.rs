@@ -49,6 +49,15 @@ pub trait NativeArtifact: Send {
         self: Box<Self>,
         inputs: &[crate::tensor::Named],
     ) -> anyhow::Result<Box<dyn crate::runtime::Loaded>>;
+    /// Loads it, runs it once on `inputs` and times `repeats` runs more. An artifact run by a
+    /// worker does it in one round trip; the default loads and runs here.
+    fn evaluate(
+        self: Box<Self>,
+        inputs: &[crate::tensor::Named],
+        repeats: usize,
+    ) -> anyhow::Result<crate::runtime::Evaluation> {
+        crate::runtime::evaluate_loaded(self.load(inputs)?, inputs, repeats)
+    }
 }
 
 /// How a conversion failed; each maps to a verdict.

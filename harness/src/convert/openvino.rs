@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::{Artifact, Context, ConvertError, Converter, NativeArtifact, WeightPrecision};
 use crate::isolate::ChildLimits;
-use crate::runtime::{Loaded, WorkerModel};
+use crate::runtime::{Evaluation, Loaded, WorkerModel};
 use crate::tensor::Named;
 use crate::worker::{Pool, WorkerError};
 
@@ -196,14 +196,38 @@ struct OpenVinoIr {
     limits: ChildLimits,
 }
 
+impl OpenVinoIr {
+    /// Compile options: the precision hint asked for, one inference thread.
+    fn options(&self) -> serde_json::Value {
+        let precision = if self.f32_hint { "f32" } else { "default" };
+        json!({"precision": precision, "threads": 1})
+    }
+}
+
 impl NativeArtifact for OpenVinoIr {
     fn runtime(&self) -> String {
         "openvino-cpu".into()
     }
 
+    /// One request: the worker reads and compiles the IR, runs and times it, keeps nothing.
+    fn evaluate(self: Box<Self>, inputs: &[Named], repeats: usize) -> Result<Evaluation> {
+        let mut lease = self.pool.lease(self.limits)?;
+        let reply = lease.call(
+            json!({
+                "op": "evaluate",
+                "engine": "openvino",
+                "model": self.xml,
+                "options": self.options(),
+                "inputs": crate::worker::inline_inputs(inputs),
+                "repeats": repeats,
+            }),
+            self.timeout,
+        )?;
+        crate::runtime::worker_model::evaluation(&reply)
+    }
+
     fn load(self: Box<Self>, _inputs: &[Named]) -> Result<Box<dyn Loaded>> {
-        let precision = if self.f32_hint { "f32" } else { "default" };
-        let options = json!({"precision": precision, "threads": 1});
+        let options = self.options();
         let model = WorkerModel::load(
             &self.pool,
             "openvino",

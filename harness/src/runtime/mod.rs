@@ -4,7 +4,7 @@
 
 mod onnxruntime;
 mod tract;
-mod worker_model;
+pub(crate) mod worker_model;
 
 use std::time::Duration;
 

@@ -71,7 +71,7 @@ fn precision(reply: &Value) -> Result<Precision> {
 }
 
 /// The evaluation a worker's `evaluate` reply holds.
-pub(super) fn evaluation(reply: &Value) -> Result<Evaluation> {
+pub(crate) fn evaluation(reply: &Value) -> Result<Evaluation> {
     let samples = reply["run_us"]
         .as_array()
         .context("evaluate reply without samples")?;
