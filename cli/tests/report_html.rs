@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{conformance, report, text, BIN};
+use common::{conformance, report, text};
 
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HARNESS_CHROMIUM") {
@@ -79,14 +79,7 @@ fn report_html_renders_in_chromium_with_its_tables_and_no_script_error() {
     let out = dir.path().join("report");
     // A ledger that expects the fault injector's wrong values in one form, so the page has both
     // unexpected failures and expected ones grouped under their reason.
-    let ledger = dir.path().join("ledger.toml");
-    std::fs::write(
-        &ledger,
-        "[[failure]]\nconverter = \"exec:*\"\nverdict = \"mismatch\"\n\
-         classes = [\"Conv.pads=asymmetric\"]\nreason = \"swapped pads <known>\"\n",
-    )
-    .unwrap();
-    let fault = format!("exec:{BIN} inject-fault swap-pads {{input}} {{output}}");
+    let (fault, ledger) = common::swapped_pads_half_known(dir.path(), "swapped pads <known>");
     let o = conformance(
         &out,
         &[

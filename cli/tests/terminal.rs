@@ -21,14 +21,7 @@ fn parse(line: &str) -> (usize, usize, usize, usize, usize) {
 #[test]
 fn a_log_gets_progress_lines_that_end_with_the_reports_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("ledger.toml");
-    std::fs::write(
-        &ledger,
-        "[[failure]]\nconverter = \"exec:*\"\nverdict = \"mismatch\"\n\
-         classes = [\"Conv.pads=asymmetric\"]\nreason = \"swapped pads\"\n",
-    )
-    .unwrap();
-    let fault = format!("exec:{BIN} inject-fault swap-pads {{input}} {{output}}");
+    let (fault, ledger) = common::swapped_pads_half_known(dir.path(), "swapped pads");
     let out = dir.path().join("r");
     let o = conformance(
         &out,
@@ -106,12 +99,7 @@ fn a_terminal_gets_a_bar_instead_of_lines() {
 #[test]
 fn onnxruntimes_own_log_stays_off_the_terminal_and_in_the_messages() {
     // Seed 5 draws models onnxruntime refuses (SAME padding with dilations, shape errors).
-    let Some(python) = harness::worker::find_python() else {
-        assert!(
-            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
-            "HARNESS_REQUIRE_PYTHON is set but no Python environment was found"
-        );
-        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+    let Some(python) = common::python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -59,3 +59,36 @@ pub fn stable_results(r: &Value) -> Vec<Value> {
         })
         .collect()
 }
+
+/// The project's Python environment, or None (with a note) when it is missing and the run
+/// does not require it (`cargo xtask test` sets HARNESS_REQUIRE_PYTHON=1).
+pub fn python() -> Option<std::path::PathBuf> {
+    let found = harness::worker::find_python();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
+            "HARNESS_REQUIRE_PYTHON is set but no Python environment was found"
+        );
+        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+    }
+    found
+}
+
+/// A converter that swaps Conv pads (a fault to catch) and a ledger in `dir` that expects its
+/// wrong values on models with asymmetric Conv pads: a run with both unexpected and expected
+/// failures. Returns (converter spec, ledger path).
+pub fn swapped_pads_half_known(dir: &Path, reason: &str) -> (String, std::path::PathBuf) {
+    let ledger = dir.join("ledger.toml");
+    std::fs::write(
+        &ledger,
+        format!(
+            "[[failure]]\nconverter = \"exec:*\"\nverdict = \"mismatch\"\n\
+             classes = [\"Conv.pads=asymmetric\"]\nreason = \"{reason}\"\n"
+        ),
+    )
+    .unwrap();
+    (
+        format!("exec:{BIN} inject-fault swap-pads {{input}} {{output}}"),
+        ledger,
+    )
+}
