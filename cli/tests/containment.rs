@@ -202,14 +202,28 @@ fn run_args(report: &Path, resume: bool, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// Starts a run and kills it with SIGKILL after `after`; whether it was still running then.
-fn killed_after(report: &Path, resume: bool, extra: &[&str], after: Duration) -> bool {
+/// Starts a run and kills it with SIGKILL after `after` (counted, with `once_logged`, from
+/// when its log first holds a finished case); whether it was still running then.
+fn killed_after(
+    report: &Path,
+    resume: bool,
+    extra: &[&str],
+    after: Duration,
+    once_logged: bool,
+) -> bool {
+    let logged_before = if resume { logged_units(report) } else { 0 };
     let mut child = Command::new(BIN)
         .args(run_args(report, resume, extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    while once_logged && logged_units(report) <= logged_before {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let start = Instant::now();
     while start.elapsed() < after {
         if child.try_wait().unwrap().is_some() {
@@ -220,6 +234,13 @@ fn killed_after(report: &Path, resume: bool, extra: &[&str], after: Duration) ->
     child.kill().unwrap();
     child.wait().unwrap();
     true
+}
+
+/// How many units the log holds as done (0 without a log).
+fn logged_units(report: &Path) -> usize {
+    std::fs::read_to_string(report.join("results.jsonl"))
+        .map(|t| t.lines().filter(|l| l.starts_with("{\"done\"")).count())
+        .unwrap_or(0)
 }
 
 /// The results of every case the log holds as done, by case and converter.
@@ -284,7 +305,9 @@ fn killed_and_resumed(extra: &[&str]) {
 
     // Kill points from a fixed seed, each between 5% and 30% of an uninterrupted run's time
     // (from start-up to amid the cases); each round kills the resumed run once more, so
-    // resuming a resumed run is covered too.
+    // resuming a resumed run is covered too. The last round's point is counted from when its
+    // log first holds a finished case: a packed run logs a window of cases at a time, and on a
+    // loaded machine the first window can outlast every earlier point.
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         state ^= state << 13;
@@ -299,7 +322,9 @@ fn killed_and_resumed(extra: &[&str]) {
     let mut kills = 0;
     let mut done_before = 0;
     for (round, after) in kill_points.iter().enumerate() {
-        if !killed_after(&report_dir, round > 0, extra, *after) {
+        let last = round + 1 == kill_points.len();
+        let after = if last { *after / 3 } else { *after };
+        if !killed_after(&report_dir, round > 0, extra, after, last) {
             break;
         }
         kills += 1;
