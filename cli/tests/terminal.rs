@@ -48,11 +48,13 @@ fn a_log_gets_progress_lines_that_end_with_the_reports_counts() {
         .filter(|l| l.starts_with("progress: "))
         .map(parse)
         .collect();
-    // Every case reported once it is done (interval 0), in order, out of 30.
-    assert_eq!(lines.len(), 30, "{}", text(&o));
+    // Every case reported once it is done (interval 0), never going back, out of 30; threads
+    // report concurrently, so one count may show twice as its results come in.
+    let done: std::collections::BTreeSet<usize> = lines.iter().map(|l| l.0).collect();
+    assert_eq!(done, (1..=30).collect(), "{}", text(&o));
     assert!(lines
         .windows(2)
-        .all(|w| w[0].0 < w[1].0 && w[0].2 <= w[1].2));
+        .all(|w| w[0].0 <= w[1].0 && w[0].2 <= w[1].2));
     assert!(lines.iter().all(|l| l.1 == 30));
     let json = report(&out);
     let results = json["results"].as_array().unwrap();

@@ -331,7 +331,13 @@ impl Runner {
         }
         let indices = self.generated_cases();
         let dirs_done = dirs_done.into_inner();
-        let report = |done: usize| progress(&self.tally.at(dirs_done + done, dirs_done + total));
+        // Threads report as they finish; the last report repeats the furthest point reached
+        // with every result counted, so a display ends on the run's own totals.
+        let furthest = AtomicUsize::new(0);
+        let report = |done: usize| {
+            furthest.fetch_max(done, Ordering::Relaxed);
+            progress(&self.tally.at(dirs_done + done, dirs_done + total))
+        };
         let stopped =
             || self.options.budget.is_some_and(|b| start.elapsed() >= b) || isolate::interrupted();
         if self.packs() {
@@ -377,6 +383,9 @@ impl Runner {
                 })
                 .collect();
             results.extend(generated.into_iter().flatten());
+        }
+        if !indices.is_empty() {
+            report(furthest.load(Ordering::Relaxed));
         }
         journal::replace_with_alone(&mut results, &self.resumed.alone);
         self.retry_alone(&mut results);
