@@ -302,18 +302,24 @@ impl Runner {
         let dirs_done = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let mut results = Vec::new();
+        // Shards split test-case directories by position, like generated cases. They are
+        // found first, so progress counts them in its total from the start.
+        let mut suites = Vec::new();
         for dir in [&self.options.corpus, &self.options.onnx_tests]
             .into_iter()
             .flatten()
         {
-            // Shards split test-case directories by position, like generated cases. They run
-            // on every thread; the results come back in directory order.
             let case_dirs: Vec<PathBuf> = testcase::find(dir)?
                 .into_iter()
                 .enumerate()
                 .filter(|(position, _)| self.options.shard.contains(*position as u64))
                 .map(|(_, case_dir)| case_dir)
                 .collect();
+            suites.push((dir, case_dirs));
+        }
+        let total = total + suites.iter().map(|(_, c)| c.len()).sum::<usize>();
+        for (dir, case_dirs) in &suites {
+            // They run on every thread; the results come back in directory order.
             let ran: Vec<Vec<CaseResult>> = case_dirs
                 .par_iter()
                 .map(|case_dir| {
@@ -323,7 +329,7 @@ impl Runner {
                     let unit = journal::directory_unit(case_dir);
                     let out = self.unit(&unit, || self.run_test_dir(dir, case_dir));
                     let done = dirs_done.fetch_add(1, Ordering::Relaxed) + 1;
-                    progress(&self.tally.at(done, done + total));
+                    progress(&self.tally.at(done, total));
                     out
                 })
                 .collect();
@@ -336,7 +342,7 @@ impl Runner {
         let furthest = AtomicUsize::new(0);
         let report = |done: usize| {
             furthest.fetch_max(done, Ordering::Relaxed);
-            progress(&self.tally.at(dirs_done + done, dirs_done + total))
+            progress(&self.tally.at(dirs_done + done, total))
         };
         let stopped =
             || self.options.budget.is_some_and(|b| start.elapsed() >= b) || isolate::interrupted();

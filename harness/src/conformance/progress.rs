@@ -11,7 +11,7 @@ use crate::results::{CaseResult, Verdict};
 pub struct Progress {
     /// Cases finished (test-case directories and generated cases).
     pub done: usize,
-    /// Cases the run will take, generated ones only (directories are counted as they finish).
+    /// Cases the run will take: test-case directories and generated cases.
     pub total: usize,
     /// Results so far.
     pub results: usize,
