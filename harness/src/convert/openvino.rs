@@ -211,19 +211,16 @@ impl NativeArtifact for OpenVinoIr {
 
     /// One request: the worker reads and compiles the IR, runs and times it, keeps nothing.
     fn evaluate(self: Box<Self>, inputs: &[Named], repeats: usize) -> Result<Evaluation> {
-        let mut lease = self.pool.lease(self.limits)?;
-        let reply = lease.call(
-            json!({
-                "op": "evaluate",
-                "engine": "openvino",
-                "model": self.xml,
-                "options": self.options(),
-                "inputs": crate::worker::inline_inputs(inputs),
-                "repeats": repeats,
-            }),
+        crate::runtime::worker_model::evaluate(
+            &self.pool,
+            self.limits,
             self.timeout,
-        )?;
-        crate::runtime::worker_model::evaluation(&reply)
+            "openvino",
+            ("model", json!(self.xml)),
+            self.options(),
+            inputs,
+            repeats,
+        )
     }
 
     fn load(self: Box<Self>, _inputs: &[Named]) -> Result<Box<dyn Loaded>> {

@@ -61,18 +61,15 @@ impl Runtime for OnnxRuntime {
     /// One request: the worker loads the model from the bytes sent, runs and times it, and
     /// keeps nothing; tensors travel inline, so no file is written either.
     fn evaluate(&self, model: &[u8], inputs: &[Named], repeats: usize) -> Result<Evaluation> {
-        let mut lease = self.pool.lease(self.limits)?;
-        let reply = lease.call(
-            json!({
-                "op": "evaluate",
-                "engine": "onnxruntime",
-                "model_data": crate::worker::base64(model),
-                "options": {"threads": 1},
-                "inputs": crate::worker::inline_inputs(inputs),
-                "repeats": repeats,
-            }),
+        super::worker_model::evaluate(
+            &self.pool,
+            self.limits,
             self.timeout,
-        )?;
-        crate::runtime::worker_model::evaluation(&reply)
+            "onnxruntime",
+            ("model_data", json!(crate::worker::base64(model))),
+            json!({"threads": 1}),
+            inputs,
+            repeats,
+        )
     }
 }

@@ -70,8 +70,33 @@ fn precision(reply: &Value) -> Result<Precision> {
     })
 }
 
+/// Loads, runs and times a model in a worker in one request (`evaluate`), keeping nothing;
+/// `source` is `("model", path)` or `("model_data", base64 of the bytes)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn evaluate(
+    pool: &Arc<Pool>,
+    limits: ChildLimits,
+    timeout: Duration,
+    engine: &str,
+    source: (&str, Value),
+    options: Value,
+    inputs: &[Named],
+    repeats: usize,
+) -> Result<Evaluation> {
+    let mut request = json!({
+        "op": "evaluate",
+        "engine": engine,
+        "options": options,
+        "inputs": crate::worker::inline_inputs(inputs),
+        "repeats": repeats,
+    });
+    request[source.0] = source.1;
+    let reply = pool.lease(limits)?.call(request, timeout)?;
+    evaluation(&reply)
+}
+
 /// The evaluation a worker's `evaluate` reply holds.
-pub(crate) fn evaluation(reply: &Value) -> Result<Evaluation> {
+fn evaluation(reply: &Value) -> Result<Evaluation> {
     let samples = reply["run_us"]
         .as_array()
         .context("evaluate reply without samples")?;
