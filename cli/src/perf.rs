@@ -12,9 +12,7 @@ use harness::convert::IDENTITY;
 use harness::fsutil::write_atomically;
 use harness::runtime::TRACT;
 use latency::baseline::{self, Comparison};
-use latency::instructions::{
-    add_instruction_ratios, count_instructions, run_loop, valgrind_version,
-};
+use latency::instructions::{count_instructions, run_loop, valgrind_version};
 use latency::measure::Protocol;
 use latency::selftest::{self_test, smallest, timing_overhead, OVERHEAD_ROUNDS};
 use latency::{page, PerfOptions, PerfReport};
@@ -233,7 +231,8 @@ fn overhead(mut options: PerfOptions) -> Result<ExitCode> {
 
 /// The comparison of `report` with the baseline `base` (read from `path`, named `name` by
 /// the user) at `threshold_pct` percent, with the instruction-count ratios when both runs
-/// counted instructions.
+/// counted instructions (compared across CPU models only when counted under the same SIMD
+/// extensions).
 fn compare_with_baseline(
     report: &PerfReport,
     base: &PerfReport,
@@ -242,16 +241,14 @@ fn compare_with_baseline(
     threshold_pct: f64,
 ) -> Comparison {
     let threshold = threshold_pct / 100.0;
-    let mut cmp = baseline::compare(
+    baseline::compare(
         report,
         base,
         path,
         name,
         threshold,
         baseline::margin_for(threshold),
-    );
-    add_instruction_ratios(&mut cmp, report, base);
-    cmp
+    )
 }
 
 fn write_reports(
@@ -305,6 +302,13 @@ fn terminal(report: &PerfReport, cmp: Option<&Comparison>) -> String {
             cmp.improvements().count(),
             cmp.baseline
         );
+        let not_comparable = cmp.not_comparable().count();
+        if not_comparable > 0 {
+            s += &format!(
+                "{not_comparable} not comparable here: the baseline was measured on {}, this machine has another CPU model; run `cargo xtask perf --against REV` (both builds side by side here), save a local baseline (`--save NAME`), or count instructions on both sides (`--instructions`)\n",
+                cmp.baseline_cpu
+            );
+        }
     }
     for c in &report.cases {
         for r in &c.results {
@@ -355,6 +359,7 @@ mod tests {
             base_p50_us: Some(1.0),
             now_p50_us: Some(1.0),
             instructions_ratio: None,
+            not_comparable: false,
             note: None,
             command: String::new(),
         };
@@ -364,6 +369,7 @@ mod tests {
             margin: 0.05,
             baseline_cpu: String::new(),
             same_machine: true,
+            counts_comparable: false,
             entries: vec![
                 e(Change::Unchanged),
                 e(Change::Regression),

@@ -385,6 +385,11 @@ pub struct Environment {
     pub cpus: usize,
     /// Operating system.
     pub os: String,
+    /// The SIMD extensions this process saw (x86: from SSE4.1 to AVX-512), which choose
+    /// the kernels of runtimes that dispatch at run time (tract, onnxruntime, OpenVINO):
+    /// instruction counts compare across machines only when these agree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub simd: Vec<String>,
 }
 
 impl Environment {
@@ -405,7 +410,33 @@ impl Environment {
                 .map(|n| n.get())
                 .unwrap_or(1),
             os: std::env::consts::OS.into(),
+            simd: simd_features(),
             ..Default::default()
         }
+    }
+}
+
+/// The SIMD extensions this process can use, by their `is_x86_feature_detected!` names (on
+/// other architectures none are listed).
+pub fn simd_features() -> Vec<String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut out = Vec::new();
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::is_x86_feature_detected!($f) {
+                    out.push($f.to_string());
+                }
+            )*};
+        }
+        probe!(
+            "sse4.1", "sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+            "avx512vnni", "avx512bf16", "avx512fp16"
+        );
+        out
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Vec::new()
     }
 }

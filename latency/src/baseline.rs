@@ -23,6 +23,16 @@
 //!   load they flagged OpenVINO's CNN1D), and floors flagged none of those. Runtimes timed in
 //!   the harness's process (tract) have no mode view: their floors flagged nothing in the
 //!   same comparisons, and their modes are unstable (tract's CNN1D runs in two modes).
+//!
+//! **Timings compare only on the CPU model that measured the baseline.** The calibration does
+//! not carry across CPU models: against a baseline saved on an Intel Xeon, an AMD EPYC ran
+//! the calibration workload about 3.7 times slower relative to the models, so every entry
+//! came out as an "improvement" (calibrated 0.12..0.59) while raw medians moved 0.43..1.37
+//! times, OpenVINO's M5 37% slower among them. On another CPU an entry is therefore *not
+//! comparable here* (no change, a note with the commands that do compare: an A/B run or a
+//! local baseline), unless both runs counted instructions under the same SIMD extensions:
+//! counts are deterministic and follow the code, not the clock, so they decide there (see
+//! [`decide_counts`]).
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +153,10 @@ pub struct Entry {
     /// Instructions per run now / in the baseline (callgrind), when both were counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions_ratio: Option<f64>,
+    /// Measured on both sides, but the baseline on another CPU model and without comparable
+    /// instruction counts: no decision is possible here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_comparable: bool,
     /// Why it could not be compared, or why a change seen by some views is not reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -161,8 +175,12 @@ pub struct Comparison {
     pub margin: f64,
     /// CPU the baseline was measured on.
     pub baseline_cpu: String,
-    /// Whether that is this machine's CPU model and count.
+    /// Whether that is this machine's CPU model and count: timings compare only then.
     pub same_machine: bool,
+    /// Whether the instruction counts of both runs were made under the same SIMD extensions
+    /// (so the same kernels ran): counts compare only then.
+    #[serde(default)]
+    pub counts_comparable: bool,
     /// One per (case, converter, runtime) measured now or in the baseline.
     pub entries: Vec<Entry>,
 }
@@ -181,6 +199,11 @@ impl Comparison {
         self.entries
             .iter()
             .filter(|e| e.change == Some(Change::Improvement))
+    }
+
+    /// Entries that could not be decided because the baseline came from another CPU model.
+    pub fn not_comparable(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.not_comparable)
     }
 }
 
@@ -204,6 +227,7 @@ pub fn compare(
     let mut entries = Vec::new();
     let same_machine = base.environment.cpu == now.environment.cpu
         && base.environment.cpus == now.environment.cpus;
+    let counts_comparable = !now.counted_simd.is_empty() && now.counted_simd == base.counted_simd;
     for case in &now.cases {
         for r in &case.results {
             let old = base
@@ -227,6 +251,7 @@ pub fn compare(
                 base_p50_us: old.and_then(|o| o.latency_us.map(|l| l.p50)),
                 now_p50_us: r.latency_us.map(|l| l.p50),
                 instructions_ratio: None,
+                not_comparable: false,
                 note: None,
                 command: reproduce_command(&case.case, &r.converter, &r.runtime, baseline_arg),
             };
@@ -241,7 +266,15 @@ pub fn compare(
                         r.error.as_deref().unwrap_or("no samples")
                     ))
                 }
-                Some(o) => decide_views(&mut e, r, o, same_machine, margin),
+                Some(o) => {
+                    decide_views(&mut e, r, o, same_machine, margin);
+                    if let (Some(n), Some(b)) = (r.instructions, o.instructions) {
+                        e.instructions_ratio = Some(n as f64 / b.max(1) as f64);
+                    }
+                    if !same_machine {
+                        across_cpus(&mut e, counts_comparable, margin, &base.environment.cpu);
+                    }
+                }
             }
             entries.push(e);
         }
@@ -252,7 +285,43 @@ pub fn compare(
         margin,
         baseline_cpu: format!("{} ({} CPUs)", base.environment.cpu, base.environment.cpus),
         same_machine,
+        counts_comparable,
         entries,
+    }
+}
+
+/// The decision for an entry whose baseline was measured on another CPU model (`base_cpu`):
+/// its timings say nothing there (see the module doc), so the change comes from the
+/// instruction counts when they are `comparable`, and otherwise there is none and the note
+/// says how to compare instead. The timing intervals stay in the entry, for reading.
+fn across_cpus(e: &mut Entry, comparable: bool, margin: f64, base_cpu: &str) {
+    match e.instructions_ratio.filter(|_| comparable) {
+        Some(ratio) => {
+            e.change = Some(decide_counts(ratio, margin));
+            e.note = Some(format!(
+                "baseline from another CPU ({base_cpu}): decided by instruction counts ({ratio:.3}x); timings are not comparable across CPU models"
+            ));
+        }
+        None => {
+            e.change = None;
+            e.not_comparable = true;
+            e.note = Some(format!(
+                "not comparable here: the baseline was measured on {base_cpu}, and timings do not carry across CPU models; compare builds side by side with `cargo xtask perf --against REV`, save a baseline on this machine with `cargo xtask perf --save NAME`, or count instructions on both (`--instructions`)"
+            ));
+        }
+    }
+}
+
+/// The decision on an instruction-count ratio (now / baseline): counts repeat within about 1%
+/// (tract's plan depends on hash order), so a ratio beyond `1 + margin` (or below its
+/// reciprocal) is a change in the code that ran.
+pub fn decide_counts(ratio: f64, margin: f64) -> Change {
+    if ratio > 1.0 + margin {
+        Change::Regression
+    } else if ratio < 1.0 / (1.0 + margin) {
+        Change::Improvement
+    } else {
+        Change::Unchanged
     }
 }
 
@@ -412,13 +481,60 @@ mod tests {
         let e = with(1.16, 1.0, None, &here);
         assert_eq!(e.change, Some(Change::Unchanged), "{e:?}");
         assert!(e.note.unwrap().contains("raw floors: unchanged"));
-        // ... but on another CPU raw microseconds say nothing, and calibrated floors decide.
-        let e = with(1.16, 1.0, None, "another CPU");
-        assert_eq!(e.change, Some(Change::Regression), "{e:?}");
-        assert!(e.raw_floor_ratio.is_none());
+        // ... and on another CPU no timing decides: not comparable, whatever they show.
+        for factor in [0.3, 1.0, 1.16, 3.0] {
+            let e = with(factor, factor, None, "another CPU");
+            assert_eq!(e.change, None, "{e:?}");
+            assert!(e.not_comparable && e.raw_floor_ratio.is_none(), "{e:?}");
+            assert!(e.note.unwrap().contains("cargo xtask perf --against REV"));
+        }
         // Modes recorded on one side only (a runtime timed in-process now): floors decide.
         let e = with(0.7, 0.7, None, &here);
         assert_eq!(e.change, Some(Change::Improvement));
         assert!(e.mode_ratio.is_none());
+    }
+
+    #[test]
+    fn across_cpus_only_instruction_counts_made_under_the_same_simd_decide() {
+        let mut base = committed();
+        base.cases.truncate(1);
+        base.cases[0].results.truncate(1);
+        base.environment.cpu = "Intel(R) Xeon(R) Processor".into();
+        base.counted_simd = vec!["avx".into(), "avx2".into(), "fma".into()];
+        base.cases[0].results[0].instructions = Some(1_000_000);
+        let with = |count: Option<u64>, simd: &[&str]| {
+            let mut now = base.clone();
+            now.environment.cpu = "AMD EPYC".into();
+            now.counted_simd = simd.iter().map(|s| s.to_string()).collect();
+            // timings 40% faster here: the CPU, not the code
+            for x in &mut now.cases[0].results[0].calibrated_rounds {
+                *x *= 0.6;
+            }
+            now.cases[0].results[0].instructions = count;
+            compare(&now, &base, Path::new("b.json"), "b", 0.1, margin_for(0.1))
+        };
+        let same = ["avx", "avx2", "fma"];
+        let c = with(Some(1_004_000), &same);
+        assert!(!c.same_machine && c.counts_comparable);
+        let e = &c.entries[0];
+        assert_eq!(e.change, Some(Change::Unchanged), "{e:?}");
+        assert!(!e.not_comparable && e.note.as_ref().unwrap().contains("instruction counts"));
+        assert_eq!(c.not_comparable().count(), 0);
+        let e = &with(Some(1_120_000), &same).entries[0];
+        assert_eq!(e.change, Some(Change::Regression), "{e:?}");
+        assert_eq!(e.instructions_ratio, Some(1.12));
+        assert_eq!(
+            with(Some(850_000), &same).entries[0].change,
+            Some(Change::Improvement)
+        );
+        // other kernels (AVX-512 on one side) or no count now: nothing decides
+        for c in [
+            with(Some(1_120_000), &["avx", "avx2", "avx512f", "fma"]),
+            with(None, &same),
+        ] {
+            assert_eq!(c.entries[0].change, None, "{:?}", c.entries[0]);
+            assert_eq!(c.not_comparable().count(), 1);
+            assert_eq!(c.regressions().count() + c.improvements().count(), 0);
+        }
     }
 }

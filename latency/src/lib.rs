@@ -58,6 +58,10 @@ pub struct PerfReport {
     /// Busy work added by the self-test's slowdown wrapper (fraction), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slowdown: Option<f64>,
+    /// The SIMD extensions the instruction-counted runs saw (under callgrind, which shows a
+    /// program fewer than the host has): the same list on both sides makes counts comparable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted_simd: Vec<String>,
     /// One entry per corpus case.
     pub cases: Vec<CasePerf>,
 }
@@ -668,6 +672,7 @@ pub fn run(options: &PerfOptions, progress: &dyn Fn(&str)) -> Result<PerfReport>
         protocol: options.protocol,
         calibration_flops: Calibration::flops(),
         slowdown: options.slowdown,
+        counted_simd: Vec::new(),
         cases: out,
     })
 }

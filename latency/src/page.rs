@@ -256,9 +256,14 @@ fn comparison_intro(cmp: &Comparison) -> String {
         cmp.baseline,
         cmp.baseline_cpu,
         if cmp.same_machine {
-            ", this machine's CPU"
+            ", this machine's CPU".to_string()
         } else {
-            ", ANOTHER CPU: calibrated units only"
+            format!(
+                ", ANOTHER CPU: timings are not comparable across CPU models; {} entries \
+                 not comparable here, the others decided by instruction counts made under \
+                 the same SIMD extensions",
+                cmp.not_comparable().count()
+            )
         },
         1.0 + cmp.margin,
         cmp.threshold * 100.0,
