@@ -14,7 +14,10 @@ use harness::runtime::TRACT;
 use latency::baseline::{self, Comparison};
 use latency::instructions::{count_instructions, run_loop, valgrind_version};
 use latency::measure::Protocol;
-use latency::selftest::{self_test, smallest, timing_overhead, OVERHEAD_ROUNDS};
+use latency::selftest::{
+    self_test, self_test_instructions, self_test_side_by_side, smallest, timing_overhead,
+    OVERHEAD_ROUNDS,
+};
 use latency::{page, PerfOptions, PerfReport};
 
 /// Options of `harness perf`.
@@ -54,6 +57,18 @@ pub struct PerfArgs {
     /// Compare with baseline NAME; exit 1 on a regression.
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
+    /// Compare with another build measured side by side in this run, in the same rounds: the
+    /// `harness` binary of that build (`cargo xtask perf --against REV` builds it and passes
+    /// it here); exit 1 on a regression.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["baseline", "save", "instructions"])]
+    pub against_bin: Option<PathBuf>,
+    /// How the reports name the `--against-bin` build (its revision).
+    #[arg(long, value_name = "REV", requires = "against_bin")]
+    pub against_name: Option<String>,
+    /// With --self-test: test the side-by-side comparison (`--against`): the same build
+    /// against itself (false alarms) and against itself with 10% busy work (power).
+    #[arg(long, requires = "self_test", conflicts_with = "instructions")]
+    pub side_by_side: bool,
     /// Slowdown that must be caught, in percent; flagged when the 95% interval of the
     /// calibrated ratio lies entirely above 1 + threshold/2.
     #[arg(long, value_name = "PCT", default_value_t = 10.0)]
@@ -86,6 +101,10 @@ pub struct PerfArgs {
     /// Internal (callgrind): load the first selected config and run it N times.
     #[arg(long, value_name = "N", hide = true)]
     pub run_loop: Option<usize>,
+    /// Internal (`--against`): load the first selected config and time batches on request
+    /// (the protocol is in latency/src/ab.rs).
+    #[arg(long, hide = true)]
+    pub serve: bool,
 }
 
 fn python_available() -> bool {
@@ -143,10 +162,25 @@ pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
 /// Runs `harness perf`.
 pub fn main(a: PerfArgs) -> Result<ExitCode> {
     let options = options(&a)?;
-    if a.self_test {
-        let outcome = self_test(&options, a.threshold, a.rounds, &|line| eprintln!("{line}"))?;
-        print!("{}", outcome.markdown());
+    if a.serve {
+        latency::ab::serve(&options)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if a.self_test {
+        let say = |line: &str| eprintln!("{line}");
+        let markdown = if a.side_by_side {
+            self_test_side_by_side(&options, a.threshold, a.rounds, &say)?.markdown()
+        } else if a.instructions {
+            valgrind_version()?;
+            self_test_instructions(&options, a.threshold, a.rounds, &say)?.markdown()
+        } else {
+            self_test(&options, a.threshold, a.rounds, &say)?.markdown()
+        };
+        print!("{markdown}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(bin) = &a.against_bin {
+        return side_by_side(&a, &options, bin);
     }
     if a.overhead {
         return overhead(options);
@@ -196,6 +230,62 @@ pub fn main(a: PerfArgs) -> Result<ExitCode> {
         .as_ref()
         .is_some_and(|c| c.regressions().next().is_some());
     Ok(if regressed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--against-bin`: this build and that one measured side by side, reports written, exit 1
+/// on a regression.
+fn side_by_side(a: &PerfArgs, options: &PerfOptions, bin: &Path) -> Result<ExitCode> {
+    anyhow::ensure!(
+        bin.is_file(),
+        "--against-bin {}: no such file",
+        bin.display()
+    );
+    let reference = latency::ab::Side {
+        exe: bin.to_path_buf(),
+        name: a
+            .against_name
+            .clone()
+            .unwrap_or_else(|| bin.display().to_string()),
+        slowdown: None,
+    };
+    let candidate = latency::ab::Side {
+        exe: std::env::current_exe()?,
+        name: "this build".into(),
+        slowdown: options.slowdown,
+    };
+    let quiet = std::env::var_os("HARNESS_PERF_QUIET").is_some();
+    let ab = latency::ab::run(
+        options,
+        &reference,
+        &candidate,
+        a.threshold / 100.0,
+        &|case| {
+            if !quiet {
+                eprintln!("measuring {case} (this build and {} side by side)", reference.name);
+            }
+        },
+    )?;
+    write_reports(
+        &a.report_dir,
+        &ab.candidate,
+        Some(&ab.comparison),
+        Some(&ab.reference),
+    )?;
+    if !quiet {
+        print!("{}", terminal(&ab.candidate, Some(&ab.comparison)));
+    }
+    println!(
+        "perf report written to {}",
+        a.report_dir.join("perf.md").display()
+    );
+    if harness::isolate::interrupted() {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if ab.comparison.regressions().next().is_some() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -370,6 +460,7 @@ mod tests {
             baseline_cpu: String::new(),
             same_machine: true,
             counts_comparable: false,
+            side_by_side: false,
             entries: vec![
                 e(Change::Unchanged),
                 e(Change::Regression),

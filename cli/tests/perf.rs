@@ -331,3 +331,126 @@ fn python_runtimes_are_timed_inside_the_worker() {
         .unwrap()
         .starts_with("1."));
 }
+
+/// `perf` with `--slowdown PCT` and `extra` on the tiny corpus, identity on tract.
+fn identity_on_tract(corpus: &str, report: &Path, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "perf",
+        "--corpus",
+        corpus,
+        "--runtime",
+        "tract",
+        "--converter",
+        "identity",
+        "--budget",
+        "0.2",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    a.extend(extra);
+    harness(&a)
+}
+
+#[test]
+fn side_by_side_measures_both_builds_in_the_same_rounds_and_flags_a_slow_candidate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = corpus(tmp.path());
+    let report = tmp.path().join("latest");
+    // The candidate (this binary with 100% busy work) against the same binary without.
+    let o = identity_on_tract(
+        &corpus,
+        &report,
+        &["--against-bin", BIN, "--against-name", "ref", "--slowdown", "100"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let perf = json(&report.join("perf.json"));
+    let cmp = &perf["comparison"];
+    assert_eq!(cmp["side_by_side"], true, "{cmp}");
+    assert_eq!(cmp["same_machine"], true);
+    let e = &cmp["entries"][0];
+    assert_eq!(e["change"], "regression", "{e}");
+    // both views, each about 2x
+    for view in ["ratio", "raw_floor_ratio"] {
+        let est = e[view]["estimate"].as_f64().unwrap();
+        assert!((1.6..2.6).contains(&est), "{view}: {e}");
+    }
+    assert_eq!(
+        e["command"],
+        "cargo xtask perf --case tiny --converter identity --runtime tract --against ref"
+    );
+    // the same rounds: both sides have as many round floors, load by load
+    let now = &perf["cases"][0]["results"][0];
+    assert!(now["load_rounds"].as_array().unwrap().len() == 3, "{now}");
+    let md = std::fs::read_to_string(report.join("perf.md")).unwrap();
+    assert!(
+        md.contains("Reference build `ref`, measured side by side") && md.contains("REGRESSION"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_reference_build_without_a_server_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = corpus(tmp.path());
+    // What an older harness says to `perf --serve` (clap's error, status 2).
+    let old = tmp.path().join("old-harness");
+    std::fs::write(
+        &old,
+        "#!/bin/sh\necho \"error: unexpected argument '--serve' found\" >&2\nexit 2\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&old).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&old, perms).unwrap();
+    let report = tmp.path().join("latest");
+    let o = identity_on_tract(&corpus, &report, &["--against-bin", old.to_str().unwrap()]);
+    // nothing can be paired: exit 2 with the reason, no panic, no report claiming "0
+    // regressions"
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(out.contains("predates A/B runs"), "{out}");
+    assert!(!report.join("perf.json").exists(), "{out}");
+    // a missing binary is exit 2 before anything runs
+    let o = identity_on_tract(&corpus, &report, &["--against-bin", "/nonexistent/harness"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no such file"), "{}", text(&o));
+}
+
+#[test]
+fn a_baseline_from_another_cpu_model_gives_no_timing_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = corpus(tmp.path());
+    let report = tmp.path().join("latest");
+    let base = tmp.path().join("b.json");
+    let o = identity_on_tract(&corpus, &report, &["--save", base.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut b = json(&base);
+    b["environment"]["cpu"] = "Some Other CPU".into();
+    std::fs::write(&base, serde_json::to_vec(&b).unwrap()).unwrap();
+    // four times slower now, but on "another CPU": not comparable, not a regression
+    let o = harness(&[
+        "perf",
+        "--corpus",
+        &corpus,
+        "--runtime",
+        "tract",
+        "--converter",
+        "identity",
+        "--budget",
+        "0.2",
+        "--report",
+        report.to_str().unwrap(),
+        "--slowdown",
+        "300",
+        "--baseline",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let e = &json(&report.join("perf.json"))["comparison"]["entries"][0];
+    assert!(e["change"].is_null() && e["not_comparable"] == true, "{e}");
+    assert!(
+        e["note"].as_str().unwrap().contains("cargo xtask perf --against REV"),
+        "{e}"
+    );
+}

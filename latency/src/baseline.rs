@@ -181,6 +181,10 @@ pub struct Comparison {
     /// (so the same kernels ran): counts compare only then.
     #[serde(default)]
     pub counts_comparable: bool,
+    /// The "baseline" is another build measured side by side with this one, in the same
+    /// rounds of this run (`--against`, see [`super::ab`]), not a saved file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub side_by_side: bool,
     /// One per (case, converter, runtime) measured now or in the baseline.
     pub entries: Vec<Entry>,
 }
@@ -286,6 +290,7 @@ pub fn compare(
         baseline_cpu: format!("{} ({} CPUs)", base.environment.cpu, base.environment.cpus),
         same_machine,
         counts_comparable,
+        side_by_side: false,
         entries,
     }
 }

@@ -9,8 +9,10 @@
 //! - [`page`] and [`plot`]: `perf.md` and `perf.html` with SVG plots;
 //! - [`selftest`]: the self-test and overhead check of `harness perf` (whose clap types live
 //!   in cli/src/perf.rs);
-//! - [`instructions`]: instruction counts under callgrind.
+//! - [`instructions`]: instruction counts under callgrind;
+//! - [`ab`]: two builds measured side by side in the same rounds (`--against`).
 
+pub mod ab;
 pub mod baseline;
 pub mod calibrate;
 
@@ -393,11 +395,7 @@ pub fn measure_case(
     options: &PerfOptions,
 ) -> Result<CasePerf> {
     let (model_bytes, inputs) = read_case(dir)?;
-    let (flops, flops_error) =
-        match proto::decode_model(&model_bytes).and_then(|m| flops::count(&m, &inputs)) {
-            Ok(f) => (Some(f), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
-        };
+    let (flops, flops_error) = flops_of(&model_bytes, &inputs);
     let mut dirs = Vec::new();
     let mut loaded = load_configs(configs, &model_bytes, &inputs, options, &mut dirs);
     let cal = measure_loaded(&mut loaded, flops, options);
@@ -413,6 +411,50 @@ pub fn measure_case(
         calibration_rounds: cal.rounds,
         results,
     })
+}
+
+/// Operations of one inference of a case's model ([`flops`]), or why they could not be
+/// counted.
+fn flops_of(model: &[u8], inputs: &[Named]) -> (Option<u64>, Option<String>) {
+    match proto::decode_model(model).and_then(|m| flops::count(&m, inputs)) {
+        Ok(f) => (Some(f), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    }
+}
+
+/// [`flops_of`] the case in directory `dir`.
+fn case_flops(dir: &Path) -> (Option<u64>, Option<String>) {
+    match read_case(dir) {
+        Ok((model, inputs)) => flops_of(&model, &inputs),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    }
+}
+
+/// This machine, with the versions of the configs' converters and runtimes.
+fn environment_of(configs: &[Config]) -> Environment {
+    let mut environment = Environment::detect();
+    for c in configs {
+        let version = c.converter.version().unwrap_or_else(|| "unknown".into());
+        environment
+            .converters
+            .insert(c.converter.name(), version.clone());
+        let rt_version = match &c.runtime {
+            Some(rt) => rt.version(),
+            None => version,
+        };
+        environment
+            .runtimes
+            .insert(c.runtime_name.clone(), rt_version);
+    }
+    environment
+}
+
+/// The tool that measured.
+fn tool() -> Tool {
+    Tool {
+        name: "conv1d-harness".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
 }
 
 /// A case's configs, loaded and ready to be timed together.
@@ -629,20 +671,7 @@ fn relate(results: &mut [ConfigPerf]) {
 pub fn run(options: &PerfOptions, progress: &dyn Fn(&str)) -> Result<PerfReport> {
     let cases = select_cases(options)?;
     let configs = configs(options)?;
-    let mut environment = Environment::detect();
-    for c in &configs {
-        let version = c.converter.version().unwrap_or_else(|| "unknown".into());
-        environment
-            .converters
-            .insert(c.converter.name(), version.clone());
-        let rt_version = match &c.runtime {
-            Some(rt) => rt.version(),
-            None => version,
-        };
-        environment
-            .runtimes
-            .insert(c.runtime_name.clone(), rt_version);
-    }
+    let environment = environment_of(&configs);
     let mut out: Vec<CasePerf> = Vec::new();
     let sessions = options.protocol.sessions.max(1);
     for session in 0..sessions {
@@ -664,10 +693,7 @@ pub fn run(options: &PerfOptions, progress: &dyn Fn(&str)) -> Result<PerfReport>
     }
     Ok(PerfReport {
         schema: SCHEMA,
-        tool: Tool {
-            name: "conv1d-harness".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
+        tool: tool(),
         environment,
         protocol: options.protocol,
         calibration_flops: Calibration::flops(),

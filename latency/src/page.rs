@@ -245,26 +245,37 @@ fn comparison_tables(cmp: &Comparison) -> (Table, Table) {
 }
 
 fn comparison_intro(cmp: &Comparison) -> String {
+    let what = if cmp.side_by_side {
+        format!(
+            "Reference build `{}`, measured side by side with this build: both loaded in \
+             processes of their own and timed in the same interleaved rounds of this run on {}",
+            cmp.baseline, cmp.baseline_cpu
+        )
+    } else {
+        format!(
+            "Baseline `{}` (measured on {}{})",
+            cmp.baseline,
+            cmp.baseline_cpu,
+            if cmp.same_machine {
+                ", this machine's CPU".to_string()
+            } else {
+                format!(
+                    ", ANOTHER CPU: timings are not comparable across CPU models; {} entries \
+                     not comparable here, the others decided by instruction counts made under \
+                     the same SIMD extensions",
+                    cmp.not_comparable().count()
+                )
+            }
+        )
+    };
     format!(
-        "Baseline `{}` (measured on {}{}). A regression is flagged when the whole 95% bootstrap \
+        "{what}. A regression is flagged when the whole 95% bootstrap \
          interval of the calibrated median ratio (now / baseline) lies above {:.3} \
          (threshold {:.0}%, margin {:.1}%); an improvement when it lies below {:.3}. That \
          ratio is of round floors (fastest run of each round) over the calibration's; the same \
          change must show in the raw floors (µs, when the baseline is from this CPU) and, for \
          runtimes timed in a worker, in the round modes (densest point of each round's runs). \
          {} regression(s), {} improvement(s).",
-        cmp.baseline,
-        cmp.baseline_cpu,
-        if cmp.same_machine {
-            ", this machine's CPU".to_string()
-        } else {
-            format!(
-                ", ANOTHER CPU: timings are not comparable across CPU models; {} entries \
-                 not comparable here, the others decided by instruction counts made under \
-                 the same SIMD extensions",
-                cmp.not_comparable().count()
-            )
-        },
         1.0 + cmp.margin,
         cmp.threshold * 100.0,
         cmp.margin * 100.0,
@@ -320,7 +331,11 @@ pub fn markdown(report: &PerfReport, cmp: Option<&Comparison>) -> String {
         } else {
             let _ = writeln!(s, "{}", flagged.markdown());
         }
-        s.push_str("## Against the baseline\n\n");
+        s.push_str(if cmp.side_by_side {
+            "## Against the reference build\n\n"
+        } else {
+            "## Against the baseline\n\n"
+        });
         let _ = writeln!(s, "{}", all.markdown());
     }
     for (i, c) in report.cases.iter().enumerate() {
@@ -382,7 +397,11 @@ pub fn html(
         } else {
             flagged.html()
         });
-        s.push_str("<h2>Against the baseline</h2>");
+        s.push_str(if cmp.side_by_side {
+            "<h2>Against the reference build</h2>"
+        } else {
+            "<h2>Against the baseline</h2>"
+        });
         s.push_str(&all.html());
     }
     let mut gflops = Vec::new();

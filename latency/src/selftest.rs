@@ -253,6 +253,177 @@ fn tally_table(tally: &Tally, rounds: usize) -> String {
     s
 }
 
+/// Busy work of the side-by-side and instruction-count self-tests, percent: the same build
+/// (false alarms) and one slowed by 10% (power).
+const AB_LEVELS: [f64; 2] = [0.0, 10.0];
+
+/// The self-test of the side-by-side comparison (`--against`): `rounds` rounds, each an A/B
+/// run of this build against itself at every level of [`AB_LEVELS`] (the candidate side with
+/// that much busy work), on the self-test's case with identity on tract, as a user's A/B
+/// run would measure it.
+pub fn self_test_side_by_side(
+    options: &PerfOptions,
+    threshold_pct: f64,
+    rounds: usize,
+    progress: &dyn Fn(&str),
+) -> Result<LevelTest> {
+    let mut options = options.clone();
+    options.converters = vec![IDENTITY.into()];
+    options.runtimes = vec![TRACT.into()];
+    let cases = super::select_cases(&options)?;
+    let (small, _) = smallest(&super::named_cases(&options)?)?;
+    let case = rounds_case(&options, &cases, &small);
+    options.cases = vec![case.clone()];
+    let exe = std::env::current_exe()?;
+    let side = |slowdown: Option<f64>| super::ab::Side {
+        exe: exe.clone(),
+        name: "this build".into(),
+        slowdown,
+    };
+    progress(&format!(
+        "side-by-side self-test on {case} (identity on tract), budget {} s, {rounds} rounds",
+        options.protocol.budget.as_secs_f64()
+    ));
+    let mut test = LevelTest::new("side by side (`--against`)", &case, rounds, threshold_pct);
+    for round in 0..rounds {
+        for (i, level) in AB_LEVELS.iter().enumerate() {
+            let slowdown = (*level > 0.0).then_some(level / 100.0);
+            let ab = super::ab::run(
+                &options,
+                &side(None),
+                &side(slowdown),
+                threshold_pct / 100.0,
+                &|_| {},
+            )?;
+            let entry = ab.comparison.entries.first().context("nothing compared")?;
+            if entry.ratio.is_none() {
+                bail!(
+                    "round {}: not measured: {}",
+                    round + 1,
+                    entry.note.as_deref().unwrap_or("no interval")
+                );
+            }
+            let flagged = ab.comparison.regressions().next().is_some();
+            let estimate = entry.raw_floor_ratio.or(entry.ratio).map_or(f64::NAN, |r| r.estimate);
+            test.record(i, flagged, estimate);
+            progress(&format!(
+                "round {:>3}  +{level:>2}%  raw floors {estimate:.3}  {}",
+                round + 1,
+                if flagged { "REGRESSION" } else { "no regression" }
+            ));
+        }
+    }
+    Ok(test)
+}
+
+/// The self-test of instruction counts: `rounds` rounds, each counting this build's
+/// instructions per run at every level of [`AB_LEVELS`] (the extra work of the slowed build
+/// is extra runs, which counts see exactly, see [`super::instructions::run_loop`]), each
+/// compared with a first count of the same build by the rule of comparisons across CPUs.
+pub fn self_test_instructions(
+    options: &PerfOptions,
+    threshold_pct: f64,
+    rounds: usize,
+    progress: &dyn Fn(&str),
+) -> Result<LevelTest> {
+    let mut options = options.clone();
+    options.converters = vec![IDENTITY.into()];
+    options.runtimes = vec![TRACT.into()];
+    let cases = super::select_cases(&options)?;
+    let (small, _) = smallest(&super::named_cases(&options)?)?;
+    let case = rounds_case(&options, &cases, &small);
+    let count = |slowdown: Option<f64>| {
+        super::instructions::instructions_per_run(&super::instructions::Counting {
+            corpus: &options.corpus,
+            case: &case,
+            converter: IDENTITY,
+            runtime: TRACT,
+            slowdown,
+        })
+        .map(|(n, _)| n)
+    };
+    progress(&format!(
+        "instruction-count self-test on {case} (identity on tract, callgrind), {rounds} rounds"
+    ));
+    let base = count(None)?;
+    let margin = super::baseline::margin_for(threshold_pct / 100.0);
+    let mut test = LevelTest::new("instruction counts", &case, rounds, threshold_pct);
+    for round in 0..rounds {
+        for (i, level) in AB_LEVELS.iter().enumerate() {
+            let n = count((*level > 0.0).then_some(level / 100.0))?;
+            let ratio = n as f64 / base.max(1) as f64;
+            let flagged = super::baseline::decide_counts(ratio, margin)
+                == super::stats::Change::Regression;
+            test.record(i, flagged, ratio);
+            progress(&format!(
+                "round {:>3}  +{level:>2}%  {n} instructions per run, ratio {ratio:.4}  {}",
+                round + 1,
+                if flagged { "REGRESSION" } else { "no regression" }
+            ));
+        }
+    }
+    Ok(test)
+}
+
+/// The outcome of a self-test over [`AB_LEVELS`].
+pub struct LevelTest {
+    /// Which comparison was tested.
+    pub mode: String,
+    /// The case.
+    pub case: String,
+    /// Rounds run.
+    pub rounds: usize,
+    /// The slowdown that must be caught, percent.
+    pub threshold_pct: f64,
+    /// Flagged rounds per level.
+    pub flagged: [usize; 2],
+    /// Every round's ratio per level.
+    pub ratios: [Vec<f64>; 2],
+}
+
+impl LevelTest {
+    fn new(mode: &str, case: &str, rounds: usize, threshold_pct: f64) -> LevelTest {
+        LevelTest {
+            mode: mode.into(),
+            case: case.into(),
+            rounds,
+            threshold_pct,
+            flagged: [0; 2],
+            ratios: [Vec::new(), Vec::new()],
+        }
+    }
+
+    fn record(&mut self, level: usize, flagged: bool, ratio: f64) {
+        self.flagged[level] += usize::from(flagged);
+        self.ratios[level].push(ratio);
+    }
+
+    /// The outcome as Markdown: one row per level.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "\nself-test of {} on {}: {} rounds, threshold {}%\n| build | flagged | median ratio | min | max |\n|---|---|---|---|---|\n",
+            self.mode, self.case, self.rounds, self.threshold_pct
+        );
+        for (i, level) in AB_LEVELS.iter().enumerate() {
+            let r = &self.ratios[i];
+            s += &format!(
+                "| {} | {}/{} | {:.4} | {:.4} | {:.4} |\n",
+                if *level == 0.0 {
+                    "same build (false alarms)".to_string()
+                } else {
+                    format!("+{level}% (power)")
+                },
+                self.flagged[i],
+                self.rounds,
+                median(r),
+                r.iter().copied().fold(f64::INFINITY, f64::min),
+                r.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+        }
+        s
+    }
+}
+
 /// Rounds of the overhead measurement.
 pub const OVERHEAD_ROUNDS: usize = 40;
 

@@ -21,8 +21,11 @@ tasks:
   bless [--check]      recompute the corpus's golden outputs with the f64 oracle, rewrite the
                        ones that changed (golden/), and show each change for review
   perf [ARGS]          latency of the corpus models (reports/latest/perf.md, perf.html);
-                       --save NAME / --baseline NAME (reports/baselines/NAME.json; exit 1
-                       on a regression), --self-test (false alarms and power on this machine)
+                       --against [REV]: this tree and revision REV (default: the merge base
+                       with main) built and measured side by side in one run (REV is built
+                       in target/against/; exit 1 on a regression); --save NAME / --baseline
+                       NAME (reports/baselines/NAME.json, on the CPU model that saved it);
+                       --self-test (false alarms and power on this machine)
   report --merge DIR…  merge the reports of several runs (shards) into one, judged by the ledger
   harness ARGS         build the harness (fast profile) and run it with ARGS
 
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
         Some("report") => run_harness(&prepend("report", rest)),
         Some("bless") => run_harness(&prepend("bless", rest)),
         Some("fuzz") => setup_if_needed(&rest).and_then(|_| run_harness(&prepend("fuzz", rest))),
-        Some("perf") => setup_if_needed(&rest).and_then(|_| run_harness(&prepend("perf", rest))),
+        Some("perf") => setup_if_needed(&rest).and_then(|_| perf(rest)),
         Some("test") => test(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
@@ -128,6 +131,121 @@ fn run_harness(args: &[String]) -> Result<ExitCode, String> {
         .status()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     Ok(status_code(status))
+}
+
+/// `perf`: with `--against [REV]`, builds REV and runs `harness perf --against-bin` on it;
+/// otherwise `harness perf` as it is.
+fn perf(args: Vec<String>) -> Result<ExitCode, String> {
+    let Some((rev, mut rest)) = split_against(&args) else {
+        return run_harness(&prepend("perf", args));
+    };
+    let rev = match rev {
+        Some(rev) => rev,
+        None => default_reference()?,
+    };
+    // The revision is checked and built before this tree, so a wrong name fails at once.
+    let commit = git(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+        .map_err(|_| format!("--against {rev}: not a revision of this repository"))?;
+    let reference = build_revision(&commit)?;
+    let short = &commit[..commit.len().min(12)];
+    let name = if rev == commit || rev.starts_with(short) {
+        short.to_string()
+    } else {
+        format!("{rev} ({short})")
+    };
+    rest.extend(["--against-bin".into(), reference.display().to_string()]);
+    rest.extend(["--against-name".into(), name]);
+    run_harness(&prepend("perf", rest))
+}
+
+/// Splits `--against [REV]` (or `--against=REV`) off the perf arguments: `None` when it is
+/// not there; `Some((None, rest))` when it names no revision.
+fn split_against(args: &[String]) -> Option<(Option<String>, Vec<String>)> {
+    let i = args
+        .iter()
+        .position(|a| a == "--against" || a.starts_with("--against="))?;
+    let mut rest = args.to_vec();
+    let flag = rest.remove(i);
+    let rev = match flag.strip_prefix("--against=") {
+        Some(v) => Some(v.to_string()),
+        None if rest.get(i).is_some_and(|v| !v.starts_with('-')) => Some(rest.remove(i)),
+        None => None,
+    };
+    Some((rev, rest))
+}
+
+/// The default reference: where this branch left main (`main`, else `origin/main`).
+fn default_reference() -> Result<String, String> {
+    ["main", "origin/main"]
+        .iter()
+        .find_map(|base| git(&["merge-base", "HEAD", base]).ok())
+        .ok_or_else(|| {
+            "--against: no merge base with main or origin/main; name a revision (--against REV)"
+                .into()
+        })
+}
+
+/// `git ARGS` in the project's root: its trimmed output, or an error.
+fn git(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(project_root())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The harness binary of `commit` (fast profile), built once: checked out in a temporary
+/// worktree and built with its own target directory, `target/against/target` (kept, so the
+/// next revision builds incrementally); the binary is kept as `target/against/COMMIT/harness`.
+fn build_revision(commit: &str) -> Result<PathBuf, String> {
+    let against = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+        .join("against");
+    let kept = against.join(commit).join("harness");
+    if kept.is_file() {
+        return Ok(kept);
+    }
+    let src = against.join("src");
+    if src.exists() {
+        let _ = git(&["worktree", "remove", "--force", &src.display().to_string()]);
+        let _ = std::fs::remove_dir_all(&src);
+        let _ = git(&["worktree", "prune"]);
+    }
+    std::fs::create_dir_all(&against).map_err(|e| format!("{}: {e}", against.display()))?;
+    eprintln!("xtask: building the reference revision {commit} (target/against/)");
+    git(&["worktree", "add", "--detach", "--quiet", &src.display().to_string(), commit])?;
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--profile", "fast", "--package", "harness-cli", "--bin", "harness"])
+        .current_dir(&src)
+        .env("CARGO_TARGET_DIR", against.join("target"))
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?
+        .success();
+    let copied = built
+        .then(|| {
+            let dir = against.join(commit);
+            std::fs::create_dir_all(&dir)?;
+            // Copied under a temporary name, then renamed: a kept binary is always whole.
+            let partial = dir.join("harness.partial");
+            std::fs::copy(against.join("target/fast/harness"), &partial)?;
+            std::fs::rename(&partial, &kept)
+        })
+        .transpose();
+    let _ = git(&["worktree", "remove", "--force", &src.display().to_string()]);
+    match (built, copied) {
+        (true, Ok(_)) => Ok(kept),
+        (true, Err(e)) => Err(format!("{}: {e}", kept.display())),
+        (false, _) => Err(format!("building revision {commit} failed")),
+    }
 }
 
 /// Runs `setup` first when the arguments need the Python environment and it is missing.
@@ -218,4 +336,32 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     Ok(status_code(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn against_takes_a_revision_or_none_and_leaves_the_other_arguments() {
+        assert_eq!(split_against(&args(&["--case", "m5"])), None);
+        assert_eq!(
+            split_against(&args(&["--against", "v1", "--case", "m5"])),
+            Some((Some("v1".into()), args(&["--case", "m5"])))
+        );
+        assert_eq!(
+            split_against(&args(&["--case", "m5", "--against=abc123"])),
+            Some((Some("abc123".into()), args(&["--case", "m5"])))
+        );
+        // no revision: the merge base with main
+        assert_eq!(
+            split_against(&args(&["--against", "--budget", "1"])),
+            Some((None, args(&["--budget", "1"])))
+        );
+        assert_eq!(split_against(&args(&["--against"])), Some((None, vec![])));
+    }
 }
