@@ -265,7 +265,10 @@ fn side_by_side(a: &PerfArgs, options: &PerfOptions, bin: &Path) -> Result<ExitC
         a.threshold / 100.0,
         &|case| {
             if !quiet {
-                eprintln!("measuring {case} (this build and {} side by side)", reference.name);
+                eprintln!(
+                    "measuring {case} (this build and {} side by side)",
+                    reference.name
+                );
             }
         },
     )?;

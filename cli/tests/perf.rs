@@ -360,7 +360,14 @@ fn side_by_side_measures_both_builds_in_the_same_rounds_and_flags_a_slow_candida
     let o = identity_on_tract(
         &corpus,
         &report,
-        &["--against-bin", BIN, "--against-name", "ref", "--slowdown", "100"],
+        &[
+            "--against-bin",
+            BIN,
+            "--against-name",
+            "ref",
+            "--slowdown",
+            "100",
+        ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let perf = json(&report.join("perf.json"));
@@ -450,7 +457,10 @@ fn a_baseline_from_another_cpu_model_gives_no_timing_verdict() {
     let e = &json(&report.join("perf.json"))["comparison"]["entries"][0];
     assert!(e["change"].is_null() && e["not_comparable"] == true, "{e}");
     assert!(
-        e["note"].as_str().unwrap().contains("cargo xtask perf --against REV"),
+        e["note"]
+            .as_str()
+            .unwrap()
+            .contains("cargo xtask perf --against REV"),
         "{e}"
     );
 }

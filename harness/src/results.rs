@@ -430,8 +430,18 @@ pub fn simd_features() -> Vec<String> {
             )*};
         }
         probe!(
-            "sse4.1", "sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-            "avx512vnni", "avx512bf16", "avx512fp16"
+            "sse4.1",
+            "sse4.2",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avx512bf16",
+            "avx512fp16"
         );
         out
     }

@@ -132,8 +132,7 @@ impl Server {
         if harness::runtime::NAMES.contains(&runtime) {
             cmd.args(["--runtime", runtime]);
         }
-        cmd
-            .args(["--timeout", &options.timeout.as_secs_f64().to_string()])
+        cmd.args(["--timeout", &options.timeout.as_secs_f64().to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr.reopen()?);
@@ -161,9 +160,13 @@ impl Server {
             precision: String::new(),
             times_itself: false,
         };
-        let ready = server
-            .reply("ready")
-            .with_context(|| format!("{} ({}) could not load {case} / {converter} / {runtime}", side.name, side.exe.display()))?;
+        let ready = server.reply("ready").with_context(|| {
+            format!(
+                "{} ({}) could not load {case} / {converter} / {runtime}",
+                side.name,
+                side.exe.display()
+            )
+        })?;
         server.precision = ready["precision"].as_str().unwrap_or_default().to_string();
         server.times_itself = ready["times_itself"].as_bool().unwrap_or(false);
         Ok(server)
@@ -209,7 +212,11 @@ impl Timeable for Server {
         writeln!(self.stdin, "batch {k} {r}")?;
         self.stdin.flush()?;
         let samples: Vec<f64> = serde_json::from_value(self.reply("samples")?)?;
-        anyhow::ensure!(samples.len() == k, "asked for {k} samples, got {}", samples.len());
+        anyhow::ensure!(
+            samples.len() == k,
+            "asked for {k} samples, got {}",
+            samples.len()
+        );
         out.extend(samples);
         Ok(())
     }

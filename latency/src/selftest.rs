@@ -304,12 +304,19 @@ pub fn self_test_side_by_side(
                 );
             }
             let flagged = ab.comparison.regressions().next().is_some();
-            let estimate = entry.raw_floor_ratio.or(entry.ratio).map_or(f64::NAN, |r| r.estimate);
+            let estimate = entry
+                .raw_floor_ratio
+                .or(entry.ratio)
+                .map_or(f64::NAN, |r| r.estimate);
             test.record(i, flagged, estimate);
             progress(&format!(
                 "round {:>3}  +{level:>2}%  raw floors {estimate:.3}  {}",
                 round + 1,
-                if flagged { "REGRESSION" } else { "no regression" }
+                if flagged {
+                    "REGRESSION"
+                } else {
+                    "no regression"
+                }
             ));
         }
     }
@@ -352,13 +359,17 @@ pub fn self_test_instructions(
         for (i, level) in AB_LEVELS.iter().enumerate() {
             let n = count((*level > 0.0).then_some(level / 100.0))?;
             let ratio = n as f64 / base.max(1) as f64;
-            let flagged = super::baseline::decide_counts(ratio, margin)
-                == super::stats::Change::Regression;
+            let flagged =
+                super::baseline::decide_counts(ratio, margin) == super::stats::Change::Regression;
             test.record(i, flagged, ratio);
             progress(&format!(
                 "round {:>3}  +{level:>2}%  {n} instructions per run, ratio {ratio:.4}  {}",
                 round + 1,
-                if flagged { "REGRESSION" } else { "no regression" }
+                if flagged {
+                    "REGRESSION"
+                } else {
+                    "no regression"
+                }
             ));
         }
     }

@@ -144,8 +144,13 @@ fn perf(args: Vec<String>) -> Result<ExitCode, String> {
         None => default_reference()?,
     };
     // The revision is checked and built before this tree, so a wrong name fails at once.
-    let commit = git(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
-        .map_err(|_| format!("--against {rev}: not a revision of this repository"))?;
+    let commit = git(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{rev}^{{commit}}"),
+    ])
+    .map_err(|_| format!("--against {rev}: not a revision of this repository"))?;
     let reference = build_revision(&commit)?;
     let short = &commit[..commit.len().min(12)];
     let name = if rev == commit || rev.starts_with(short) {
@@ -222,9 +227,25 @@ fn build_revision(commit: &str) -> Result<PathBuf, String> {
     }
     std::fs::create_dir_all(&against).map_err(|e| format!("{}: {e}", against.display()))?;
     eprintln!("xtask: building the reference revision {commit} (target/against/)");
-    git(&["worktree", "add", "--detach", "--quiet", &src.display().to_string(), commit])?;
+    git(&[
+        "worktree",
+        "add",
+        "--detach",
+        "--quiet",
+        &src.display().to_string(),
+        commit,
+    ])?;
     let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--profile", "fast", "--package", "harness-cli", "--bin", "harness"])
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            "fast",
+            "--package",
+            "harness-cli",
+            "--bin",
+            "harness",
+        ])
         .current_dir(&src)
         .env("CARGO_TARGET_DIR", against.join("target"))
         .status()
