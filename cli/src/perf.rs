@@ -43,9 +43,12 @@ pub struct PerfArgs {
     pub budget: f64,
     /// Independent loads of each (case, converter, runtime), sharing its budget; a
     /// comparison resamples loads as well as rounds, so load-to-load variation (large for
-    /// OpenVINO here) widens the interval instead of raising alarms.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub loads: usize,
+    /// OpenVINO here) widens the interval instead of raising alarms. Default 3, and 8 for
+    /// side-by-side runs (`--against-bin`, `--self-test --side-by-side`), where load-to-load
+    /// variation is all that is left (docs/PERFORMANCE.md: with 3 or 5 a 10% slowdown was
+    /// missed in 6 to 10% of the rounds).
+    #[arg(long, value_name = "N")]
+    pub loads: Option<usize>,
     /// Passes over all cases, one after another, each with fresh loads; a baseline saved
     /// over several (`--save main --sessions 3`) holds the drift of runtimes whose speed
     /// changes over minutes, and comparisons resample it.
@@ -117,8 +120,10 @@ pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
         a.budget.is_finite() && a.budget > 0.0,
         "--budget must be a positive number of seconds"
     );
+    let side_by_side = a.against_bin.is_some() || a.side_by_side;
+    let loads = a.loads.unwrap_or(if side_by_side { 8 } else { 3 });
     anyhow::ensure!(
-        (1..=16).contains(&a.loads),
+        (1..=16).contains(&loads),
         "--loads must be between 1 and 16"
     );
     anyhow::ensure!(
@@ -150,7 +155,7 @@ pub fn options(a: &PerfArgs) -> Result<PerfOptions> {
         converters,
         runtimes,
         protocol: Protocol {
-            loads: a.loads,
+            loads,
             sessions: a.sessions,
             ..Protocol::with_budget(Duration::from_secs_f64(a.budget))
         },
@@ -352,6 +357,12 @@ fn write_reports(
 ) -> Result<()> {
     let mut json = serde_json::to_value(report)?;
     json["comparison"] = serde_json::to_value(cmp)?;
+    if let (Some(cmp), Some(base)) = (cmp, base) {
+        // Side by side, the reference build was measured in this run: its data go with it.
+        if cmp.side_by_side {
+            json["reference"] = serde_json::to_value(base)?;
+        }
+    }
     write_atomically(&dir.join("perf.json"), &serde_json::to_vec_pretty(&json)?)?;
     let mut samples = serde_json::Map::new();
     for c in &report.cases {

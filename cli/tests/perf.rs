@@ -385,9 +385,11 @@ fn side_by_side_measures_both_builds_in_the_same_rounds_and_flags_a_slow_candida
         e["command"],
         "cargo xtask perf --case tiny --converter identity --runtime tract --against ref"
     );
-    // the same rounds: both sides have as many round floors, load by load
+    // eight loads by default side by side, each a process of its own, on both sides
     let now = &perf["cases"][0]["results"][0];
-    assert!(now["load_rounds"].as_array().unwrap().len() == 3, "{now}");
+    assert_eq!(now["load_rounds"].as_array().unwrap().len(), 8, "{now}");
+    let reference = &perf["reference"]["cases"][0]["results"][0];
+    assert_eq!(reference["load_rounds"], now["load_rounds"], "{reference}");
     let md = std::fs::read_to_string(report.join("perf.md")).unwrap();
     assert!(
         md.contains("Reference build `ref`, measured side by side") && md.contains("REGRESSION"),
@@ -436,23 +438,11 @@ fn a_baseline_from_another_cpu_model_gives_no_timing_verdict() {
     b["environment"]["cpu"] = "Some Other CPU".into();
     std::fs::write(&base, serde_json::to_vec(&b).unwrap()).unwrap();
     // four times slower now, but on "another CPU": not comparable, not a regression
-    let o = harness(&[
-        "perf",
-        "--corpus",
+    let o = identity_on_tract(
         &corpus,
-        "--runtime",
-        "tract",
-        "--converter",
-        "identity",
-        "--budget",
-        "0.2",
-        "--report",
-        report.to_str().unwrap(),
-        "--slowdown",
-        "300",
-        "--baseline",
-        base.to_str().unwrap(),
-    ]);
+        &report,
+        &["--slowdown", "300", "--baseline", base.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let e = &json(&report.join("perf.json"))["comparison"]["entries"][0];
     assert!(e["change"].is_null() && e["not_comparable"] == true, "{e}");

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use super::baseline::{self, Comparison};
 use super::calibrate::{Calibration, Slowdown};
-use super::measure::{self, ModelRun, Series, Timeable};
+use super::measure::{ModelRun, Series, Timeable};
 use super::stats::Summary;
 use super::{CasePerf, ConfigPerf, PerfOptions, PerfReport};
 use harness::isolate::{ChildLimits, Group};
@@ -352,23 +352,17 @@ fn measure_case(
             servers[side].push(std::mem::take(side_loads));
         }
     }
-    let mut calibration = Calibration::new();
     let models = 2 * results[0].iter().filter(|r| r.error.is_none()).count();
-    let mut subjects: Vec<&mut dyn Timeable> = vec![&mut calibration];
-    for side in servers.iter_mut() {
-        for loads in side.iter_mut() {
-            subjects.extend(loads.iter_mut().map(|s| s as &mut dyn Timeable));
-        }
-    }
-    let series = measure::measure(
-        &mut subjects,
-        &options.protocol,
+    let (cal, series) = super::measure_calibrated(
+        servers
+            .iter_mut()
+            .flatten()
+            .flatten()
+            .map(|s| s as &mut dyn Timeable),
         models,
-        &harness::isolate::interrupted,
+        options,
     );
-    drop(subjects);
     let mut series = series.into_iter();
-    let cal = series.next().and_then(Result::ok).unwrap_or_default();
     let mut out = results;
     for (side, side_servers) in servers.iter().enumerate() {
         for (r, loads) in out[side].iter_mut().zip(side_servers) {

@@ -545,22 +545,13 @@ fn load_config(
 /// and fills each config's result from its loads (calibrated by those rounds); returns the
 /// calibration's series. A config whose measurement failed gets the error instead.
 fn measure_loaded(case: &mut LoadedCase, flops: Option<u64>, options: &PerfOptions) -> Series {
-    let mut calibration = Calibration::new();
     // Each config's loads share its budget.
     let models = case.slots.iter().filter(|s| !s.is_empty()).count();
-    let mut subjects: Vec<&mut dyn Timeable> = vec![&mut calibration];
-    subjects.extend(case.runs.iter_mut().map(|r| r as &mut dyn Timeable));
-    let series = measure::measure(
-        &mut subjects,
-        &options.protocol,
+    let (cal, model_series) = measure_calibrated(
+        case.runs.iter_mut().map(|r| r as &mut dyn Timeable),
         models,
-        &harness::isolate::interrupted,
+        options,
     );
-    drop(subjects);
-    let mut series = series.into_iter();
-    let cal = series.next().unwrap_or_else(|| Ok(Series::default()));
-    let cal = cal.unwrap_or_default();
-    let model_series: Vec<Result<Series>> = series.collect();
     for (r, slot) in case.results.iter_mut().zip(&case.slots) {
         let loads: Result<Vec<&Series>> = slot
             .iter()
@@ -580,6 +571,31 @@ fn measure_loaded(case: &mut LoadedCase, flops: Option<u64>, options: &PerfOptio
         }
     }
     cal
+}
+
+/// Runs the protocol over the calibration workload and `subjects` in the same interleaved
+/// rounds, `models` budgets long; returns the calibration's series (empty if it failed) and
+/// the subjects' series in order.
+fn measure_calibrated<'a>(
+    subjects: impl Iterator<Item = &'a mut dyn Timeable>,
+    models: usize,
+    options: &PerfOptions,
+) -> (Series, Vec<Result<Series>>) {
+    let mut calibration = Calibration::new();
+    let mut all: Vec<&mut dyn Timeable> = vec![&mut calibration];
+    for s in subjects {
+        all.push(s);
+    }
+    let series = measure::measure(
+        &mut all,
+        &options.protocol,
+        models,
+        &harness::isolate::interrupted,
+    );
+    drop(all);
+    let mut series = series.into_iter();
+    let cal = series.next().and_then(Result::ok).unwrap_or_default();
+    (cal, series.collect())
 }
 
 /// Adds a later pass's measurements of a case to an earlier one's: every load becomes one

@@ -308,16 +308,8 @@ pub fn self_test_side_by_side(
                 .raw_floor_ratio
                 .or(entry.ratio)
                 .map_or(f64::NAN, |r| r.estimate);
-            test.record(i, flagged, estimate);
-            progress(&format!(
-                "round {:>3}  +{level:>2}%  raw floors {estimate:.3}  {}",
-                round + 1,
-                if flagged {
-                    "REGRESSION"
-                } else {
-                    "no regression"
-                }
-            ));
+            let detail = format!("raw floors {estimate:.3}");
+            test.record(round, i, flagged, estimate, &detail, progress);
         }
     }
     Ok(test)
@@ -361,16 +353,8 @@ pub fn self_test_instructions(
             let ratio = n as f64 / base.max(1) as f64;
             let flagged =
                 super::baseline::decide_counts(ratio, margin) == super::stats::Change::Regression;
-            test.record(i, flagged, ratio);
-            progress(&format!(
-                "round {:>3}  +{level:>2}%  {n} instructions per run, ratio {ratio:.4}  {}",
-                round + 1,
-                if flagged {
-                    "REGRESSION"
-                } else {
-                    "no regression"
-                }
-            ));
+            let detail = format!("{n} instructions per run, ratio {ratio:.4}");
+            test.record(round, i, flagged, ratio, &detail, progress);
         }
     }
     Ok(test)
@@ -404,9 +388,28 @@ impl LevelTest {
         }
     }
 
-    fn record(&mut self, level: usize, flagged: bool, ratio: f64) {
+    /// Counts one comparison of `round` at level index `level` and tells `progress` of it.
+    fn record(
+        &mut self,
+        round: usize,
+        level: usize,
+        flagged: bool,
+        ratio: f64,
+        detail: &str,
+        progress: &dyn Fn(&str),
+    ) {
         self.flagged[level] += usize::from(flagged);
         self.ratios[level].push(ratio);
+        progress(&format!(
+            "round {:>3}  +{:>2}%  {detail}  {}",
+            round + 1,
+            AB_LEVELS[level],
+            if flagged {
+                "REGRESSION"
+            } else {
+                "no regression"
+            }
+        ));
     }
 
     /// The outcome as Markdown: one row per level.

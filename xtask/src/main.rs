@@ -92,6 +92,18 @@ fn status_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
+/// `cargo` arguments that build the harness binary (profile `fast`).
+const BUILD_HARNESS: [&str; 8] = [
+    "build",
+    "--quiet",
+    "--profile",
+    "fast",
+    "--package",
+    "harness-cli",
+    "--bin",
+    "harness",
+];
+
 /// The harness binary: built here, or the one `HARNESS_BIN` names (a CI job that runs a
 /// binary another job built, so the shards of a run do not each compile it).
 fn build_harness() -> Result<PathBuf, String> {
@@ -102,16 +114,7 @@ fn build_harness() -> Result<PathBuf, String> {
             .ok_or_else(|| format!("HARNESS_BIN={}: no such file", bin.to_string_lossy()));
     }
     let status = cargo()
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "fast",
-            "--package",
-            "harness-cli",
-            "--bin",
-            "harness",
-        ])
+        .args(BUILD_HARNESS)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -236,16 +239,7 @@ fn build_revision(commit: &str) -> Result<PathBuf, String> {
         commit,
     ])?;
     let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "fast",
-            "--package",
-            "harness-cli",
-            "--bin",
-            "harness",
-        ])
+        .args(BUILD_HARNESS)
         .current_dir(&src)
         .env("CARGO_TARGET_DIR", against.join("target"))
         .status()
