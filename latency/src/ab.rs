@@ -298,9 +298,15 @@ pub fn run(
     })
 }
 
-/// One case: every config loaded `loads` times by each side (a server process each, the two
-/// sides started alternately), all timed in the same rounds with the calibration; returns
-/// the case as each side measured it.
+/// One case, config by config: each config loaded `loads` times by each side (a server
+/// process each, the two sides started alternately), the loads of both sides timed with the
+/// calibration in the same rounds; returns the case as each side measured it.
+///
+/// Config by config, not all configs of the case in the same rounds as a single-build run
+/// does: the pair is what is compared, and a side's eight loads of every default config at
+/// once would be 96 processes per case, 64 of them Python workers. The ratio to the original
+/// model on the same runtime (`vs_original`) needs configs timed in the same rounds, so it is
+/// not given side by side.
 fn measure_case(
     name: &str,
     dir: &Path,
@@ -309,92 +315,107 @@ fn measure_case(
     sides: [&Side; 2],
 ) -> Result<(CasePerf, CasePerf)> {
     let (flops, flops_error) = super::case_flops(dir);
-    // results[side][config], servers[side][config] = its loads
-    let mut results: [Vec<ConfigPerf>; 2] = [Vec::new(), Vec::new()];
-    let mut servers: [Vec<Vec<Server>>; 2] = [Vec::new(), Vec::new()];
+    let mut out: [Vec<ConfigPerf>; 2] = [Vec::new(), Vec::new()];
+    let mut calibration_samples = Vec::new();
+    let mut calibration_rounds = Vec::new();
     for c in configs {
-        let converter = c.converter.name();
-        let mut loads: [Vec<Server>; 2] = [Vec::new(), Vec::new()];
-        let mut error = None;
-        'loads: for load in 0..options.protocol.loads.max(1) {
-            for k in 0..2 {
-                let side = (k + load) % 2;
-                match Server::start(sides[side], options, name, &converter, &c.runtime_name) {
-                    Ok(s) => loads[side].push(s),
-                    // A build that cannot serve at all ends the run: nothing can be paired.
-                    Err(e) if e.root_cause().is::<NoServer>() => return Err(e),
-                    Err(e) => {
-                        error = Some((side, format!("{e:#}")));
-                        break 'loads;
-                    }
+        if harness::isolate::interrupted() {
+            break;
+        }
+        let [reference, candidate] = measure_config(name, c, flops, options, sides)?;
+        if let Some(cal) = &reference.1 {
+            calibration_samples.extend_from_slice(&cal.samples);
+            calibration_rounds.extend_from_slice(&cal.rounds);
+        }
+        out[0].push(reference.0);
+        out[1].push(candidate.0);
+    }
+    let calibration = Summary::of(&calibration_samples);
+    let [reference, candidate] = out.map(|mut results| {
+        super::share_of_fastest(&mut results);
+        CasePerf {
+            case: name.into(),
+            flops,
+            flops_error: flops_error.clone(),
+            calibration,
+            calibration_rounds: calibration_rounds.clone(),
+            results,
+        }
+    });
+    Ok((reference, candidate))
+}
+
+/// One config of a case on both sides ([`measure_case`]): each side's result, with the
+/// calibration's series of its rounds (none when it was not measured).
+fn measure_config(
+    case: &str,
+    c: &super::Config,
+    flops: Option<u64>,
+    options: &PerfOptions,
+    sides: [&Side; 2],
+) -> Result<[(ConfigPerf, Option<Series>); 2]> {
+    let converter = c.converter.name();
+    let mut loads: [Vec<Server>; 2] = [Vec::new(), Vec::new()];
+    let mut error = None;
+    'loads: for load in 0..options.protocol.loads.max(1) {
+        for k in 0..2 {
+            let side = (k + load) % 2;
+            match Server::start(sides[side], options, case, &converter, &c.runtime_name) {
+                Ok(s) => loads[side].push(s),
+                // A build that cannot serve at all ends the run: nothing can be paired.
+                Err(e) if e.root_cause().is::<NoServer>() => return Err(e),
+                Err(e) => {
+                    error = Some((side, format!("{e:#}")));
+                    break 'loads;
                 }
             }
         }
-        for (side, side_loads) in loads.iter_mut().enumerate() {
-            let mut r = ConfigPerf {
-                original: c.converter.keeps_model(),
-                ..ConfigPerf::new(converter.clone(), c.runtime_name.clone())
-            };
-            if let Some(first) = side_loads.first() {
-                r.precision = Some(first.precision.clone());
-                r.timed_in_worker = first.times_itself;
-            }
-            // A config that fails on either side is measured on neither: there is no pair.
-            if let Some((failed, e)) = &error {
-                r.error = Some(if *failed == side {
-                    e.clone()
-                } else {
-                    format!("not measured: {} failed: {e}", sides[*failed].name)
-                });
-                side_loads.clear();
-            }
-            results[side].push(r);
-            servers[side].push(std::mem::take(side_loads));
-        }
     }
-    let models = 2 * results[0].iter().filter(|r| r.error.is_none()).count();
+    let mut results = [0, 1].map(|side| {
+        let mut r = ConfigPerf {
+            original: c.converter.keeps_model(),
+            ..ConfigPerf::new(converter.clone(), c.runtime_name.clone())
+        };
+        if let Some(first) = loads[side].first() {
+            r.precision = Some(first.precision.clone());
+            r.timed_in_worker = first.times_itself;
+        }
+        r
+    });
+    // A config that fails on either side is measured on neither: there is no pair.
+    if let Some((failed, e)) = error {
+        for (side, r) in results.iter_mut().enumerate() {
+            r.error = Some(if failed == side {
+                e.clone()
+            } else {
+                format!("not measured: {} failed: {e}", sides[failed].name)
+            });
+        }
+        return Ok(results.map(|r| (r, None)));
+    }
     let (cal, series) = super::measure_calibrated(
-        servers
-            .iter_mut()
-            .flatten()
-            .flatten()
-            .map(|s| s as &mut dyn Timeable),
-        models,
+        loads.iter_mut().flatten().map(|s| s as &mut dyn Timeable),
+        2,
         options,
     );
     let mut series = series.into_iter();
-    let mut out = results;
-    for (side, side_servers) in servers.iter().enumerate() {
-        for (r, loads) in out[side].iter_mut().zip(side_servers) {
-            let measured: Result<Vec<Series>> = loads
-                .iter()
-                .map(|_| {
-                    series
-                        .next()
-                        .context("no series")?
-                        .map_err(|e| anyhow::anyhow!("{e:#}"))
-                })
-                .collect();
-            match measured {
-                Ok(loads) if !loads.is_empty() => {
-                    let refs: Vec<&Series> = loads.iter().collect();
-                    super::fill(r, &refs, &cal, flops, r.timed_in_worker)
-                }
-                Ok(_) => {}
-                Err(e) => r.error = Some(format!("{e:#}")),
+    for (side, r) in results.iter_mut().enumerate() {
+        let measured: Result<Vec<Series>> = loads[side]
+            .iter()
+            .map(|_| {
+                series
+                    .next()
+                    .context("no series")?
+                    .map_err(|e| anyhow::anyhow!("{e:#}"))
+            })
+            .collect();
+        match measured {
+            Ok(measured) => {
+                let refs: Vec<&Series> = measured.iter().collect();
+                super::fill(r, &refs, &cal, flops, r.timed_in_worker)
             }
+            Err(e) => r.error = Some(format!("{e:#}")),
         }
     }
-    let [mut reference, mut candidate] = out;
-    super::relate(&mut reference);
-    super::relate(&mut candidate);
-    let case = |results| CasePerf {
-        case: name.into(),
-        flops,
-        flops_error: flops_error.clone(),
-        calibration: Summary::of(&cal.samples),
-        calibration_rounds: cal.rounds.clone(),
-        results,
-    };
-    Ok((case(reference), case(candidate)))
+    Ok(results.map(|r| (r, Some(cal.clone()))))
 }

@@ -664,21 +664,32 @@ fn fill(r: &mut ConfigPerf, loads: &[&Series], cal: &Series, flops: Option<u64>,
 
 /// Share of the fastest and the ratio to the original model on the same runtime.
 fn relate(results: &mut [ConfigPerf]) {
-    let fastest = results
-        .iter()
-        .filter_map(|r| r.latency_us.map(|l| l.p50))
-        .fold(f64::INFINITY, f64::min);
+    share_of_fastest(results);
     let originals: Vec<(String, Vec<f64>)> = results
         .iter()
         .filter(|r| r.original && r.latency_us.is_some())
         .map(|r| (r.runtime.clone(), r.rounds_us.clone()))
         .collect();
     for r in results.iter_mut() {
-        let Some(l) = r.latency_us else { continue };
-        r.share_of_fastest = Some(fastest / l.p50);
+        if r.latency_us.is_none() {
+            continue;
+        }
         if let Some((_, orig)) = originals.iter().find(|(rt, _)| *rt == r.runtime) {
             let paired: Vec<f64> = r.rounds_us.iter().zip(orig).map(|(a, b)| a / b).collect();
             r.vs_original = stats::median_interval(&paired, 0.95, stats::RESAMPLES, 17);
+        }
+    }
+}
+
+/// The fastest median latency of the results divided by each one's.
+fn share_of_fastest(results: &mut [ConfigPerf]) {
+    let fastest = results
+        .iter()
+        .filter_map(|r| r.latency_us.map(|l| l.p50))
+        .fold(f64::INFINITY, f64::min);
+    for r in results.iter_mut() {
+        if let Some(l) = r.latency_us {
+            r.share_of_fastest = Some(fastest / l.p50);
         }
     }
 }
