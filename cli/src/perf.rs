@@ -57,7 +57,8 @@ pub struct PerfArgs {
     /// Save this run as baseline NAME (reports/baselines/NAME.json, or a path).
     #[arg(long, value_name = "NAME")]
     pub save: Option<String>,
-    /// Compare with baseline NAME; exit 1 on a regression.
+    /// Compare with baseline NAME; exit 1 on a regression. Timings compare only on the CPU
+    /// model that saved it (elsewhere: "not comparable here", or instruction counts).
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
     /// Compare with another build measured side by side in this run, in the same rounds: the
@@ -92,7 +93,9 @@ pub struct PerfArgs {
     /// Rounds of the self-test.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub rounds: usize,
-    /// Also count instructions per run of the tract configs under valgrind's callgrind.
+    /// Also count instructions per run of the tract configs under valgrind's callgrind (they
+    /// decide a comparison with a baseline from another CPU model when both sides counted
+    /// under the same SIMD extensions). With --self-test: test that comparison instead.
     #[arg(long)]
     pub instructions: bool,
     /// Per conversion and per worker call.
