@@ -257,6 +257,18 @@ fn tally_table(tally: &Tally, rounds: usize) -> String {
 /// (false alarms) and one slowed by 10% (power).
 const AB_LEVELS: [f64; 2] = [0.0, 10.0];
 
+/// `options` narrowed to identity on tract, with the case of the self-test's rounds
+/// ([`rounds_case`]).
+fn on_rounds_case(options: &PerfOptions) -> Result<(PerfOptions, String)> {
+    let mut options = options.clone();
+    options.converters = vec![IDENTITY.into()];
+    options.runtimes = vec![TRACT.into()];
+    let cases = super::select_cases(&options)?;
+    let (small, _) = smallest(&super::named_cases(&options)?)?;
+    let case = rounds_case(&options, &cases, &small);
+    Ok((options, case))
+}
+
 /// The self-test of the side-by-side comparison (`--against`): `rounds` rounds, each an A/B
 /// run of this build against itself at every level of [`AB_LEVELS`] (the candidate side with
 /// that much busy work), on the self-test's case with identity on tract, as a user's A/B
@@ -267,12 +279,7 @@ pub fn self_test_side_by_side(
     rounds: usize,
     progress: &dyn Fn(&str),
 ) -> Result<LevelTest> {
-    let mut options = options.clone();
-    options.converters = vec![IDENTITY.into()];
-    options.runtimes = vec![TRACT.into()];
-    let cases = super::select_cases(&options)?;
-    let (small, _) = smallest(&super::named_cases(&options)?)?;
-    let case = rounds_case(&options, &cases, &small);
+    let (mut options, case) = on_rounds_case(options)?;
     options.cases = vec![case.clone()];
     let exe = std::env::current_exe()?;
     let side = |slowdown: Option<f64>| super::ab::Side {
@@ -325,12 +332,7 @@ pub fn self_test_instructions(
     rounds: usize,
     progress: &dyn Fn(&str),
 ) -> Result<LevelTest> {
-    let mut options = options.clone();
-    options.converters = vec![IDENTITY.into()];
-    options.runtimes = vec![TRACT.into()];
-    let cases = super::select_cases(&options)?;
-    let (small, _) = smallest(&super::named_cases(&options)?)?;
-    let case = rounds_case(&options, &cases, &small);
+    let (options, case) = on_rounds_case(options)?;
     let count = |slowdown: Option<f64>| {
         super::instructions::instructions_per_run(&super::instructions::Counting {
             corpus: &options.corpus,
