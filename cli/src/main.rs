@@ -213,6 +213,14 @@ struct ConformanceArgs {
     /// Safety factor applied to the error bound.
     #[arg(long, default_value_t = 1.0)]
     bound_factor: f64,
+    /// A passing result of a converter that changed the model is `drift` when its worst error
+    /// (as a fraction of the tolerance) is more than F times the run's runtime's on the
+    /// unconverted model; 0 turns the check off.
+    #[arg(long, value_name = "F", default_value_t = harness::compare::DriftRule::default().factor)]
+    drift_factor: f64,
+    /// Worst errors below this fraction of the tolerance are never `drift`.
+    #[arg(long, value_name = "RATIO", default_value_t = harness::compare::DriftRule::default().floor)]
+    drift_floor: f64,
     /// Timed runs per result after the checked one.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -448,6 +456,15 @@ fn exit_code(report: &harness::report::Report) -> ExitCode {
     }
 }
 
+/// A finite number not below zero, or a usage error naming the option.
+fn non_negative(option: &str, value: f64) -> anyhow::Result<f64> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        anyhow::bail!("--{option} must be a number not below 0, got {value}")
+    }
+}
+
 fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
     let tolerance = match (a.atol, a.rtol) {
         (None, None) => Tolerance::Bound {
@@ -504,6 +521,10 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         limits: harness::isolate::ChildLimits {
             memory: a.max_converter_memory.0,
             cpu_seconds: a.max_converter_cpu,
+        },
+        drift: harness::compare::DriftRule {
+            factor: non_negative("drift-factor", a.drift_factor)?,
+            floor: non_negative("drift-floor", a.drift_floor)?,
         },
     };
     harness::limits::set(a.max_elements, a.max_case_bytes);

@@ -186,6 +186,42 @@ def judge(expected, bounds, actual, u):
     return verdict, [text for _, text in rows[:5]]
 
 
+def worst_ratio(expected, bounds, actual, u):
+    """The largest |actual - expected| / tolerance over every element."""
+    worst = 0.0
+    for j, (e, a) in enumerate(zip(expected, actual)):
+        g = e.astype(np.float64).ravel()
+        x = np.asarray(a).astype(np.float64).ravel()
+        b = bounds[j].astype(np.float64).ravel() if j < len(bounds) and bounds[j].size == g.size else None
+        allowed = tolerance(g, b, u) * np.ones_like(g)
+        finite = np.isfinite(g)
+        diff = np.abs(x - g)[finite]
+        allowed = allowed[finite]
+        if diff.size:
+            ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
+            worst = max(worst, float(ratio.max()))
+    return worst
+
+
+def drift(expected, bounds, actual, u, inputs):
+    """Within tolerance: the failure was drift, judged against the same runtime on the
+    unconverted model (model.onnx), as the harness judges it (docs/verdicts.md)."""
+    rule = CONFIG["drift"]
+    converted = worst_ratio(expected, bounds, actual, u)
+    try:
+        reference_out, _ = RUNNERS[CONFIG["reference"]](os.path.join(HERE, "model.onnx"), inputs)
+    except Refused as e:
+        print(f"the unconverted model does not run for the comparison ({e}): nothing to judge")
+        return 0
+    reference = worst_ratio(expected, bounds, reference_out, u)
+    print(f"worst error {converted:.3e} of the tolerance; {CONFIG['reference']} on the unconverted model: {reference:.3e}")
+    if converted >= rule["floor"] and converted > rule["factor"] * reference:
+        print(f"still failing (drift: beyond {rule['factor']:g} times the reference and {rule['floor']:g} of the tolerance; the harness saw {CONFIG['verdict']})")
+        return 1
+    print(f"passes: the drift is gone (the harness saw {CONFIG['verdict']})")
+    return 0
+
+
 def main():
     data = os.path.join(HERE, "test_data_set_0")
     inputs = numbered("input", data)
@@ -215,6 +251,8 @@ def main():
     print(f"precision: {precision}, tolerance policy: {CONFIG['tolerance']['policy']}")
     for row in rows:
         print("  " + row)
+    if verdict == "pass" and CONFIG.get("drift"):
+        return drift(expected, bounds, actual, u, inputs)
     if verdict == "pass":
         print(f"passes: the failure is gone (the harness saw {CONFIG['verdict']})")
         return 0

@@ -36,12 +36,16 @@ pub enum Verdict {
     TooLarge,
     /// The case itself could not be set up (unreadable test-case directory, golden missing).
     Error,
+    /// Within the error bound, but far further from the oracle than the same runtime on the
+    /// unconverted model: the converter changed the computation (`DriftRule`).
+    Drift,
 }
 
 impl Verdict {
     /// Every verdict, in report order.
-    pub const ALL: [Verdict; 12] = [
+    pub const ALL: [Verdict; 13] = [
         Verdict::Pass,
+        Verdict::Drift,
         Verdict::Mismatch,
         Verdict::ShapeMismatch,
         Verdict::NonFinite,
@@ -70,6 +74,7 @@ impl Verdict {
             Verdict::InvalidAccepted => "invalid-accepted",
             Verdict::TooLarge => "too-large",
             Verdict::Error => "error",
+            Verdict::Drift => "drift",
         }
     }
 }
@@ -128,6 +133,49 @@ impl Tolerance {
 impl Default for Tolerance {
     fn default() -> Self {
         Tolerance::Bound { factor: 1.0 }
+    }
+}
+
+/// When a result that passes the error bound is still `drift`: the worst-case bound is far
+/// looser than real rounding (a passing result typically uses under 1% of it), so a converter
+/// that swaps an exact function for an approximation can stay inside it. The same runtime on
+/// the unconverted model shows how close that engine really gets: a converted model whose
+/// worst error, as a fraction of the tolerance, is more than `factor` times the reference's and
+/// at least `floor` has changed the computation, not just its rounding (docs/verdicts.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DriftRule {
+    /// How many times the reference's worst ratio the converted model's may reach; 0 turns
+    /// the check off.
+    pub factor: f64,
+    /// Worst ratios below this are never drift, however small the reference's.
+    pub floor: f64,
+}
+
+impl DriftRule {
+    /// The check turned off.
+    pub const OFF: DriftRule = DriftRule {
+        factor: 0.0,
+        floor: 0.0,
+    };
+
+    /// Whether the check runs at all.
+    pub fn enabled(&self) -> bool {
+        self.factor > 0.0
+    }
+
+    /// Whether a converted model's worst ratio `converted` is drift against the unconverted
+    /// model's `reference` on the same runtime.
+    pub fn is_drift(&self, converted: f64, reference: f64) -> bool {
+        self.enabled() && converted >= self.floor && converted > self.factor * reference
+    }
+}
+
+impl Default for DriftRule {
+    fn default() -> Self {
+        DriftRule {
+            factor: 32.0,
+            floor: 0.01,
+        }
     }
 }
 
@@ -372,6 +420,21 @@ fn dtype_compatible(expected: DType, actual: DType) -> bool {
 mod tests {
     use super::*;
     use ndarray::arr1;
+
+    #[test]
+    fn drift_needs_both_the_factor_and_the_floor() {
+        let rule = DriftRule::default();
+        // 32 times the reference is still rounding; more, above the floor, is drift.
+        assert!(!rule.is_drift(0.32, 0.01));
+        assert!(rule.is_drift(0.33, 0.01));
+        // A reference that is exact makes any error above the floor drift.
+        assert!(rule.is_drift(0.02, 0.0));
+        // Below the floor nothing is, however small the reference.
+        assert!(!rule.is_drift(0.009, 0.0));
+        // Turned off, nothing is.
+        assert!(!DriftRule::OFF.is_drift(0.9, 0.0));
+        assert!(!DriftRule::OFF.enabled());
+    }
 
     fn exp(v: &[f64], b: &[f64]) -> Expected {
         Expected {

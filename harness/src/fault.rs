@@ -7,7 +7,7 @@
 use anyhow::{bail, Context, Result};
 use tract_onnx::pb;
 
-use crate::onnx::proto::{tensor_from_proto, tensor_to_proto};
+use crate::onnx::proto::{attr, tensor_from_proto, tensor_to_proto};
 use crate::tensor::Tensor;
 
 /// The faults that can be injected.
@@ -24,6 +24,10 @@ pub const KINDS: &[(&str, &str)] = &[
     (
         "perturb-weights",
         "scale every float initializer by 1 + 1e-3",
+    ),
+    (
+        "gelu-tanh",
+        "compute every exact Gelu with its tanh approximation (approximate=\"tanh\")",
     ),
 ];
 
@@ -97,6 +101,15 @@ pub fn inject(kind: &str, model: &mut pb::ModelProto) -> Result<usize> {
                 }
             }
         }
+        // What some converters do silently: within the worst-case bound on most models, so
+        // it is the `drift` check's to catch (docs/verdicts.md).
+        "gelu-tanh" => {
+            for node in graph.node.iter_mut().filter(|n| n.op_type == "Gelu") {
+                node.attribute.retain(|a| a.name != "approximate");
+                node.attribute.push(attr::string("approximate", "tanh"));
+                changed += 1;
+            }
+        }
         other => {
             let kinds: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
             bail!("unknown fault '{other}': use one of {}", kinds.join(", "))
@@ -108,7 +121,6 @@ pub fn inject(kind: &str, model: &mut pb::ModelProto) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::proto::attr;
 
     fn conv_model() -> pb::ModelProto {
         let w = Tensor::f32(&[1, 1, 3], vec![1.0, 2.0, 3.0]).unwrap();
@@ -144,6 +156,23 @@ mod tests {
         let node = &m.graph.unwrap().node[0];
         assert_eq!(node.attribute[0].ints, vec![2, 0]);
         assert_eq!(node.input.len(), 2);
+    }
+
+    #[test]
+    fn gelu_becomes_its_tanh_approximation() {
+        let mut m = conv_model();
+        let graph = m.graph.as_mut().unwrap();
+        graph.node.push(pb::NodeProto {
+            op_type: "Gelu".into(),
+            input: vec!["y".into()],
+            output: vec!["z".into()],
+            attribute: vec![attr::string("approximate", "none")],
+            ..Default::default()
+        });
+        assert_eq!(inject("gelu-tanh", &mut m).unwrap(), 1);
+        let node = &m.graph.unwrap().node[1];
+        assert_eq!(node.attribute.len(), 1);
+        assert_eq!(node.attribute[0].s, b"tanh");
     }
 
     #[test]

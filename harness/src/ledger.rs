@@ -71,6 +71,24 @@ pub struct Entry {
     /// that carry a matching reduction.
     #[serde(default)]
     pub reduced: Option<ReducedForm>,
+    /// Where the failure comes from: the converter (the default) or the model itself.
+    #[serde(default)]
+    pub cause: Cause,
+}
+
+/// What a failure comes from, which decides when its entry is stale.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// The converter (or the runtime): every result of the entry's family that should fail
+    /// decides whether it still does.
+    #[default]
+    Converter,
+    /// The model: every converter that keeps what makes it fail fails the same way (a model
+    /// re-saved, simplified or rewritten), while a converter that removes it passes, rightly.
+    /// Failures of any converter in the family are explained; only the unconverted model
+    /// (`identity`) decides whether the entry is stale.
+    Model,
 }
 
 /// The form a known bug takes once a failure is reduced: every field given must hold for the
@@ -326,14 +344,20 @@ impl Ledger {
     ///
     /// The results that decide: the witness's on a matching converter and runtime (even when
     /// it no longer has the entry's classes or case, since a generator change can move it out
-    /// of the family), or without a witness but with a case glob every result of the family.
+    /// of the family), or without a witness but with a case glob every result of the family;
+    /// for a failure the model causes, only those of the unconverted model (`identity`).
     /// A reduced form never narrows them: a passing result has no reduction to match.
     fn stale(e: &Entry, results: &[CaseResult]) -> Option<String> {
-        let deciding = results.iter().filter(|r| match &e.witness {
-            Some(w) => {
-                &r.case == w && e.converter.matches(&r.converter) && glob(&e.runtime, &r.runtime)
-            }
-            None => e.case.is_some() && Self::in_family(e, r),
+        let deciding = results.iter().filter(|r| {
+            let decides = match &e.witness {
+                Some(w) => {
+                    &r.case == w
+                        && e.converter.matches(&r.converter)
+                        && glob(&e.runtime, &r.runtime)
+                }
+                None => e.case.is_some() && Self::in_family(e, r),
+            };
+            decides && (e.cause == Cause::Converter || r.converter == "identity")
         });
         let mut judged = 0;
         let mut failing = 0;
@@ -439,6 +463,43 @@ reason = "known bug"
         let mut rs = vec![result("s0-i7", Verdict::Mismatch, &[])];
         assert!(ledger.apply(&mut rs).is_empty());
         assert!(rs[0].expected.is_some());
+    }
+
+    #[test]
+    fn a_failure_the_model_causes_is_explained_for_every_converter_and_judged_on_identity() {
+        let ledger: Ledger = toml::from_str(
+            "[[failure]]\nconverter = \"*\"\nruntime = \"tract\"\ncase = \"corpus/m\"\ncause = \"model\"\nverdict = \"runtime-rejected\"\nreason = \"r\"\n",
+        )
+        .unwrap();
+        let on = |converter: &str, verdict| CaseResult {
+            converter: converter.into(),
+            ..result("corpus/m", verdict, &[])
+        };
+        // A converter that keeps the cause fails the same way, and is explained; one that
+        // removes it passes, and that does not make the entry stale.
+        let mut rs = vec![
+            on("identity", Verdict::RuntimeRejected),
+            on("exec:resave {input} {output}", Verdict::RuntimeRejected),
+            on("lower1d", Verdict::Pass),
+        ];
+        assert!(ledger.apply(&mut rs).is_empty());
+        assert!(rs[0].expected.is_some() && rs[1].expected.is_some());
+        let mut rs = vec![on("lower1d", Verdict::Pass)];
+        assert!(ledger.apply(&mut rs).is_empty(), "no identity result ran");
+        // The unconverted model passing is what makes it stale.
+        let mut rs = vec![
+            on("identity", Verdict::Pass),
+            on("exec:resave {input} {output}", Verdict::RuntimeRejected),
+        ];
+        assert_eq!(ledger.apply(&mut rs).len(), 1);
+        // The same entry with the default cause is stale once every converter passes, and a
+        // converter that removes the cause keeps it from being judged on the others.
+        let by_converter: Ledger = toml::from_str(
+            "[[failure]]\nconverter = \"*\"\nruntime = \"tract\"\ncase = \"corpus/m\"\nverdict = \"runtime-rejected\"\nreason = \"r\"\n",
+        )
+        .unwrap();
+        let mut rs = vec![on("lower1d", Verdict::Pass)];
+        assert_eq!(by_converter.apply(&mut rs).len(), 1);
     }
 
     #[test]

@@ -216,6 +216,11 @@ pub struct CaseResult {
     /// Largest error as a fraction of its tolerance (above 1 fails).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worst_ratio: Option<f64>,
+    /// The same, for the same runtime on the unconverted model: the reference the `drift`
+    /// check compares `worst_ratio` with (docs/verdicts.md). Absent where the check does not
+    /// apply (the identity converter, a runtime of the converter's own, a failing result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_ratio: Option<f64>,
     /// Tolerance policy the result was judged with.
     pub tolerance: Policy,
     /// Precision the runtime computed in.
@@ -318,6 +323,7 @@ impl CaseResult {
             max_ulp: None,
             count_over: None,
             worst_ratio: None,
+            reference_ratio: None,
             tolerance: Policy::None,
             precision: None,
             weights: None,

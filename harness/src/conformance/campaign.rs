@@ -365,6 +365,7 @@ impl Runner {
                         environment: &environment,
                         command: &command,
                         timeout: self.options.timeout,
+                        drift: self.options.drift,
                     };
                     upstream.write(&path)?;
                 }

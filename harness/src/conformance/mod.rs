@@ -12,7 +12,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::compare::{compare, Expected, Tolerance};
+use crate::compare::{compare, DriftRule, Expected, Tolerance};
 use crate::convert::{self, Artifact, ConvertError, Converter, WeightPrecision};
 use crate::gen::GenConfig;
 use crate::isolate::{self, Bounded, ChildLimits};
@@ -126,6 +126,8 @@ pub struct Options {
     /// Limits of every process a converter or runtime starts (`--max-converter-memory`,
     /// `--max-converter-cpu`).
     pub limits: ChildLimits,
+    /// When a passing result is `drift` (`--drift-factor`, `--drift-floor`).
+    pub drift: DriftRule,
 }
 
 impl Default for Options {
@@ -150,6 +152,7 @@ impl Default for Options {
             reduce_budget: Duration::from_secs(10),
             pack: None,
             limits: ChildLimits::converters_default(),
+            drift: DriftRule::default(),
         }
     }
 }
@@ -192,6 +195,15 @@ pub struct Runner {
     resumed: Logged,
     /// Results so far, for progress reports.
     tally: progress::Tally,
+}
+
+/// How many times `reference` `converted` is, in words.
+fn times(converted: f64, reference: f64) -> String {
+    if reference > 0.0 {
+        format!("{:.0} times", converted / reference)
+    } else {
+        "against".into()
+    }
 }
 
 /// A fresh scratch directory for a converter that writes one, removed when dropped.
@@ -549,10 +561,68 @@ impl Runner {
             }
             Ok((precision, outputs, samples)) => {
                 self.conclude(&mut r, s, expected, converter, precision, &outputs);
+                self.check_drift(&mut r, s, expected, converter);
                 r.latency_us = Latency::from_samples(samples);
             }
         }
         r
+    }
+
+    /// A result that passed, of a converter that changed the model and ran on the run's
+    /// runtime, is compared with that runtime on the unconverted model: how far each is from
+    /// the oracle, as a fraction of the same tolerance (`reference_ratio`). Much further than
+    /// the reference is `drift` (`DriftRule`). The reference runs in this result's own call,
+    /// so the verdict does not depend on which other converters the run has.
+    fn check_drift(
+        &self,
+        r: &mut CaseResult,
+        s: &Subject,
+        expected: &[Expected],
+        converter: &dyn Converter,
+    ) {
+        let rule = self.options.drift;
+        if !rule.enabled()
+            || r.verdict != Verdict::Pass
+            || s.negative.is_some()
+            || converter.name() == "identity"
+            || r.runtime != self.runtime.name()
+        {
+            return;
+        }
+        let (Some(converted), Some(precision)) = (r.worst_ratio, r.precision) else {
+            return;
+        };
+        let Ok((reference_precision, reference_outputs, _)) =
+            self.execute(Artifact::Onnx(s.model.clone()), s.inputs.clone(), 0)
+        else {
+            return;
+        };
+        if reference_precision != precision {
+            return;
+        }
+        let c = compare(
+            expected,
+            &reference_outputs,
+            precision,
+            self.tolerance_of(s),
+        );
+        if c.stats.count == 0 {
+            return;
+        }
+        let reference = c.stats.worst_ratio;
+        r.reference_ratio = Some(reference);
+        if rule.is_drift(converted, reference) {
+            r.verdict = Verdict::Drift;
+            r.message = Some(format!(
+                "within the error bound, but drifted: worst error {converted:.3e} of the \
+                 tolerance, {} the {reference:.3e} of {} on the unconverted model (drift \
+                 beyond {}× and {:.0e})",
+                times(converted, reference),
+                r.runtime,
+                rule.factor,
+                rule.floor
+            ));
+        }
     }
 
     /// The verdict of a subject's outputs: `invalid-accepted` for a negative case (invalid by

@@ -195,6 +195,7 @@ impl Runner {
                 let mut r = self.unjudged(s, converter);
                 if let Ok(expected) = &s.expected {
                     self.conclude(&mut r, s, expected, converter, precision, &outputs);
+                    self.check_drift(&mut r, s, expected, converter);
                 }
                 r.wall_ms = share;
                 if r.verdict == Verdict::Pass {

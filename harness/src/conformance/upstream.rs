@@ -9,7 +9,7 @@ use anyhow::Result;
 use tract_onnx::pb;
 
 use super::reduce::Reduced;
-use crate::compare::{Tolerance, FALLBACK};
+use crate::compare::{DriftRule, Tolerance, FALLBACK};
 use crate::convert::Replay;
 use crate::fsutil::write_atomically;
 use crate::onnx::proto::{declared_type, encode_tensor, tensor_to_proto, Dim};
@@ -104,6 +104,8 @@ pub struct Upstream<'a> {
     pub command: &'a str,
     /// The run's timeout: past it, the script counts a hang as the failure.
     pub timeout: std::time::Duration,
+    /// The run's drift rule: a `drift` failure is replayed with it.
+    pub drift: DriftRule,
 }
 
 impl Upstream<'_> {
@@ -227,6 +229,12 @@ impl Upstream<'_> {
             "tolerance": self.tolerance,
             "fallback": FALLBACK,
             "timeout_s": self.timeout.as_secs_f64(),
+            // A drift is replayed against the same runtime on the unconverted model.
+            "drift": (self.original.verdict == Verdict::Drift).then_some(self.drift),
+            "reference": match stack.name {
+                "tract-nnef" => "tract",
+                other => other,
+            },
         });
         let json = serde_json::to_string_pretty(&config).unwrap_or_default();
         TEMPLATE.replacen("@CONFIG@", &json, 1)
