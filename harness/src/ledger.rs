@@ -503,6 +503,23 @@ reason = "known bug"
     }
 
     #[test]
+    fn a_drift_is_ledgered_like_any_failure() {
+        let ledger: Ledger = toml::from_str(
+            "[[failure]]\nconverter = \"exec:*approx*\"\nclasses = [\"Gelu.form=op\"]\nwitness = \"s1-i48\"\nverdict = \"drift\"\nreason = \"r\"\n",
+        )
+        .unwrap();
+        let drifted = |case: &str, verdict| CaseResult {
+            converter: "exec:approx {input} {output}".into(),
+            ..result(case, verdict, &["Gelu.form=op"])
+        };
+        let mut rs = vec![drifted("s1-i48", Verdict::Drift)];
+        assert!(ledger.apply(&mut rs).is_empty());
+        assert!(rs[0].expected.is_some());
+        let mut rs = vec![drifted("s1-i48", Verdict::Pass)];
+        assert_eq!(ledger.apply(&mut rs).len(), 1, "the drift is gone");
+    }
+
+    #[test]
     fn malformed_ledgers_are_refused_with_the_file_name() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("known-failures.toml");
