@@ -71,7 +71,7 @@ fn check_caught(runtime: &str) {
         // Inside the bound, and far further from the oracle than the reference.
         let worst = x["worst_ratio"].as_f64().unwrap();
         let reference = x["reference_ratio"].as_f64().unwrap();
-        assert!(worst <= 1.0 && worst >= 0.01, "{x}");
+        assert!((0.01..=1.0).contains(&worst), "{x}");
         assert!(worst > 16.0 * reference, "{x}");
         assert!(x["message"].as_str().unwrap().contains("drifted"), "{x}");
         // Reduced and bundled like any failure.
