@@ -14,8 +14,8 @@
 //! - `{"end": true}`: every case ran and every retry alone is logged. Bundling failures comes
 //!   after and is not logged: a resumed run does it again.
 //!
-//! Each line is one `write` on a file opened for appending, so a killed process leaves whole
-//! lines behind (they are in the page cache); a machine that goes down loses at most the lines
+//! Each line is one `write` on a file opened for appending (a unit's results and its `done`
+//! line together are one), so a killed process leaves whole lines behind (they are in the page cache); a machine that goes down loses at most the lines
 //! written since the last `fsync`, which follows the first line written once [`SYNC_EVERY`]
 //! has passed since the one before (batches: a sync per case would cost more than the case),
 //! and the `end` line. A torn last line is ignored when the log is read.
@@ -65,13 +65,23 @@ struct Writer {
 
 impl Writer {
     fn line(&mut self, value: &Value, sync: bool) {
+        self.lines(std::slice::from_ref(value), sync);
+    }
+
+    /// Writes `values` as lines in one write: a process killed while logging them leaves all
+    /// of them or none. (A unit's results and its `done` line go together: had a kill fallen
+    /// between them, the resumed run would log the unit's results again, and the reader, which
+    /// gathers a unit's results until its `done`, would have them twice.)
+    fn lines(&mut self, values: &[Value], sync: bool) {
         if self.failed.is_some() {
             return;
         }
-        let mut line = value.to_string();
-        line.push('\n');
-        // One write per line: a process killed between lines leaves whole lines.
-        let written = self.file.write_all(line.as_bytes()).and_then(|_| {
+        let mut text = String::new();
+        for value in values {
+            text.push_str(&value.to_string());
+            text.push('\n');
+        }
+        let written = self.file.write_all(text.as_bytes()).and_then(|_| {
             if sync || self.last_sync.elapsed() >= SYNC_EVERY {
                 self.last_sync = Instant::now();
                 self.file.sync_data()
@@ -153,11 +163,12 @@ impl Journal {
 
     /// Logs every result of `unit`, then that the unit is done.
     pub fn unit(&self, unit: &str, results: &[CaseResult]) {
-        let mut out = self.out();
-        for r in results {
-            out.line(&json!({"unit": unit, "result": r}), false);
-        }
-        out.line(&json!({ "done": unit }), false);
+        let mut lines: Vec<Value> = results
+            .iter()
+            .map(|r| json!({"unit": unit, "result": r}))
+            .collect();
+        lines.push(json!({ "done": unit }));
+        self.out().lines(&lines, false);
     }
 
     /// Logs a result run again alone, which replaces the unit's result of its case and
