@@ -1,10 +1,11 @@
 //! Exact and rational arithmetic: Add, Sub, Mul, Div with numpy broadcasting (float or
-//! integer), and Abs, Neg, Reciprocal.
+//! integer; before opset 7, the `broadcast`/`axis` form), and Abs, Neg, Reciprocal.
 
 use ndarray::{ArrayD, Zip};
 
 use super::bound;
 use super::elementwise::map_unary;
+use super::layout::with_shape;
 use super::node::{Node, Result};
 use super::value::{broadcast_shapes, broadcast_to, Value};
 
@@ -39,9 +40,51 @@ struct Arith {
     int: fn(i64, i64) -> Option<i64>,
 }
 
+/// B of an opset 1–6 Add, Sub, Mul or Div, reshaped so that numpy broadcasting gives the
+/// old rule. Without `broadcast=1` the shapes must be equal. With it, B is a single element or
+/// a contiguous run of A's dimensions starting at `axis` (by default, A's last dimensions); B
+/// never widens A.
+fn legacy_operand(node: &Node, a: &Value, b: &Value) -> Result<Value> {
+    let (ash, bsh) = (a.shape(), b.shape());
+    if !node.flag("broadcast", false)? {
+        if ash != bsh {
+            return Err(node.invalid(format!(
+                "shapes {ash:?} and {bsh:?} differ and broadcast is 0 (opset {} broadcasts only with broadcast=1)",
+                node.opset
+            )));
+        }
+        return Ok(b.clone());
+    }
+    if bsh.iter().product::<usize>() == 1 {
+        return Ok(with_shape(b, &[]));
+    }
+    let start = match node.opt_int("axis")? {
+        Some(axis) => axis,
+        None => ash.len() as i64 - bsh.len() as i64,
+    };
+    let fits = usize::try_from(start)
+        .ok()
+        .filter(|&s| s + bsh.len() <= ash.len() && ash[s..s + bsh.len()] == *bsh);
+    let Some(start) = fits else {
+        return Err(node.invalid(format!(
+            "B {bsh:?} is not a run of A {ash:?}'s dimensions at axis {start}"
+        )));
+    };
+    let mut shape = vec![1; ash.len()];
+    shape[start..start + bsh.len()].copy_from_slice(bsh);
+    Ok(with_shape(b, &shape))
+}
+
 /// Applies `op` with numpy broadcasting. Both inputs must be float, or both integer.
 fn binary(node: &Node, op: Arith) -> Result<Vec<Value>> {
     let (a, b) = (node.required(0, "A")?, node.required(1, "B")?);
+    let legacy;
+    let b = if node.opset < 7 {
+        legacy = legacy_operand(node, a, b)?;
+        &legacy
+    } else {
+        b
+    };
     let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| {
         node.invalid(format!(
             "shapes {:?} and {:?} do not broadcast",

@@ -136,6 +136,14 @@ pub const MISH: Accuracy = Accuracy {
     floor: 24.0,
 };
 
+/// SiLU `x σ(x)` (CausalConvWithState's activation): Sigmoid's relative error plus the
+/// product's rounding, and Sigmoid's absolute floor, to be scaled by `max(1, |x|)`
+/// ([`Accuracy::floor_times`]).
+pub const SILU: Accuracy = Accuracy {
+    relative: 10.0,
+    floor: 4.0,
+};
+
 /// Elu: `α (e^x - 1)`; the floor is in units of `|α|` ([`Accuracy::floor_times`]).
 pub const ELU: Accuracy = Accuracy {
     relative: 4.0,

@@ -38,11 +38,20 @@ pub(crate) fn constant(node: &Node) -> Result<Vec<Value>> {
 /// truncate toward zero; bool is `x != 0`).
 pub(crate) fn cast(node: &Node) -> Result<Vec<Value>> {
     let x = node.required(0, "input")?;
-    let to = node
-        .opt_int("to")?
-        .ok_or_else(|| node.invalid("attribute to is required"))?;
-    let to = DataType::try_from(to as i32)
-        .map_err(|_| node.invalid(format!("unknown data type {to}")))?;
+    let to = if node.opset < 6 {
+        // Opset 1 names the type as a string ("FLOAT").
+        let name = node.string("to", "")?;
+        (0..64)
+            .filter_map(|code| DataType::try_from(code).ok())
+            .find(|t| t.as_str_name() == name)
+            .ok_or_else(|| node.invalid(format!("unknown data type '{name}'")))?
+    } else {
+        let to = node
+            .opt_int("to")?
+            .ok_or_else(|| node.invalid("attribute to is required"))?;
+        DataType::try_from(to as i32)
+            .map_err(|_| node.invalid(format!("unknown data type {to}")))?
+    };
     let value = match (to, x) {
         (
             DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16,

@@ -193,6 +193,104 @@ pub(crate) fn conv(node: &Node) -> Result<Vec<Value>> {
     )])
 }
 
+/// CausalConvWithState (opset 27): a depthwise 1D convolution over `past_state ++ input`
+/// along the length axis (zeros when there is no past state), `y[n, c, t] = B[c] +
+/// Σ_k W[c, 0, k] · padded[n, c, t + k]`, optionally followed by SiLU (`activation` "silu" or
+/// its alias "swish"); `present_state` is the last `k - 1` positions of the padded input.
+pub(crate) fn causal_conv_with_state(node: &Node) -> Result<Vec<Value>> {
+    let (x, ex) = node.float_input(0, "input")?;
+    let (w, ew) = node.float_input(1, "weight")?;
+    let bias = node.opt_float_input(2, "bias")?;
+    let past = node.opt_float_input(3, "past_state")?;
+    let activation = node.string("activation", "none")?;
+    let silu = match activation.as_str() {
+        "none" => false,
+        "silu" | "swish" => true,
+        other => return Err(node.invalid(format!("activation '{other}' (none, silu or swish)"))),
+    };
+    let (xs, ws) = (x.shape(), w.shape());
+    let [batch, channels, length] = *xs else {
+        return Err(node.invalid(format!(
+            "input must have rank 3 (N, C, L), has shape {xs:?}"
+        )));
+    };
+    if ws.len() != 3 || ws[0] != channels || ws[1] != 1 || ws[2] == 0 {
+        return Err(node.invalid(format!(
+            "weight {ws:?} must be [{channels}, 1, k] with k >= 1"
+        )));
+    }
+    let k = ws[2];
+    if let Some((b, _)) = bias {
+        if b.shape() != [channels] {
+            return Err(node.invalid(format!("bias {:?} must be [{channels}]", b.shape())));
+        }
+    }
+    if let Some((p, _)) = past {
+        if p.shape() != [batch, channels, k - 1] {
+            return Err(node.invalid(format!(
+                "past_state {:?} must be [{batch}, {channels}, {}]",
+                p.shape(),
+                k - 1
+            )));
+        }
+    }
+    let out_shape = [batch, channels, length];
+    let total = node.check_size(&out_shape)?;
+    check_work(node, &[total, k])?;
+    let state_shape = [batch, channels, k - 1];
+    node.check_size(&state_shape)?;
+
+    // The padded input, row by row: value and bound of position j of row (n, c).
+    let (xf, xef) = (flat(x), flat(ex));
+    let past = past.map(|(p, e)| (flat(p), flat(e)));
+    let padded = |row: usize, j: usize| -> (f64, f64) {
+        if j + 1 < k {
+            past.as_ref().map_or((0.0, 0.0), |(p, e)| {
+                (p[row * (k - 1) + j], e[row * (k - 1) + j])
+            })
+        } else {
+            let i = row * length + j + 1 - k;
+            (xf[i], xef[i])
+        }
+    };
+    let (wf, wef) = (flat(w), flat(ew));
+    let bias = bias.map(|(b, e)| (flat(b), flat(e)));
+    let (mut y, mut e) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    let (mut state, mut state_e) = (Vec::new(), Vec::new());
+    for row in 0..batch * channels {
+        let c = row % channels;
+        let b = bias.as_ref().map(|(b, e)| (b[c], e[c]));
+        for t in 0..length {
+            let (mut acc, mut db) = (0.0, DotBound::default());
+            for tap in 0..k {
+                let (v, ev) = padded(row, t + tap);
+                acc += wf[c * k + tap] * v;
+                db.add(wf[c * k + tap], wef[c * k + tap], v, ev);
+            }
+            let (sum, bound) = (acc + b.map_or(0.0, |b| b.0), db.finish(b, 0));
+            let (out, out_e) = if silu {
+                super::elementwise::silu(sum, bound)
+            } else {
+                (sum, bound)
+            };
+            y.push(out);
+            e.push(out_e);
+        }
+        for j in length..length + k - 1 {
+            let (v, ev) = padded(row, j);
+            state.push(v);
+            state_e.push(ev);
+        }
+    }
+    Ok(vec![
+        Value::float(from_flat(&out_shape, y), from_flat(&out_shape, e)),
+        Value::float(
+            from_flat(&state_shape, state),
+            from_flat(&state_shape, state_e),
+        ),
+    ])
+}
+
 /// Geometry of a ConvTranspose along the spatial axes.
 struct TransposeWindow {
     strides: Vec<usize>,

@@ -54,6 +54,23 @@ pub(crate) fn prelu(node: &Node) -> Result<Vec<Value>> {
     let (x, ex) = node.float_input(0, "X")?;
     let (s, es) = node.float_input(1, "slope")?;
     let shape = x.shape();
+    // Before opset 7 a slope of one element is shared and a slope of C elements is per channel
+    // (axis 1), as Caffe2 and the PyTorch exporter of the time wrote it.
+    let per_channel;
+    let (s, es) =
+        if node.opset < 7 && s.len() > 1 && s.ndim() == 1 && shape.get(1) == Some(&s.len()) {
+            let mut to = vec![1; shape.len()];
+            to[1] = s.len();
+            per_channel = (
+                s.to_shape(to.clone())
+                    .map_err(|e| node.invalid(e))?
+                    .to_owned(),
+                es.to_shape(to).map_err(|e| node.invalid(e))?.to_owned(),
+            );
+            (&per_channel.0, &per_channel.1)
+        } else {
+            (s, es)
+        };
     let (s, es) = match (broadcast_to(s, shape), broadcast_to(es, shape)) {
         (Some(s), Some(es)) => (s, es),
         _ => {
@@ -121,6 +138,27 @@ fn logistic(x: f64) -> f64 {
         let z = x.exp();
         z / (1.0 + z)
     }
+}
+
+/// SiLU `x σ(x)` of a value `x` with bound `e_x`, and its bound: Sigmoid's errors scaled by
+/// `|x|` plus the product's rounding ([`bound::SILU`]).
+pub(crate) fn silu(x: f64, ex: f64) -> (f64, f64) {
+    let s = logistic(x);
+    let y = x * s;
+    let acc = bound::SILU.floor_times(x.abs().max(1.0));
+    (
+        y,
+        bound::smooth_unary(
+            x,
+            ex,
+            y,
+            |v| {
+                let s = logistic(v);
+                s * (1.0 + v * (1.0 - s))
+            },
+            acc,
+        ),
+    )
 }
 
 /// `ln(1 + e^x)`, evaluated without overflow.

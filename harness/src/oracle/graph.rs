@@ -14,7 +14,7 @@ use super::{ops, Evaluation, GoldenOutput, OracleError};
 /// Default-domain opset assumed when the model imports none.
 const DEFAULT_OPSET: i64 = 17;
 /// Opsets the oracle implements.
-const OPSETS: std::ops::RangeInclusive<i64> = 7..=23;
+const OPSETS: std::ops::RangeInclusive<i64> = 1..=28;
 
 /// Evaluates the model; returns the outputs and every value computed.
 pub(super) fn run(

@@ -42,9 +42,11 @@ pub(crate) fn pad(node: &Node) -> Result<Vec<Value>> {
         )));
     }
     let (pads, c, axes) = if node.opset < 11 {
+        // Opset 1 names the attribute `paddings`; same layout.
+        let name = if node.opset < 2 { "paddings" } else { "pads" };
         let pads = node
-            .ints("pads")?
-            .ok_or_else(|| node.invalid("attribute pads is required"))?;
+            .ints(name)?
+            .ok_or_else(|| node.invalid(format!("attribute {name} is required")))?;
         (pads, (node.float("value", 0.0)?, None), None)
     } else {
         let pads = node

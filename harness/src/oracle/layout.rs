@@ -36,7 +36,7 @@ pub(crate) fn remap(
 }
 
 /// `v` with the same elements in row-major order and a new shape (same element count).
-fn with_shape(v: &Value, shape: &[usize]) -> Value {
+pub(crate) fn with_shape(v: &Value, shape: &[usize]) -> Value {
     match v {
         Value::Float { value, bound } => Value::float(
             from_flat(shape, flat(value).to_vec()),
@@ -51,8 +51,12 @@ pub(crate) fn identity(node: &Node) -> Result<Vec<Value>> {
     Ok(vec![node.required(0, "input")?.clone()])
 }
 
-/// Dropout in inference: the identity; the optional mask is all true.
+/// Dropout in inference: the identity; the optional mask is all true. Before opset 7 the node
+/// says which with `is_test`, whose default 0 is random training-mode dropout.
 pub(crate) fn dropout(node: &Node) -> Result<Vec<Value>> {
+    if node.opset < 7 && !node.flag("is_test", false)? {
+        return Err(node.unsupported("is_test=0 (training mode, random) before opset 7"));
+    }
     if let Some(Value::Int(t)) = node.input(2) {
         if t.iter().any(|&v| v != 0) {
             return Err(node.unsupported("training_mode=true"));
@@ -84,7 +88,12 @@ pub(crate) fn flatten(node: &Node) -> Result<Vec<Value>> {
 /// Reshape: `0` copies the input dimension (unless `allowzero=1`), `-1` is inferred.
 pub(crate) fn reshape(node: &Node) -> Result<Vec<Value>> {
     let x = node.required(0, "data")?;
-    let target = node.opt_int_list(1, "shape")?.unwrap_or_default();
+    let target = if node.opset < 5 {
+        node.ints("shape")?
+            .ok_or_else(|| node.invalid("attribute shape is required"))?
+    } else {
+        node.opt_int_list(1, "shape")?.unwrap_or_default()
+    };
     let allowzero = node.opset >= 14 && node.flag("allowzero", false)?;
     let xs = x.shape();
     if allowzero && target.contains(&0) && target.contains(&-1) {
@@ -226,9 +235,12 @@ pub(crate) fn concat(node: &Node) -> Result<Vec<Value>> {
         .first()
         .ok_or_else(|| node.invalid("Concat needs at least one input"))?;
     let rank = first.shape().len();
-    let axis = node
-        .opt_int("axis")?
-        .ok_or_else(|| node.invalid("attribute axis is required"))?;
+    // Opsets 1-3 default the axis to 1; from 4 it is required.
+    let axis = match node.opt_int("axis")? {
+        Some(axis) => axis,
+        None if node.opset < 4 => 1,
+        None => return Err(node.invalid("attribute axis is required")),
+    };
     let a = resolve_axis(axis, rank)
         .ok_or_else(|| node.invalid(format!("axis {axis} is out of range for rank {rank}")))?;
     for p in &parts {

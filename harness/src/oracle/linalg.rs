@@ -48,6 +48,16 @@ pub(crate) fn gemm(node: &Node) -> Result<Vec<Value>> {
     let shape = [m, n];
     node.check_size(&shape)?;
     check_work(node, &[m, n, k])?;
+    // Before opset 7, C has the output's shape unless `broadcast=1`.
+    if let Some((c, _)) = c {
+        if node.opset < 7 && !node.flag("broadcast", false)? && c.shape() != shape {
+            return Err(node.invalid(format!(
+                "C {:?} is not [{m}, {n}] and broadcast is 0 (opset {})",
+                c.shape(),
+                node.opset
+            )));
+        }
+    }
     let c = match c {
         None => None,
         Some((c, ec)) => match (broadcast_to(c, &shape), broadcast_to(ec, &shape)) {

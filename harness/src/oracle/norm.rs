@@ -19,9 +19,13 @@ fn per_channel<'a>(node: &Node<'a>, i: usize, what: &str, channels: usize) -> Re
 }
 
 /// BatchNormalization in inference mode: `y = s (x - mean) + β` with `s = γ / sqrt(var + ε)`
-/// per channel (axis 1). Training mode (opset 14 `training_mode=1`, or the running-statistics
-/// outputs of earlier opsets) and opset-7 `spatial=0` are not implemented.
+/// per channel (axis 1). Training mode (opset 14 `training_mode=1`, opset 1–6 `is_test=0`, or the
+/// running-statistics outputs of earlier opsets) and `spatial=0` are not implemented.
 pub(crate) fn batch_norm(node: &Node) -> Result<Vec<Value>> {
+    // Before opset 7 the node says inference with `is_test=1`; its default is training.
+    if node.opset < 7 && !node.flag("is_test", false)? {
+        return Err(node.unsupported("is_test=0 (training mode) before opset 7"));
+    }
     if node.flag("training_mode", false)? {
         return Err(node.unsupported("training_mode=1"));
     }

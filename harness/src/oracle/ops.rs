@@ -52,6 +52,11 @@ const fn since(name: &'static str, since: i64) -> Attr {
     }
 }
 
+/// An attribute defined in opsets `since..until`.
+const fn between(name: &'static str, since: i64, until: i64) -> Attr {
+    Attr { name, since, until }
+}
+
 /// An attribute removed in opset `until` (usually turned into an input).
 const fn until(name: &'static str, until: i64) -> Attr {
     Attr {
@@ -116,6 +121,11 @@ macro_rules! attrs {
 }
 
 const ONE: (usize, usize) = (1, 1);
+/// `consumed_inputs`, an in-place hint of opset 1 that opset 6 removed; it does not change
+/// the result.
+const CONSUMED: Attr = until("consumed_inputs", 6);
+/// Opset 1–6 elementwise arithmetic: broadcasting only with `broadcast=1`, B aligned at `axis`.
+const LEGACY_ARITH: &[Attr] = &[until("axis", 7), until("broadcast", 7), CONSUMED];
 const CONV: &[Attr] = &[
     a("auto_pad"),
     a("dilations"),
@@ -146,7 +156,7 @@ const MAX_POOL: &[Attr] = &[
 const AVERAGE_POOL: &[Attr] = &[
     a("auto_pad"),
     since("ceil_mode", 10),
-    a("count_include_pad"),
+    since("count_include_pad", 7),
     since("dilations", 19),
     a("kernel_shape"),
     a("pads"),
@@ -162,7 +172,9 @@ const LP_POOL: &[Attr] = &[
     a("strides"),
 ];
 const BATCH_NORM: &[Attr] = &[
+    CONSUMED,
     a("epsilon"),
+    until("is_test", 7),
     a("momentum"),
     until("spatial", 9),
     since("training_mode", 14),
@@ -195,47 +207,50 @@ pub(crate) fn lookup(op_type: &str, opset: i64) -> Option<OpDef> {
     let from = |at: i64, before: (usize, usize), after: (usize, usize)| if opset < at { before } else { after };
     let def = |run: Kernel, since: i64, inputs, outputs, attrs| OpDef { run, since, inputs, outputs, attrs };
     let unary = |run: Kernel, since: i64| OpDef { run, since, inputs: ONE, outputs: ONE, attrs: &[] };
+    // A unary op of opset 1, whose first version took `consumed_inputs`.
+    let unary1 = |run: Kernel| OpDef { run, since: 1, inputs: ONE, outputs: ONE, attrs: attrs![CONSUMED] };
     Some(match op_type {
         // Convolutions and pooling.
         "Conv" => def(conv::conv, 1, (2, 3), ONE, CONV),
         "ConvTranspose" => def(conv::conv_transpose, 1, (2, 3), ONE, CONV_TRANSPOSE),
+        "CausalConvWithState" => def(conv::causal_conv_with_state, 27, (2, 4), (2, 2), attrs![a("activation")]),
         "MaxPool" => def(pool::max_pool, 1, ONE, from(8, ONE, (1, 2)), MAX_POOL),
         "AveragePool" => def(pool::average_pool, 1, ONE, ONE, AVERAGE_POOL),
-        "LpPool" => def(pool::lp_pool, 2, ONE, ONE, LP_POOL),
+        "LpPool" => def(pool::lp_pool, 1, ONE, ONE, LP_POOL),
         "GlobalAveragePool" => unary(pool::global_average_pool, 1),
         "GlobalMaxPool" => unary(pool::global_max_pool, 1),
         // Normalization.
         "BatchNormalization" => def(norm::batch_norm, 1, (5, 5), from(14, (1, 5), (1, 3)), BATCH_NORM),
-        "InstanceNormalization" => def(norm::instance_norm, 1, (3, 3), ONE, attrs![a("epsilon")]),
+        "InstanceNormalization" => def(norm::instance_norm, 1, (3, 3), ONE, attrs![CONSUMED, a("epsilon")]),
         "LayerNormalization" => def(norm::layer_norm, 17, (2, 3), (1, 3), attrs![a("axis"), a("epsilon"), a("stash_type")]),
         // Activations and elementwise math.
-        "Relu" => unary(ew::relu, 1),
-        "LeakyRelu" => def(ew::leaky_relu, 1, ONE, ONE, attrs![a("alpha")]),
-        "PRelu" => def(ew::prelu, 1, (2, 2), ONE, attrs![]),
-        "Clip" => def(ew::clip, 1, from(11, ONE, (1, 3)), ONE, attrs![until("min", 11), until("max", 11)]),
-        "Sigmoid" => unary(ew::sigmoid, 1),
-        "Tanh" => unary(ew::tanh, 1),
-        "Elu" => def(ew::elu, 1, ONE, ONE, attrs![a("alpha")]),
-        "Selu" => def(ew::selu, 1, ONE, ONE, attrs![a("alpha"), a("gamma")]),
-        "HardSigmoid" => def(ew::hard_sigmoid, 1, ONE, ONE, attrs![a("alpha"), a("beta")]),
+        "Relu" => unary1(ew::relu),
+        "LeakyRelu" => def(ew::leaky_relu, 1, ONE, ONE, attrs![a("alpha"), CONSUMED]),
+        "PRelu" => def(ew::prelu, 1, (2, 2), ONE, attrs![CONSUMED]),
+        "Clip" => def(ew::clip, 1, from(11, ONE, (1, 3)), ONE, attrs![CONSUMED, until("min", 11), until("max", 11)]),
+        "Sigmoid" => unary1(ew::sigmoid),
+        "Tanh" => unary1(ew::tanh),
+        "Elu" => def(ew::elu, 1, ONE, ONE, attrs![a("alpha"), CONSUMED]),
+        "Selu" => def(ew::selu, 1, ONE, ONE, attrs![a("alpha"), a("gamma"), CONSUMED]),
+        "HardSigmoid" => def(ew::hard_sigmoid, 1, ONE, ONE, attrs![a("alpha"), a("beta"), CONSUMED]),
         "HardSwish" => unary(ew::hard_swish, 14),
         "Gelu" => def(ew::gelu, 20, ONE, ONE, attrs![a("approximate")]),
         "Softplus" => unary(ew::softplus, 1),
         "Softsign" => unary(ew::softsign, 1),
         "Mish" => unary(ew::mish, 18),
-        "Exp" => unary(ew::exp, 1),
-        "Log" => unary(ew::log, 1),
-        "Sqrt" => unary(ew::sqrt, 1),
+        "Exp" => unary1(ew::exp),
+        "Log" => unary1(ew::log),
+        "Sqrt" => unary1(ew::sqrt),
         "Erf" => unary(ew::erf, 9),
-        "Abs" => unary(arith::abs, 1),
-        "Neg" => unary(arith::neg, 1),
-        "Reciprocal" => unary(arith::reciprocal, 1),
-        "Add" => def(arith::add, 1, (2, 2), ONE, attrs![]),
-        "Sub" => def(arith::sub, 1, (2, 2), ONE, attrs![]),
-        "Mul" => def(arith::mul, 1, (2, 2), ONE, attrs![]),
-        "Div" => def(arith::div, 1, (2, 2), ONE, attrs![]),
+        "Abs" => unary1(arith::abs),
+        "Neg" => unary1(arith::neg),
+        "Reciprocal" => unary1(arith::reciprocal),
+        "Add" => def(arith::add, 1, (2, 2), ONE, LEGACY_ARITH),
+        "Sub" => def(arith::sub, 1, (2, 2), ONE, LEGACY_ARITH),
+        "Mul" => def(arith::mul, 1, (2, 2), ONE, LEGACY_ARITH),
+        "Div" => def(arith::div, 1, (2, 2), ONE, LEGACY_ARITH),
         // Linear algebra, reductions, softmax.
-        "Gemm" => def(linalg::gemm, 1, from(11, (3, 3), (2, 3)), ONE, attrs![a("alpha"), a("beta"), a("transA"), a("transB")]),
+        "Gemm" => def(linalg::gemm, 1, from(11, (3, 3), (2, 3)), ONE, attrs![a("alpha"), a("beta"), until("broadcast", 7), a("transA"), a("transB")]),
         "MatMul" => def(linalg::matmul, 1, (2, 2), ONE, attrs![]),
         "ReduceMean" => def(reduce::reduce_mean, 1, from(18, ONE, (1, 2)), ONE, REDUCE_18),
         "ReduceMax" => def(reduce::reduce_max, 1, from(18, ONE, (1, 2)), ONE, REDUCE_18),
@@ -244,19 +259,19 @@ pub(crate) fn lookup(op_type: &str, opset: i64) -> Option<OpDef> {
         "Softmax" => def(reduce::softmax, 1, ONE, ONE, attrs![a("axis")]),
         // Layout, indexing and shape computations.
         "Identity" => unary(layout::identity, 1),
-        "Dropout" => def(layout::dropout, 1, from(12, ONE, (1, 3)), (1, 2), attrs![until("ratio", 12), since("seed", 12)]),
+        "Dropout" => def(layout::dropout, 1, from(12, ONE, (1, 3)), (1, 2), attrs![CONSUMED, until("is_test", 7), until("ratio", 12), since("seed", 12)]),
         "Flatten" => def(layout::flatten, 1, ONE, ONE, attrs![a("axis")]),
-        "Reshape" => def(layout::reshape, 5, (2, 2), ONE, attrs![since("allowzero", 14)]),
+        "Reshape" => def(layout::reshape, 1, from(5, ONE, (2, 2)), ONE, attrs![since("allowzero", 14), until("consumed_inputs", 5), until("shape", 5)]),
         "Squeeze" => def(layout::squeeze, 1, from(13, ONE, (1, 2)), ONE, attrs![until("axes", 13)]),
         "Unsqueeze" => def(layout::unsqueeze, 1, from(13, ONE, (2, 2)), ONE, attrs![until("axes", 13)]),
         "Transpose" => def(layout::transpose, 1, ONE, ONE, attrs![a("perm")]),
         "Concat" => def(layout::concat, 1, (1, usize::MAX), ONE, attrs![a("axis")]),
         "Shape" => def(layout::shape, 1, ONE, ONE, attrs![since("end", 15), since("start", 15)]),
-        "Pad" => def(indexing::pad, 2, from(11, ONE, from(18, (2, 3), (2, 4))), ONE, attrs![a("mode"), until("pads", 11), until("value", 11)]),
+        "Pad" => def(indexing::pad, 1, from(11, ONE, from(18, (2, 3), (2, 4))), ONE, attrs![a("mode"), until("paddings", 2), between("pads", 2, 11), until("value", 11)]),
         "Slice" => def(indexing::slice, 1, from(10, ONE, (3, 5)), ONE, attrs![until("axes", 10), until("ends", 10), until("starts", 10)]),
         "Gather" => def(indexing::gather, 1, (2, 2), ONE, attrs![a("axis")]),
         "Constant" => def(cast::constant, 1, (0, 0), ONE, CONSTANT),
-        "Cast" => def(cast::cast, 1, ONE, ONE, attrs![a("to"), since("saturate", 19)]),
+        "Cast" => def(cast::cast, 1, ONE, ONE, attrs![since("round_mode", 24), a("to"), since("saturate", 19)]),
         _ => return None,
     })
 }

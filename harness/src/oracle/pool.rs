@@ -197,11 +197,15 @@ pub(crate) fn average_pool(node: &Node) -> Result<Vec<Value>> {
 /// spec's definition (the Lp norm of the window).
 pub(crate) fn lp_pool(node: &Node) -> Result<Vec<Value>> {
     let ((x, ex), win) = read_pool(node)?;
-    let p = node.int("p", 2)?;
-    if p < 1 {
+    // Opset 1 has a float p, later opsets an integer.
+    let p = if node.opset < 2 {
+        node.float("p", 2.0)?
+    } else {
+        node.int("p", 2)? as f64
+    };
+    if !(p >= 1.0) {
         return Err(node.invalid(format!("p must be >= 1, got {p}")));
     }
-    let p = p as f64;
     let (xf, xef) = (flat(x), flat(ex));
     let (mut y, mut e) = (Vec::new(), Vec::new());
     let shape = for_each_window(node, x.shape(), &win, |taps| {

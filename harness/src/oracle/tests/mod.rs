@@ -10,6 +10,7 @@ mod linalg;
 mod lowering;
 mod norm;
 mod onnx_examples;
+mod opsets;
 mod pool;
 
 use tract_onnx::pb;
