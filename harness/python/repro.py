@@ -106,7 +106,7 @@ def run_onnxruntime(model_path, inputs):
     return outputs, "f32"
 
 
-TRACT_TYPES = {"float32": "f32", "float64": "f64", "int64": "i64", "int32": "i32", "bool": "bool"}
+TRACT_TYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32", "int8": "i8", "uint8": "u8", "bool": "bool"}
 
 
 def tract_model(model_path, inputs):

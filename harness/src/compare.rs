@@ -200,10 +200,13 @@ impl Expected {
     /// The golden values as a tensor of the declared element type, as a test case stores them.
     pub fn to_tensor(&self) -> Tensor {
         match self.dtype {
-            DType::Float => Tensor::F32(self.value.mapv(|v| v as f32)),
-            DType::Double => Tensor::F64(self.value.clone()),
+            DType::Float | DType::Double | DType::Float16 | DType::Bfloat16 => {
+                Tensor::from_f64(self.dtype, &self.value).expect("a float type")
+            }
             DType::Int64 => Tensor::I64(self.value.mapv(|v| v as i64)),
             DType::Int32 => Tensor::I32(self.value.mapv(|v| v as i32)),
+            DType::Int8 => Tensor::I8(self.value.mapv(|v| v as i8)),
+            DType::Uint8 => Tensor::U8(self.value.mapv(|v| v as u8)),
             DType::Bool => Tensor::Bool(self.value.mapv(|v| v != 0.0)),
         }
     }
@@ -261,9 +264,14 @@ pub fn compare(
             message: Some(message),
         };
     }
-    let mut tally = Tally::new(precision.unit_roundoff(), tol);
+    let mut tally = Tally::new(tol);
     for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
-        tally.output(j, e, a);
+        // An output of a type narrower than the precision that ran is rounded to it once more.
+        let u = [e.dtype, a.dtype()]
+            .iter()
+            .filter_map(|d| d.narrow_unit_roundoff())
+            .fold(precision.unit_roundoff(), f64::max);
+        tally.output(j, e, a, u);
     }
     tally.into_comparison()
 }
@@ -294,8 +302,6 @@ fn shape_mismatch(expected: &[Expected], actual: &[Tensor]) -> Option<String> {
 
 /// Statistics and the first failures over the elements compared so far.
 struct Tally {
-    /// Unit roundoff of the runtime's precision.
-    u: f64,
     tol: Tolerance,
     stats: Stats,
     /// The first element where golden and actual disagree on being finite.
@@ -306,9 +312,8 @@ struct Tally {
 
 impl Tally {
     /// Nothing compared yet.
-    fn new(u: f64, tol: Tolerance) -> Tally {
+    fn new(tol: Tolerance) -> Tally {
         Tally {
-            u,
             tol,
             stats: Stats::default(),
             non_finite: None,
@@ -316,8 +321,9 @@ impl Tally {
         }
     }
 
-    /// Compares output `j` (golden `e`, same shape as `a`) element by element.
-    fn output(&mut self, j: usize, e: &Expected, a: &Tensor) {
+    /// Compares output `j` (golden `e`, same shape as `a`) element by element, with unit
+    /// roundoff `u`.
+    fn output(&mut self, j: usize, e: &Expected, a: &Tensor, u: f64) {
         let gs: Vec<f64> = e.value.iter().copied().collect();
         let xs: Vec<f64> = a.to_f64().iter().copied().collect();
         let bs: Option<Vec<f64>> = e
@@ -325,20 +331,26 @@ impl Tally {
             .as_ref()
             .map(|b| b.iter().copied().collect())
             .filter(|b: &Vec<f64>| b.len() == gs.len());
-        // A float32 output cannot hold a golden value beyond its range: the correctly rounded
-        // answer is the infinity of that sign.
+        // A float32 or float16 output cannot hold a golden value beyond its range: the
+        // correctly rounded answer is the infinity of that sign.
         let in_range = |g: f64| match e.dtype {
             DType::Float if (g as f32).is_infinite() => f64::from(g as f32),
+            DType::Float16 if half::f16::from_f64(g).is_infinite() => {
+                f64::from(half::f16::from_f64(g))
+            }
             _ => g,
         };
+        // Results below the smallest normal value may be flushed to zero or rounded up to it.
+        let underflow = 2.0 * e.dtype.min_positive().max(a.dtype().min_positive());
         for (i, (&g, &x)) in gs.iter().zip(&xs).enumerate() {
             let b = bs.as_ref().map(|b| b[i]);
-            self.element((j, i), in_range(g), x, b);
+            let allowed = allowed(self.tol, u, underflow, g, b);
+            self.element((j, i), in_range(g), x, allowed);
         }
     }
 
-    /// Compares element `i` of output `j`: golden `g` with bound `b`, actual `x`.
-    fn element(&mut self, (j, i): (usize, usize), g: f64, x: f64, b: Option<f64>) {
+    /// Compares element `i` of output `j`: golden `g`, actual `x`, the error `allowed`.
+    fn element(&mut self, (j, i): (usize, usize), g: f64, x: f64, allowed: f64) {
         let stats = &mut self.stats;
         stats.count += 1;
         let same_special = (g.is_nan() && x.is_nan()) || g == x;
@@ -351,7 +363,6 @@ impl Tally {
             return;
         }
         let diff = (x - g).abs();
-        let allowed = allowed(self.tol, self.u, g, b);
         stats.max_abs_err = stats.max_abs_err.max(diff);
         if g != 0.0 {
             stats.max_rel_err = stats.max_rel_err.max(diff / g.abs());
@@ -393,12 +404,12 @@ impl Tally {
 }
 
 /// The largest error allowed on a finite golden value `g` with bound `b`, unit roundoff `u`.
-fn allowed(tol: Tolerance, u: f64, g: f64, b: Option<f64>) -> f64 {
+fn allowed(tol: Tolerance, u: f64, underflow: f64, g: f64, b: Option<f64>) -> f64 {
     match (tol, b) {
-        // The bound ignores underflow: a result below the smallest normal f32 may come
+        // The bound ignores underflow: a result below the smallest normal value may come
         // out flushed to zero or rounded up to the smallest normals (SIMD exp
         // approximations clamp there), an error of up to twice the smallest normal.
-        (Tolerance::Bound { factor }, Some(b)) => factor * u * b + 2.0 * f32::MIN_POSITIVE as f64,
+        (Tolerance::Bound { factor }, Some(b)) => factor * u * b + underflow,
         (Tolerance::Bound { .. }, None) => tolerance_of(FALLBACK, g),
         (fixed, _) => tolerance_of(fixed, g),
     }
@@ -413,7 +424,7 @@ fn tolerance_of(tol: Tolerance, golden: f64) -> f64 {
 
 /// Float outputs may come back in any float width a runtime computes in; integers must match.
 fn dtype_compatible(expected: DType, actual: DType) -> bool {
-    expected == actual || (expected == DType::Float && actual == DType::Float)
+    expected == actual || (expected.is_float() && actual.is_float())
 }
 
 #[cfg(test)]

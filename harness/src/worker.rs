@@ -474,7 +474,7 @@ pub fn write_inputs(dir: &Path, inputs: &[Named]) -> Result<Value> {
         std::fs::write(&path, &proto.raw_data)?;
         specs.push(json!({
             "name": input.name,
-            "dtype": numpy_dtype(input.tensor.dtype()),
+            "dtype": numpy_dtype(input.tensor.dtype())?,
             "shape": input.tensor.shape(),
             "path": path,
         }));
@@ -482,14 +482,21 @@ pub fn write_inputs(dir: &Path, inputs: &[Named]) -> Result<Value> {
     Ok(Value::Array(specs))
 }
 
-fn numpy_dtype(d: DType) -> &'static str {
-    match d {
+/// The numpy name of a type; numpy has no bfloat16, so the workers receive no such tensor.
+fn numpy_dtype(d: DType) -> Result<&'static str> {
+    Ok(match d {
         DType::Float => "float32",
         DType::Double => "float64",
+        DType::Float16 => "float16",
+        DType::Bfloat16 => {
+            anyhow::bail!("the Python workers exchange numpy arrays, and numpy has no bfloat16")
+        }
         DType::Int64 => "int64",
         DType::Int32 => "int32",
+        DType::Int8 => "int8",
+        DType::Uint8 => "uint8",
         DType::Bool => "bool",
-    }
+    })
 }
 
 /// Reads the outputs a worker wrote to files.
@@ -509,21 +516,21 @@ pub fn inline_outputs(reply: &Value) -> Result<Vec<Tensor>> {
 }
 
 /// Inputs to send inline: name, dtype, shape and base64 of the raw little-endian bytes.
-pub fn inline_inputs(inputs: &[Named]) -> Value {
-    Value::Array(
+pub fn inline_inputs(inputs: &[Named]) -> Result<Value> {
+    Ok(Value::Array(
         inputs
             .iter()
             .map(|input| {
                 let proto = crate::onnx::proto::tensor_to_proto(&input.name, &input.tensor);
-                json!({
+                Ok(json!({
                     "name": input.name,
-                    "dtype": numpy_dtype(input.tensor.dtype()),
+                    "dtype": numpy_dtype(input.tensor.dtype())?,
                     "shape": input.tensor.shape(),
                     "data": base64(&proto.raw_data),
-                })
+                }))
             })
-            .collect(),
-    )
+            .collect::<Result<_>>()?,
+    ))
 }
 
 /// The tensors of a reply's `outputs`, their bytes got by `bytes`.
@@ -544,8 +551,11 @@ fn outputs_of(reply: &Value, bytes: impl Fn(&Value) -> Result<Vec<u8>>) -> Resul
             let data_type = match o["dtype"].as_str() {
                 Some("float32") => DType::Float,
                 Some("float64") => DType::Double,
+                Some("float16") => DType::Float16,
                 Some("int64") => DType::Int64,
                 Some("int32") => DType::Int32,
+                Some("int8") => DType::Int8,
+                Some("uint8") => DType::Uint8,
                 Some("bool") => DType::Bool,
                 other => anyhow::bail!("worker output of unknown dtype {other:?}"),
             };

@@ -32,14 +32,19 @@ pub fn data_type_code(dtype: DType) -> i32 {
     (match dtype {
         DType::Float => DataType::Float,
         DType::Double => DataType::Double,
+        DType::Float16 => DataType::Float16,
+        DType::Bfloat16 => DataType::Bfloat16,
         DType::Int64 => DataType::Int64,
         DType::Int32 => DataType::Int32,
+        DType::Int8 => DataType::Int8,
+        DType::Uint8 => DataType::Uint8,
         DType::Bool => DataType::Bool,
     }) as i32
 }
 
 /// A valid tensor this reader does not handle (external data, segments, a data type outside
-/// float, double, int64, int32 and bool): the model is outside what can be checked, not wrong.
+/// float32, float64, float16, bfloat16, int64, int32, int8, uint8 and bool): the model is
+/// outside what can be checked, not wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Unsupported(pub String);
@@ -62,8 +67,9 @@ pub fn checked_len(dims: &[i64]) -> Result<usize> {
     Ok(n)
 }
 
-/// Reads a `TensorProto` into a [`Tensor`]. Supports float, double, int64, int32 and bool,
-/// stored in the typed fields or in `raw_data` (little endian). External data is refused.
+/// Reads a `TensorProto` into a [`Tensor`]. Supports float32, float64, float16, bfloat16,
+/// int64, int32, int8, uint8 and bool, stored in the typed fields or in `raw_data` (little
+/// endian). External data is refused.
 pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
     let what = if t.name.is_empty() {
         "tensor".to_string()
@@ -90,6 +96,15 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
             let v = stored(raw, &t.double_data, len, f64::from_le_bytes);
             Tensor::F64(shaped(&shape, v, &what)?)
         }
+        // 16-bit floats are raw bytes, or their bit patterns in `int32_data`.
+        DataType::Float16 => {
+            let v = bits16(raw, &t.int32_data, len, half::f16::from_bits);
+            Tensor::F16(shaped(&shape, v, &what)?)
+        }
+        DataType::Bfloat16 => {
+            let v = bits16(raw, &t.int32_data, len, half::bf16::from_bits);
+            Tensor::Bf16(shaped(&shape, v, &what)?)
+        }
         DataType::Int64 => {
             let v = stored(raw, &t.int64_data, len, i64::from_le_bytes);
             Tensor::I64(shaped(&shape, v, &what)?)
@@ -97,6 +112,15 @@ pub fn tensor_from_proto(t: &pb::TensorProto) -> Result<Tensor> {
         DataType::Int32 => {
             let v = stored(raw, &t.int32_data, len, i32::from_le_bytes);
             Tensor::I32(shaped(&shape, v, &what)?)
+        }
+        // Typed 8-bit integers are stored in `int32_data`.
+        DataType::Int8 => {
+            let v = small_ints(raw, &t.int32_data, len, i8::from_le_bytes);
+            Tensor::I8(shaped(&shape, v, &what)?)
+        }
+        DataType::Uint8 => {
+            let v = small_ints(raw, &t.int32_data, len, u8::from_le_bytes);
+            Tensor::U8(shaped(&shape, v, &what)?)
         }
         DataType::Bool => {
             // Typed bools are stored in `int32_data`.
@@ -127,6 +151,40 @@ fn stored<T: Clone, const W: usize>(
     } else {
         typed(v, len)
     }
+}
+
+/// The `len` elements of a 16-bit float tensor, from `raw` or from the bit patterns in the
+/// typed field `bits` (`int32_data`), decoded by `f`.
+fn bits16<T>(raw: &[u8], bits: &[i32], len: usize, f: fn(u16) -> T) -> Result<Vec<T>> {
+    if !raw.is_empty() {
+        let bits = from_raw(raw, len, u16::from_le_bytes)?;
+        return Ok(bits.into_iter().map(f).collect());
+    }
+    let bits = typed(bits, len)?;
+    ensure!(
+        bits.iter().all(|&b| u16::try_from(b).is_ok()),
+        "int32_data holds a value that is not a 16-bit pattern"
+    );
+    Ok(bits.into_iter().map(|b| f(b as u16)).collect())
+}
+
+/// The `len` elements of an 8-bit integer tensor, from `raw` or from `int32_data`, where each
+/// must fit the type.
+fn small_ints<T: TryFrom<i32>>(
+    raw: &[u8],
+    wide: &[i32],
+    len: usize,
+    f: fn([u8; 1]) -> T,
+) -> Result<Vec<T>> {
+    if !raw.is_empty() {
+        return from_raw(raw, len, f);
+    }
+    typed(wide, len)?
+        .into_iter()
+        .map(|v| {
+            T::try_from(v).map_err(|_| anyhow::anyhow!("int32_data value {v} is out of range"))
+        })
+        .collect()
 }
 
 /// `len` elements decoded from `raw_data`, `W` bytes each.
@@ -172,6 +230,12 @@ pub fn tensor_to_proto(name: &str, t: &Tensor) -> pb::TensorProto {
         Tensor::F64(a) => a
             .iter()
             .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F16(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::Bf16(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
         Tensor::I64(a) => a
             .iter()
             .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
@@ -179,6 +243,10 @@ pub fn tensor_to_proto(name: &str, t: &Tensor) -> pb::TensorProto {
             .iter()
             .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
         Tensor::Bool(a) => a.iter().for_each(|&v| raw.push(u8::from(v))),
+        Tensor::I8(a) => a
+            .iter()
+            .for_each(|&v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::U8(a) => a.iter().for_each(|&v| raw.push(v)),
     }
     pb::TensorProto {
         name: name.to_string(),

@@ -2,7 +2,7 @@
 
 use std::f64::consts::{FRAC_2_SQRT_PI, PI, SQRT_2};
 
-use ndarray::Zip;
+use ndarray::{ArrayD, Zip};
 
 use super::bound::{self, surely_above, surely_below, Accuracy};
 use super::node::{Node, Result};
@@ -98,6 +98,9 @@ pub(crate) fn prelu(node: &Node) -> Result<Vec<Value>> {
 /// `min`/`max` attributes before opset 11 and optional scalar inputs from 11.
 /// Bound: the max of the bounds of whichever of `lo`, `x`, `hi` a perturbation can select.
 pub(crate) fn clip(node: &Node) -> Result<Vec<Value>> {
+    if let Some(Value::Int(x)) = node.input(0) {
+        return clip_integers(node, x);
+    }
     let limit = |v: f64| (v, bound::rounding(v));
     let (lo, hi) = if node.opset < 11 {
         (
@@ -138,6 +141,27 @@ fn logistic(x: f64) -> f64 {
         let z = x.exp();
         z / (1.0 + z)
     }
+}
+
+/// Clip of an integer tensor (opset 12 on): exact, the limits being integer scalars.
+fn clip_integers(node: &Node, x: &ArrayD<i64>) -> Result<Vec<Value>> {
+    let limit = |i: usize, what: &str| -> Result<Option<i64>> {
+        match node.input(i) {
+            None => Ok(None),
+            Some(Value::Int(a)) if a.len() == 1 => Ok(a.iter().next().copied()),
+            Some(v) => Err(node.invalid(format!(
+                "{what} must be one integer like the input, got {} {:?}",
+                v.kind(),
+                v.shape()
+            ))),
+        }
+    };
+    let (lo, hi) = (limit(1, "min")?, limit(2, "max")?);
+    let y = x.mapv(|v| {
+        let v = lo.map_or(v, |lo| v.max(lo));
+        hi.map_or(v, |hi| v.min(hi))
+    });
+    Ok(vec![Value::Int(y)])
 }
 
 /// SiLU `x σ(x)` of a value `x` with bound `e_x`, and its bound: Sigmoid's errors scaled by

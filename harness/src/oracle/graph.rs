@@ -240,7 +240,7 @@ fn check_declared(info: &pb::ValueInfoProto, tensor: &Tensor) -> Result<(), Orac
     let Some((code, dims)) = declared_type(info) else {
         return Ok(());
     };
-    let is_float = |d: DType| matches!(d, DType::Float | DType::Double);
+    let is_float = |d: DType| d.is_float();
     let declared_float = matches!(
         DataType::try_from(code),
         Ok(DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16)
@@ -318,8 +318,12 @@ pub(super) fn dtype_of(code: i32) -> Option<DType> {
     match DataType::try_from(code).ok()? {
         DataType::Float => Some(DType::Float),
         DataType::Double => Some(DType::Double),
+        DataType::Float16 => Some(DType::Float16),
+        DataType::Bfloat16 => Some(DType::Bfloat16),
         DataType::Int64 => Some(DType::Int64),
         DataType::Int32 => Some(DType::Int32),
+        DataType::Int8 => Some(DType::Int8),
+        DataType::Uint8 => Some(DType::Uint8),
         DataType::Bool => Some(DType::Bool),
         _ => None,
     }

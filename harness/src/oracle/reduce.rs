@@ -111,24 +111,30 @@ pub(crate) fn reduce_sum(node: &Node) -> Result<Vec<Value>> {
     })
 }
 
-/// ReduceMax (axes an input from opset 18): 1-Lipschitz, NaN propagates.
+/// ReduceMax (axes an input from opset 18): 1-Lipschitz, NaN propagates; minus infinity over
+/// no elements.
 pub(crate) fn reduce_max(node: &Node) -> Result<Vec<Value>> {
-    reduce(node, 18, |node, elems| extreme(node, elems, nan_max))
-}
-
-/// ReduceMin (axes an input from opset 18): 1-Lipschitz, NaN propagates.
-pub(crate) fn reduce_min(node: &Node) -> Result<Vec<Value>> {
-    reduce(node, 18, |node, elems| {
-        extreme(node, elems, |a, b| -nan_max(-a, -b))
+    reduce(node, 18, |_, elems| {
+        Ok(extreme(elems, nan_max, f64::NEG_INFINITY))
     })
 }
 
-fn extreme(node: &Node, elems: &[(f64, f64)], pick: fn(f64, f64) -> f64) -> Result<(f64, f64)> {
-    let (&(first, _), rest) = elems
-        .split_first()
-        .ok_or_else(|| node.undefined("the extremum of no elements"))?;
+/// ReduceMin (axes an input from opset 18): 1-Lipschitz, NaN propagates; infinity over no
+/// elements.
+pub(crate) fn reduce_min(node: &Node) -> Result<Vec<Value>> {
+    reduce(node, 18, |_, elems| {
+        Ok(extreme(elems, |a, b| -nan_max(-a, -b), f64::INFINITY))
+    })
+}
+
+/// The extremum `pick` selects and its bound; `empty` over no elements, as the spec of every
+/// version says except 12's, which is silent.
+fn extreme(elems: &[(f64, f64)], pick: fn(f64, f64) -> f64, empty: f64) -> (f64, f64) {
+    let Some((&(first, _), rest)) = elems.split_first() else {
+        return (empty, 0.0);
+    };
     let y = rest.iter().fold(first, |m, &(x, _)| pick(m, x));
-    Ok((y, elems.iter().map(|&(_, e)| e).fold(0.0, f64::max)))
+    (y, elems.iter().map(|&(_, e)| e).fold(0.0, f64::max))
 }
 
 /// Softmax: `exp(x_i - max) / Σ exp(x_j - max)` along `axis`. Before opset 13 the input is

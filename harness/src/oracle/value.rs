@@ -44,8 +44,12 @@ impl Value {
     /// Converts a tensor given to the harness (graph input, initializer, constant).
     pub fn from_tensor(t: &Tensor) -> Value {
         match t {
-            Tensor::F32(_) | Tensor::F64(_) => Value::rounded(t.to_f64()),
-            Tensor::I64(_) | Tensor::I32(_) | Tensor::Bool(_) => Value::Int(t.to_i64()),
+            Tensor::F32(_) | Tensor::F64(_) | Tensor::F16(_) | Tensor::Bf16(_) => {
+                Value::rounded(t.to_f64())
+            }
+            Tensor::I64(_) | Tensor::I32(_) | Tensor::I8(_) | Tensor::U8(_) | Tensor::Bool(_) => {
+                Value::Int(t.to_i64())
+            }
         }
     }
 

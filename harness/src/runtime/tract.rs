@@ -54,8 +54,12 @@ impl Runtime for Tract {
             let fact = match &input.tensor {
                 Tensor::F32(a) => f32::fact(a.shape()),
                 Tensor::F64(a) => f64::fact(a.shape()),
+                Tensor::F16(a) => half::f16::fact(a.shape()),
+                Tensor::Bf16(_) => bail!("tract has no bfloat16 tensors"),
                 Tensor::I64(a) => i64::fact(a.shape()),
                 Tensor::I32(a) => i32::fact(a.shape()),
+                Tensor::I8(a) => i8::fact(a.shape()),
+                Tensor::U8(a) => u8::fact(a.shape()),
                 Tensor::Bool(a) => bool::fact(a.shape()),
             };
             model = model.with_input_fact(ix, fact.into())?;
@@ -93,13 +97,17 @@ impl Loaded for TractPlan {
                 let t: tract_onnx::prelude::Tensor = match &i.tensor {
                     Tensor::F32(a) => a.clone().into(),
                     Tensor::F64(a) => a.clone().into(),
+                    Tensor::F16(a) => a.clone().into(),
+                    Tensor::Bf16(_) => bail!("tract has no bfloat16 tensors"),
                     Tensor::I64(a) => a.clone().into(),
                     Tensor::I32(a) => a.clone().into(),
+                    Tensor::I8(a) => a.clone().into(),
+                    Tensor::U8(a) => a.clone().into(),
                     Tensor::Bool(a) => a.clone().into(),
                 };
-                t.into_tvalue()
+                Ok(t.into_tvalue())
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let outputs = self.plan.run(values)?;
         outputs.into_iter().map(|v| from_tract(&v)).collect()
     }
@@ -111,8 +119,10 @@ fn from_tract(t: &tract_onnx::prelude::Tensor) -> Result<Tensor> {
         DatumType::F64 => Tensor::F64(t.to_plain_array_view::<f64>()?.to_owned()),
         DatumType::I64 => Tensor::I64(t.to_plain_array_view::<i64>()?.to_owned()),
         DatumType::I32 => Tensor::I32(t.to_plain_array_view::<i32>()?.to_owned()),
+        DatumType::I8 => Tensor::I8(t.to_plain_array_view::<i8>()?.to_owned()),
+        DatumType::U8 => Tensor::U8(t.to_plain_array_view::<u8>()?.to_owned()),
         DatumType::Bool => Tensor::Bool(t.to_plain_array_view::<bool>()?.to_owned()),
-        DatumType::F16 => Tensor::F32(t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.to_owned()),
+        DatumType::F16 => Tensor::F16(t.to_plain_array_view::<half::f16>()?.to_owned()),
         other => bail!("tract produced an output of type {other:?}"),
     })
 }

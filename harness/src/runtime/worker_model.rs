@@ -87,7 +87,7 @@ pub(crate) fn evaluate(
         "op": "evaluate",
         "engine": engine,
         "options": options,
-        "inputs": crate::worker::inline_inputs(inputs),
+        "inputs": crate::worker::inline_inputs(inputs)?,
         "repeats": repeats,
     });
     request[source.0] = source.1;
