@@ -142,6 +142,9 @@ enum Command {
         /// Opset of the model (default: the one the generator draws for the case).
         #[arg(long)]
         opset: Option<i64>,
+        /// Opsets the case's opset was drawn from, as FIRST-LAST (as `conformance --opsets`).
+        #[arg(long, value_name = "FIRST-LAST")]
+        opsets: Option<String>,
         /// Directory to write.
         dir: PathBuf,
     },
@@ -224,9 +227,12 @@ struct ConformanceArgs {
     /// Timed runs per result after the checked one.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    /// Opset of generated models (default: drawn per model from 11 to 21).
+    /// Opset of generated models (default: drawn per model from --opsets).
     #[arg(long)]
     opset: Option<i64>,
+    /// Opsets to draw generated models from, as FIRST-LAST [default: 11-21; 7-28 are supported]
+    #[arg(long, value_name = "FIRST-LAST")]
+    opsets: Option<String>,
     /// Most layers per generated model.
     #[arg(long, default_value_t = 8)]
     max_layers: usize,
@@ -346,8 +352,9 @@ fn main() -> ExitCode {
             seed,
             index,
             opset,
+            opsets,
             dir,
-        } => emit(seed, index, opset, &dir),
+        } => emit(seed, index, opset, opsets.as_deref(), &dir),
         Command::CorpusBuild { corpus } => corpus_build(&corpus),
         Command::CorpusTable { corpus, reports } => corpus_table(&corpus, &reports),
         Command::Bless {
@@ -465,7 +472,35 @@ fn non_negative(option: &str, value: f64) -> anyhow::Result<f64> {
     }
 }
 
+/// Checks `--opset` and parses `--opsets FIRST-LAST`; both must lie in the opsets the emitter
+/// supports.
+fn opset_choice(opset: Option<i64>, opsets: Option<&str>) -> anyhow::Result<Option<(i64, i64)>> {
+    let (lo, hi) = harness::onnx::emit::SUPPORTED_OPSETS;
+    if let Some(o) = opset {
+        anyhow::ensure!(
+            (lo..=hi).contains(&o),
+            "--opset {o}: the generator writes opsets {lo} to {hi}"
+        );
+    }
+    let Some(text) = opsets else {
+        return Ok(None);
+    };
+    anyhow::ensure!(opset.is_none(), "--opset and --opsets exclude each other");
+    let range = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?)));
+    match range {
+        Some((first, last)) if lo <= first && first <= last && last <= hi => {
+            Ok(Some((first, last)))
+        }
+        _ => {
+            anyhow::bail!("--opsets {text}: expected FIRST-LAST with {lo} <= FIRST <= LAST <= {hi}")
+        }
+    }
+}
+
 fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
+    let opsets = opset_choice(a.opset, a.opsets.as_deref())?;
     let tolerance = match (a.atol, a.rtol) {
         (None, None) => Tolerance::Bound {
             factor: a.bound_factor,
@@ -513,6 +548,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
         gen: GenConfig {
             max_layers: a.max_layers.max(1),
             opset: a.opset,
+            opsets,
         },
         max_bundles: a.max_bundles,
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
@@ -540,6 +576,13 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
 fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let report_dir = a.report_dir.clone();
     let min_coverage = a.min_coverage;
+    let required = harness::model::required_classes(match (a.opset, a.opsets.as_deref()) {
+        (Some(o), _) => (o, o),
+        (None, Some(text)) => {
+            opset_choice(None, Some(text))?.unwrap_or(harness::onnx::emit::DEFAULT_OPSETS)
+        }
+        (None, None) => harness::onnx::emit::DEFAULT_OPSETS,
+    });
     let resume = a.resume;
     let progress_every = seconds("progress-every", a.progress_every)?;
     let options = options(a)?;
@@ -559,7 +602,7 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     print!("{}", report.terminal());
     println!("reports written to {}", report_dir.display());
     if let Some(n) = min_coverage {
-        let low = report.coverage_below(n);
+        let low = report.coverage_below(n, &required);
         if !low.is_empty() {
             let list: Vec<String> = low.iter().map(|(c, k)| format!("{c} ({k})")).collect();
             println!(
@@ -704,15 +747,21 @@ fn emit(
     seed: u64,
     index: u64,
     opset: Option<i64>,
+    opsets: Option<&str>,
     dir: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
+    let range = opset_choice(opset, opsets)?;
     let cfg = GenConfig {
         opset,
+        opsets: range,
         ..GenConfig::default()
     };
-    let command = match opset {
-        Some(o) => format!("harness emit --seed {seed} --index {index} --opset {o} DIR"),
-        None => format!("harness emit --seed {seed} --index {index} DIR"),
+    let command = match (opset, range) {
+        (Some(o), _) => format!("harness emit --seed {seed} --index {index} --opset {o} DIR"),
+        (None, Some((a, b))) => {
+            format!("harness emit --seed {seed} --index {index} --opsets {a}-{b} DIR")
+        }
+        (None, None) => format!("harness emit --seed {seed} --index {index} DIR"),
     };
     let case = harness::conformance::write_generated_case(seed, index, &cfg, dir, &command)?;
     println!("wrote {} ({})", dir.display(), case.id);

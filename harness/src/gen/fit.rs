@@ -119,7 +119,7 @@ impl Fitter {
         match r {
             RawLayer::Conv(rc) => Layer::Conv(fit_conv(rc, c, l)),
             RawLayer::ConvTranspose(rt) => Layer::ConvTranspose(fit_conv_t(rt, c, l)),
-            RawLayer::Pool(rp) => fit_pool(rp, l),
+            RawLayer::Pool(rp) => fit_pool(rp, l, self.opset),
             RawLayer::Pointwise(p) => self.pointwise(p),
             RawLayer::Pad(mode, begin, end) => {
                 let mode = match mode {
@@ -172,11 +172,14 @@ impl Fitter {
     }
 
     /// LayerNormalization exists from opset 17; before, an InstanceNormalization stands in.
+    /// Exact Gelu is written with Erf before opset 20, and Erf exists from 9; before, a Tanh
+    /// stands in.
     fn pointwise(&self, p: &Layer) -> Layer {
         match p {
             Layer::LayerNorm { epsilon, .. } if self.opset < 17 => {
                 Layer::InstanceNorm { epsilon: *epsilon }
             }
+            Layer::Gelu if self.opset < 9 => Layer::Tanh,
             other => other.clone(),
         }
     }
@@ -390,12 +393,21 @@ fn fit_conv_t(rt: &RawConvT, channels: usize, length: usize) -> ConvTranspose {
     }
 }
 
-fn fit_pool(rp: &RawPool, length: usize) -> Layer {
+/// A pool fitted to a `length` input. Before opset 10 there is no ceil_mode and no MaxPool
+/// dilation, before 8 no MaxPool indices output.
+fn fit_pool(rp: &RawPool, length: usize, opset: i64) -> Layer {
     let max = rp.kind == 0;
     let mut w = RawWindow {
-        dilation: if max { rp.window.dilation } else { 1 },
+        dilation: if max && opset >= 10 {
+            rp.window.dilation
+        } else {
+            1
+        },
         ..rp.window.clone()
     };
+    if opset < 10 && w.special == 3 {
+        w.special = 0;
+    }
     if rp.kind == 2 {
         // LpPool: no dilation, no ceil_mode (both appear only in opset 18).
         w.dilation = 1;
@@ -412,7 +424,7 @@ fn fit_pool(rp: &RawPool, length: usize) -> Layer {
     }
     // ceil_mode goes with explicit pads: with auto_pad the spec's formulas ignore it, and
     // runtimes disagree about that (onnxruntime honours it), so the combination is ambiguous.
-    let mut ceil_mode = rp.ceil_mode;
+    let mut ceil_mode = rp.ceil_mode && opset >= 10;
     if ceil_mode && w.pad_mode >= 2 {
         w.pad_mode = 1;
     }
@@ -441,7 +453,7 @@ fn fit_pool(rp: &RawPool, length: usize) -> Layer {
         padding,
         ceil_mode,
         count_include_pad: rp.count_include_pad,
-        indices: max && rp.indices,
+        indices: max && rp.indices && opset >= 8,
         unsqueeze_2d: rp.unsqueeze_2d,
     };
     let layer = |p: Pool| {

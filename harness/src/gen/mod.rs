@@ -27,8 +27,12 @@ use crate::tensor::{Named, Tensor};
 pub struct GenConfig {
     /// Most layers in the main stack (heads and residual bodies count once).
     pub max_layers: usize,
-    /// Opset of emitted models; `None` draws one per model from 11 to the newest tract reads.
+    /// Opset of emitted models; `None` draws one per model from `opsets`.
     pub opset: Option<i64>,
+    /// Opsets drawn from when `opset` is `None` (inclusive; `None`:
+    /// [`crate::onnx::emit::DEFAULT_OPSETS`]).
+    #[serde(default)]
+    pub opsets: Option<(i64, i64)>,
 }
 
 impl Default for GenConfig {
@@ -36,6 +40,7 @@ impl Default for GenConfig {
         GenConfig {
             max_layers: 8,
             opset: None,
+            opsets: None,
         }
     }
 }
@@ -148,7 +153,8 @@ pub fn input_strategy() -> impl Strategy<Value = InputDist> {
 
 /// Strategy over model descriptions: valid ones, and about 3% negative cases.
 pub fn model_strategy(cfg: GenConfig) -> impl Strategy<Value = ModelDesc> {
-    raw::model_strategy(cfg.opset).prop_map(move |raw| fit::fit_model(&raw, cfg.max_layers.max(1)))
+    let opsets = cfg.opset.map(|o| (o, o)).or(cfg.opsets);
+    raw::model_strategy(opsets).prop_map(move |raw| fit::fit_model(&raw, cfg.max_layers.max(1)))
 }
 
 #[cfg(test)]
@@ -206,9 +212,12 @@ mod tests {
                 *seen.entry(class).or_default() += 1;
             }
         }
-        let low: Vec<_> = crate::model::CATALOGUE
-            .iter()
-            .map(|c| (*c, seen.get(*c).copied().unwrap_or(0)))
+        let low: Vec<_> = crate::model::required_classes(crate::onnx::emit::DEFAULT_OPSETS)
+            .into_iter()
+            .map(|c| {
+                let n = seen.get(&c).copied().unwrap_or(0);
+                (c, n)
+            })
             .filter(|(_, n)| *n < 5)
             .collect();
         assert!(low.is_empty(), "classes under 5 cases in 3000: {low:?}");
@@ -225,5 +234,35 @@ mod tests {
             .map(|i| generate(0, i, &GenConfig::default()).model.opset)
             .collect();
         assert_eq!(drawn, (11..=21).collect());
+    }
+
+    #[test]
+    fn a_wider_range_draws_every_opset_in_it_and_the_oracle_evaluates_each_model() {
+        let cfg = GenConfig {
+            opsets: Some((7, 28)),
+            ..GenConfig::default()
+        };
+        let mut drawn = std::collections::BTreeSet::new();
+        for i in 0..600 {
+            let case = generate(0, i, &cfg);
+            drawn.insert(case.model.opset);
+            if case.model.negative.is_some() {
+                continue;
+            }
+            let model = crate::onnx::emit::emit(&case.model).unwrap();
+            if let Err(e) = crate::oracle::evaluate(&model, &case.inputs()) {
+                // Only the oracle's limits and undefined results may refuse a valid model.
+                assert!(
+                    matches!(
+                        e,
+                        crate::oracle::OracleError::TooLarge(_)
+                            | crate::oracle::OracleError::Undefined(_)
+                    ),
+                    "s0-i{i} at opset {}: {e}",
+                    case.model.opset
+                );
+            }
+        }
+        assert_eq!(drawn, (7..=28).collect());
     }
 }

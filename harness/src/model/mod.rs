@@ -12,7 +12,7 @@ mod coverage;
 mod layers;
 mod shape;
 
-pub use coverage::{drops_window, CATALOGUE};
+pub use coverage::{drops_window, required_classes, CATALOGUE};
 pub use layers::{Conv, ConvTranspose, Layer, LpPool, Merge, PadMode, Padding, Pool};
 
 /// A whole model: input geometry, the layer stack and how weights are drawn.

@@ -19,12 +19,13 @@ impl Report {
         seen.into_iter().map(|(k, v)| (k, v.len())).collect()
     }
 
-    /// Catalogue classes ([`crate::model::CATALOGUE`]) with fewer than `n` cases, with their count.
-    pub fn coverage_below(&self, n: usize) -> Vec<(String, usize)> {
+    /// The `required` classes ([`crate::model::required_classes`]) with fewer than `n` cases,
+    /// with their count.
+    pub fn coverage_below(&self, n: usize, required: &[String]) -> Vec<(String, usize)> {
         let cases = self.cases_per_class();
-        crate::model::CATALOGUE
+        required
             .iter()
-            .map(|c| (c.to_string(), cases.get(*c).copied().unwrap_or(0)))
+            .map(|c| (c.clone(), cases.get(c).copied().unwrap_or(0)))
             .filter(|(_, k)| *k < n)
             .collect()
     }
@@ -99,10 +100,12 @@ mod tests {
         again.converter = "lower1d".into();
         r.results.push(again);
         assert_eq!(r.cases_per_class()["Conv.group=1"], 2);
-        let low = r.coverage_below(2);
+        let low = r.coverage_below(2, &crate::model::required_classes((13, 13)));
         assert!(!low.iter().any(|(c, _)| c == "Conv.group=1"));
         assert!(low.contains(&("Conv.group=depthwise".to_string(), 0)));
-        assert_eq!(low.len(), crate::model::CATALOGUE.len() - 1);
+        // The opset drawn is required too: no case has opset=13.
+        assert!(low.contains(&("opset=13".to_string(), 0)), "{low:?}");
+        assert_eq!(low.len(), crate::model::CATALOGUE.len());
         let md = r.markdown();
         assert!(md.contains("| `Conv.group=1` | 2 |"), "{md}");
         assert!(md.contains("Catalogue classes that got no case"), "{md}");

@@ -57,7 +57,16 @@ impl Builder<'_> {
             Layer::GlobalMaxPool => self.op("GlobalMaxPool", &[&xn], vec![]),
             Layer::ReduceLength { max, keepdims } => self.reduce_length(*max, *keepdims, &xn),
             Layer::MatMul { out_features } => self.matmul(*out_features, &xn, act)?,
-            Layer::Softmax { axis } => self.op("Softmax", &[&xn], vec![attr::int("axis", *axis)]),
+            Layer::Softmax { axis } => {
+                // Negative axes exist from opset 11.
+                let rank = if matches!(act, Act::Seq { .. }) { 3 } else { 2 };
+                let axis = if *axis < 0 && self.desc.opset < 11 {
+                    axis + rank
+                } else {
+                    *axis
+                };
+                self.op("Softmax", &[&xn], vec![attr::int("axis", axis)])
+            }
             other => unreachable!("{other:?} is emitted above"),
         };
         Ok(self.back(y, next))
@@ -392,9 +401,18 @@ impl Builder<'_> {
         })
     }
 
-    /// Pad along the length of `x` (`[N, C, L]`), in the opset-11 form with pads as an input.
+    /// Pad along the length of `x` (`[N, C, L]`): pads and value are attributes before opset
+    /// 11, inputs from 11.
     fn pad(&mut self, mode: PadMode, begin: usize, end: usize, x: &str) -> Result<String> {
-        let pads = self.init_i64("pads", &[0, 0, begin as i64, 0, 0, end as i64]);
+        let pads = [0, 0, begin as i64, 0, 0, end as i64];
+        if self.desc.opset < 11 {
+            let mut attrs = vec![attr::string("mode", mode.name()), attr::ints("pads", &pads)];
+            if mode == PadMode::Constant {
+                attrs.push(attr::float("value", 0.5));
+            }
+            return Ok(self.op("Pad", &[x], attrs));
+        }
+        let pads = self.init_i64("pads", &pads);
         let mut inputs = vec![x.to_string(), pads];
         if mode == PadMode::Constant {
             inputs.push(self.init("pad_value", &[], vec![0.5])?);

@@ -23,11 +23,14 @@ pub const INPUT: &str = "input";
 pub const OUTPUT: &str = "output";
 /// Opset used when none is asked for.
 pub const DEFAULT_OPSET: i64 = 17;
-/// Oldest opset the generator emits.
-pub const MIN_OPSET: i64 = 11;
-/// Newest opset the generator emits: the newest at which tract-onnx 0.23.9 has version-specific
-/// parsing (GroupNormalization 21; Gelu appears in 20). tract reads any opset but warns above 18.
-pub const MAX_OPSET: i64 = 21;
+/// Opsets the generator draws from by default: 11 to the newest at which tract-onnx 0.23.9 has
+/// version-specific parsing (GroupNormalization 21; Gelu appears in 20). tract reads any opset
+/// but warns above 18. Changing this range changes every generated case.
+pub const DEFAULT_OPSETS: (i64, i64) = (11, 21);
+/// Opsets the emitter can write every layer in (older forms before 11: Pad's pads as an
+/// attribute, no ceil_mode or pool dilations before 10, no Erf before 9, no MaxPool indices
+/// before 8); `--opset` may ask for any of them.
+pub const SUPPORTED_OPSETS: (i64, i64) = (7, 28);
 
 /// Builds the ONNX model of a description. Fails when the description is invalid, unless it
 /// is a negative case (then its last layer is the invalid one and is emitted as it is).

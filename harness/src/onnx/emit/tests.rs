@@ -174,6 +174,32 @@ fn pad_takes_pads_as_an_input_on_the_length_axis() {
 }
 
 #[test]
+fn before_opset_11_pad_takes_pads_and_value_as_attributes_and_softmax_a_positive_axis() {
+    for mode in [PadMode::Constant, PadMode::Reflect] {
+        let desc = one_layer(
+            Layer::Pad {
+                mode,
+                begin: 2,
+                end: 1,
+            },
+            10,
+        );
+        let m = emit(&desc).unwrap();
+        let n = node(&m, "Pad");
+        assert_eq!(n.input.len(), 1);
+        assert_eq!(n_ints(n, "pads"), [0, 0, 2, 0, 0, 1]);
+        let value = n.attribute.iter().any(|a| a.name == "value");
+        assert_eq!(value, mode == PadMode::Constant);
+        oracle_accepts(&desc);
+    }
+    let desc = one_layer(Layer::Softmax { axis: -1 }, 7);
+    let m = emit(&desc).unwrap();
+    let axis = node(&m, "Softmax").attribute[0].i;
+    assert_eq!(axis, 2);
+    oracle_accepts(&desc);
+}
+
+#[test]
 fn nlc_models_take_nlc_input_and_wrap_convolutions_in_transposes() {
     let mut desc = one_layer(
         Layer::Conv(crate::model::Conv {
