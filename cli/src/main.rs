@@ -233,6 +233,9 @@ struct ConformanceArgs {
     /// Opsets to draw generated models from, as FIRST-LAST [default: 11-21; 7-28 are supported]
     #[arg(long, value_name = "FIRST-LAST")]
     opsets: Option<String>,
+    /// Element type of generated models: their input, weights and every float tensor
+    #[arg(long, value_enum, default_value_t = ModelType::Float32)]
+    dtype: ModelType,
     /// Most layers per generated model.
     #[arg(long, default_value_t = 8)]
     max_layers: usize,
@@ -472,6 +475,22 @@ fn non_negative(option: &str, value: f64) -> anyhow::Result<f64> {
     }
 }
 
+/// Element types the generator writes models in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModelType {
+    Float32,
+    Float16,
+}
+
+impl ModelType {
+    fn dtype(self) -> harness::tensor::DType {
+        match self {
+            ModelType::Float32 => harness::tensor::DType::Float,
+            ModelType::Float16 => harness::tensor::DType::Float16,
+        }
+    }
+}
+
 /// Checks `--opset` and parses `--opsets FIRST-LAST`; both must lie in the opsets the emitter
 /// supports.
 fn opset_choice(opset: Option<i64>, opsets: Option<&str>) -> anyhow::Result<Option<(i64, i64)>> {
@@ -549,6 +568,8 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
             max_layers: a.max_layers.max(1),
             opset: a.opset,
             opsets,
+            // float32 is the default, left out so that the options recorded stay those of earlier runs.
+            dtype: (a.dtype != ModelType::Float32).then(|| a.dtype.dtype()),
         },
         max_bundles: a.max_bundles,
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,

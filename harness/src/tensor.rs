@@ -50,6 +50,16 @@ impl DType {
         }
     }
 
+    /// Largest finite value of a float type (float32's for the non-float types).
+    pub fn max_finite(self) -> f64 {
+        match self {
+            DType::Float16 => f64::from(f16::MAX),
+            DType::Bfloat16 => f64::from(bf16::MAX),
+            DType::Double => f64::MAX,
+            _ => f64::from(f32::MAX),
+        }
+    }
+
     /// Smallest positive normal value of a float type (float32's for the non-float types).
     pub fn min_positive(self) -> f64 {
         match self {

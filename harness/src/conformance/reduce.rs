@@ -95,7 +95,7 @@ pub fn first_divergence(
         let expected = vec![Expected {
             value: value.clone(),
             bound: Some(bound.clone()),
-            dtype: DType::Float,
+            dtype: crate::onnx::proto::float_type(model),
         }];
         let Some(r) = runner.run_with(
             &subject("prefix", &prefix, inputs.to_vec(), expected, None),
@@ -119,13 +119,14 @@ pub fn first_divergence(
     Ok(None)
 }
 
-/// Golden values as the tensors a runtime is fed (floats rounded to f32).
-fn as_tensors(values: &HashMap<String, Value>) -> HashMap<String, Tensor> {
+/// Golden values as the tensors a runtime is fed (floats rounded to the model's float type).
+fn as_tensors(values: &HashMap<String, Value>, float: DType) -> HashMap<String, Tensor> {
     values
         .iter()
         .map(|(k, v)| {
             let t = match v {
-                Value::Float { value, .. } => Tensor::F32(value.mapv(|x| x as f32)),
+                Value::Float { value, .. } => Tensor::from_f64(float, value)
+                    .unwrap_or_else(|| Tensor::F32(value.mapv(|x| x as f32))),
                 Value::Int(a) => Tensor::I64(a.clone()),
             };
             (k.clone(), t)
@@ -140,7 +141,8 @@ fn fails_alone(
     index: usize,
     values: &HashMap<String, Value>,
 ) -> Result<bool> {
-    let (single, feeds) = slice::single_node(model, index, &as_tensors(values))?;
+    let float = crate::onnx::proto::float_type(model);
+    let (single, feeds) = slice::single_node(model, index, &as_tensors(values, float))?;
     let expected = oracle_expected(&single, &feeds)?;
     let r = runner
         .run_with(&subject("alone", &single, feeds, expected, None), converter)
@@ -368,7 +370,11 @@ pub fn reduce_model(
     };
     let (_, values) = oracle::evaluate_all(model, inputs)?;
     let (cut, feeds) = if d.alone == Some(true) {
-        slice::single_node(model, d.index, &as_tensors(&values))?
+        slice::single_node(
+            model,
+            d.index,
+            &as_tensors(&values, crate::onnx::proto::float_type(model)),
+        )?
     } else {
         let out = model.graph.as_ref().context("graph")?.node[d.index].output[0].clone();
         (slice::prefix(model, &out)?, inputs.to_vec())

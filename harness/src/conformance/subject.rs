@@ -33,9 +33,10 @@ fn expectations(eval: oracle::Evaluation) -> Vec<Expected> {
 }
 
 /// Golden outputs of a generated model, unless a value of its exact computation is beyond the
-/// float32 range: a float32 runtime overflows there (to infinity, then NaN where infinities
-/// meet), so no float32 result can match the golden one and the error bounds, which assume no
-/// overflow, say nothing. Such a case is too large for float32 (`too-large`, not run).
+/// range of the model's float type (float32, or float16 for a float16 model): a runtime
+/// overflows there (to infinity, then NaN where infinities meet), so no result of that type can
+/// match the golden one and the error bounds, which assume no overflow, say nothing. Such a case
+/// is too large for its type (`too-large`, not run).
 fn generated_expected(
     model: &tract_onnx::pb::ModelProto,
     inputs: &[Named],
@@ -50,19 +51,20 @@ fn generated_expected(
             )
         }
     })?;
+    let float = crate::onnx::proto::float_type(model);
+    let limit = float.max_finite();
     let beyond = values.iter().find_map(|(name, v)| match v {
-        oracle::Value::Float { value, .. } => value
-            .iter()
-            .find(|x| x.abs() > f64::from(f32::MAX))
-            .map(|x| (name, *x)),
+        oracle::Value::Float { value, .. } => {
+            value.iter().find(|x| x.abs() > limit).map(|x| (name, *x))
+        }
         oracle::Value::Int(_) => None,
     });
     if let Some((name, x)) = beyond {
         return Err((
             Verdict::TooLarge,
             format!(
-                "'{name}' reaches {x:e} in the exact computation, beyond the float32 range: \
-                 float32 arithmetic overflows there"
+                "'{name}' reaches {x:e} in the exact computation, beyond the {float} range: \
+                 {float} arithmetic overflows there"
             ),
         ));
     }

@@ -33,6 +33,9 @@ pub struct GenConfig {
     /// [`crate::onnx::emit::DEFAULT_OPSETS`]).
     #[serde(default)]
     pub opsets: Option<(i64, i64)>,
+    /// Element type of the models (`None`: float32).
+    #[serde(default)]
+    pub dtype: Option<crate::tensor::DType>,
 }
 
 impl Default for GenConfig {
@@ -41,6 +44,7 @@ impl Default for GenConfig {
             max_layers: 8,
             opset: None,
             opsets: None,
+            dtype: None,
         }
     }
 }
@@ -62,13 +66,16 @@ pub enum InputDist {
 }
 
 impl InputDist {
-    fn draw(self, rng: &mut impl Draw) -> f32 {
+    /// One value; `narrow` (float16 models, whose largest value is 65504) draws the wide and
+    /// large distributions 10 and 100 times smaller, so that most cases stay in range.
+    fn draw(self, rng: &mut impl Draw, narrow: bool) -> f32 {
+        let wide = if narrow { 0.1 } else { 1.0 };
         (match self {
             InputDist::Normal => rng.normal(),
-            InputDist::WideUniform => rng.uniform(-100.0, 100.0),
+            InputDist::WideUniform => rng.uniform(-100.0 * wide, 100.0 * wide),
             InputDist::SmallInt => rng.int(-4, 4) as f64,
             InputDist::NearZero => rng.normal() * 1e-3,
-            InputDist::Large => rng.normal() * 1e3,
+            InputDist::Large => rng.normal() * 1e3 * wide * wide,
         }) as f32
     }
 }
@@ -95,10 +102,15 @@ impl Case {
     pub fn inputs(&self) -> Vec<Named> {
         let mut rng = seed::rng(self.seed, "inputs");
         let shape = self.model.input_shape();
+        let narrow = self.model.dtype == crate::tensor::DType::Float16;
         let data = (0..shape.iter().product::<usize>())
-            .map(|_| self.input.draw(&mut rng))
+            .map(|_| self.input.draw(&mut rng, narrow))
             .collect();
-        let tensor = Tensor::f32(&shape, data).expect("shape matches data");
+        let mut tensor = Tensor::f32(&shape, data).expect("shape matches data");
+        if self.model.dtype != crate::tensor::DType::Float {
+            tensor = Tensor::from_f64(self.model.dtype, &tensor.to_f64())
+                .expect("models have a float element type");
+        }
         vec![Named {
             name: INPUT.into(),
             tensor,
@@ -154,7 +166,17 @@ pub fn input_strategy() -> impl Strategy<Value = InputDist> {
 /// Strategy over model descriptions: valid ones, and about 3% negative cases.
 pub fn model_strategy(cfg: GenConfig) -> impl Strategy<Value = ModelDesc> {
     let opsets = cfg.opset.map(|o| (o, o)).or(cfg.opsets);
-    raw::model_strategy(opsets).prop_map(move |raw| fit::fit_model(&raw, cfg.max_layers.max(1)))
+    let dtype = cfg.dtype.unwrap_or(crate::tensor::DType::Float);
+    raw::model_strategy(opsets).prop_map(move |raw| {
+        let mut model = fit::fit_model(&raw, cfg.max_layers.max(1));
+        model.dtype = dtype;
+        if dtype == crate::tensor::DType::Float16 {
+            // Small-integer weights (-2..=2) grow activations layer after layer, past float16's
+            // 65504 in deep stacks; scaled weights keep them in range.
+            model.weights = crate::model::WeightDist::Scaled;
+        }
+        model
+    })
 }
 
 #[cfg(test)]

@@ -175,6 +175,10 @@ impl ModelDesc {
             }
         ));
         out.insert(format!("opset={}", self.opset));
+        // float32 models carry no class, so their class lists are those of earlier versions.
+        if self.dtype != crate::tensor::DType::Float {
+            out.insert(format!("dtype={}", self.dtype));
+        }
         out.insert(format!("layout={}", self.layout.name()));
         if self.layout == Layout::Nlc {
             out.insert("Transpose".to_string());

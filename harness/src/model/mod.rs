@@ -6,6 +6,7 @@
 //! spec, with a reason. Layers are in [`layers`], the shape rules in `shape`, coverage classes
 //! and the catalogue of classes in `coverage`.
 
+use crate::tensor::DType;
 use serde::{Deserialize, Serialize};
 
 mod coverage;
@@ -42,6 +43,17 @@ pub struct ModelDesc {
     /// layer is the offending one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negative: Option<Negative>,
+    /// Element type of the input, the weights and every float tensor of the model.
+    #[serde(default = "float32", skip_serializing_if = "is_float32")]
+    pub dtype: DType,
+}
+
+fn float32() -> DType {
+    DType::Float
+}
+
+fn is_float32(d: &DType) -> bool {
+    *d == DType::Float
 }
 
 /// Data layout of the model's input and of the sequences between layers.
@@ -232,6 +244,7 @@ impl ModelDesc {
             layout: Layout::Ncl,
             symbolic: Symbolic::default(),
             negative: None,
+            dtype: DType::Float,
         }
     }
 

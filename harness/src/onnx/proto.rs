@@ -27,6 +27,34 @@ pub fn decode_tensor(bytes: &[u8]) -> Result<pb::TensorProto> {
     pb::TensorProto::decode(bytes).context("not a valid ONNX TensorProto (protobuf decode failed)")
 }
 
+/// The [`DType`] of an ONNX element type code, when the harness has one.
+pub fn dtype_of_code(code: i32) -> Option<DType> {
+    Some(match DataType::try_from(code).ok()? {
+        DataType::Float => DType::Float,
+        DataType::Double => DType::Double,
+        DataType::Float16 => DType::Float16,
+        DataType::Bfloat16 => DType::Bfloat16,
+        DataType::Int64 => DType::Int64,
+        DataType::Int32 => DType::Int32,
+        DataType::Int8 => DType::Int8,
+        DataType::Uint8 => DType::Uint8,
+        DataType::Bool => DType::Bool,
+        _ => return None,
+    })
+}
+
+/// The element type of the first float graph input of `model` (float32 when there is none):
+/// the type the model computes in.
+pub fn float_type(model: &pb::ModelProto) -> DType {
+    model
+        .graph
+        .iter()
+        .flat_map(|g| &g.input)
+        .filter_map(|i| declared_type(i).and_then(|(code, _)| dtype_of_code(code)))
+        .find(|d| d.is_float())
+        .unwrap_or(DType::Float)
+}
+
 /// The ONNX data type code of a [`DType`].
 pub fn data_type_code(dtype: DType) -> i32 {
     (match dtype {

@@ -121,8 +121,14 @@ pub fn single_node(
             tensor: value.clone(),
         });
     }
+    // Outputs have the element type of the float values fed (an f16 model's node computes in f16).
+    let float = feeds
+        .iter()
+        .map(|f| f.tensor.dtype())
+        .find(|d| d.is_float())
+        .unwrap_or(DType::Float);
     for o in node.output.iter().filter(|o| !o.is_empty()) {
-        let mut vi = value_info(o, DType::Float, &[]);
+        let mut vi = value_info(o, float, &[]);
         if let Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(t)),
             ..

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use tract_onnx::pb::{self, tensor_proto::DataType};
 
-use crate::onnx::proto::{declared_type, Dim};
+use crate::onnx::proto::{declared_type, dtype_of_code, Dim};
 use crate::tensor::{DType, Named, Tensor};
 
 use super::node::{node_label, Node};
@@ -49,7 +49,7 @@ pub(super) fn run(
             ))
         })?;
         let dtype = declared_type(out)
-            .and_then(|(code, _)| dtype_of(code))
+            .and_then(|(code, _)| dtype_of_code(code))
             .unwrap_or(DType::Float);
         let (value, bound) = match value {
             Value::Float { value, bound } => (value.clone(), bound.clone()),
@@ -245,7 +245,7 @@ fn check_declared(info: &pb::ValueInfoProto, tensor: &Tensor) -> Result<(), Orac
         DataType::try_from(code),
         Ok(DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16)
     );
-    if let Some(declared) = dtype_of(code) {
+    if let Some(declared) = dtype_of_code(code) {
         if is_float(declared) != is_float(tensor.dtype())
             || (!declared_float && declared != tensor.dtype())
         {
@@ -311,20 +311,4 @@ fn bind_initializers(
         values.insert(init.name.clone(), value);
     }
     Ok(())
-}
-
-/// The [`DType`] of an ONNX element type code, when the harness has one.
-pub(super) fn dtype_of(code: i32) -> Option<DType> {
-    match DataType::try_from(code).ok()? {
-        DataType::Float => Some(DType::Float),
-        DataType::Double => Some(DType::Double),
-        DataType::Float16 => Some(DType::Float16),
-        DataType::Bfloat16 => Some(DType::Bfloat16),
-        DataType::Int64 => Some(DType::Int64),
-        DataType::Int32 => Some(DType::Int32),
-        DataType::Int8 => Some(DType::Int8),
-        DataType::Uint8 => Some(DType::Uint8),
-        DataType::Bool => Some(DType::Bool),
-        _ => None,
-    }
 }

@@ -7,7 +7,7 @@
 //! and every layer that needs `[N, C, L]` is wrapped in Transposes. Negative cases are emitted
 //! as described, invalid layer included. Per-layer emission is in `layers`.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use tract_onnx::pb;
 
 use super::proto::{attr, tensor_to_proto, value_info, Dim};
@@ -47,13 +47,13 @@ pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
     let dims = Interface::new(desc);
     let out_dims = dims.output(desc, act)?;
     let in_dims = dims.input(desc);
-    let mut outputs = vec![value_info(OUTPUT, DType::Float, &out_dims)];
+    let mut outputs = vec![value_info(OUTPUT, desc.dtype, &out_dims)];
     outputs.extend(b.indexed_outputs(&dims));
     let graph = pb::GraphProto {
         name: "conv1d".into(),
         node: b.nodes,
         initializer: b.inits,
-        input: vec![value_info(INPUT, DType::Float, &in_dims)],
+        input: vec![value_info(INPUT, desc.dtype, &in_dims)],
         output: outputs,
         ..Default::default()
     };
@@ -218,7 +218,7 @@ impl<'a> Builder<'a> {
                 Dim::Fixed(channels),
                 dims.length(length, &format!("L_idx{k}")),
             ];
-            outputs.push(value_info(&out, DType::Float, &dims));
+            outputs.push(value_info(&out, self.desc.dtype, &dims));
         }
         outputs
     }
@@ -263,10 +263,15 @@ impl<'a> Builder<'a> {
         y
     }
 
+    /// A float initializer, in the model's element type.
     fn init(&mut self, what: &str, shape: &[usize], data: Vec<f32>) -> Result<String> {
         let name = self.fresh(what);
-        self.inits
-            .push(tensor_to_proto(&name, &Tensor::f32(shape, data)?));
+        let mut tensor = Tensor::f32(shape, data)?;
+        if self.desc.dtype != DType::Float {
+            tensor = Tensor::from_f64(self.desc.dtype, &tensor.to_f64())
+                .context("the model's element type is not a float type")?;
+        }
+        self.inits.push(tensor_to_proto(&name, &tensor));
         Ok(name)
     }
 
