@@ -470,3 +470,74 @@ fn min_coverage_fails_the_run_and_names_the_classes_under_it() {
         text(&ok)
     );
 }
+
+#[test]
+fn float16_models_and_a_wider_opset_range_run_with_verdicts_and_bad_ranges_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = ledger();
+    let dir = tmp.path().join("f16");
+    let out = conformance(
+        &dir,
+        &[
+            "--cases",
+            "60",
+            "--seed",
+            "2",
+            "--dtype",
+            "float16",
+            "--opsets",
+            "7-28",
+            "--converter",
+            "identity",
+            "--max-bundles",
+            "0",
+            "--known-failures",
+            &l,
+        ],
+    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    let r = report(&dir);
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 60);
+    let has = |x: &Value, class: &str| x["classes"].as_array().unwrap().iter().any(|c| c == class);
+    assert!(results.iter().all(|x| has(x, "dtype=float16")));
+    assert!(
+        results.iter().all(|x| x["verdict"] != "error"),
+        "{}",
+        r["summary"]
+    );
+    let passed: Vec<&Value> = results.iter().filter(|x| x["verdict"] == "pass").collect();
+    assert!(passed.len() >= 20, "{}", r["summary"]);
+    // Compared results (negative cases are refused, not compared) were judged at float16's
+    // precision.
+    let compared: Vec<&&Value> = passed
+        .iter()
+        .filter(|x| x["worst_ratio"].is_number())
+        .collect();
+    assert!(compared.len() >= 20);
+    assert!(
+        compared.iter().all(|x| x["precision"] == "f16"),
+        "{:?}",
+        passed[0]
+    );
+    // Opsets from both ends of the range were drawn.
+    let opsets: std::collections::BTreeSet<i64> = results
+        .iter()
+        .flat_map(|x| x["classes"].as_array().unwrap())
+        .filter_map(|c| c.as_str()?.strip_prefix("opset=")?.parse().ok())
+        .collect();
+    assert!(
+        opsets.iter().any(|&o| o < 11) && opsets.iter().any(|&o| o > 21),
+        "{opsets:?}"
+    );
+    for bad in [
+        &["--opsets", "5-28"][..],
+        &["--opsets", "12-9"],
+        &["--opset", "29"],
+        &["--opsets", "x"],
+    ] {
+        let o = conformance(&tmp.path().join("bad"), &[&["--cases", "1"], bad].concat());
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
+        assert!(text(&o).contains("opset"), "{}", text(&o));
+    }
+}

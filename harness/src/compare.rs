@@ -266,14 +266,42 @@ pub fn compare(
     }
     let mut tally = Tally::new(tol);
     for (j, (e, a)) in expected.iter().zip(actual).enumerate() {
-        // An output of a type narrower than the precision that ran is rounded to it once more.
-        let u = [e.dtype, a.dtype()]
-            .iter()
-            .filter_map(|d| d.narrow_unit_roundoff())
-            .fold(precision.unit_roundoff(), f64::max);
+        let u = output_precision(e, a, precision).unit_roundoff();
         tally.output(j, e, a, u);
     }
     tally.into_comparison()
+}
+
+/// The precision an output is judged at: the runtime's, or a narrower float type that the
+/// output is declared or returned in (its values were rounded to that type, in a model of that
+/// type computed in it).
+fn output_precision(e: &Expected, a: &Tensor, precision: Precision) -> Precision {
+    let narrow = |d: DType| match d {
+        DType::Float16 => Some(Precision::F16),
+        DType::Bfloat16 => Some(Precision::Bf16),
+        _ => None,
+    };
+    [e.dtype, a.dtype()]
+        .into_iter()
+        .filter_map(narrow)
+        .chain([precision])
+        .max_by(|x, y| x.unit_roundoff().total_cmp(&y.unit_roundoff()))
+        .unwrap_or(precision)
+}
+
+/// The coarsest precision any output is judged at ([`compare`]); the runtime's when the
+/// outputs cannot be compared.
+pub fn judged_precision(
+    expected: &[Expected],
+    actual: &[Tensor],
+    precision: Precision,
+) -> Precision {
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(e, a)| output_precision(e, a, precision))
+        .max_by(|x, y| x.unit_roundoff().total_cmp(&y.unit_roundoff()))
+        .unwrap_or(precision)
 }
 
 /// Why the outputs cannot be compared element by element (their count, a shape or an element

@@ -40,16 +40,6 @@ impl DType {
         )
     }
 
-    /// Unit roundoff of a float type narrower than float32 (`None` for the others): values of
-    /// this type carry at least this relative rounding error whatever precision computed them.
-    pub fn narrow_unit_roundoff(self) -> Option<f64> {
-        match self {
-            DType::Float16 => Some(2f64.powi(-11)),
-            DType::Bfloat16 => Some(2f64.powi(-8)),
-            _ => None,
-        }
-    }
-
     /// Largest finite value of a float type (float32's for the non-float types).
     pub fn max_finite(self) -> f64 {
         match self {

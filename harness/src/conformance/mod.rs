@@ -632,7 +632,9 @@ impl Runner {
         let c = compare(expected, outputs, precision, self.tolerance_of(s));
         r.verdict = c.verdict;
         r.message = c.message;
-        r.precision = Some(precision);
+        r.precision = Some(crate::compare::judged_precision(
+            expected, outputs, precision,
+        ));
         if c.stats.count > 0 {
             r.max_abs_err = Some(c.stats.max_abs_err);
             r.max_rel_err = Some(c.stats.max_rel_err);

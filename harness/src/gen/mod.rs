@@ -259,6 +259,42 @@ mod tests {
     }
 
     #[test]
+    fn float16_models_have_float16_inputs_weights_and_outputs() {
+        use crate::tensor::DType;
+        use tract_onnx::pb::tensor_proto::DataType;
+        let cfg = GenConfig {
+            dtype: Some(DType::Float16),
+            ..GenConfig::default()
+        };
+        let mut evaluated = 0;
+        for i in 0..100 {
+            let case = generate(0, i, &cfg);
+            assert!(case.model.classes().iter().any(|c| c == "dtype=float16"));
+            assert!(case
+                .inputs()
+                .iter()
+                .all(|n| n.tensor.dtype() == DType::Float16));
+            let model = crate::onnx::emit::emit(&case.model).unwrap();
+            let graph = model.graph.as_ref().unwrap();
+            let float16 = DataType::Float16 as i32;
+            for t in &graph.initializer {
+                let float = t.data_type == DataType::Float as i32;
+                assert!(!float, "s0-i{i}: float32 initializer {}", t.name);
+            }
+            let declared = crate::onnx::proto::declared_type(&graph.output[0])
+                .unwrap()
+                .0;
+            assert_eq!(declared, float16);
+            if case.model.negative.is_none()
+                && crate::oracle::evaluate(&model, &case.inputs()).is_ok()
+            {
+                evaluated += 1;
+            }
+        }
+        assert!(evaluated >= 80, "{evaluated} of 100 evaluated");
+    }
+
+    #[test]
     fn a_wider_range_draws_every_opset_in_it_and_the_oracle_evaluates_each_model() {
         let cfg = GenConfig {
             opsets: Some((7, 28)),

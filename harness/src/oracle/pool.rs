@@ -203,7 +203,7 @@ pub(crate) fn lp_pool(node: &Node) -> Result<Vec<Value>> {
     } else {
         node.int("p", 2)? as f64
     };
-    if !(p >= 1.0) {
+    if p.is_nan() || p < 1.0 {
         return Err(node.invalid(format!("p must be >= 1, got {p}")));
     }
     let (xf, xef) = (flat(x), flat(ex));
