@@ -145,6 +145,9 @@ enum Command {
         /// Opsets the case's opset was drawn from, as FIRST-LAST (as `conformance --opsets`).
         #[arg(long, value_name = "FIRST-LAST")]
         opsets: Option<String>,
+        /// Element type of the model (as `conformance --dtype`).
+        #[arg(long, value_enum, default_value_t = ModelType::Float32)]
+        dtype: ModelType,
         /// Directory to write.
         dir: PathBuf,
     },
@@ -356,8 +359,9 @@ fn main() -> ExitCode {
             index,
             opset,
             opsets,
+            dtype,
             dir,
-        } => emit(seed, index, opset, opsets.as_deref(), &dir),
+        } => emit(seed, index, (opset, opsets.as_deref()), dtype, &dir),
         Command::CorpusBuild { corpus } => corpus_build(&corpus),
         Command::CorpusTable { corpus, reports } => corpus_table(&corpus, &reports),
         Command::Bless {
@@ -767,23 +771,27 @@ fn lower1d(
 fn emit(
     seed: u64,
     index: u64,
-    opset: Option<i64>,
-    opsets: Option<&str>,
+    (opset, opsets): (Option<i64>, Option<&str>),
+    dtype: ModelType,
     dir: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     let range = opset_choice(opset, opsets)?;
     let cfg = GenConfig {
         opset,
         opsets: range,
+        dtype: (dtype != ModelType::Float32).then(|| dtype.dtype()),
         ..GenConfig::default()
     };
-    let command = match (opset, range) {
-        (Some(o), _) => format!("harness emit --seed {seed} --index {index} --opset {o} DIR"),
-        (None, Some((a, b))) => {
-            format!("harness emit --seed {seed} --index {index} --opsets {a}-{b} DIR")
-        }
-        (None, None) => format!("harness emit --seed {seed} --index {index} DIR"),
-    };
+    let mut command = format!("harness emit --seed {seed} --index {index}");
+    match (opset, range) {
+        (Some(o), _) => command.push_str(&format!(" --opset {o}")),
+        (None, Some((a, b))) => command.push_str(&format!(" --opsets {a}-{b}")),
+        (None, None) => {}
+    }
+    if dtype != ModelType::Float32 {
+        command.push_str(" --dtype float16");
+    }
+    command.push_str(" DIR");
     let case = harness::conformance::write_generated_case(seed, index, &cfg, dir, &command)?;
     println!("wrote {} ({})", dir.display(), case.id);
     Ok(ExitCode::SUCCESS)
