@@ -219,6 +219,43 @@ impl<'a> Node<'a> {
         Ok(v.iter().next().copied().zip(e.iter().next().copied()))
     }
 
+    /// Runs `kernel`, a kernel that only selects elements (a max or min), on integer data 0 as
+    /// on floats, which hold integers exactly below 2^53, and gives its float outputs back as
+    /// integers.
+    pub fn selecting_on_integers(
+        &self,
+        kernel: fn(&Node) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        let Some(Value::Int(a)) = self.input(0) else {
+            return kernel(self);
+        };
+        if a.iter().any(|v| v.unsigned_abs() >= 1 << 53) {
+            return Err(self.unsupported("integers of 2^53 or more"));
+        }
+        let widened = Value::float(a.mapv(|v| v as f64), a.mapv(|_| 0.0));
+        let mut inputs = self.inputs.clone();
+        inputs[0] = Some(&widened);
+        let node = Node {
+            proto: self.proto,
+            index: self.index,
+            opset: self.opset,
+            inputs,
+        };
+        kernel(&node)?
+            .into_iter()
+            .map(|v| match v {
+                Value::Float { value, .. } if value.iter().all(|x| x.is_finite()) => {
+                    Ok(Value::Int(value.mapv(|x| x as i64)))
+                }
+                Value::Float { .. } => Err(self.unsupported(
+                    "an extremum of no integers (the type's smallest or largest value, which the \
+                     oracle's integers do not keep)",
+                )),
+                int => Ok(int),
+            })
+            .collect()
+    }
+
     /// True when output `i` is requested (present with a non-empty name).
     pub fn wants_output(&self, i: usize) -> bool {
         self.proto.output.get(i).is_some_and(|n| !n.is_empty())

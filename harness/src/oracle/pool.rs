@@ -116,6 +116,9 @@ fn for_each_window(
 /// `storage_order=1` (batch and channel offsets stay row-major, as in the reference
 /// implementation). A NaN in the window makes the result NaN.
 pub(crate) fn max_pool(node: &Node) -> Result<Vec<Value>> {
+    if let Some(Value::Int(_)) = node.input(0) {
+        return node.selecting_on_integers(max_pool);
+    }
     let ((x, ex), win) = read_pool(node)?;
     let storage_order = node.flag("storage_order", false)?;
     let xs = x.shape();

@@ -114,6 +114,9 @@ pub(crate) fn reduce_sum(node: &Node) -> Result<Vec<Value>> {
 /// ReduceMax (axes an input from opset 18): 1-Lipschitz, NaN propagates; minus infinity over
 /// no elements.
 pub(crate) fn reduce_max(node: &Node) -> Result<Vec<Value>> {
+    if let Some(Value::Int(_)) = node.input(0) {
+        return node.selecting_on_integers(reduce_max);
+    }
     reduce(node, 18, |_, elems| {
         Ok(extreme(elems, nan_max, f64::NEG_INFINITY))
     })
@@ -122,6 +125,9 @@ pub(crate) fn reduce_max(node: &Node) -> Result<Vec<Value>> {
 /// ReduceMin (axes an input from opset 18): 1-Lipschitz, NaN propagates; infinity over no
 /// elements.
 pub(crate) fn reduce_min(node: &Node) -> Result<Vec<Value>> {
+    if let Some(Value::Int(_)) = node.input(0) {
+        return node.selecting_on_integers(reduce_min);
+    }
     reduce(node, 18, |_, elems| {
         Ok(extreme(elems, |a, b| -nan_max(-a, -b), f64::INFINITY))
     })

@@ -188,3 +188,31 @@ fn causal_conv_with_state_pads_with_the_past_and_returns_the_last_positions() {
         .invalid()
         .contains("at most 4"));
 }
+
+#[test]
+fn max_pool_and_reduce_max_select_integers_exactly() {
+    let pool = Case::new("MaxPool")
+        .init_i64(&[1, 1, 4], &[3, -1, 7, 2])
+        .ints("kernel_shape", &[2])
+        .ints("strides", &[2]);
+    assert_close(&pool.y(&[1, 1, 2]), &[3.0, 7.0]);
+    assert!(matches!(
+        pool.run().unwrap().outputs[0].bound.iter().next(),
+        Some(&b) if b == 0.0
+    ));
+    let reduce = |op: &str| {
+        Case::new(op)
+            .opset(13)
+            .init_i64(&[2, 2], &[1, 5, 4, 2])
+            .ints("axes", &[1])
+            .int("keepdims", 0)
+    };
+    assert_close(&reduce("ReduceMax").y(&[2]), &[5.0, 4.0]);
+    assert_close(&reduce("ReduceMin").y(&[2]), &[1.0, 2.0]);
+    // The extremum of no integers is the type's smallest value, which int64 values do not keep.
+    let empty = Case::new("ReduceMax")
+        .opset(13)
+        .init_i64(&[0, 2], &[])
+        .ints("axes", &[0]);
+    assert!(unsupported(&empty).contains("no integers"));
+}
