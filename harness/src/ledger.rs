@@ -54,9 +54,13 @@ pub struct Entry {
     /// Case id glob.
     #[serde(default)]
     pub case: Option<String>,
-    /// Coverage classes that must all be present.
+    /// Coverage classes that must all be present, each a glob (`Pad.mode=*`).
     #[serde(default)]
     pub classes: Vec<String>,
+    /// Opsets `[first, last]` the case's model must import (its `opset=N` class), for
+    /// behaviour that depends on an operator's version.
+    #[serde(default)]
+    pub opsets: Option<[i64; 2]>,
     /// The verdict the failure has (one, or a list of the verdicts it may take).
     pub verdict: Verdicts,
     /// Why it fails, checked by hand.
@@ -249,12 +253,20 @@ impl Ledger {
         let ledger: Ledger = toml::from_str(&text)
             .with_context(|| format!("{}: not a valid ledger", path.display()))?;
         for (i, e) in ledger.failure.iter().enumerate() {
-            if e.case.is_none() && e.classes.is_empty() && e.reduced.is_none() {
+            if e.case.is_none() && e.classes.is_empty() && e.reduced.is_none() && e.opsets.is_none()
+            {
                 bail!(
-                    "{}: entry {} ({}) names neither a case, classes nor a reduced form",
+                    "{}: entry {} ({}) names neither a case, classes, opsets nor a reduced form",
                     path.display(),
                     i + 1,
                     e.converter
+                );
+            }
+            if e.opsets.is_some_and(|[first, last]| first > last) {
+                bail!(
+                    "{}: entry {} has opsets whose first is after its last",
+                    path.display(),
+                    i + 1
                 );
             }
             if e.verdict.contains(Verdict::Pass) {
@@ -292,7 +304,16 @@ impl Ledger {
         e.converter.matches(&r.converter)
             && glob(&e.runtime, &r.runtime)
             && e.case.as_deref().is_none_or(|c| glob(c, &r.case))
-            && e.classes.iter().all(|c| r.classes.contains(c))
+            && e.classes
+                .iter()
+                .all(|c| r.classes.iter().any(|have| glob(c, have)))
+            && e.opsets.is_none_or(|[first, last]| {
+                r.classes.iter().any(|c| {
+                    c.strip_prefix("opset=")
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .is_some_and(|n| (first..=last).contains(&n))
+                })
+            })
     }
 
     /// Whether the entry describes the result: in its family and, for an entry with a reduced
@@ -427,6 +448,31 @@ reason = "known bug"
         assert_eq!(rs[0].expected.as_deref(), Some("known bug"));
         assert_eq!(rs[1].expected, None);
         assert_eq!(rs[2].expected, None);
+    }
+
+    #[test]
+    fn an_opset_range_matches_only_models_of_those_opsets() {
+        let ledger: Ledger = toml::from_str(
+            "[[failure]]\nconverter = \"*\"\nclasses = [\"Clip\"]\nopsets = [1, 5]\n\
+             verdict = \"runtime-rejected\"\nreason = \"Clip-1 unsupported\"\n",
+        )
+        .unwrap();
+        let mut rs = vec![
+            result("s0-i1", Verdict::RuntimeRejected, &["Clip", "opset=1"]),
+            result("s0-i2", Verdict::RuntimeRejected, &["Clip", "opset=5"]),
+            result("s0-i3", Verdict::RuntimeRejected, &["Clip", "opset=6"]),
+            result("s0-i4", Verdict::RuntimeRejected, &["Clip"]),
+        ];
+        assert!(ledger.apply(&mut rs).is_empty());
+        let explained: Vec<bool> = rs.iter().map(|r| r.expected.is_some()).collect();
+        assert_eq!(explained, [true, true, false, false]);
+        let backwards = "[[failure]]\nconverter = \"*\"\nclasses = [\"Clip\"]\nopsets = [5, 1]\n\
+                         verdict = \"runtime-rejected\"\nreason = \"r\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.toml");
+        std::fs::write(&path, backwards).unwrap();
+        let err = Ledger::load(&path).unwrap_err().to_string();
+        assert!(err.contains("first is after its last"), "{err}");
     }
 
     #[test]

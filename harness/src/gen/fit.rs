@@ -165,6 +165,9 @@ impl Fitter {
                     .collect();
                 Layer::Parallel { merge, branches }
             }
+            // Its gate is a Mul of [N, C, L] by [N, C, 1], which opset 1-6 broadcasting (B a
+            // run of A's dimensions) cannot write; a Sigmoid stands in.
+            RawLayer::SqueezeExcite(_) if self.opset < 7 => Layer::Sigmoid,
             RawLayer::SqueezeExcite(r) => Layer::SqueezeExcite {
                 reduced: (*r).min(c).max(1),
             },
@@ -452,7 +455,8 @@ fn fit_pool(rp: &RawPool, length: usize, opset: i64) -> Layer {
         dilation,
         padding,
         ceil_mode,
-        count_include_pad: rp.count_include_pad,
+        // count_include_pad exists from opset 7; before, padding is never counted.
+        count_include_pad: rp.count_include_pad && opset >= 7,
         indices: max && rp.indices && opset >= 8,
         unsqueeze_2d: rp.unsqueeze_2d,
     };

@@ -48,7 +48,10 @@ impl Builder<'_> {
             Layer::PRelu { .. } => {
                 let (c, _) = seq(act);
                 let slope = self.params(c, -0.5, 0.5);
-                let s = self.init("prelu_slope", &[c, 1], slope)?;
+                // Before opset 7 a slope of C elements is per channel; from 7 it broadcasts
+                // by numpy rules, so it is [C, 1].
+                let shape: &[usize] = if self.desc.opset < 7 { &[c] } else { &[c, 1] };
+                let s = self.init("prelu_slope", shape, slope)?;
                 self.op("PRelu", &[&xn, &s], vec![])
             }
             Layer::Pad { mode, begin, end } => self.pad(*mode, *begin, *end, &xn)?,
@@ -77,7 +80,9 @@ impl Builder<'_> {
         // Flattens whatever the layout is, as Keras does.
         let mut input = x.name.clone();
         if let Act::Seq { .. } = act {
-            input = if reshape {
+            input = if reshape && self.desc.opset < 5 {
+                self.op("Reshape", &[&x.name], vec![attr::ints("shape", &[0, -1])])
+            } else if reshape {
                 let shape = self.init_i64("shape", &[0, -1]);
                 self.op("Reshape", &[&x.name, &shape], vec![])
             } else {
@@ -89,7 +94,12 @@ impl Builder<'_> {
         let w = self.init("gemm_w", &[out_features, fan_in], w)?;
         let b = self.weights(out_features, fan_in);
         let b = self.init("gemm_b", &[out_features], b)?;
-        let y = self.op("Gemm", &[&input, &w, &b], vec![attr::int("transB", 1)]);
+        let mut attrs = vec![attr::int("transB", 1)];
+        if self.desc.opset < 7 {
+            // C is [out_features], not the output's [N, out_features].
+            attrs.push(attr::int("broadcast", 1));
+        }
+        let y = self.op("Gemm", &[&input, &w, &b], attrs);
         Ok(T {
             name: y,
             nlc: false,
@@ -296,7 +306,7 @@ impl Builder<'_> {
         if op == "MaxPool" && p.dilation != 1 {
             attrs.push(attr::ints("dilations", &two(p.dilation as i64, 1)));
         }
-        if op == "AveragePool" {
+        if op == "AveragePool" && self.desc.opset >= 7 {
             attrs.push(attr::int(
                 "count_include_pad",
                 i64::from(p.count_include_pad),
@@ -343,7 +353,12 @@ impl Builder<'_> {
         let mut attrs = vec![
             attr::ints("kernel_shape", &[p.kernel as i64]),
             attr::ints("strides", &[p.stride as i64]),
-            attr::int("p", i64::from(p.p)),
+            // p is a float in opset 1.
+            if self.desc.opset < 2 {
+                attr::float("p", f32::from(p.p))
+            } else {
+                attr::int("p", i64::from(p.p))
+            },
         ];
         attrs.extend(padding_attrs(p.padding, 1));
         self.op("LpPool", &[x], attrs)
@@ -367,11 +382,12 @@ impl Builder<'_> {
                 let inputs: Vec<&str> = std::iter::once(x)
                     .chain(names.iter().map(String::as_str))
                     .collect();
-                self.op(
-                    "BatchNormalization",
-                    &inputs,
-                    vec![attr::float("epsilon", *epsilon)],
-                )
+                let mut attrs = vec![attr::float("epsilon", *epsilon)];
+                if self.desc.opset < 7 {
+                    // Inference mode is asked for before opset 7; the default is training.
+                    attrs.push(attr::int("is_test", 1));
+                }
+                self.op("BatchNormalization", &inputs, attrs)
             }
             Layer::InstanceNorm { epsilon } => {
                 let scale = self.params(c, 0.5, 1.5);
@@ -406,7 +422,12 @@ impl Builder<'_> {
     fn pad(&mut self, mode: PadMode, begin: usize, end: usize, x: &str) -> Result<String> {
         let pads = [0, 0, begin as i64, 0, 0, end as i64];
         if self.desc.opset < 11 {
-            let mut attrs = vec![attr::string("mode", mode.name()), attr::ints("pads", &pads)];
+            let name = if self.desc.opset < 2 {
+                "paddings"
+            } else {
+                "pads"
+            };
+            let mut attrs = vec![attr::string("mode", mode.name()), attr::ints(name, &pads)];
             if mode == PadMode::Constant {
                 attrs.push(attr::float("value", 0.5));
             }

@@ -29,8 +29,9 @@ pub const DEFAULT_OPSET: i64 = 17;
 pub const DEFAULT_OPSETS: (i64, i64) = (11, 21);
 /// Opsets the emitter can write every layer in (older forms before 11: Pad's pads as an
 /// attribute, no ceil_mode or pool dilations before 10, no Erf before 9, no MaxPool indices
-/// before 8); `--opset` may ask for any of them.
-pub const SUPPORTED_OPSETS: (i64, i64) = (7, 28);
+/// before 8, opset 1-6 broadcasting and `is_test` before 7, Reshape's shape as an attribute
+/// before 5, Pad's `paddings` and LpPool's float p in 1); `--opset` may ask for any of them.
+pub const SUPPORTED_OPSETS: (i64, i64) = (1, 28);
 
 /// Builds the ONNX model of a description. Fails when the description is invalid, unless it
 /// is a negative case (then its last layer is the invalid one and is emitted as it is).

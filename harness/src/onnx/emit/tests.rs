@@ -288,3 +288,61 @@ fn negative_cases_are_emitted_with_their_invalid_layer() {
         Err(crate::oracle::OracleError::Invalid(_))
     ));
 }
+
+#[test]
+fn before_opset_7_the_emitter_writes_each_op_in_its_old_form() {
+    let attr_names =
+        |n: &pb::NodeProto| -> Vec<String> { n.attribute.iter().map(|a| a.name.clone()).collect() };
+    let m = emit(&one_layer(Layer::BatchNorm { epsilon: 1e-5 }, 6)).unwrap();
+    let bn = node(&m, "BatchNormalization");
+    assert!(bn.attribute.iter().any(|a| a.name == "is_test" && a.i == 1));
+    let m = emit(&one_layer(Layer::AveragePool(pool(false, false)), 6)).unwrap();
+    assert!(!attr_names(node(&m, "AveragePool")).contains(&"count_include_pad".into()));
+    let m = emit(&one_layer(Layer::PRelu { per_channel: true }, 6)).unwrap();
+    let slope = &node(&m, "PRelu").input[1];
+    let init = m
+        .graph
+        .as_ref()
+        .unwrap()
+        .initializer
+        .iter()
+        .find(|t| &t.name == slope);
+    assert_eq!(init.unwrap().dims, [4]);
+    let dense = |opset| {
+        let mut d = one_layer(
+            Layer::Dense {
+                out_features: 2,
+                reshape: true,
+            },
+            opset,
+        );
+        d.layers.insert(0, Layer::Relu);
+        emit(&d).unwrap()
+    };
+    let m = dense(4);
+    assert_eq!(node(&m, "Reshape").input.len(), 1);
+    assert_eq!(n_ints(node(&m, "Reshape"), "shape"), [0, -1]);
+    assert!(node(&m, "Gemm")
+        .attribute
+        .iter()
+        .any(|a| a.name == "broadcast" && a.i == 1));
+    let m = emit(&one_layer(
+        Layer::Pad {
+            mode: PadMode::Edge,
+            begin: 1,
+            end: 0,
+        },
+        1,
+    ))
+    .unwrap();
+    assert_eq!(n_ints(node(&m, "Pad"), "paddings"), [0, 0, 1, 0, 0, 0]);
+    for opset in [1, 4, 6] {
+        for layer in [
+            Layer::BatchNorm { epsilon: 1e-5 },
+            Layer::AveragePool(pool(false, false)),
+            Layer::PRelu { per_channel: true },
+        ] {
+            oracle_accepts(&one_layer(layer, opset));
+        }
+    }
+}
