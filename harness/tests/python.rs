@@ -350,10 +350,10 @@ fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
         "{passed} of {} suite cases agree with the oracle",
         oracle.len()
     );
-    // 228 of 232 with onnx 1.23.2: the others are training-mode BatchNormalization (2),
-    // ReduceMax over an empty bool set and the noted 2D case.
+    // 229 of 232 with onnx 1.23.2: the others are training-mode BatchNormalization (2) and the
+    // noted 2D case.
     assert!(
-        passed >= 225,
+        passed >= 229,
         "only {passed} of {} cases evaluated",
         oracle.len()
     );
@@ -363,8 +363,8 @@ fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
 /// The ONNX backend suite's 1D cases: every node case of the catalogue and of
 /// CausalConvWithState (opset 27) whose data input has rank 3, and the suite's PyTorch-exported
 /// models of the same kind (Conv1d, pools, BatchNorm1d, PReLU_1d... at opsets 6 and 12). The
-/// oracle evaluates every case but one, agreeing with the suite's outputs, and both runtimes
-/// give each case a verdict: float16 cases run, nothing ends as `error`.
+/// oracle evaluates every case, agreeing with the suite's outputs, and both runtimes give each
+/// case a verdict: float16 cases run, nothing ends as `error`.
 #[test]
 fn the_backend_suites_1d_cases_are_evaluated_and_run_on_tract_and_onnxruntime() {
     let Some(python) = find_python() else {
@@ -419,12 +419,8 @@ fn the_backend_suites_1d_cases_are_evaluated_and_run_on_tract_and_onnxruntime() 
         let oracle: Vec<_> = results.iter().filter(|r| r.converter == "oracle").collect();
         assert_eq!(oracle.len(), names.len(), "one oracle result per case");
         for r in &oracle {
-            // The one exception: ReduceMax over an empty bool set, whose result is the type's
-            // smallest value (false), which the oracle's integers do not keep.
-            let refused = r.case.ends_with("test_reduce_max_empty_set_bool")
-                && r.verdict == Verdict::RuntimeRejected;
             assert!(
-                r.verdict == Verdict::Pass || refused,
+                r.verdict == Verdict::Pass,
                 "{} on the oracle: {} {:?}",
                 r.case,
                 r.verdict.name(),

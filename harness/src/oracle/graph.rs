@@ -31,10 +31,20 @@ pub(super) fn run(
 
     let mut values = bind_inputs(graph, inputs)?;
     bind_initializers(graph, &mut values)?;
+    // Element types known before any node runs: integer values keep only their numbers.
+    let mut types: HashMap<&str, DType> = inputs
+        .iter()
+        .map(|n| (n.name.as_str(), n.tensor.dtype()))
+        .collect();
+    for init in &graph.initializer {
+        if let Some(d) = dtype_of_code(init.data_type) {
+            types.entry(init.name.as_str()).or_insert(d);
+        }
+    }
 
     for index in order {
         let proto = &graph.node[index];
-        let outputs = run_node(proto, index, opset, &values)?;
+        let outputs = run_node(proto, index, opset, &values, &types)?;
         for (name, value) in outputs {
             values.insert(name, value);
         }
@@ -88,6 +98,7 @@ fn run_node(
     index: usize,
     opset: i64,
     values: &HashMap<String, Value>,
+    types: &HashMap<&str, DType>,
 ) -> Result<Vec<(String, Value)>, OracleError> {
     let label = node_label(proto, index);
     if !(proto.domain.is_empty() || proto.domain == "ai.onnx") {
@@ -114,11 +125,17 @@ fn run_node(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let input_types = proto
+        .input
+        .iter()
+        .map(|name| types.get(name.as_str()).copied())
+        .collect();
     let node = Node {
         proto,
         index,
         opset,
         inputs,
+        input_types,
     };
     let results = (def.run)(&node)?;
 

@@ -8,6 +8,7 @@ use tract_onnx::pb::{self, attribute_proto::AttributeType};
 
 use super::value::{element_count, Value};
 use super::OracleError;
+use crate::tensor::DType;
 
 /// A node with its resolved inputs (`None` for absent optional inputs).
 pub(crate) struct Node<'a> {
@@ -19,6 +20,9 @@ pub(crate) struct Node<'a> {
     pub opset: i64,
     /// Input values by position.
     pub inputs: Vec<Option<&'a Value>>,
+    /// Element types of the inputs that are graph inputs or initializers (`None` for the
+    /// others): an integer value does not keep its type.
+    pub input_types: Vec<Option<DType>>,
 }
 
 /// Shorthand for results of node evaluation.
@@ -240,17 +244,42 @@ impl<'a> Node<'a> {
             index: self.index,
             opset: self.opset,
             inputs,
+            input_types: self.input_types.clone(),
+        };
+        // An extremum of no elements is infinite on floats; on integers it is the type's
+        // smallest (a max) or largest (a min) value.
+        let range = self
+            .input_types
+            .first()
+            .copied()
+            .flatten()
+            .and_then(|d| match d {
+                DType::Bool | DType::Uint8 => Some((0, if d == DType::Bool { 1 } else { 255 })),
+                DType::Int8 => Some((-128, 127)),
+                DType::Int32 => Some((i32::MIN.into(), i32::MAX.into())),
+                DType::Int64 => Some((i64::MIN, i64::MAX)),
+                _ => None,
+            });
+        let to_int = |x: f64| -> Option<i64> {
+            match (x.is_finite(), range) {
+                (true, _) => Some(x as i64),
+                (false, Some((lo, hi))) => Some(if x < 0.0 { lo } else { hi }),
+                (false, None) => None,
+            }
         };
         kernel(&node)?
             .into_iter()
             .map(|v| match v {
-                Value::Float { value, .. } if value.iter().all(|x| x.is_finite()) => {
-                    Ok(Value::Int(value.mapv(|x| x as i64)))
+                Value::Float { value, .. } => {
+                    let ints: Option<Vec<i64>> = value.iter().map(|&x| to_int(x)).collect();
+                    ints.map(|v| Value::Int(super::value::from_flat(value.shape(), v)))
+                        .ok_or_else(|| {
+                            self.unsupported(
+                                "an extremum of no integers of an unknown type (the type's \
+                                 smallest or largest value)",
+                            )
+                        })
                 }
-                Value::Float { .. } => Err(self.unsupported(
-                    "an extremum of no integers (the type's smallest or largest value, which the \
-                     oracle's integers do not keep)",
-                )),
                 int => Ok(int),
             })
             .collect()
