@@ -236,7 +236,8 @@ struct ConformanceArgs {
     /// Opsets to draw generated models from, as FIRST-LAST [default: 11-21; 7-28 are supported]
     #[arg(long, value_name = "FIRST-LAST")]
     opsets: Option<String>,
-    /// Element type of generated models: their input, weights and every float tensor
+    /// Element type of generated models: their input, weights and every float tensor (`mixed`: a
+    /// quarter of them float16)
     #[arg(long, value_enum, default_value_t = ModelType::Float32)]
     dtype: ModelType,
     /// Most layers per generated model.
@@ -484,12 +485,13 @@ fn non_negative(option: &str, value: f64) -> anyhow::Result<f64> {
 enum ModelType {
     Float32,
     Float16,
+    Mixed,
 }
 
 impl ModelType {
     fn dtype(self) -> harness::tensor::DType {
         match self {
-            ModelType::Float32 => harness::tensor::DType::Float,
+            ModelType::Float32 | ModelType::Mixed => harness::tensor::DType::Float,
             ModelType::Float16 => harness::tensor::DType::Float16,
         }
     }
@@ -573,7 +575,8 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
             opset: a.opset,
             opsets,
             // float32 is the default, left out so that the options recorded stay those of earlier runs.
-            dtype: (a.dtype != ModelType::Float32).then(|| a.dtype.dtype()),
+            dtype: (a.dtype == ModelType::Float16).then(|| a.dtype.dtype()),
+            mixed_float16: a.dtype == ModelType::Mixed,
         },
         max_bundles: a.max_bundles,
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
@@ -601,13 +604,14 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
 fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let report_dir = a.report_dir.clone();
     let min_coverage = a.min_coverage;
-    let required = harness::model::required_classes(match (a.opset, a.opsets.as_deref()) {
+    let opsets = match (a.opset, a.opsets.as_deref()) {
         (Some(o), _) => (o, o),
         (None, Some(text)) => {
             opset_choice(None, Some(text))?.unwrap_or(harness::onnx::emit::DEFAULT_OPSETS)
         }
         (None, None) => harness::onnx::emit::DEFAULT_OPSETS,
-    });
+    };
+    let required = harness::model::required_classes(opsets, a.dtype != ModelType::Float32);
     let resume = a.resume;
     let progress_every = seconds("progress-every", a.progress_every)?;
     let options = options(a)?;
@@ -779,7 +783,8 @@ fn emit(
     let cfg = GenConfig {
         opset,
         opsets: range,
-        dtype: (dtype != ModelType::Float32).then(|| dtype.dtype()),
+        dtype: (dtype == ModelType::Float16).then(|| dtype.dtype()),
+        mixed_float16: dtype == ModelType::Mixed,
         ..GenConfig::default()
     };
     let mut command = format!("harness emit --seed {seed} --index {index}");
@@ -788,8 +793,10 @@ fn emit(
         (None, Some((a, b))) => command.push_str(&format!(" --opsets {a}-{b}")),
         (None, None) => {}
     }
-    if dtype != ModelType::Float32 {
-        command.push_str(" --dtype float16");
+    match dtype {
+        ModelType::Float32 => {}
+        ModelType::Float16 => command.push_str(" --dtype float16"),
+        ModelType::Mixed => command.push_str(" --dtype mixed"),
     }
     command.push_str(" DIR");
     let case = harness::conformance::write_generated_case(seed, index, &cfg, dir, &command)?;

@@ -36,6 +36,10 @@ pub struct GenConfig {
     /// Element type of the models (`None`: float32).
     #[serde(default)]
     pub dtype: Option<crate::tensor::DType>,
+    /// A share of the models ([`MIXED_FLOAT16_SHARE`]) in float16, the others in float32
+    /// (`dtype` is then ignored).
+    #[serde(default)]
+    pub mixed_float16: bool,
 }
 
 impl Default for GenConfig {
@@ -45,6 +49,7 @@ impl Default for GenConfig {
             opset: None,
             opsets: None,
             dtype: None,
+            mixed_float16: false,
         }
     }
 }
@@ -164,20 +169,39 @@ pub fn input_strategy() -> impl Strategy<Value = InputDist> {
 }
 
 /// Strategy over model descriptions: valid ones, and about 3% negative cases.
-pub fn model_strategy(cfg: GenConfig) -> impl Strategy<Value = ModelDesc> {
+pub fn model_strategy(cfg: GenConfig) -> BoxedStrategy<ModelDesc> {
+    use crate::tensor::DType;
     let opsets = cfg.opset.map(|o| (o, o)).or(cfg.opsets);
-    let dtype = cfg.dtype.unwrap_or(crate::tensor::DType::Float);
-    raw::model_strategy(opsets).prop_map(move |raw| {
-        let mut model = fit::fit_model(&raw, cfg.max_layers.max(1));
+    let layers = cfg.max_layers.max(1);
+    let model = move |raw: &raw::RawModel, dtype: DType| {
+        let mut model = fit::fit_model(raw, layers);
         model.dtype = dtype;
-        if dtype == crate::tensor::DType::Float16 {
+        if dtype == DType::Float16 {
             // Small-integer weights (-2..=2) grow activations layer after layer, past float16's
             // 65504 in deep stacks; scaled weights keep them in range.
             model.weights = crate::model::WeightDist::Scaled;
         }
         model
-    })
+    };
+    if cfg.mixed_float16 {
+        // The share is drawn after the model's raw choices, so those are the same as without.
+        return (
+            raw::model_strategy(opsets),
+            prop::bool::weighted(MIXED_FLOAT16_SHARE),
+        )
+            .prop_map(move |(raw, half)| {
+                model(&raw, if half { DType::Float16 } else { DType::Float })
+            })
+            .boxed();
+    }
+    let dtype = cfg.dtype.unwrap_or(DType::Float);
+    raw::model_strategy(opsets)
+        .prop_map(move |raw| model(&raw, dtype))
+        .boxed()
 }
+
+/// Share of float16 models with [`GenConfig::mixed_float16`].
+pub const MIXED_FLOAT16_SHARE: f64 = 0.25;
 
 #[cfg(test)]
 mod tests {
@@ -234,7 +258,7 @@ mod tests {
                 *seen.entry(class).or_default() += 1;
             }
         }
-        let low: Vec<_> = crate::model::required_classes(crate::onnx::emit::DEFAULT_OPSETS)
+        let low: Vec<_> = crate::model::required_classes(crate::onnx::emit::DEFAULT_OPSETS, false)
             .into_iter()
             .map(|c| {
                 let n = seen.get(&c).copied().unwrap_or(0);
@@ -256,6 +280,29 @@ mod tests {
             .map(|i| generate(0, i, &GenConfig::default()).model.opset)
             .collect();
         assert_eq!(drawn, (11..=21).collect());
+    }
+
+    #[test]
+    fn mixed_runs_draw_a_share_of_float16_models_with_the_same_raw_choices() {
+        let mixed = GenConfig {
+            mixed_float16: true,
+            ..GenConfig::default()
+        };
+        let (mut half, n) = (0, 400);
+        for i in 0..n {
+            let a = generate(0, i, &mixed).model;
+            let b = generate(0, i, &GenConfig::default()).model;
+            if a.dtype == crate::tensor::DType::Float16 {
+                half += 1;
+            }
+            // The same layers, opset and shape: only the type (and for float16 the weights'
+            // distribution) differs.
+            assert_eq!(
+                (&a.layers, a.opset, a.input_shape()),
+                (&b.layers, b.opset, b.input_shape())
+            );
+        }
+        assert!((60..=140).contains(&half), "{half} of {n} in float16");
     }
 
     #[test]

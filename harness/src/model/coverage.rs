@@ -8,13 +8,14 @@ use super::shape::Rules;
 use super::{output_length, Act, Conv, ConvTranspose, Layer, Layout, LpPool, Merge, ModelDesc};
 use super::{Negative, PadMode, Padding, Pool, WeightDist};
 
-/// The classes a run drawing its opsets from `first..=last` must reach: [`CATALOGUE`] and
-/// `opset=N` for each of those opsets.
-pub fn required_classes((first, last): (i64, i64)) -> Vec<String> {
+/// The classes a run drawing its opsets from `first..=last` must reach: [`CATALOGUE`],
+/// `opset=N` for each of those opsets and, when it draws float16 models, `dtype=float16`.
+pub fn required_classes((first, last): (i64, i64), float16: bool) -> Vec<String> {
     CATALOGUE
         .iter()
         .map(|c| c.to_string())
         .chain((first..=last).map(|o| format!("opset={o}")))
+        .chain(float16.then(|| "dtype=float16".to_string()))
         .collect()
 }
 
