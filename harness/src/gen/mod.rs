@@ -270,6 +270,34 @@ mod tests {
     }
 
     #[test]
+    fn every_opset_and_float16_reach_the_catalogue_with_the_wide_options() {
+        let cfg = GenConfig {
+            opsets: Some(crate::onnx::emit::SUPPORTED_OPSETS),
+            mixed_float16: true,
+            ..GenConfig::default()
+        };
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for i in 0..3000 {
+            for class in generate(0, i, &cfg).model.classes() {
+                *seen.entry(class).or_default() += 1;
+            }
+        }
+        let required = crate::model::required_classes(crate::onnx::emit::SUPPORTED_OPSETS, true);
+        assert!(
+            required.contains(&"opset=1".to_string()) && required.contains(&"opset=28".to_string())
+        );
+        let low: Vec<_> = required
+            .into_iter()
+            .map(|c| {
+                let n = seen.get(&c).copied().unwrap_or(0);
+                (c, n)
+            })
+            .filter(|(_, n)| *n < 5)
+            .collect();
+        assert!(low.is_empty(), "classes under 5 cases in 3000: {low:?}");
+    }
+
+    #[test]
     fn a_fixed_opset_is_kept_and_the_default_draws_every_opset_from_11_to_21() {
         let fixed = GenConfig {
             opset: Some(13),
