@@ -297,18 +297,27 @@ const CATALOGUE_OPS: &[&str] = &[
     "Identity",
 ];
 
+/// The Python environment, or `None` after saying the test is skipped (a failure instead when
+/// HARNESS_REQUIRE_PYTHON is set).
+fn python_or_skip() -> Option<std::path::PathBuf> {
+    let python = find_python();
+    if python.is_none() {
+        assert!(
+            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
+            "no Python environment"
+        );
+        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+    }
+    python
+}
+
 /// The ONNX backend suite's node cases for the catalogue, written by the pinned onnx package
 /// (harness/python/onnx_node_cases.py), checked against the f64 oracle: every case the oracle
 /// evaluates must agree with the suite's stored outputs within the float32 bound, except one
 /// 2D case noted below.
 #[test]
 fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
-    let Some(python) = find_python() else {
-        assert!(
-            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
-            "no Python environment"
-        );
-        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+    let Some(python) = python_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -367,12 +376,7 @@ fn the_oracle_agrees_with_the_onnx_backend_suite_on_the_catalogue() {
 /// case a verdict: float16 cases run, nothing ends as `error`.
 #[test]
 fn the_backend_suites_1d_cases_are_evaluated_and_run_on_tract_and_onnxruntime() {
-    let Some(python) = find_python() else {
-        assert!(
-            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
-            "no Python environment"
-        );
-        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+    let Some(python) = python_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
