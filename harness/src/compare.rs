@@ -569,6 +569,46 @@ mod tests {
     }
 
     #[test]
+    fn a_float16_output_is_judged_at_float16_whatever_the_runtime_says() {
+        // 1 + 2^-10 is one float16 ulp above 1: within 4 units of f16's roundoff (2^-11) of 1,
+        // far outside f32's.
+        let mut e = exp(&[1.0], &[4.0]);
+        e.dtype = DType::Float16;
+        let x = 1.0 + 2f64.powi(-10);
+        let half = Tensor::F16(arr1(&[half::f16::from_f64(x)]).into_dyn());
+        let c = compare(
+            std::slice::from_ref(&e),
+            &[half.clone()],
+            Precision::F32,
+            Tolerance::default(),
+        );
+        assert_eq!(c.verdict, Verdict::Pass);
+        assert_eq!(
+            judged_precision(&[e.clone()], &[half], Precision::F32),
+            Precision::F16
+        );
+        e.dtype = DType::Float;
+        assert_eq!(
+            compare(
+                &[e],
+                &[got(&[x as f32])],
+                Precision::F32,
+                Tolerance::default()
+            )
+            .verdict,
+            Verdict::Mismatch
+        );
+        // Beyond 65504 a float16 output is expected as infinity.
+        let mut big = exp(&[1e5], &[1.0]);
+        big.dtype = DType::Float16;
+        let inf = Tensor::F16(arr1(&[half::f16::INFINITY]).into_dyn());
+        assert_eq!(
+            compare(&[big], &[inf], Precision::F32, Tolerance::default()).verdict,
+            Verdict::Pass
+        );
+    }
+
+    #[test]
     fn shape_count_and_nan_verdicts() {
         let e = exp(&[1.0, 2.0], &[1.0, 1.0]);
         assert_eq!(
