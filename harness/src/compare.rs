@@ -578,7 +578,7 @@ mod tests {
         let half = Tensor::F16(arr1(&[half::f16::from_f64(x)]).into_dyn());
         let c = compare(
             std::slice::from_ref(&e),
-            &[half.clone()],
+            std::slice::from_ref(&half),
             Precision::F32,
             Tolerance::default(),
         );
