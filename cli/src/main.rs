@@ -604,17 +604,11 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
 fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let report_dir = a.report_dir.clone();
     let min_coverage = a.min_coverage;
-    let opsets = match (a.opset, a.opsets.as_deref()) {
-        (Some(o), _) => (o, o),
-        (None, Some(text)) => {
-            opset_choice(None, Some(text))?.unwrap_or(harness::onnx::emit::DEFAULT_OPSETS)
-        }
-        (None, None) => harness::onnx::emit::DEFAULT_OPSETS,
-    };
-    let required = harness::model::required_classes(opsets, a.dtype != ModelType::Float32);
     let resume = a.resume;
     let progress_every = seconds("progress-every", a.progress_every)?;
     let options = options(a)?;
+    let required =
+        harness::model::required_classes(options.gen.opsets_drawn(), options.gen.draws_float16());
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
     let runner = with_results_log(runner, &report_dir, resume)?;
     harness::isolate::stop_on_signals();

@@ -42,6 +42,21 @@ pub struct GenConfig {
     pub mixed_float16: bool,
 }
 
+impl GenConfig {
+    /// The opsets models are drawn from, inclusive.
+    pub fn opsets_drawn(&self) -> (i64, i64) {
+        self.opset
+            .map(|o| (o, o))
+            .or(self.opsets)
+            .unwrap_or(crate::onnx::emit::DEFAULT_OPSETS)
+    }
+
+    /// Whether some models are drawn in float16.
+    pub fn draws_float16(&self) -> bool {
+        self.mixed_float16 || self.dtype == Some(crate::tensor::DType::Float16)
+    }
+}
+
 impl Default for GenConfig {
     fn default() -> Self {
         GenConfig {
@@ -171,7 +186,7 @@ pub fn input_strategy() -> impl Strategy<Value = InputDist> {
 /// Strategy over model descriptions: valid ones, and about 3% negative cases.
 pub fn model_strategy(cfg: GenConfig) -> BoxedStrategy<ModelDesc> {
     use crate::tensor::DType;
-    let opsets = cfg.opset.map(|o| (o, o)).or(cfg.opsets);
+    let opsets = cfg.opsets_drawn();
     let layers = cfg.max_layers.max(1);
     let model = move |raw: &raw::RawModel, dtype: DType| {
         let mut model = fit::fit_model(raw, layers);

@@ -4,7 +4,6 @@
 use proptest::prelude::*;
 
 use crate::model::{Layer, WeightDist};
-use crate::onnx::emit::DEFAULT_OPSETS;
 
 /// Raw choices of a whole model.
 #[derive(Debug, Clone)]
@@ -247,16 +246,15 @@ fn head_strategy() -> impl Strategy<Value = RawHead> {
         })
 }
 
-/// Strategy over raw models, each with an opset drawn from `opsets` (default
-/// [`DEFAULT_OPSETS`]).
-pub fn model_strategy(opsets: Option<(i64, i64)>) -> impl Strategy<Value = RawModel> {
+/// Strategy over raw models, each with an opset drawn from `opsets` (inclusive).
+pub fn model_strategy(opsets: (i64, i64)) -> impl Strategy<Value = RawModel> {
     let dims = (
         prop_oneof![6 => Just(1usize), 1 => 2usize..=4],
         prop_oneof![2 => 1usize..=4, 2 => 5usize..=8, 1 => 9usize..=16],
         prop_oneof![1 => 1usize..=8, 4 => 9usize..=48, 2 => 49usize..=128, 1 => 129usize..=256],
         prop_oneof![18 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
     );
-    let opset = match opsets.unwrap_or(DEFAULT_OPSETS) {
+    let opset = match opsets {
         (lo, hi) if lo == hi => Just(lo).boxed(),
         (lo, hi) => (lo..=hi).boxed(),
     };
