@@ -2,7 +2,8 @@
 """Standalone reproduction of one failure of a 1D CNN conversion, outside the harness.
 
 Needs numpy, onnx and the failing stack's own Python package (STACK below: openvino,
-onnxruntime, or tract for tract's Python bindings). It loads the model and inputs next to this
+onnxruntime, tract for tract's Python bindings, or "plugin": the stack module in stacks/ here,
+with the packages of requirements.txt). It loads the model and inputs next to this
 file, converts and runs them as the harness did (same converter call, same precision hint, one
 thread), compares the outputs with the expected ones within the tolerance the harness used,
 prints the worst elements and exits 1 while the failure is there (a hang: no result within the
@@ -140,7 +141,35 @@ def run_tract_nnef(model_path, inputs):
     return [o.to_numpy() for o in outputs], "f32"
 
 
+def run_plugin(model_path, inputs):
+    """With the stack's own module, carried in stacks/ beside this script (as the harness's
+    workers ran it): convert, load, run, with the options of the variant the harness used."""
+    import importlib
+
+    sys.path.insert(0, HERE)
+    module = importlib.import_module(f"stacks.{CONFIG['plugin']}")
+    options = dict(module.VARIANTS[CONFIG["variant"]], threads=1)
+
+    def staged(name, fn):
+        try:
+            return fn()
+        except Refused:
+            raise
+        except Exception as e:
+            # The module's own failures name their stage ("read": its artifact does not load).
+            raise Refused("convert" if getattr(e, "stage", name) in ("convert", "read") else getattr(e, "stage", name), e) from e
+
+    with tempfile.TemporaryDirectory() as work:
+        artifact = model_path
+        if callable(getattr(module, "convert", None)):
+            artifact = staged("convert", lambda: module.convert(model_path, work, options))
+        session = staged("compile", lambda: module.load(artifact, options))
+        outputs = staged("run", lambda: module.run(session, feeds(model_path, inputs)))
+        return [np.asarray(o) for o in outputs], module.precision(session)
+
+
 RUNNERS = {
+    "plugin": run_plugin,
     "openvino": run_openvino,
     "onnxruntime": run_onnxruntime,
     "tract": run_tract,

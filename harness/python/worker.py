@@ -9,10 +9,14 @@ a reply has "ok": true and its fields, or "ok": false, "stage" and "error".
   {"op": "hello", "packages": ["onnxruntime"]}   -> {"versions": {"onnxruntime": "...", ...}}
       Versions of python, numpy and the packages named (all three when none are): only
       those are imported, so a worker for onnxruntime never pays for importing OpenVINO.
-  {"op": "convert", "engine": "openvino", "model": "m.onnx", "work_dir": "d"}
+  Every "engine" names a stack: the module stacks/ENGINE.py beside this script, imported on
+  first use (stacks/README.md describes what such a module defines).
+  {"op": "describe", "engine": "tvm"}            -> {"runtime": "tvm-llvm", "variants": {"": {...}},
+                                                      "converts": true, "pack": 1, "version": "..."}
+  {"op": "convert", "engine": "openvino", "model": "m.onnx", "work_dir": "d", "options": {...}}
                                                   -> {"artifact": "d/model.xml"}
-  {"op": "load", "engine": "openvino" | "onnxruntime", "model": "m.xml" | "m.onnx",
-   "options": {"precision": "default" | "f32", "threads": 1}}
+  {"op": "load", "engine": "openvino" | "onnxruntime" | ..., "model": "m.xml" | "m.onnx",
+   "options": {"precision": "default" | "f32", "threads": 1, ...}}
                                                   -> {"handle": 1, "precision": "bf16"}
   {"op": "run", "handle": 1, "work_dir": "d",
    "inputs": [{"name": "input", "dtype": "float32", "shape": [1, 3, 8], "path": "d/input_0.bin"}]}
@@ -50,6 +54,7 @@ Tensors travel as raw little-endian row-major files. "stage" says where a failur
 
 import base64
 import gc
+import importlib
 import json
 import os
 import signal
@@ -137,101 +142,60 @@ def write_outputs(work_dir, names, arrays):
     return out
 
 
-class Failure(Exception):
-    def __init__(self, stage, error):
-        super().__init__(error)
-        self.stage = stage
+from stacks import Failure, stage  # noqa: E402
 
-
-def stage(name, fn):
-    try:
-        return fn()
-    except Failure:
-        raise
-    except Exception as e:
-        raise Failure(name, f"{type(e).__name__}: {e}") from e
-
-
-_core = None
-# Order matters: "bfloat16" contains "float16".
-PRECISIONS = (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16"), ("float32", "f32"), ("f32", "f32"))
 _handles = {}
 _next_handle = [0]
+_stacks = {}
 
 
-def core():
-    global _core
-    import openvino as ov
-
-    if _core is None:
-        _core = ov.Core()
-    return _core
-
-
-def convert_openvino(req):
-    """ONNX to OpenVINO IR with ovc's Python API, saved, then read back."""
-    import openvino as ov
-
-    model = stage("convert", lambda: ov.convert_model(req["model"]))
-    xml = os.path.join(req["work_dir"], "model.xml")
-    stage("convert", lambda: ov.save_model(model, xml, compress_to_fp16=False))
-    stage("read", lambda: core().read_model(xml))
-    return {"artifact": xml}
+def stack(name):
+    """The stack module `name` (stacks/NAME.py beside this script), imported once."""
+    if name not in _stacks:
+        if not isinstance(name, str) or not name.replace("_", "").isalnum():
+            raise Failure("protocol", f"bad stack name {name!r}")
+        try:
+            _stacks[name] = importlib.import_module(f"stacks.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"stacks.{name}":
+                raise Failure("protocol", f"unknown stack {name!r}") from e
+            raise Failure("protocol", f"stack {name!r} cannot be imported: {e}") from e
+    return _stacks[name]
 
 
-class OpenVinoModel:
-    def __init__(self, path, opts):
-        config = {"INFERENCE_NUM_THREADS": int(opts.get("threads", 1))}
-        if opts.get("precision") == "f32":
-            config["INFERENCE_PRECISION_HINT"] = "f32"
-        ir = stage("read", lambda: core().read_model(path))
-        self.compiled = stage("compile", lambda: core().compile_model(ir, "CPU", config))
-        hint = str(stage("compile", lambda: self.compiled.get_property("INFERENCE_PRECISION_HINT"))).lower()
-        self.precision = next((short for key, short in PRECISIONS if key in hint), hint)
-        self.request = self.compiled.create_infer_request()
-        self.names = [o.get_any_name() if o.get_names() else f"output_{i}" for i, o in enumerate(self.compiled.outputs)]
+class Loaded:
+    """A model a stack loaded, with what the worker asks of every stack."""
+
+    def __init__(self, module, artifact, options):
+        self.module = module
+        self.session = module.load(artifact, options)
+        self.precision = module.precision(self.session)
+        names = getattr(module, "output_names", None)
+        self.names = list(names(self.session)) if names else None
 
     def infer(self, feeds):
-        self.request.infer(dict(feeds))
-        return [self.request.get_output_tensor(i).data.copy() for i in range(len(self.compiled.outputs))]
+        outputs = list(self.module.run(self.session, feeds))
+        if self.names is None:
+            self.names = [f"output_{i}" for i in range(len(outputs))]
+        return outputs
 
     def bound(self, feeds):
-        """A call that runs one inference on `feeds`, bound once, outputs left in place."""
-        import openvino as ov
-
-        self._bound = [(name, ov.Tensor(np.ascontiguousarray(array))) for name, array in feeds]
-        for name, tensor in self._bound:
-            self.request.set_tensor(name, tensor)
-        return self.request.infer
-
-
-class OrtModel:
-    def __init__(self, path, opts):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(opts.get("threads", 1))
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self.session = stage("compile", lambda: ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]))
-        self.precision = "f32"
-        self.names = [o.name for o in self.session.get_outputs()]
-
-    def infer(self, feeds):
-        return self.session.run(None, dict(feeds))
-
-    def bound(self, feeds):
-        """A call that runs one inference on `feeds`, bound once, outputs left in place."""
-        binding = self.session.io_binding()
-        self._bound = [np.ascontiguousarray(array) for _, array in feeds]
-        for (name, _), array in zip(feeds, self._bound):
-            binding.bind_cpu_input(name, array)
-        for name in self.names:
-            binding.bind_output(name)
-        return lambda: self.session.run_with_iobinding(binding)
+        """A call that runs one inference on `feeds` with inputs bound once, where the stack
+        can bind them (its bind()); else a plain run."""
+        bind = getattr(self.module, "bind", None)
+        if bind is None:
+            return lambda: self.module.run(self.session, feeds)
+        return bind(self.session, feeds)
 
 
-ENGINES = {"openvino": OpenVinoModel, "onnxruntime": OrtModel}
+def describe(module):
+    """What the harness needs to know of a stack before using it."""
+    return {
+        "runtime": getattr(module, "RUNTIME", module.__name__.split(".")[-1]),
+        "variants": {k: v for k, v in getattr(module, "VARIANTS", {"": {}}).items()},
+        "converts": callable(getattr(module, "convert", None)),
+        "pack": int(getattr(module, "PACK", 1)),
+    }
 
 
 def fork_sleeper(seconds):
@@ -266,15 +230,19 @@ def handle(req):
     if op == "fork":  # for tests: a library forking the worker from a thread, as telemetry did
         return {"ok": True, "pid": fork_sleeper(float(req.get("seconds", 60)))}
     try:
+        if op == "describe":
+            module = stack(req.get("engine"))
+            reply = {"ok": True, **describe(module)}
+            reply["version"] = str(stage("protocol", module.version))
+            return reply
         if op == "convert":
-            if req.get("engine") != "openvino":
-                raise Failure("protocol", f"no converter for engine {req.get('engine')!r}")
-            return {"ok": True, **convert_openvino(req)}
+            module = stack(req.get("engine"))
+            if not callable(getattr(module, "convert", None)):
+                raise Failure("protocol", f"stack {req.get('engine')!r} converts nothing")
+            artifact = stage("convert", lambda: module.convert(req["model"], req["work_dir"], req.get("options", {})))
+            return {"ok": True, "artifact": artifact}
         if op == "load":
-            engine = ENGINES.get(req.get("engine"))
-            if engine is None:
-                raise Failure("protocol", f"unknown engine {req.get('engine')!r}")
-            model = engine(req["model"], req.get("options", {}))
+            model = stage("compile", lambda: Loaded(stack(req.get("engine")), req["model"], req.get("options", {})))
             _next_handle[0] += 1
             _handles[_next_handle[0]] = model
             return {"ok": True, "handle": _next_handle[0], "precision": model.precision}
@@ -288,11 +256,9 @@ def handle(req):
             outputs = stage("run", lambda: model.infer(feeds))
             return {"ok": True, "outputs": write_outputs(req["work_dir"], model.names, outputs)}
         if op == "evaluate":
-            engine = ENGINES.get(req.get("engine"))
-            if engine is None:
-                raise Failure("protocol", f"unknown engine {req.get('engine')!r}")
+            module = stack(req.get("engine"))
             source = req["model"] if "model" in req else base64.b64decode(req["model_data"])
-            model = engine(source, req.get("options", {}))
+            model = stage("compile", lambda: Loaded(module, source, req.get("options", {})))
             feeds = stage("protocol", lambda: read_inputs(req["inputs"]))
             outputs = stage("run", lambda: model.infer(feeds))
             reply = {"ok": True, "precision": model.precision, "outputs": inline_outputs(model.names, outputs)}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
@@ -26,13 +26,73 @@ use crate::tensor::{DType, Named, Tensor};
 /// The worker script, built into the binary so the harness needs no source tree.
 const SCRIPT: &str = include_str!("../python/worker.py");
 
-/// The process-wide pool ([`Pool::shared`]), once something asked for it.
-static SHARED: OnceLock<Arc<Pool>> = OnceLock::new();
+/// What every stack module shares (`stacks/__init__.py`).
+pub const STACKS_PACKAGE: &str = include_str!("../python/stacks/__init__.py");
 
-/// Ends the idle workers of the process-wide pool, if there is one: the next call starts a
-/// fresh process.
+/// A stack the workers run: one Python module (`harness/python/stacks/NAME.py`, its interface
+/// in `harness/python/stacks/README.md`), built into the binary, and the virtual environment
+/// that has its packages.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stack {
+    /// The module's name: `--converter NAME[:VARIANT]` (or `--runtime NAME`) selects it.
+    pub name: &'static str,
+    /// Its environment: `""` is the project's `.venv/`; any other `E` is `.venv-E/`, made by
+    /// `cargo xtask setup --stack E` from `harness/python/stacks/E.requirements.txt`.
+    pub environment: &'static str,
+    /// The module's source.
+    pub source: &'static str,
+    /// The pinned packages of its environment (a repro bundle installs them).
+    pub requirements: &'static str,
+}
+
+/// A [`Stack`] from its module's name and, for one with an environment of its own, that
+/// environment's name.
+macro_rules! stack {
+    ($name:literal) => {
+        Stack {
+            name: $name,
+            environment: "",
+            source: include_str!(concat!("../python/stacks/", $name, ".py")),
+            requirements: include_str!("../python/requirements.txt"),
+        }
+    };
+    ($name:literal, environment $env:literal) => {
+        Stack {
+            name: $name,
+            environment: $env,
+            source: include_str!(concat!("../python/stacks/", $name, ".py")),
+            requirements: include_str!(concat!("../python/stacks/", $env, ".requirements.txt")),
+        }
+    };
+}
+
+/// Every stack. Adding one is its module, its requirements and one line here.
+pub const STACKS: &[Stack] = &[
+    stack!("openvino"),
+    stack!("onnxruntime"),
+    stack!("tvm", environment "tvm"),
+    stack!("tflite", environment "tflite"),
+    stack!("onnxslim", environment "optimizers"),
+    stack!("onnxoptimizer", environment "optimizers"),
+];
+
+/// The stack called `name`.
+pub fn stack(name: &str) -> Option<&'static Stack> {
+    STACKS.iter().find(|s| s.name == name)
+}
+
+/// The process-wide pools ([`Pool::shared`]), one per environment, once something asked.
+static SHARED: Mutex<BTreeMap<&'static str, Arc<Pool>>> = Mutex::new(BTreeMap::new());
+
+/// Ends the idle workers of the process-wide pools: the next call starts a fresh process.
 pub fn retire_idle_workers() {
-    if let Some(pool) = SHARED.get() {
+    let pools: Vec<Arc<Pool>> = SHARED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for pool in pools {
         pool.retire_idle();
     }
 }
@@ -88,7 +148,22 @@ pub enum WorkerError {
 /// Where the Python interpreter with the pinned packages is: `$HARNESS_PYTHON`, else
 /// `.venv/bin/python` in the current directory or above the executable.
 pub fn find_python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HARNESS_PYTHON") {
+    find_python_of("")
+}
+
+/// The interpreter of a stack's `environment` ([`Stack::environment`]): for `""` as
+/// [`find_python`] says; for `E`, `$HARNESS_PYTHON_E` (upper case) or `.venv-E/bin/python` in
+/// the current directory or above the executable.
+pub fn find_python_of(environment: &str) -> Option<PathBuf> {
+    let (variable, venv) = if environment.is_empty() {
+        ("HARNESS_PYTHON".to_string(), ".venv".to_string())
+    } else {
+        (
+            format!("HARNESS_PYTHON_{}", environment.to_uppercase()),
+            format!(".venv-{environment}"),
+        )
+    };
+    if let Some(p) = std::env::var_os(variable) {
         return Some(PathBuf::from(p));
     }
     let mut roots: Vec<PathBuf> = std::env::current_dir().ok().into_iter().collect();
@@ -97,8 +172,16 @@ pub fn find_python() -> Option<PathBuf> {
     }
     roots
         .into_iter()
-        .map(|r| r.join(".venv/bin/python"))
+        .map(|r| r.join(&venv).join("bin/python"))
         .find(|p| p.is_file())
+}
+
+/// Writes `text` to `path` unless it already holds it.
+fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        crate::fsutil::write_atomically(path, text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// One running worker process.
@@ -117,8 +200,12 @@ impl Worker {
         let dir = std::env::temp_dir().join(format!("conv1d-harness-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let script = dir.join("worker.py");
-        if std::fs::read_to_string(&script).ok().as_deref() != Some(SCRIPT) {
-            crate::fsutil::write_atomically(&script, SCRIPT.as_bytes())?;
+        write_if_changed(&script, SCRIPT)?;
+        let stacks = dir.join("stacks");
+        std::fs::create_dir_all(&stacks)?;
+        write_if_changed(&stacks.join("__init__.py"), STACKS_PACKAGE)?;
+        for stack in STACKS {
+            write_if_changed(&stacks.join(format!("{}.py", stack.name)), stack.source)?;
         }
         let log = tempfile::Builder::new()
             .prefix("worker-")
@@ -340,6 +427,8 @@ pub struct Pool {
     idle: Mutex<Vec<Worker>>,
     /// Package versions the workers reported, by package.
     versions: Mutex<BTreeMap<String, String>>,
+    /// What each stack module said of itself (`describe`), by stack.
+    described: Mutex<BTreeMap<String, Value>>,
 }
 
 /// A worker taken from the pool; it goes back when dropped, if still alive.
@@ -355,18 +444,34 @@ impl Pool {
             python,
             idle: Mutex::new(Vec::new()),
             versions: Mutex::new(BTreeMap::new()),
+            described: Mutex::new(BTreeMap::new()),
         })
     }
 
-    /// The process-wide pool, using [`find_python`].
+    /// The process-wide pool of the project's environment, using [`find_python`].
     pub fn shared() -> Result<Arc<Pool>> {
-        if let Some(p) = SHARED.get() {
+        Pool::shared_of("")
+    }
+
+    /// The process-wide pool of a stack's environment ([`find_python_of`]).
+    pub fn shared_of(environment: &'static str) -> Result<Arc<Pool>> {
+        let mut pools = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pools.get(environment) {
             return Ok(Arc::clone(p));
         }
-        let python = find_python().ok_or_else(|| {
-            anyhow!("the Python environment for external converters is missing: run `cargo xtask setup` (or set HARNESS_PYTHON)")
+        let python = find_python_of(environment).ok_or_else(|| {
+            if environment.is_empty() {
+                anyhow!("the Python environment for external converters is missing: run `cargo xtask setup` (or set HARNESS_PYTHON)")
+            } else {
+                anyhow!(
+                    "the Python environment .venv-{environment} is missing: run `cargo xtask setup --stack {environment}` (or set HARNESS_PYTHON_{})",
+                    environment.to_uppercase()
+                )
+            }
         })?;
-        Ok(Arc::clone(SHARED.get_or_init(|| Pool::new(python))))
+        let pool = Pool::new(python);
+        pools.insert(environment, Arc::clone(&pool));
+        Ok(pool)
     }
 
     /// Ends every idle worker, so that the next lease starts a fresh process.
@@ -425,6 +530,37 @@ impl Pool {
         let version = reply["versions"][package].as_str()?.to_string();
         known.insert(package.to_string(), version.clone());
         Some(version)
+    }
+}
+
+impl Pool {
+    /// What the module of `stack` says of itself: its runtime's name, variants, whether it
+    /// converts, how many cases to pack, its version (the worker's `describe`). Asked once.
+    pub fn describe(self: &Arc<Self>, stack: &str, limits: ChildLimits) -> Result<Value> {
+        if let Some(v) = self
+            .described
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stack)
+        {
+            return Ok(v.clone());
+        }
+        // Importing a compiler stack (TVM, TensorFlow) takes seconds on a busy machine.
+        let reply = self.lease(limits)?.call(
+            json!({"op": "describe", "engine": stack}),
+            Duration::from_secs(300),
+        )?;
+        self.described
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stack.to_string(), reply.clone());
+        Ok(reply)
+    }
+
+    /// The version of `stack` as its module reports it.
+    pub fn stack_version(self: &Arc<Self>, stack: &str, limits: ChildLimits) -> Option<String> {
+        let described = self.describe(stack, limits).ok()?;
+        described["version"].as_str().map(str::to_string)
     }
 }
 

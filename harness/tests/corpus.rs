@@ -71,6 +71,19 @@ fn main() {
             ("identity", "onnxruntime"),
         ]);
     }
+    // The stacks with environments of their own (`cargo xtask setup --stack NAME`), where set
+    // up; CI sets up every one and requires them.
+    for (environment, converters) in [
+        ("TVM", &["tvm"][..]),
+        ("TFLITE", &["tflite"][..]),
+        ("OPTIMIZERS", &["onnxslim", "onnxoptimizer"][..]),
+    ] {
+        if std::env::var_os(format!("HARNESS_PYTHON_{environment}")).is_some() {
+            setups.extend(converters.iter().map(|c| (*c, "tract")));
+        } else if std::env::var_os("HARNESS_REQUIRE_STACKS").is_some() {
+            panic!("HARNESS_REQUIRE_STACKS is set but HARNESS_PYTHON_{environment} is not: run `cargo xtask setup --stack all`");
+        }
+    }
     for (converter, runtime) in setups {
         let runner = Arc::new(
             Runner::new(Options {

@@ -486,7 +486,8 @@ fn succeeds(cmd: &mut std::process::Command) {
 #[test]
 fn a_worker_past_its_memory_limit_is_over_limit_and_replaced() {
     use harness::isolate::ChildLimits;
-    use harness::runtime::{OnnxRuntime, Runtime};
+    use harness::runtime::{PythonRuntime, Runtime};
+    let onnxruntime = harness::worker::stack("onnxruntime").unwrap();
     use harness::tensor::{Named, Tensor};
 
     if pool().is_none() {
@@ -498,7 +499,7 @@ fn a_worker_past_its_memory_limit_is_over_limit_and_replaced() {
         memory: Some(3 << 30),
         cpu_seconds: None,
     };
-    let runtime = OnnxRuntime::new(Duration::from_secs(120), limits).unwrap();
+    let runtime = PythonRuntime::new(onnxruntime, Duration::from_secs(120), limits).unwrap();
     let inputs = [Named {
         name: "x".into(),
         tensor: Tensor::f32(&[1], vec![2.0]).unwrap(),
@@ -568,12 +569,14 @@ fn a_workers_cpu_time_limit_bounds_each_request_not_its_life() {
 #[test]
 fn onnxruntime_times_a_model_it_refuses_bound_with_plain_runs() {
     use harness::gen::{generate, GenConfig};
-    use harness::runtime::{OnnxRuntime, Runtime};
+    use harness::runtime::{PythonRuntime, Runtime};
+    let onnxruntime = harness::worker::stack("onnxruntime").unwrap();
 
     if pool().is_none() {
         return;
     }
-    let runtime = OnnxRuntime::new(
+    let runtime = PythonRuntime::new(
+        onnxruntime,
         Duration::from_secs(120),
         harness::isolate::ChildLimits::converters_default(),
     )

@@ -14,8 +14,9 @@ tasks:
   test [ARGS]          set up the Python environment, then run every test
                        (cargo test --workspace --release ARGS); property tests use
                        PROPTEST_RNG_SEED (fixed unless set)
-  setup                create .venv/ with the pinned Python packages (OpenVINO, onnxruntime,
-                       onnx, onnxsim) from harness/python/requirements.txt
+  setup [--stack S]    create .venv/ with the pinned Python packages (OpenVINO, onnxruntime,
+                       onnx, onnxsim) from harness/python/requirements.txt; --stack S (or all):
+                       the stack S's own .venv-S/ from harness/python/stacks/S.requirements.txt
   fuzz [ARGS]          fuzzing campaign until --budget SECS or Ctrl-C; new failure signatures
                        are reduced, bundled and saved to corpus/regressions/
   bless [--check]      recompute the corpus's golden outputs with the f64 oracle, rewrite the
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
         Some("conformance") => {
             setup_if_needed(&rest).and_then(|_| run_harness(&prepend("conformance", rest)))
         }
-        Some("setup") => setup().map(|_| ExitCode::SUCCESS),
+        Some("setup") => setup_command(&rest),
         Some("harness") => run_harness(&rest),
         Some("report") => run_harness(&prepend("report", rest)),
         Some("bless") => run_harness(&prepend("bless", rest)),
@@ -263,11 +264,22 @@ fn build_revision(commit: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Runs `setup` first when the arguments need the Python environment and it is missing.
+/// Runs `setup` first when the arguments need a Python environment and it is missing: the
+/// project's for OpenVINO and onnxruntime, a stack's own for a stack named in them.
 fn setup_if_needed(args: &[String]) -> Result<(), String> {
-    if needs_python(args) && !venv_python().is_file() {
+    if needs_python(args) && !venv_python("").is_file() {
         eprintln!("xtask: the converters asked for need the Python environment; running `cargo xtask setup` first");
-        setup()?;
+        setup("")?;
+    }
+    for stack in stack_environments()? {
+        let named = args.iter().any(|a| {
+            a.split(['+', ',', ' '])
+                .any(|part| part.split(':').next() == Some(stack.as_str()))
+        });
+        if named && !venv_python(&stack).is_file() {
+            eprintln!("xtask: {stack} needs its own Python environment; running `cargo xtask setup --stack {stack}` first");
+            setup(&stack)?;
+        }
     }
     Ok(())
 }
@@ -278,53 +290,128 @@ fn needs_python(args: &[String]) -> bool {
         .any(|a| a.contains("openvino") || a.contains("onnxruntime"))
 }
 
-fn venv_python() -> PathBuf {
-    project_root().join(".venv").join("bin").join("python")
+/// The stacks with an environment of their own: `harness/python/stacks/E.requirements.txt`.
+fn stack_environments() -> Result<Vec<String>, String> {
+    let dir = project_root().join("harness/python/stacks");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".requirements.txt"))
+                .map(str::to_string)
+        })
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
-/// Creates `.venv/` and installs the pinned packages, unless already done for this exact
-/// requirements file.
-fn setup() -> Result<(), String> {
+/// The virtual environment of `stack` (`""`: the project's, `.venv/`; else `.venv-STACK/`).
+fn venv_dir(stack: &str) -> PathBuf {
+    if stack.is_empty() {
+        project_root().join(".venv")
+    } else {
+        project_root().join(format!(".venv-{stack}"))
+    }
+}
+
+fn venv_python(stack: &str) -> PathBuf {
+    venv_dir(stack).join("bin").join("python")
+}
+
+/// `cargo xtask setup [--stack NAME|all]...`: the project's environment, or the stacks'.
+fn setup_command(args: &[String]) -> Result<ExitCode, String> {
+    let mut stacks = Vec::new();
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--stack" => {
+                let name = rest.next().ok_or("--stack needs a name")?;
+                let known = stack_environments()?;
+                if name == "all" {
+                    stacks.extend(known);
+                } else if known.contains(name) {
+                    stacks.push(name.clone());
+                } else {
+                    return Err(format!(
+                        "unknown stack environment '{name}': one of {} or all",
+                        known.join(", ")
+                    ));
+                }
+            }
+            other => return Err(format!("setup: unknown argument '{other}'")),
+        }
+    }
+    if stacks.is_empty() {
+        stacks.push(String::new());
+    }
+    for stack in &stacks {
+        setup(stack)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the environment of `stack` (`""` for the project's) and installs its pinned
+/// packages, unless already done for this exact requirements file.
+fn setup(stack: &str) -> Result<(), String> {
     let root = project_root();
-    let requirements = root.join("harness/python/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .map_err(|e| format!("{}: {e}", requirements.display()))?;
-    let stamp = root.join(".venv/installed-requirements.txt");
-    if venv_python().is_file()
+    let (requirements, venv_name) = if stack.is_empty() {
+        (
+            "harness/python/requirements.txt".to_string(),
+            ".venv".to_string(),
+        )
+    } else {
+        (
+            format!("harness/python/stacks/{stack}.requirements.txt"),
+            format!(".venv-{stack}"),
+        )
+    };
+    let wanted = std::fs::read_to_string(root.join(&requirements))
+        .map_err(|e| format!("{requirements}: {e}"))?;
+    let stamp = venv_dir(stack).join("installed-requirements.txt");
+    let python_in_venv = venv_python(stack);
+    if python_in_venv.is_file()
         && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
     {
         return Ok(());
     }
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    if !venv_python().is_file() {
-        eprintln!("xtask: creating .venv with {python}");
+    if !python_in_venv.is_file() {
+        eprintln!("xtask: creating {venv_name} with {python}");
         let ok = Command::new(&python)
-            .args(["-m", "venv", ".venv"])
+            .args(["-m", "venv", &venv_name])
             .current_dir(&root)
             .status()
             .map_err(|e| format!("cannot run {python}: {e}; install Python 3 or set PYTHON"))?
             .success();
         if !ok {
-            return Err(format!("`{python} -m venv .venv` failed"));
+            return Err(format!("`{python} -m venv {venv_name}` failed"));
         }
     }
-    eprintln!("xtask: installing the pinned Python packages (harness/python/requirements.txt)");
-    let ok = Command::new(venv_python())
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements)
+    eprintln!("xtask: installing the pinned Python packages ({requirements})");
+    let mut pip = Command::new(&python_in_venv);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    if !stack.is_empty() {
+        // A stack's file pins its whole environment, as `pip freeze` prints it: installed as
+        // listed, so that no resolver adds what a package's optional extras ask for.
+        pip.arg("--no-deps");
+    }
+    let ok = pip
+        .arg("-r")
+        .arg(root.join(&requirements))
         .current_dir(&root)
         .status()
         .map_err(|e| format!("cannot run pip: {e}"))?
         .success();
     if !ok {
-        return Err("pip could not install harness/python/requirements.txt".into());
+        return Err(format!("pip could not install {requirements}"));
     }
     std::fs::write(&stamp, wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
     Ok(())
@@ -336,12 +423,22 @@ fn proptest_seed() -> String {
 }
 
 fn test(args: &[String]) -> Result<ExitCode, String> {
-    setup()?;
+    setup("")?;
     // Release profile without LTO: test binaries link quickly.
-    let status = cargo()
+    let mut command = cargo();
+    command
         .args(["test", "--workspace", "--release", "--no-fail-fast"])
         .args(args)
-        .env("HARNESS_PYTHON", venv_python())
+        .env("HARNESS_PYTHON", venv_python(""));
+    // The stacks set up with `setup --stack` are tested too; the others' tests say they skip
+    // (CI sets up every one and sets HARNESS_REQUIRE_STACKS, so that none may skip).
+    for stack in stack_environments()? {
+        let python = venv_python(&stack);
+        if python.is_file() {
+            command.env(format!("HARNESS_PYTHON_{}", stack.to_uppercase()), python);
+        }
+    }
+    let status = command
         // Golden snapshots are only ever rewritten by `cargo xtask bless`.
         .env("INSTA_UPDATE", "no")
         .env("HARNESS_REQUIRE_PYTHON", "1")

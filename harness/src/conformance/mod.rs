@@ -288,7 +288,7 @@ impl Runner {
             let version = c.version().unwrap_or_else(|| "unknown".into());
             if let Some(native) = c.native_runtime() {
                 let runtime_version = c.native_version().unwrap_or_else(|| version.clone());
-                env.runtimes.insert(native.into(), runtime_version);
+                env.runtimes.insert(native, runtime_version);
             }
             env.converters.insert(c.name(), version);
         }
@@ -501,7 +501,9 @@ impl Runner {
             &s.id,
             s.origin.clone(),
             &converter.name(),
-            converter.native_runtime().unwrap_or(self.runtime.name()),
+            &converter
+                .native_runtime()
+                .unwrap_or_else(|| self.runtime.name().into()),
         );
         r.seed = s.seed;
         r.ops = s.ops.clone();

@@ -32,6 +32,8 @@ pub struct Stack {
     pub precision_hint: Option<&'static str>,
     /// Whether OpenVINO saves the IR with FP16-compressed weights (`ovc`'s default).
     pub compress_to_fp16: bool,
+    /// For `plugin`: the stack module the bundle carries and the variant it replays.
+    pub plugin: Option<(&'static crate::worker::Stack, &'static str)>,
 }
 
 impl Stack {
@@ -45,6 +47,7 @@ impl Stack {
                 model,
                 precision_hint: None,
                 compress_to_fp16: false,
+                plugin: None,
             }),
             "onnxruntime" => Some(Stack {
                 name: "onnxruntime",
@@ -52,6 +55,7 @@ impl Stack {
                 model,
                 precision_hint: None,
                 compress_to_fp16: false,
+                plugin: None,
             }),
             _ => None,
         };
@@ -72,6 +76,7 @@ impl Stack {
                 },
                 precision_hint,
                 compress_to_fp16,
+                plugin: None,
             }),
             Replay::TractNnef { converted } => Some(Stack {
                 name: "tract-nnef",
@@ -83,6 +88,23 @@ impl Stack {
                 },
                 precision_hint: None,
                 compress_to_fp16: false,
+                plugin: None,
+            }),
+            Replay::Plugin {
+                stack,
+                variant,
+                converted,
+            } => Some(Stack {
+                name: "plugin",
+                package: stack.name,
+                model: if converted {
+                    "converted.onnx"
+                } else {
+                    "model.onnx"
+                },
+                precision_hint: None,
+                compress_to_fp16: false,
+                plugin: Some((stack, variant)),
             }),
         }
     }
@@ -141,6 +163,23 @@ impl Upstream<'_> {
             }
         }
         if let Some(stack) = &stack {
+            if let Some((plugin, _)) = stack.plugin {
+                // The script replays with the stack's own module, as the workers ran it.
+                let modules = dir.join("stacks");
+                std::fs::create_dir_all(&modules)?;
+                write_atomically(
+                    &modules.join("__init__.py"),
+                    crate::worker::STACKS_PACKAGE.as_bytes(),
+                )?;
+                write_atomically(
+                    &modules.join(format!("{}.py", plugin.name)),
+                    plugin.source.as_bytes(),
+                )?;
+                write_atomically(
+                    &dir.join("requirements.txt"),
+                    plugin.requirements.as_bytes(),
+                )?;
+            }
             write_atomically(&dir.join("repro.py"), self.script(stack).as_bytes())?;
         }
         write_atomically(&dir.join("ISSUE.md"), self.issue(stack.as_ref()).as_bytes())
@@ -222,6 +261,8 @@ impl Upstream<'_> {
             "model": stack.model,
             "precision_hint": stack.precision_hint,
             "compress_to_fp16": stack.compress_to_fp16,
+            "plugin": stack.plugin.map(|(s, _)| s.name),
+            "variant": stack.plugin.map(|(_, v)| v),
             "converter": self.original.converter,
             "runtime": self.original.runtime,
             "verdict": self.original.verdict,
@@ -312,6 +353,16 @@ impl Upstream<'_> {
         }
         s.push_str("\n## Reproduce\n\n");
         match stack {
+            Some(Stack {
+                plugin: Some((plugin, _)),
+                ..
+            }) => {
+                let _ = writeln!(
+                    s,
+                    "```sh\npip install -r requirements.txt   # the {} stack's pinned packages\npython repro.py    # exits 1 while the bug is there\n```",
+                    plugin.name
+                );
+            }
             Some(stack) => {
                 let _ = writeln!(
                     s,

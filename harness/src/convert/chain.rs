@@ -59,7 +59,7 @@ impl Converter for Chain {
         }
     }
 
-    fn native_runtime(&self) -> Option<&'static str> {
+    fn native_runtime(&self) -> Option<String> {
         self.tail.native_runtime()
     }
 
@@ -98,6 +98,11 @@ impl Converter for Chain {
                 converted: true,
             },
             Replay::TractNnef { .. } => Replay::TractNnef { converted: true },
+            Replay::Plugin { stack, variant, .. } => Replay::Plugin {
+                stack,
+                variant,
+                converted: true,
+            },
         }
     }
 

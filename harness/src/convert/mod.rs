@@ -9,6 +9,7 @@ mod identity;
 mod lower1d;
 mod nnef;
 mod openvino;
+mod plugin;
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use self::identity::Identity;
 pub use self::lower1d::{lower, Lower1d, UnitAxis};
 pub use self::nnef::NnefRoundTrip;
 pub use self::openvino::{Frontend, OpenVino};
+pub use self::plugin::Plugin;
 
 /// What a converter produced.
 pub enum Artifact {
@@ -93,7 +95,7 @@ pub trait Converter: Send + Sync {
     }
     /// The runtime that runs this converter's native artifacts, if it makes them (reported
     /// even when conversion fails); `None` for converters whose ONNX goes to `--runtime`.
-    fn native_runtime(&self) -> Option<&'static str> {
+    fn native_runtime(&self) -> Option<String> {
         None
     }
     /// Version of the runtime of its native artifacts, when it makes them: by default the
@@ -167,6 +169,16 @@ pub enum Replay {
         /// Starts from `converted.onnx` rather than the model, as for `OpenVino`.
         converted: bool,
     },
+    /// Converts and runs with a stack's own module (`harness/python/stacks/NAME.py`, which
+    /// the bundle carries) and the options of one of its variants.
+    Plugin {
+        /// The stack.
+        stack: &'static crate::worker::Stack,
+        /// Its variant (`""` for the plain spec).
+        variant: &'static str,
+        /// Starts from `converted.onnx` rather than the model, as for `OpenVino`.
+        converted: bool,
+    },
 }
 
 /// The precision a converted model keeps its weights (initializers and constants) in.
@@ -194,7 +206,13 @@ const CHAIN_STARTS: &[&str] = &[IDENTITY, "lower1d", "nnef", "openvino", "exec:"
 /// Builds the converter a `--converter` spec names; `A+B` chains A and B.
 pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
     let split = spec.char_indices().rev().find(|&(i, c)| {
-        c == '+' && i > 0 && CHAIN_STARTS.iter().any(|s| spec[i + 1..].starts_with(s))
+        let next = &spec[i + 1..];
+        c == '+'
+            && i > 0
+            && (CHAIN_STARTS.iter().any(|s| next.starts_with(s))
+                || crate::worker::STACKS
+                    .iter()
+                    .any(|s| next.split(':').next() == Some(s.name)))
     });
     if let Some((i, _)) = split {
         return Ok(Box::new(Chain::new(
@@ -204,16 +222,27 @@ pub fn from_spec(spec: &str) -> anyhow::Result<Box<dyn Converter>> {
     }
     Ok(match spec {
         IDENTITY => Box::new(Identity),
-        "lower1d" => Box::new(Lower1d { unit: UnitAxis::Last }),
-        "lower1d:nc1l" => Box::new(Lower1d { unit: UnitAxis::BeforeLength }),
+        "lower1d" => Box::new(Lower1d {
+            unit: UnitAxis::Last,
+        }),
+        "lower1d:nc1l" => Box::new(Lower1d {
+            unit: UnitAxis::BeforeLength,
+        }),
         "nnef" => Box::new(NnefRoundTrip),
         "openvino" => Box::new(OpenVino::new(Frontend::PythonApi, false)?),
         "openvino:f32" => Box::new(OpenVino::new(Frontend::PythonApi, true)?),
         "openvino:ovc" => Box::new(OpenVino::new(Frontend::Ovc, false)?),
         "openvino:ovc:f32" => Box::new(OpenVino::new(Frontend::Ovc, true)?),
         s if s.starts_with("exec:") => Box::new(Exec::new(s)?),
-        other => anyhow::bail!(
-            "unknown converter '{other}': use identity, lower1d, lower1d:nc1l, nnef, openvino, openvino:f32, openvino:ovc, openvino:ovc:f32 or exec:'COMMAND {{input}} {{output}}', or chain them as A+B"
-        ),
+        other => match Plugin::from_spec(other)? {
+            Some(plugin) => Box::new(plugin),
+            None => {
+                let stacks: Vec<&str> = crate::worker::STACKS.iter().map(|s| s.name).collect();
+                anyhow::bail!(
+                    "unknown converter '{other}': use identity, lower1d, lower1d:nc1l, nnef, openvino, openvino:f32, openvino:ovc, openvino:ovc:f32, a stack ({}) or exec:'COMMAND {{input}} {{output}}', or chain them as A+B",
+                    stacks.join(", ")
+                )
+            }
+        },
     })
 }

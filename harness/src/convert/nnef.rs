@@ -33,8 +33,8 @@ impl Converter for NnefRoundTrip {
         super::Replay::TractNnef { converted: false }
     }
 
-    fn native_runtime(&self) -> Option<&'static str> {
-        Some("tract")
+    fn native_runtime(&self) -> Option<String> {
+        Some("tract".into())
     }
 
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {

@@ -6,7 +6,8 @@
 //!   users run it, in a process of its own with its default options: the IR's weights are
 //!   compressed to FP16, so the tolerance allows what that rounding does (docs/oracle.md).
 //!
-//! Either IR is compiled for the CPU and run in the worker. Without `:f32` the plugin keeps
+//! Either IR is compiled for the CPU and run in the worker, by the `openvino` stack module
+//! (`harness/python/stacks/openvino.py`, the plugin interface's). Without `:f32` the plugin keeps
 //! its default inference precision (bf16 on CPUs that support it); `:f32` sets the f32
 //! precision hint. The precision the plugin reports is what the tolerance follows.
 
@@ -22,7 +23,7 @@ use super::{Artifact, Context, ConvertError, Converter, NativeArtifact, WeightPr
 use crate::isolate::ChildLimits;
 use crate::runtime::{Evaluation, Loaded, WorkerModel};
 use crate::tensor::Named;
-use crate::worker::{Pool, WorkerError};
+use crate::worker::Pool;
 
 /// Generated cases per OpenVINO model in a run: converting and compiling cost about 50 ms a
 /// model whatever its size, so a run merges cases (docs/PERFORMANCE.md has the measurement
@@ -84,21 +85,9 @@ impl OpenVino {
             .map_err(|e| ConvertError::Crashed(format!("{e:#}")))?;
         let request =
             json!({"op": "convert", "engine": "openvino", "model": onnx, "work_dir": cx.work_dir});
-        let reply = lease.call(request, cx.timeout).map_err(|e| match e {
-            WorkerError::Refused { stage, message } if stage == "convert" => {
-                ConvertError::Rejected(message)
-            }
-            WorkerError::Refused { stage, message } => {
-                ConvertError::Crashed(format!("{stage}: {message}"))
-            }
-            WorkerError::Died(m) => {
-                ConvertError::Crashed(format!("worker died during conversion: {m}"))
-            }
-            WorkerError::Timeout(t) => ConvertError::Timeout(format!(
-                "conversion still running after {t:?}; worker killed"
-            )),
-            WorkerError::OverLimit(m) => ConvertError::OverLimit(m),
-        })?;
+        let reply = lease
+            .call(request, cx.timeout)
+            .map_err(super::plugin::conversion_error)?;
         Ok(PathBuf::from(
             reply["artifact"].as_str().unwrap_or_default(),
         ))
@@ -163,8 +152,8 @@ impl Converter for OpenVino {
         }
     }
 
-    fn native_runtime(&self) -> Option<&'static str> {
-        Some("openvino-cpu")
+    fn native_runtime(&self) -> Option<String> {
+        Some("openvino-cpu".into())
     }
 
     fn convert(&self, model: &[u8], cx: &Context) -> Result<Artifact, ConvertError> {

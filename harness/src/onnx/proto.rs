@@ -12,9 +12,163 @@ pub fn decode_model(bytes: &[u8]) -> Result<pb::ModelProto> {
     pb::ModelProto::decode(bytes).context("not a valid ONNX ModelProto (protobuf decode failed)")
 }
 
-/// Serializes a `ModelProto`.
+/// Serializes a `ModelProto` as ONNX's own writers do (`onnx.helper`, the exporters): every
+/// attribute with its value field present, also when the value is 0, 0.0 or "".
+///
+/// The `pb` types are proto3-style, so prost leaves a zero value out; ONNX's schema is proto2,
+/// where a reader can ask whether a field is there. The IR spec makes the `type` field the
+/// discriminator so that proto3 writers are fine, but readers that look for the value field
+/// (TVM's ONNX importer does) refuse such an attribute, and no real model file has one.
 pub fn encode_model(model: &pb::ModelProto) -> Vec<u8> {
-    model.encode_to_vec()
+    wire::with_explicit_attribute_values(&model.encode_to_vec())
+}
+
+/// The protobuf wire format, just enough to give attributes their zero values back.
+mod wire {
+    /// Field numbers of the ONNX schema on the way from a model to its attributes.
+    const MODEL_GRAPH: u64 = 7;
+    const MODEL_FUNCTIONS: u64 = 25;
+    const FUNCTION_NODES: u64 = 7;
+    const GRAPH_NODES: u64 = 1;
+    const NODE_ATTRIBUTES: u64 = 5;
+    const ATTRIBUTE_TYPE: u64 = 20;
+    const ATTRIBUTE_GRAPH: u64 = 6;
+    const ATTRIBUTE_GRAPHS: u64 = 11;
+
+    /// One field: its number, wire type and encoded payload (a length-delimited one without
+    /// its length).
+    struct Field<'a> {
+        number: u64,
+        wire_type: u8,
+        payload: &'a [u8],
+    }
+
+    fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn fields(bytes: &[u8]) -> Option<Vec<Field<'_>>> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            let key = varint(bytes, &mut at)?;
+            let (number, wire_type) = (key >> 3, (key & 7) as u8);
+            let start = at;
+            let end = match wire_type {
+                0 => {
+                    varint(bytes, &mut at)?;
+                    at
+                }
+                1 => at + 8,
+                2 => {
+                    let len = varint(bytes, &mut at)? as usize;
+                    let start = at;
+                    at = start.checked_add(len)?;
+                    out.push(Field {
+                        number,
+                        wire_type,
+                        payload: bytes.get(start..at)?,
+                    });
+                    continue;
+                }
+                5 => at + 4,
+                _ => return None,
+            };
+            at = end;
+            out.push(Field {
+                number,
+                wire_type,
+                payload: bytes.get(start..end)?,
+            });
+        }
+        Some(out)
+    }
+
+    fn put(out: &mut Vec<u8>, number: u64, wire_type: u8, payload: &[u8]) {
+        put_varint(out, (number << 3) | u64::from(wire_type));
+        if wire_type == 2 {
+            put_varint(out, payload.len() as u64);
+        }
+        out.extend_from_slice(payload);
+    }
+
+    /// `message` with the length-delimited fields `rewrite` names rewritten by it.
+    fn rewritten(message: &[u8], rewrite: &dyn Fn(u64) -> Option<fn(&[u8]) -> Vec<u8>>) -> Vec<u8> {
+        let Some(fields) = fields(message) else {
+            return message.to_vec();
+        };
+        let mut out = Vec::with_capacity(message.len() + 16);
+        for f in fields {
+            match rewrite(f.number).filter(|_| f.wire_type == 2) {
+                Some(inner) => put(&mut out, f.number, 2, &inner(f.payload)),
+                None => put(&mut out, f.number, f.wire_type, f.payload),
+            }
+        }
+        out
+    }
+
+    pub fn with_explicit_attribute_values(model: &[u8]) -> Vec<u8> {
+        rewritten(model, &|n| match n {
+            MODEL_GRAPH => Some(graph),
+            MODEL_FUNCTIONS => Some(function),
+            _ => None,
+        })
+    }
+
+    fn graph(bytes: &[u8]) -> Vec<u8> {
+        rewritten(bytes, &|n| (n == GRAPH_NODES).then_some(node as fn(&[u8]) -> Vec<u8>))
+    }
+
+    fn function(bytes: &[u8]) -> Vec<u8> {
+        rewritten(bytes, &|n| (n == FUNCTION_NODES).then_some(node as fn(&[u8]) -> Vec<u8>))
+    }
+
+    fn node(bytes: &[u8]) -> Vec<u8> {
+        rewritten(bytes, &|n| (n == NODE_ATTRIBUTES).then_some(attribute as fn(&[u8]) -> Vec<u8>))
+    }
+
+    /// The attribute with its value field written when its type says it has one and prost
+    /// left it out (a zero value): f (2), i (3) or s (4).
+    fn attribute(bytes: &[u8]) -> Vec<u8> {
+        let mut out = rewritten(bytes, &|n| {
+            (n == ATTRIBUTE_GRAPH || n == ATTRIBUTE_GRAPHS).then_some(graph as fn(&[u8]) -> Vec<u8>)
+        });
+        let Some(fields) = fields(bytes) else {
+            return out;
+        };
+        let ty = fields
+            .iter()
+            .find(|f| f.number == ATTRIBUTE_TYPE && f.wire_type == 0)
+            .and_then(|f| varint(f.payload, &mut 0));
+        let has = |number: u64| fields.iter().any(|f| f.number == number);
+        match ty {
+            // FLOAT: f, a 32-bit field.
+            Some(1) if !has(2) => put(&mut out, 2, 5, &[0; 4]),
+            // INT: i, a varint.
+            Some(2) if !has(3) => put(&mut out, 3, 0, &[0]),
+            // STRING: s, bytes.
+            Some(3) if !has(4) => put(&mut out, 4, 2, &[]),
+            _ => {}
+        }
+        out
+    }
 }
 
 /// Serializes a `TensorProto`.

@@ -1,8 +1,9 @@
 //! Runtimes: what executes a converted ONNX model.
 //!
-//! Adding a runtime is one file implementing [`Runtime`] and one line in [`by_name`].
+//! Adding a runtime is one file implementing [`Runtime`] and one line in [`by_name`], or, for
+//! one in Python, a stack module (`harness/python/stacks/`) and its name in [`NAMES`].
 
-mod onnxruntime;
+mod python;
 mod tract;
 pub(crate) mod worker_model;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use crate::tensor::{Named, Tensor};
 
-pub use self::onnxruntime::OnnxRuntime;
+pub use self::python::PythonRuntime;
 pub use self::tract::{Tract, TractPlan, VERSION as TRACT_VERSION};
 pub use self::worker_model::WorkerModel;
 
@@ -139,18 +140,24 @@ pub fn by_name(
 ) -> Result<Box<dyn Runtime>, String> {
     match name {
         TRACT => Ok(Box::new(Tract::new())),
-        "onnxruntime" => OnnxRuntime::new(timeout, limits)
-            .map(|r| Box::new(r) as Box<dyn Runtime>)
-            .map_err(|e| format!("{e:#}")),
-        other => Err(format!(
-            "unknown runtime '{other}': use one of {}",
-            NAMES.join(", ")
-        )),
+        other => match crate::worker::stack(other) {
+            // A stack whose module converts makes artifacts of its own: a converter.
+            Some(stack) if NAMES.contains(&stack.name) => {
+                PythonRuntime::new(stack, timeout, limits)
+                    .map(|r| Box::new(r) as Box<dyn Runtime>)
+                    .map_err(|e| format!("{e:#}"))
+            }
+            _ => Err(format!(
+                "unknown runtime '{other}': use one of {}",
+                NAMES.join(", ")
+            )),
+        },
     }
 }
 
 /// The in-process runtime, the default for ONNX artifacts.
 pub const TRACT: &str = "tract";
 
-/// Names accepted by [`by_name`].
+/// Names accepted by [`by_name`]: tract and the stacks that run ONNX as given
+/// ([`crate::worker::STACKS`]).
 pub const NAMES: &[&str] = &[TRACT, "onnxruntime"];

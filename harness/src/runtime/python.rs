@@ -1,5 +1,6 @@
-//! onnxruntime, from its official Python package, as a second runtime for ONNX artifacts.
-//! One intra-op thread by default, like tract.
+//! A runtime in a Python stack module (`harness/python/stacks/NAME.py`) that loads ONNX as
+//! given, such as onnxruntime's CPU execution provider: `--runtime NAME`. It runs in the
+//! workers of the stack's environment, one intra-op thread, like tract.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,45 +11,48 @@ use serde_json::json;
 use super::{Evaluation, Loaded, Runtime, WorkerModel};
 use crate::isolate::ChildLimits;
 use crate::tensor::Named;
-use crate::worker::Pool;
+use crate::worker::{Pool, Stack};
 
-/// onnxruntime's CPU execution provider, in the Python worker.
-pub struct OnnxRuntime {
+/// A stack's runtime, in its workers.
+pub struct PythonRuntime {
+    stack: &'static Stack,
     pool: Arc<Pool>,
     timeout: Duration,
     limits: ChildLimits,
 }
 
-impl OnnxRuntime {
-    /// Needs the Python environment (`cargo xtask setup`); its workers run under `limits`.
-    pub fn new(timeout: Duration, limits: ChildLimits) -> Result<OnnxRuntime> {
-        Ok(OnnxRuntime {
-            pool: Pool::shared()?,
+impl PythonRuntime {
+    /// Needs the stack's Python environment (`cargo xtask setup`); its workers run under
+    /// `limits`.
+    pub fn new(stack: &'static Stack, timeout: Duration, limits: ChildLimits) -> Result<Self> {
+        Ok(PythonRuntime {
+            stack,
+            pool: Pool::shared_of(stack.environment)?,
             timeout,
             limits,
         })
     }
 }
 
-impl Runtime for OnnxRuntime {
+impl Runtime for PythonRuntime {
     fn name(&self) -> &'static str {
-        "onnxruntime"
+        self.stack.name
     }
 
     fn version(&self) -> String {
         self.pool
-            .version("onnxruntime", self.limits)
+            .stack_version(self.stack.name, self.limits)
             .unwrap_or_else(|| "unknown".into())
     }
 
     fn load(&self, model: &[u8], _inputs: &[Named]) -> Result<Box<dyn Loaded>> {
-        let dir = tempfile::Builder::new().prefix("conv1d-ort-").tempdir()?;
+        let dir = tempfile::Builder::new().prefix("conv1d-rt-").tempdir()?;
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, model)?;
         let options = json!({"threads": 1});
         let loaded = WorkerModel::load(
             &self.pool,
-            "onnxruntime",
+            self.stack.name,
             &path,
             options,
             dir.path().to_path_buf(),
@@ -65,7 +69,7 @@ impl Runtime for OnnxRuntime {
             &self.pool,
             self.limits,
             self.timeout,
-            "onnxruntime",
+            self.stack.name,
             ("model_data", json!(crate::worker::base64(model))),
             json!({"threads": 1}),
             inputs,

@@ -1,0 +1,142 @@
+"""TFLite / LiteRT: ONNX converted to a float32 .tflite by onnx2tf, run by the LiteRT interpreter.
+
+The plugin interface every file of this directory follows is described in
+harness/python/stacks/README.md.
+
+The layout change is part of what is tested. onnx2tf makes every rank-3 graph input channel
+last, [N, C, L] -> [N, L, C] (its README; `ops/Input.py`: permutation [0, 2, 1]), and keeps
+what it computes channel last: a rank-3 output comes out [N, L, C] and is not transposed back;
+a rank-2 output (a Flatten + Gemm head) comes out in ONNX order. This module applies exactly
+that mapping, the same for every model: inputs of rank 3 to 5 are fed channel last, outputs of
+rank 3 to 5 are read back channel first, others as they are. It checks at conversion that
+the .tflite's inputs have the shapes the mapping gives; an output that onnx2tf laid out
+otherwise shows as a wrong shape or wrong values, which is a finding, not something to guess
+around. Inputs and outputs are found by name in the `serving_default` signature, where
+onnx2tf writes the ONNX names with ":" made "__".
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+RUNTIME = "litert"
+VARIANTS = {"": {}}
+# onnx2tf costs about 1 to 3 s a model whatever its size (TensorFlow builds and converts a
+# Keras model); packing amortizes it (docs/PERFORMANCE.md).
+PACK = 16
+
+
+def version():
+    import importlib.metadata as md
+
+    return f"onnx2tf {md.version('onnx2tf')}, ai-edge-litert {md.version('ai-edge-litert')}"
+
+
+def channel_last(rank):
+    """The permutation that makes an ONNX [N, C, ...] tensor TFLite's [N, ..., C]."""
+    return [0] + list(range(2, rank)) + [1] if 3 <= rank <= 5 else None
+
+
+def channel_first(rank):
+    """The inverse: TFLite [N, ..., C] back to ONNX [N, C, ...]."""
+    return [0, rank - 1] + list(range(1, rank - 1)) if 3 <= rank <= 5 else None
+
+
+def signature_name(name):
+    return name.replace(":", "__")
+
+
+def convert(model, work_dir, options):
+    """work_dir/model_float32.tflite, by onnx2tf's Python API with its defaults except: no
+    onnxsim pass (the harness tests onnx2tf, and onnxsim on its own), no progress output."""
+    import onnx
+
+    from . import Failure
+
+    # onnx2tf calls `onnxsim` and others by name: the environment's own come first.
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    import onnx2tf
+
+    proto = onnx.load(model)
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    # onnx2tf rewrites the file it is given (node names); it gets a copy of its own.
+    source = os.path.join(work_dir, "model.onnx")
+    onnx.save(proto, source)
+    try:
+        onnx2tf.convert(input_onnx_file_path=source, output_folder_path=work_dir, not_use_onnxsim=True, non_verbose=True)
+    except SystemExit as e:  # onnx2tf ends with sys.exit(1) on a model it cannot convert
+        raise Failure("convert", f"onnx2tf exited with status {e.code}") from None
+    tflite = os.path.join(work_dir, "model_float32.tflite")
+    if not os.path.isfile(tflite):
+        raise Failure("convert", "onnx2tf wrote no model_float32.tflite")
+    # The mapping checked: each input where the mapping says, with its dimensions permuted.
+    session = load(tflite, {})
+    details = session.runner.get_input_details()
+    for i in inputs:
+        key = signature_name(i.name)
+        if key not in details:
+            raise Failure("read", f"input {i.name!r} is not in the .tflite's signature {sorted(details)}")
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim]
+        perm = channel_last(len(dims))
+        want = [dims[p] for p in perm] if perm else dims
+        got = [int(d) for d in details[key]["shape_signature"]]
+        if len(got) != len(want) or any(w > 0 and g > 0 and w != g for w, g in zip(want, got)):
+            raise Failure("read", f"input {i.name!r} of ONNX shape {dims} is {got} in the .tflite, not {want} as onnx2tf documents")
+    return tflite
+
+
+class Session:
+    def __init__(self, path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = path
+        self.interpreter = Interpreter(model_path=path, num_threads=1)
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+        self.outputs = list(self.interpreter.get_signature_list()["serving_default"]["outputs"])
+
+
+def load(artifact, options):
+    return Session(artifact)
+
+
+def run(session, feeds):
+    """Inputs fed channel last, outputs read back channel first (the module's docstring);
+    outputs in the order of the ONNX graph, taken from the file onnx2tf was given."""
+    tensors = {}
+    for name, array in feeds:
+        perm = channel_last(array.ndim)
+        tensors[signature_name(name)] = np.ascontiguousarray(array.transpose(perm) if perm else array)
+    results = session.runner(**tensors)
+    outputs = []
+    for name in output_order(session):
+        key = signature_name(name)
+        if key not in results:
+            raise RuntimeError(f"output {name!r} is not in the .tflite's signature {sorted(results)}")
+        y = results[key]
+        perm = channel_first(y.ndim)
+        outputs.append(np.ascontiguousarray(y.transpose(perm) if perm else y))
+    return outputs
+
+
+def output_order(session):
+    """The ONNX graph's output names, in order (the signature lists them sorted)."""
+    if not hasattr(session, "onnx_outputs"):
+        import onnx
+
+        path = os.path.join(os.path.dirname(session.path), "model.onnx")
+        session.onnx_outputs = [o.name for o in onnx.load(path, load_external_data=False).graph.output]
+    return session.onnx_outputs
+
+
+def precision(session):
+    return "f32"
+
+
+def output_names(session):
+    return output_order(session)

@@ -1,0 +1,180 @@
+//! The plugin interface (`harness/python/stacks/`): every stack's module describes itself in
+//! its own environment, converter stacks convert and run generated models with every failure
+//! explained by the ledger, ONNX-to-ONNX stacks hand ONNX to the run's runtime, and a bad
+//! variant is refused with the ones that exist.
+//!
+//! The stacks with environments of their own (TVM, LiteRT, the ONNX optimizers) are tested
+//! where `cargo xtask setup --stack NAME` made them; CI makes every one and sets
+//! HARNESS_REQUIRE_STACKS, so that none is skipped there.
+
+use std::path::{Path, PathBuf};
+
+use harness::compare::Verdict;
+use harness::conformance::{Options, Runner};
+use harness::isolate::ChildLimits;
+use harness::ledger::Ledger;
+use harness::results::CaseResult;
+use harness::worker::{find_python_of, Pool, STACKS};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Whether the environment `environment` is there; panics when it must be and is not.
+fn environment_or_skip(environment: &str, what: &str) -> bool {
+    if find_python_of(environment).is_some() {
+        return true;
+    }
+    let setup = if environment.is_empty() {
+        "cargo xtask setup".to_string()
+    } else {
+        format!("cargo xtask setup --stack {environment}")
+    };
+    let required = if environment.is_empty() {
+        "HARNESS_REQUIRE_PYTHON"
+    } else {
+        "HARNESS_REQUIRE_STACKS"
+    };
+    if std::env::var_os(required).is_some() {
+        panic!("{required} is set but the environment for {what} is missing: run `{setup}`");
+    }
+    eprintln!("SKIPPED: {what} (run `{setup}`)");
+    false
+}
+
+#[test]
+fn every_stack_has_a_module_and_pinned_requirements_in_the_tree() {
+    let dir = root().join("harness/python/stacks");
+    for stack in STACKS {
+        let module = dir.join(format!("{}.py", stack.name));
+        assert_eq!(
+            std::fs::read_to_string(&module).unwrap(),
+            stack.source,
+            "{}",
+            module.display()
+        );
+        // Every line of a stack's own environment is pinned (it is installed --no-deps).
+        if !stack.environment.is_empty() {
+            let file = dir.join(format!("{}.requirements.txt", stack.environment));
+            let text = std::fs::read_to_string(&file).unwrap();
+            let packages: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
+            assert!(!packages.is_empty(), "{}", file.display());
+            for p in packages {
+                assert!(p.contains("=="), "{}: {p} is not pinned", file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn every_stack_describes_itself_in_its_environment() {
+    for stack in STACKS {
+        if !environment_or_skip(stack.environment, stack.name) {
+            continue;
+        }
+        let pool = Pool::shared_of(stack.environment).unwrap();
+        let d = pool
+            .describe(stack.name, ChildLimits::converters_default())
+            .unwrap_or_else(|e| panic!("{}: {e:#}", stack.name));
+        assert!(
+            d["version"].as_str().is_some_and(|v| !v.is_empty()),
+            "{}: {d}",
+            stack.name
+        );
+        assert!(d["variants"].get("").is_some(), "{}: {d}", stack.name);
+        // A stack that runs ONNX as given is a runtime; every other one converts.
+        let runtime = harness::runtime::NAMES.contains(&stack.name);
+        assert_eq!(d["converts"] == true, !runtime, "{}: {d}", stack.name);
+    }
+}
+
+#[test]
+fn a_variant_a_stack_does_not_have_is_refused_with_those_it_has() {
+    if !environment_or_skip("tvm", "tvm") {
+        return;
+    }
+    let err = harness::convert::from_spec("tvm:O9").err().expect("refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("tvm:O0") && text.contains("tvm:fuse"), "{text}");
+    let err = harness::convert::from_spec("onnxruntime").err().expect("refused");
+    assert!(format!("{err:#}").contains("--runtime onnxruntime"), "{err:#}");
+}
+
+/// `cases` generated cases of seed 1 through `converter` on `runtime`, judged by the project's
+/// ledger: (results, failures the ledger does not explain).
+fn run_through(converter: &str, runtime: &str, cases: u64) -> (Vec<CaseResult>, Vec<String>) {
+    let options = Options {
+        cases,
+        seed: 1,
+        converters: vec![converter.into()],
+        runtime: runtime.into(),
+        repeats: 1,
+        max_bundles: 0,
+        ..Options::default()
+    };
+    let mut results = Runner::new(options).unwrap().run(&|_| {}).unwrap().results;
+    let ledger = Ledger::load(&root().join("corpus/known-failures.toml")).unwrap();
+    ledger.apply(&mut results);
+    let unexplained = results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass && r.expected.is_none())
+        .map(|r| format!("{} {} {}: {:?}", r.case, r.converter, r.verdict, r.message))
+        .collect();
+    (results, unexplained)
+}
+
+/// A converter stack's results: on its own runtime, most pass, none is `error`.
+fn check_converter_stack(converter: &str, runtime_name: &str, cases: u64, passing: usize) {
+    let (results, unexplained) = run_through(converter, "tract", cases);
+    assert_eq!(results.len() as u64, cases);
+    for r in &results {
+        assert_eq!(r.runtime, runtime_name, "{r:?}");
+        assert_ne!(r.verdict, Verdict::Error, "{}: {:?}", r.case, r.message);
+    }
+    let passed = results.iter().filter(|r| r.verdict == Verdict::Pass).count();
+    assert!(passed >= passing, "{converter}: only {passed} of {cases} pass");
+    assert!(unexplained.is_empty(), "{converter}: {unexplained:#?}");
+}
+
+#[test]
+fn tvm_converts_and_runs_generated_models_with_every_failure_explained() {
+    if environment_or_skip("tvm", "tvm") {
+        check_converter_stack("tvm", "tvm-llvm", 40, 20);
+    }
+}
+
+#[test]
+fn litert_runs_what_onnx2tf_converts_with_every_failure_explained() {
+    if environment_or_skip("tflite", "tflite") {
+        check_converter_stack("tflite", "litert", 32, 12);
+    }
+}
+
+#[test]
+fn onnx_optimizers_hand_onnx_to_the_runtime_and_are_checked_for_drift() {
+    if !environment_or_skip("optimizers", "onnxslim and onnxoptimizer") {
+        return;
+    }
+    for converter in ["onnxslim", "onnxoptimizer"] {
+        let (results, unexplained) = run_through(converter, "tract", 30);
+        for r in &results {
+            // Their ONNX runs on the run's runtime, so the drift check compares it with the
+            // unconverted model there.
+            assert_eq!(r.runtime, "tract", "{r:?}");
+        }
+        assert!(
+            results.iter().any(|r| r.reference_ratio.is_some()),
+            "{converter}: no result compared with the unconverted model"
+        );
+        let passed = results.iter().filter(|r| r.verdict == Verdict::Pass).count();
+        assert!(passed >= 20, "{converter}: only {passed} of 30 pass");
+        assert!(unexplained.is_empty(), "{converter}: {unexplained:#?}");
+    }
+}
