@@ -4,14 +4,13 @@ The plugin interface every file of this directory follows is described in
 harness/python/stacks/README.md.
 
 The layout change is part of what is tested. onnx2tf makes every rank-3 graph input channel
-last, [N, C, L] -> [N, L, C] (its README; `ops/Input.py`: permutation [0, 2, 1]), and keeps
-what it computes channel last: a rank-3 output comes out [N, L, C] and is not transposed back;
-a rank-2 output (a Flatten + Gemm head) comes out in ONNX order. This module applies exactly
-that mapping, the same for every model: inputs of rank 3 to 5 are fed channel last, outputs of
-rank 3 to 5 are read back channel first, others as they are. It checks at conversion that
-the .tflite's inputs have the shapes the mapping gives; an output that onnx2tf laid out
-otherwise shows as a wrong shape or wrong values, which is a finding, not something to guess
-around. Inputs and outputs are found by name in the `serving_default` signature, where
+last, [N, C, L] -> [N, L, C] (its README; `ops/Input.py`: permutation [0, 2, 1]); this module
+feeds inputs that way and checks at conversion that the .tflite's inputs have the shapes the
+mapping gives. Its outputs are not transposed back, and their layout is not documented: an
+output computed channel last comes out [N, L, C], one after a Reshape or Flatten in ONNX
+order. `onnx_layout` reads each back by its shape against the ONNX output's (the same rule for
+every model, never by values); an output it cannot place shows as a wrong shape or wrong
+values, which is a finding. Inputs and outputs are found by name in the `serving_default` signature, where
 onnx2tf writes the ONNX names with ":" made "__".
 """
 
@@ -106,22 +105,67 @@ def load(artifact, options):
 
 
 def run(session, feeds):
-    """Inputs fed channel last, outputs read back channel first (the module's docstring);
-    outputs in the order of the ONNX graph, taken from the file onnx2tf was given."""
+    """Inputs fed channel last; outputs in the ONNX graph's order, each read back as
+    `onnx_layout` says."""
     tensors = {}
     for name, array in feeds:
         perm = channel_last(array.ndim)
         tensors[signature_name(name)] = np.ascontiguousarray(array.transpose(perm) if perm else array)
     results = session.runner(**tensors)
+    expected = onnx_output_shapes(session, feeds)
     outputs = []
     for name in output_order(session):
         key = signature_name(name)
         if key not in results:
             raise RuntimeError(f"output {name!r} is not in the .tflite's signature {sorted(results)}")
-        y = results[key]
-        perm = channel_first(y.ndim)
-        outputs.append(np.ascontiguousarray(y.transpose(perm) if perm else y))
+        outputs.append(np.ascontiguousarray(onnx_layout(results[key], expected.get(name))))
     return outputs
+
+
+def onnx_layout(y, shape):
+    """A TFLite output in the ONNX model's layout. onnx2tf documents only its inputs' layout;
+    its outputs are channel last where it computed them so (after a Conv, a pool) and in ONNX
+    order where it went back to it (after a Reshape, a Flatten, a Transpose). Which one an
+    output is shows in its shape, when the ONNX output's shape for these inputs (`shape`,
+    from ONNX shape inference) tells the two apart: the output is taken as it is when its
+    shape is ONNX's, transposed when its channel-last permutation is. When both read the
+    same (C = L) or inference gave no shape, channel last, the converter's default."""
+    perm = channel_first(y.ndim)
+    if perm is None:
+        return y
+    moved = tuple(y.shape[p] for p in perm)
+    if shape is not None and tuple(shape) == tuple(y.shape) and moved != tuple(y.shape):
+        return y
+    return y.transpose(perm)
+
+
+def onnx_output_shapes(session, feeds):
+    """{output name: shape} of the ONNX model for the shapes of `feeds`, by ONNX shape
+    inference (cached per input shapes); outputs it cannot tell are left out."""
+    key = tuple((name, tuple(a.shape)) for name, a in feeds)
+    cache = session.__dict__.setdefault("shapes", {})
+    if key not in cache:
+        import onnx
+
+        try:
+            proto = onnx.load(os.path.join(os.path.dirname(session.path), "model.onnx"))
+            given = dict(key)
+            for i in proto.graph.input:
+                if i.name in given:
+                    dims = i.type.tensor_type.shape.dim
+                    for d, n in zip(dims, given[i.name]):
+                        d.Clear()
+                        d.dim_value = int(n)
+            inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
+            shapes = {}
+            for o in inferred.graph.output:
+                dims = o.type.tensor_type.shape.dim
+                if all(d.HasField("dim_value") for d in dims):
+                    shapes[o.name] = tuple(d.dim_value for d in dims)
+        except Exception:
+            shapes = {}
+        cache[key] = shapes
+    return cache[key]
 
 
 def output_order(session):
