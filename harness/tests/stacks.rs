@@ -66,6 +66,17 @@ fn every_stack_has_a_module_and_pinned_requirements_in_the_tree() {
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .collect();
             assert!(!packages.is_empty(), "{}", file.display());
+            // `cargo xtask` sets an environment up when a stack it serves is asked for.
+            let served = text
+                .lines()
+                .find_map(|l| l.strip_prefix("# stacks:"))
+                .unwrap_or_default();
+            assert!(
+                served.split_whitespace().any(|s| s == stack.name),
+                "{}: no `# stacks:` line naming {}",
+                file.display(),
+                stack.name
+            );
             for p in packages {
                 assert!(p.contains("=="), "{}: {p} is not pinned", file.display());
             }
@@ -100,11 +111,21 @@ fn a_variant_a_stack_does_not_have_is_refused_with_those_it_has() {
     if !environment_or_skip("tvm", "tvm") {
         return;
     }
-    let err = harness::convert::from_spec("tvm:O9").err().expect("refused");
+    let err = harness::convert::from_spec("tvm:O9")
+        .err()
+        .expect("refused");
     let text = format!("{err:#}");
-    assert!(text.contains("tvm:O0") && text.contains("tvm:fuse"), "{text}");
-    let err = harness::convert::from_spec("onnxruntime").err().expect("refused");
-    assert!(format!("{err:#}").contains("--runtime onnxruntime"), "{err:#}");
+    assert!(
+        text.contains("tvm:O0") && text.contains("tvm:fuse"),
+        "{text}"
+    );
+    let err = harness::convert::from_spec("onnxruntime")
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{err:#}").contains("--runtime onnxruntime"),
+        "{err:#}"
+    );
 }
 
 /// `cases` generated cases of seed 1 through `converter` on `runtime`, judged by the project's
@@ -138,8 +159,14 @@ fn check_converter_stack(converter: &str, runtime_name: &str, cases: u64, passin
         assert_eq!(r.runtime, runtime_name, "{r:?}");
         assert_ne!(r.verdict, Verdict::Error, "{}: {:?}", r.case, r.message);
     }
-    let passed = results.iter().filter(|r| r.verdict == Verdict::Pass).count();
-    assert!(passed >= passing, "{converter}: only {passed} of {cases} pass");
+    let passed = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Pass)
+        .count();
+    assert!(
+        passed >= passing,
+        "{converter}: only {passed} of {cases} pass"
+    );
     assert!(unexplained.is_empty(), "{converter}: {unexplained:#?}");
 }
 
@@ -173,7 +200,10 @@ fn onnx_optimizers_hand_onnx_to_the_runtime_and_are_checked_for_drift() {
             results.iter().any(|r| r.reference_ratio.is_some()),
             "{converter}: no result compared with the unconverted model"
         );
-        let passed = results.iter().filter(|r| r.verdict == Verdict::Pass).count();
+        let passed = results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Pass)
+            .count();
         assert!(passed >= 20, "{converter}: only {passed} of 30 pass");
         assert!(unexplained.is_empty(), "{converter}: {unexplained:#?}");
     }

@@ -272,9 +272,13 @@ fn setup_if_needed(args: &[String]) -> Result<(), String> {
         setup("")?;
     }
     for stack in stack_environments()? {
+        let served = stacks_of(&stack);
         let named = args.iter().any(|a| {
-            a.split(['+', ',', ' '])
-                .any(|part| part.split(':').next() == Some(stack.as_str()))
+            a.split(['+', ',', ' ']).any(|part| {
+                part.split(':')
+                    .next()
+                    .is_some_and(|name| served.iter().any(|s| s == name))
+            })
         });
         if named && !venv_python(&stack).is_file() {
             eprintln!("xtask: {stack} needs its own Python environment; running `cargo xtask setup --stack {stack}` first");
@@ -305,6 +309,19 @@ fn stack_environments() -> Result<Vec<String>, String> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// The stacks an environment serves: its requirements file's `# stacks: A B` line.
+fn stacks_of(environment: &str) -> Vec<String> {
+    let file = project_root().join(format!(
+        "harness/python/stacks/{environment}.requirements.txt"
+    ));
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("# stacks:"))
+        .map(|names| names.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// The virtual environment of `stack` (`""`: the project's, `.venv/`; else `.venv-STACK/`).
@@ -456,6 +473,16 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn each_stack_environment_says_which_stacks_it_serves() {
+        let environments = stack_environments().unwrap();
+        for e in ["optimizers", "tflite", "tvm"] {
+            assert!(environments.iter().any(|x| x == e), "{environments:?}");
+        }
+        assert_eq!(stacks_of("optimizers"), ["onnxslim", "onnxoptimizer"]);
+        assert_eq!(stacks_of("tvm"), ["tvm"]);
     }
 
     #[test]

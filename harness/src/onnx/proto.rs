@@ -133,15 +133,21 @@ mod wire {
     }
 
     fn graph(bytes: &[u8]) -> Vec<u8> {
-        rewritten(bytes, &|n| (n == GRAPH_NODES).then_some(node as fn(&[u8]) -> Vec<u8>))
+        rewritten(bytes, &|n| {
+            (n == GRAPH_NODES).then_some(node as fn(&[u8]) -> Vec<u8>)
+        })
     }
 
     fn function(bytes: &[u8]) -> Vec<u8> {
-        rewritten(bytes, &|n| (n == FUNCTION_NODES).then_some(node as fn(&[u8]) -> Vec<u8>))
+        rewritten(bytes, &|n| {
+            (n == FUNCTION_NODES).then_some(node as fn(&[u8]) -> Vec<u8>)
+        })
     }
 
     fn node(bytes: &[u8]) -> Vec<u8> {
-        rewritten(bytes, &|n| (n == NODE_ATTRIBUTES).then_some(attribute as fn(&[u8]) -> Vec<u8>))
+        rewritten(bytes, &|n| {
+            (n == NODE_ATTRIBUTES).then_some(attribute as fn(&[u8]) -> Vec<u8>)
+        })
     }
 
     /// The attribute with its value field written when its type says it has one and prost
