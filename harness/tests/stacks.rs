@@ -208,3 +208,46 @@ fn onnx_optimizers_hand_onnx_to_the_runtime_and_are_checked_for_drift() {
         assert!(unexplained.is_empty(), "{converter}: {unexplained:#?}");
     }
 }
+
+#[test]
+fn a_stack_failure_is_bundled_with_its_module_and_replays_outside_the_harness() {
+    if !environment_or_skip("tvm", "tvm") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // s1-i19: TVM computes a grouped 1D ConvTranspose with output_shape wrongly (FINDINGS).
+    let options = Options {
+        cases: 20,
+        seed: 1,
+        shard: harness::conformance::Shard {
+            index: 20,
+            count: 20,
+        },
+        converters: vec!["tvm".into()],
+        report_dir: Some(dir.path().to_path_buf()),
+        max_bundles: 1,
+        ..Options::default()
+    };
+    let results = Runner::new(options).unwrap().run(&|_| {}).unwrap().results;
+    let r = results.iter().find(|r| r.case == "s1-i19").expect("s1-i19 ran");
+    assert_eq!(r.verdict, Verdict::Mismatch, "{r:?}");
+    let bundle = PathBuf::from(r.repro.as_ref().expect("bundled"));
+    // The bundle carries the module it was run with and the stack's pinned packages.
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("stacks/tvm.py")).unwrap(),
+        harness::worker::stack("tvm").unwrap().source
+    );
+    let requirements = std::fs::read_to_string(bundle.join("requirements.txt")).unwrap();
+    assert!(requirements.contains("apache-tvm==0.27.0.post1"), "{requirements}");
+    let issue = std::fs::read_to_string(bundle.join("ISSUE.md")).unwrap();
+    assert!(issue.contains("pip install -r requirements.txt"), "{issue}");
+    // Replayed with the stack's own interpreter and nothing of the harness: still failing.
+    let python = find_python_of("tvm").unwrap();
+    let replay = std::process::Command::new(python)
+        .arg(bundle.join("repro.py"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("still failing (mismatch"), "{stdout}");
+}

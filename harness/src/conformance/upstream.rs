@@ -403,6 +403,8 @@ fn release(version: &str) -> Option<&str> {
         .split_whitespace()
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .and_then(|w| w.split(|c: char| !(c.is_ascii_digit() || c == '.')).next())
+        // "0.27.0.post1": the release is 0.27.0.
+        .map(|n| n.trim_end_matches('.'))
 }
 
 /// `Op(attr=value, …)` of a node, for the title.
@@ -671,5 +673,6 @@ mod tests {
         assert_eq!(pinned("onnxruntime", &env), "onnxruntime==1.32.0");
         assert_eq!(pinned("openvino", &env), "openvino==2026.4.1");
         assert_eq!(pinned("tract", &Environment::detect()), "tract");
+        assert_eq!(release("0.27.0.post1"), Some("0.27.0"));
     }
 }
