@@ -229,7 +229,10 @@ fn a_stack_failure_is_bundled_with_its_module_and_replays_outside_the_harness() 
         ..Options::default()
     };
     let results = Runner::new(options).unwrap().run(&|_| {}).unwrap().results;
-    let r = results.iter().find(|r| r.case == "s1-i19").expect("s1-i19 ran");
+    let r = results
+        .iter()
+        .find(|r| r.case == "s1-i19")
+        .expect("s1-i19 ran");
     assert_eq!(r.verdict, Verdict::Mismatch, "{r:?}");
     let bundle = PathBuf::from(r.repro.as_ref().expect("bundled"));
     // The bundle carries the module it was run with and the stack's pinned packages.
@@ -238,7 +241,10 @@ fn a_stack_failure_is_bundled_with_its_module_and_replays_outside_the_harness() 
         harness::worker::stack("tvm").unwrap().source
     );
     let requirements = std::fs::read_to_string(bundle.join("requirements.txt")).unwrap();
-    assert!(requirements.contains("apache-tvm==0.27.0.post1"), "{requirements}");
+    assert!(
+        requirements.contains("apache-tvm==0.27.0.post1"),
+        "{requirements}"
+    );
     let issue = std::fs::read_to_string(bundle.join("ISSUE.md")).unwrap();
     assert!(issue.contains("pip install -r requirements.txt"), "{issue}");
     // Replayed with the stack's own interpreter and nothing of the harness: still failing.

@@ -256,7 +256,7 @@ pub fn configs(options: &PerfOptions) -> Result<Vec<Config>> {
             out.push(Config {
                 converter: convert::from_spec(spec)?,
                 runtime: None,
-                runtime_name: native.into(),
+                runtime_name: native,
             });
             continue;
         }

@@ -109,8 +109,11 @@ mod wire {
         out.extend_from_slice(payload);
     }
 
+    /// How one embedded message is rewritten.
+    type Rewrite = fn(&[u8]) -> Vec<u8>;
+
     /// `message` with the length-delimited fields `rewrite` names rewritten by it.
-    fn rewritten(message: &[u8], rewrite: &dyn Fn(u64) -> Option<fn(&[u8]) -> Vec<u8>>) -> Vec<u8> {
+    fn rewritten(message: &[u8], rewrite: &dyn Fn(u64) -> Option<Rewrite>) -> Vec<u8> {
         let Some(fields) = fields(message) else {
             return message.to_vec();
         };
@@ -133,20 +136,16 @@ mod wire {
     }
 
     fn graph(bytes: &[u8]) -> Vec<u8> {
-        rewritten(bytes, &|n| {
-            (n == GRAPH_NODES).then_some(node as fn(&[u8]) -> Vec<u8>)
-        })
+        rewritten(bytes, &|n| (n == GRAPH_NODES).then_some(node as Rewrite))
     }
 
     fn function(bytes: &[u8]) -> Vec<u8> {
-        rewritten(bytes, &|n| {
-            (n == FUNCTION_NODES).then_some(node as fn(&[u8]) -> Vec<u8>)
-        })
+        rewritten(bytes, &|n| (n == FUNCTION_NODES).then_some(node as Rewrite))
     }
 
     fn node(bytes: &[u8]) -> Vec<u8> {
         rewritten(bytes, &|n| {
-            (n == NODE_ATTRIBUTES).then_some(attribute as fn(&[u8]) -> Vec<u8>)
+            (n == NODE_ATTRIBUTES).then_some(attribute as Rewrite)
         })
     }
 
@@ -154,7 +153,7 @@ mod wire {
     /// left it out (a zero value): f (2), i (3) or s (4).
     fn attribute(bytes: &[u8]) -> Vec<u8> {
         let mut out = rewritten(bytes, &|n| {
-            (n == ATTRIBUTE_GRAPH || n == ATTRIBUTE_GRAPHS).then_some(graph as fn(&[u8]) -> Vec<u8>)
+            (n == ATTRIBUTE_GRAPH || n == ATTRIBUTE_GRAPHS).then_some(graph as Rewrite)
         });
         let Some(fields) = fields(bytes) else {
             return out;
