@@ -35,16 +35,24 @@ use std::time::{Duration, Instant};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether this thread is inside [`catch`], where a panic is a library's, to be recorded.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 static HOOK: Once = Once::new();
 
-/// Replaces the default panic hook (which prints to stderr) with one that records the message
-/// for [`catch`]. Panics are part of what the harness observes in libraries under test, so
-/// they become verdicts and messages, never noise on the terminal.
+/// Replaces the panic hook with one that records the message of a panic inside [`catch`].
+/// Panics are part of what the harness observes in libraries under test, so they become
+/// verdicts and messages, never noise on the terminal. Any other panic (a caller's, a test's
+/// assertion) goes to the hook that was there before, and is printed as usual.
 pub fn install_quiet_panic_hook() {
     HOOK.call_once(|| {
-        panic::set_hook(Box::new(|info| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(|c| c.get()) {
+                previous(info);
+                return;
+            }
             let payload = info
                 .payload()
                 .downcast_ref::<&str>()
@@ -63,7 +71,10 @@ pub fn install_quiet_panic_hook() {
 /// Runs `f`, turning a panic into `Err(message)`.
 pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_quiet_panic_hook();
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+    let outer = CATCHING.with(|c| c.replace(true));
+    let caught = panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(outer));
+    caught.map_err(|_| {
         LAST_PANIC
             .with(|p| p.borrow_mut().take())
             .unwrap_or_else(|| "panic".into())
