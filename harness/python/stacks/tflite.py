@@ -76,7 +76,7 @@ def convert(model, work_dir, options):
         raise Failure("convert", "onnx2tf wrote no model_float32.tflite")
     # The mapping checked: each input where the mapping says, with its dimensions permuted.
     session = load(tflite, {})
-    details = session.runner.get_input_details()
+    details = session.runner.input_shapes()
     for i in inputs:
         key = signature_name(i.name)
         if key not in details:
@@ -84,7 +84,7 @@ def convert(model, work_dir, options):
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim]
         perm = channel_last(len(dims))
         want = [dims[p] for p in perm] if perm else dims
-        got = [int(d) for d in details[key]["shape_signature"]]
+        got = [int(d) for d in details[key]]
         if len(got) != len(want) or any(w > 0 and g > 0 and w != g for w, g in zip(want, got)):
             raise Failure("read", f"input {i.name!r} of ONNX shape {dims} is {got} in the .tflite, not {want} as onnx2tf documents")
     return tflite
@@ -96,8 +96,62 @@ class Session:
 
         self.path = path
         self.interpreter = Interpreter(model_path=path, num_threads=1)
-        self.runner = self.interpreter.get_signature_runner("serving_default")
-        self.outputs = list(self.interpreter.get_signature_list()["serving_default"]["outputs"])
+        # TensorFlow's converter writes no SignatureDef when it cannot save the Keras model as a
+        # SavedModel (onnx2tf's grouped 1D Conv layers): the file is still a model, run through
+        # the interpreter's tensors instead.
+        signatures = self.interpreter.get_signature_list()
+        self.runner = SignatureRunner(self.interpreter) if "serving_default" in signatures else TensorRunner(self.interpreter)
+
+
+class SignatureRunner:
+    """The `serving_default` signature: inputs and outputs by name, resized as fed."""
+
+    def __init__(self, interpreter):
+        self.runner = interpreter.get_signature_runner("serving_default")
+
+    def input_shapes(self):
+        return {k: v["shape_signature"] for k, v in self.runner.get_input_details().items()}
+
+    def __call__(self, tensors):
+        return self.runner(**tensors)
+
+
+class TensorRunner:
+    """A model without signatures: its input tensors found by name (onnx2tf keeps the ONNX
+    names), its single output. Several outputs cannot be told apart without a signature."""
+
+    def __init__(self, interpreter):
+        self.interpreter = interpreter
+        details = interpreter.get_input_details()
+        self.inputs = {self.onnx_name(d["name"]): d for d in details}
+        outputs = interpreter.get_output_details()
+        if len(outputs) != 1:
+            from . import Failure
+
+            raise Failure("read", f"the .tflite has no signature and {len(outputs)} outputs, which cannot be mapped to the ONNX outputs")
+        self.output = outputs[0]
+
+    @staticmethod
+    def onnx_name(name):
+        name = name.removeprefix("serving_default_")
+        return name[:-2] if name.endswith(":0") else name
+
+    def input_shapes(self):
+        return {k: v["shape_signature"] for k, v in self.inputs.items()}
+
+    def __call__(self, tensors):
+        it = self.interpreter
+        for key, array in tensors.items():
+            detail = self.inputs.get(key)
+            if detail is None:
+                raise RuntimeError(f"input {key!r} is not among the .tflite's inputs {sorted(self.inputs)}")
+            if list(detail["shape"]) != list(array.shape):
+                it.resize_tensor_input(detail["index"], list(array.shape))
+        it.allocate_tensors()
+        for key, array in tensors.items():
+            it.set_tensor(self.inputs[key]["index"], array)
+        it.invoke()
+        return {"__single__": it.get_tensor(self.output["index"])}
 
 
 def load(artifact, options):
@@ -111,10 +165,13 @@ def run(session, feeds):
     for name, array in feeds:
         perm = channel_last(array.ndim)
         tensors[signature_name(name)] = np.ascontiguousarray(array.transpose(perm) if perm else array)
-    results = session.runner(**tensors)
+    results = session.runner(tensors)
     expected = onnx_output_shapes(session, feeds)
     outputs = []
-    for name in output_order(session):
+    names = output_order(session)
+    if "__single__" in results and len(names) == 1:
+        return [np.ascontiguousarray(onnx_layout(results["__single__"], expected.get(names[0])))]
+    for name in names:
         key = signature_name(name)
         if key not in results:
             raise RuntimeError(f"output {name!r} is not in the .tflite's signature {sorted(results)}")
