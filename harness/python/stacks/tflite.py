@@ -118,18 +118,19 @@ class SignatureRunner:
 
 class TensorRunner:
     """A model without signatures: its input tensors found by name (onnx2tf keeps the ONNX
-    names), its single output. Several outputs cannot be told apart without a signature."""
+    names), its outputs in the order of the Keras model onnx2tf built, which is the ONNX
+    graph's: TensorFlow names them Identity, Identity_1, … in that order."""
 
     def __init__(self, interpreter):
         self.interpreter = interpreter
         details = interpreter.get_input_details()
         self.inputs = {self.onnx_name(d["name"]): d for d in details}
-        outputs = interpreter.get_output_details()
-        if len(outputs) != 1:
-            from . import Failure
 
-            raise Failure("read", f"the .tflite has no signature and {len(outputs)} outputs, which cannot be mapped to the ONNX outputs")
-        self.output = outputs[0]
+        def position(detail):
+            _, _, k = detail["name"].rpartition("_")
+            return int(k) if k.isdigit() else 0
+
+        self.outputs = sorted(interpreter.get_output_details(), key=position)
 
     @staticmethod
     def onnx_name(name):
@@ -151,7 +152,7 @@ class TensorRunner:
         for key, array in tensors.items():
             it.set_tensor(self.inputs[key]["index"], array)
         it.invoke()
-        return {"__single__": it.get_tensor(self.output["index"])}
+        return {"__in_order__": [it.get_tensor(o["index"]) for o in self.outputs]}
 
 
 def load(artifact, options):
@@ -169,8 +170,11 @@ def run(session, feeds):
     expected = onnx_output_shapes(session, feeds)
     outputs = []
     names = output_order(session)
-    if "__single__" in results and len(names) == 1:
-        return [np.ascontiguousarray(onnx_layout(results["__single__"], expected.get(names[0])))]
+    if "__in_order__" in results:
+        tensors = results["__in_order__"]
+        if len(tensors) != len(names):
+            raise RuntimeError(f"the .tflite has {len(tensors)} outputs, the ONNX model {len(names)}")
+        return [np.ascontiguousarray(onnx_layout(y, expected.get(name))) for name, y in zip(names, tensors)]
     for name in names:
         key = signature_name(name)
         if key not in results:
