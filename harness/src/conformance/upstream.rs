@@ -69,11 +69,7 @@ impl Stack {
             } => Some(Stack {
                 name: "openvino",
                 package: "openvino",
-                model: if converted {
-                    "converted.onnx"
-                } else {
-                    "model.onnx"
-                },
+                model: bundled_model(converted),
                 precision_hint,
                 compress_to_fp16,
                 plugin: None,
@@ -81,11 +77,7 @@ impl Stack {
             Replay::TractNnef { converted } => Some(Stack {
                 name: "tract-nnef",
                 package: "tract",
-                model: if converted {
-                    "converted.onnx"
-                } else {
-                    "model.onnx"
-                },
+                model: bundled_model(converted),
                 precision_hint: None,
                 compress_to_fp16: false,
                 plugin: None,
@@ -97,16 +89,22 @@ impl Stack {
             } => Some(Stack {
                 name: "plugin",
                 package: stack.name,
-                model: if converted {
-                    "converted.onnx"
-                } else {
-                    "model.onnx"
-                },
+                model: bundled_model(converted),
                 precision_hint: None,
                 compress_to_fp16: false,
                 plugin: Some((stack, variant)),
             }),
         }
+    }
+}
+
+/// The bundle's model a replay starts from: what the earlier converters of a chain made, or the
+/// model itself.
+fn bundled_model(converted: bool) -> &'static str {
+    if converted {
+        "converted.onnx"
+    } else {
+        "model.onnx"
     }
 }
 
