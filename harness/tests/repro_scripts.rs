@@ -1,6 +1,10 @@
-//! Every finding of the ledger reproduces outside the harness: each entry's witness case is run
-//! on its stack, its failure bundled, and the bundle's `repro.py` (numpy, onnx and the stack's
-//! own Python package, in the project's .venv) must exit 1, the bug being there.
+//! Every finding of the ledger on the stacks of the project's environment (tract, OpenVINO,
+//! onnxruntime, onnxsim) reproduces outside the harness: each entry's witness case is run on its
+//! stack, its failure bundled, and the bundle's `repro.py` (numpy, onnx and the stack's own
+//! Python package, in the project's .venv) must exit 1, the bug being there. The stacks with
+//! environments of their own (TVM, TFLite, onnxslim) are left out here: converting their
+//! witnesses again costs minutes each; `harness/tests/stacks.rs` replays a TVM bundle with the
+//! module it carries.
 //!
 //! Needs the Python environment (`cargo xtask test` provides it and sets
 //! HARNESS_REQUIRE_PYTHON=1); a plain `cargo test` without it skips loudly.
@@ -22,6 +26,15 @@ fn stack_of(entry: &Entry, python: &Path) -> Option<(String, String)> {
         Globs::One(g) => g.as_str(),
         Globs::Any(gs) => gs.first()?.as_str(),
     };
+    // A stack module with an environment of its own (worker::STACKS): not replayed here.
+    let module = first
+        .trim_end_matches('*')
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    if harness::worker::stack(module).is_some_and(|s| !s.environment.is_empty()) {
+        return None;
+    }
     let converter = match first {
         "*" | "identity" => "identity".to_string(),
         // Both precisions show these bugs; the f32 hint gives the same precision on every CPU.
