@@ -128,11 +128,19 @@ fn a_variant_a_stack_does_not_have_is_refused_with_those_it_has() {
     );
 }
 
-/// `cases` generated cases of seed 1 through `converter` on `runtime`, judged by the project's
-/// ledger: (results, failures the ledger does not explain).
-fn run_through(converter: &str, runtime: &str, cases: u64) -> (Vec<CaseResult>, Vec<String>) {
+/// The generated cases of seed 1 that `shard` selects of the first `cases` through `converter`
+/// on `runtime`, judged by the project's ledger: (results, failures the ledger does not
+/// explain). No failure is reduced (that takes minutes per TFLite case), so the ledger's entries
+/// that match by reduction cannot match: the cases are chosen to need none.
+fn run_through(
+    converter: &str,
+    runtime: &str,
+    cases: u64,
+    shard: harness::conformance::Shard,
+) -> (Vec<CaseResult>, Vec<String>) {
     let options = Options {
         cases,
+        shard,
         seed: 1,
         converters: vec![converter.into()],
         runtime: runtime.into(),
@@ -151,10 +159,18 @@ fn run_through(converter: &str, runtime: &str, cases: u64) -> (Vec<CaseResult>, 
     (results, unexplained)
 }
 
+/// Every case of the first `cases`.
+const ALL: harness::conformance::Shard = harness::conformance::Shard { index: 1, count: 1 };
+
 /// A converter stack's results: on its own runtime, most pass, none is `error`.
-fn check_converter_stack(converter: &str, runtime_name: &str, cases: u64, passing: usize) {
-    let (results, unexplained) = run_through(converter, "tract", cases);
-    assert_eq!(results.len() as u64, cases);
+fn check_converter_stack(
+    converter: &str,
+    runtime_name: &str,
+    (cases, shard): (u64, harness::conformance::Shard),
+    passing: usize,
+) {
+    let (results, unexplained) = run_through(converter, "tract", cases, shard);
+    assert_eq!(results.len() as u64, cases / shard.count);
     for r in &results {
         assert_eq!(r.runtime, runtime_name, "{r:?}");
         assert_ne!(r.verdict, Verdict::Error, "{}: {:?}", r.case, r.message);
@@ -173,14 +189,17 @@ fn check_converter_stack(converter: &str, runtime_name: &str, cases: u64, passin
 #[test]
 fn tvm_converts_and_runs_generated_models_with_every_failure_explained() {
     if environment_or_skip("tvm", "tvm") {
-        check_converter_stack("tvm", "tvm-llvm", 40, 20);
+        check_converter_stack("tvm", "tvm-llvm", (40, ALL), 20);
     }
 }
 
 #[test]
 fn litert_runs_what_onnx2tf_converts_with_every_failure_explained() {
     if environment_or_skip("tflite", "tflite") {
-        check_converter_stack("tflite", "litert", 32, 6);
+        // Every fourth of the first 160: 40 cases, 23 of them passing when this was written;
+        // s1-i7 and s1-i34, which the ledger knows by their reduction, are not among them.
+        let every_fourth = harness::conformance::Shard { index: 1, count: 4 };
+        check_converter_stack("tflite", "litert", (160, every_fourth), 15);
     }
 }
 
@@ -190,7 +209,7 @@ fn onnx_optimizers_hand_onnx_to_the_runtime_and_are_checked_for_drift() {
         return;
     }
     for converter in ["onnxslim", "onnxoptimizer"] {
-        let (results, unexplained) = run_through(converter, "tract", 30);
+        let (results, unexplained) = run_through(converter, "tract", 30, ALL);
         for r in &results {
             // Their ONNX runs on the run's runtime, so the drift check compares it with the
             // unconverted model there.
