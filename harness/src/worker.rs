@@ -531,9 +531,7 @@ impl Pool {
         known.insert(package.to_string(), version.clone());
         Some(version)
     }
-}
 
-impl Pool {
     /// What the module of `stack` says of itself: its runtime's name, variants, whether it
     /// converts, how many cases to pack, its version (the worker's `describe`). Asked once.
     pub fn describe(self: &Arc<Self>, stack: &str, limits: ChildLimits) -> Result<Value> {
