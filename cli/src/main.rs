@@ -148,6 +148,9 @@ enum Command {
         /// Element type of the model (as `conformance --dtype`).
         #[arg(long, value_enum, default_value_t = ModelType::Float32)]
         dtype: ModelType,
+        /// The case's quantized form (as `conformance --quantized`).
+        #[arg(long)]
+        quantized: bool,
         /// Directory to write.
         dir: PathBuf,
     },
@@ -240,6 +243,11 @@ struct ConformanceArgs {
     /// quarter of them float16)
     #[arg(long, value_enum, default_value_t = ModelType::Float32)]
     dtype: ModelType,
+    /// Quantize every generated float32 model as a static quantization tool does: QDQ pairs on
+    /// the input and after each layer (scales calibrated on the case's input), int8 or uint8
+    /// weights, int32 biases
+    #[arg(long)]
+    quantized: bool,
     /// Most layers per generated model.
     #[arg(long, default_value_t = 8)]
     max_layers: usize,
@@ -361,8 +369,15 @@ fn main() -> ExitCode {
             opset,
             opsets,
             dtype,
+            quantized,
             dir,
-        } => emit(seed, index, (opset, opsets.as_deref()), dtype, &dir),
+        } => emit(
+            seed,
+            index,
+            (opset, opsets.as_deref()),
+            (dtype, quantized),
+            &dir,
+        ),
         Command::CorpusBuild { corpus } => corpus_build(&corpus),
         Command::CorpusTable { corpus, reports } => corpus_table(&corpus, &reports),
         Command::Bless {
@@ -577,6 +592,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
             // float32 is the default, left out so that the options recorded stay those of earlier runs.
             dtype: (a.dtype == ModelType::Float16).then(|| a.dtype.dtype()),
             mixed_float16: a.dtype == ModelType::Mixed,
+            quantized: a.quantized,
         },
         max_bundles: a.max_bundles,
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,
@@ -607,8 +623,11 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let resume = a.resume;
     let progress_every = seconds("progress-every", a.progress_every)?;
     let options = options(a)?;
-    let required =
-        harness::model::required_classes(options.gen.opsets_drawn(), options.gen.draws_float16());
+    let required = harness::model::required_classes(
+        options.gen.opsets_drawn(),
+        options.gen.draws_float16(),
+        options.gen.quantized,
+    );
     let runner = Runner::new(options).map_err(|SetupError(m)| anyhow::anyhow!(m))?;
     let runner = with_results_log(runner, &report_dir, resume)?;
     harness::isolate::stop_on_signals();
@@ -770,7 +789,7 @@ fn emit(
     seed: u64,
     index: u64,
     (opset, opsets): (Option<i64>, Option<&str>),
-    dtype: ModelType,
+    (dtype, quantized): (ModelType, bool),
     dir: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     let range = opset_choice(opset, opsets)?;
@@ -779,6 +798,7 @@ fn emit(
         opsets: range,
         dtype: (dtype == ModelType::Float16).then(|| dtype.dtype()),
         mixed_float16: dtype == ModelType::Mixed,
+        quantized,
         ..GenConfig::default()
     };
     let mut command = format!("harness emit --seed {seed} --index {index}");
@@ -791,6 +811,9 @@ fn emit(
         ModelType::Float32 => {}
         ModelType::Float16 => command.push_str(" --dtype float16"),
         ModelType::Mixed => command.push_str(" --dtype mixed"),
+    }
+    if quantized {
+        command.push_str(" --quantized");
     }
     command.push_str(" DIR");
     let case = harness::conformance::write_generated_case(seed, index, &cfg, dir, &command)?;

@@ -58,7 +58,13 @@ def main():
             os.makedirs(ds, exist_ok=True)
             for kind, values, infos in (("input", inputs, graph.input), ("output", outputs, graph.output)):
                 for j, value in enumerate(values):
-                    t = numpy_helper.from_array(value, infos[j].name)
+                    if isinstance(value, onnx.TensorProto):
+                        # Types numpy lacks (float8, int4...) come as TensorProtos.
+                        t = onnx.TensorProto()
+                        t.CopyFrom(value)
+                        t.name = infos[j].name
+                    else:
+                        t = numpy_helper.from_array(value, infos[j].name)
                     with open(os.path.join(ds, f"{kind}_{j}.pb"), "wb") as f:
                         f.write(t.SerializeToString())
         written += 1

@@ -132,6 +132,7 @@ fn a_tail_sigmoid_times_a_cancelled_convolution_is_within_its_bound() {
         },
         negative: None,
         dtype: harness::tensor::DType::Float,
+        quantized_weights: None,
     };
     let (expected, got) = oracle_and_tract(&model, 4523029501174743002);
     let at: &[usize] = &[0, 3, 5];

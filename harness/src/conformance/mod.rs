@@ -33,6 +33,7 @@ pub mod journal;
 mod negative;
 mod packing;
 mod progress;
+pub mod quantize;
 pub mod reduce;
 mod subject;
 pub mod upstream;

@@ -265,7 +265,7 @@ pub fn reduce_generated(
     budget: Duration,
 ) -> Result<Reduced> {
     let deadline = Instant::now() + budget;
-    let original = gen::generate(base, index, cfg);
+    let original = super::quantize::generated_case(base, index, cfg);
     let check = |case: &gen::Case, want: Option<&Signature>| -> Option<Checked> {
         let s = case_subject(case);
         let expected = s.expected.clone().ok()?;
@@ -290,7 +290,7 @@ pub fn reduce_generated(
         while Instant::now() < deadline && steps < 2000 {
             steps += 1;
             let (m, input) = tree.current();
-            let case = gen::case_from(base, index, m, input);
+            let case = super::quantize::prepared(gen::case_from(base, index, m, input), cfg);
             // A negative case stays negative in the same way; a valid one stays valid.
             let valid = case.model.negative == original.model.negative
                 && (case.model.negative.is_some() || case.model.shapes().is_ok());

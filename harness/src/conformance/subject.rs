@@ -73,7 +73,7 @@ fn generated_expected(
 
 /// The subject of generated case `index` of base seed `seed`.
 pub fn generated_subject(seed: u64, index: u64, cfg: &GenConfig) -> Subject {
-    case_subject(&gen::generate(seed, index, cfg))
+    case_subject(&super::quantize::generated_case(seed, index, cfg))
 }
 
 /// The subject of a generated case.
@@ -129,7 +129,7 @@ pub fn write_generated_case(
     dir: &std::path::Path,
     command: &str,
 ) -> Result<gen::Case> {
-    let case = gen::generate(seed, index, cfg);
+    let case = super::quantize::generated_case(seed, index, cfg);
     let model = emit::emit(&case.model)?;
     let inputs = case.inputs();
     let expected = oracle_expected(&model, &inputs)?;

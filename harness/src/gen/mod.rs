@@ -40,6 +40,10 @@ pub struct GenConfig {
     /// (`dtype` is then ignored).
     #[serde(default)]
     pub mixed_float16: bool,
+    /// Quantize every model that can be (float32, valid): QDQ activations, integer weights
+    /// (done after generation, by `crate::conformance`, which calibrates with the oracle).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quantized: bool,
 }
 
 impl GenConfig {
@@ -65,6 +69,7 @@ impl Default for GenConfig {
             opsets: None,
             dtype: None,
             mixed_float16: false,
+            quantized: false,
         }
     }
 }
@@ -267,7 +272,8 @@ mod tests {
     #[test]
     fn the_generator_reaches_every_catalogue_class() {
         let cfg = GenConfig::default();
-        let required = crate::model::required_classes(crate::onnx::emit::DEFAULT_OPSETS, false);
+        let required =
+            crate::model::required_classes(crate::onnx::emit::DEFAULT_OPSETS, false, false);
         let low = classes_under(&cfg, required, 5);
         assert!(low.is_empty(), "classes under 5 cases in 3000: {low:?}");
     }
@@ -297,7 +303,8 @@ mod tests {
             mixed_float16: true,
             ..GenConfig::default()
         };
-        let required = crate::model::required_classes(crate::onnx::emit::SUPPORTED_OPSETS, true);
+        let required =
+            crate::model::required_classes(crate::onnx::emit::SUPPORTED_OPSETS, true, false);
         assert!(
             required.contains(&"opset=1".to_string()) && required.contains(&"opset=28".to_string())
         );

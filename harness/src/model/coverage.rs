@@ -9,15 +9,39 @@ use super::{output_length, Act, Conv, ConvTranspose, Layer, Layout, LpPool, Merg
 use super::{Negative, PadMode, Padding, Pool, WeightDist};
 
 /// The classes a run drawing its opsets from `first..=last` must reach: [`CATALOGUE`],
-/// `opset=N` for each of those opsets and, when it draws float16 models, `dtype=float16`.
-pub fn required_classes((first, last): (i64, i64), float16: bool) -> Vec<String> {
+/// `opset=N` for each of those opsets, when it draws float16 models `dtype=float16`, and when
+/// it draws quantized models [`QUANT_CATALOGUE`].
+pub fn required_classes((first, last): (i64, i64), float16: bool, quantized: bool) -> Vec<String> {
     CATALOGUE
         .iter()
         .map(|c| c.to_string())
         .chain((first..=last).map(|o| format!("opset={o}")))
         .chain(float16.then(|| "dtype=float16".to_string()))
+        .chain(
+            QUANT_CATALOGUE
+                .iter()
+                .filter(|_| quantized)
+                .map(|c| c.to_string()),
+        )
         .collect()
 }
+
+/// The classes of quantized models every run that draws them must reach: both integer types of
+/// activations and weights, zero and non-zero activation zero points, per-tensor and
+/// per-channel weight scales, and windows padded over a non-zero zero point.
+pub const QUANT_CATALOGUE: &[&str] = &[
+    "QuantizeLinear.type=int8",
+    "QuantizeLinear.type=uint8",
+    "QuantizeLinear.zero_point=0",
+    "QuantizeLinear.zero_point=nonzero",
+    "quant.weights=int8",
+    "quant.weights=uint8",
+    "quant.weights.scale=per-channel",
+    "quant.weights.scale=per-tensor",
+    "quant.zero-point-padding.Conv",
+    "quant.zero-point-padding.AveragePool",
+    "quant.zero-point-padding.MaxPool",
+];
 
 /// Every class the generator must reach (`--min-coverage` checks these, with the `opset=N`
 /// classes of the opsets drawn: [`required_classes`]). Other classes (such as
@@ -180,6 +204,20 @@ impl ModelDesc {
         if self.dtype != crate::tensor::DType::Float {
             out.insert(format!("dtype={}", self.dtype));
         }
+        if let Some(w) = self.quantized_weights {
+            out.insert(format!(
+                "quant.weights={}",
+                if w.signed { "int8" } else { "uint8" }
+            ));
+            out.insert(format!(
+                "quant.weights.scale={}",
+                if w.per_channel {
+                    "per-channel"
+                } else {
+                    "per-tensor"
+                }
+            ));
+        }
         out.insert(format!("layout={}", self.layout.name()));
         if self.layout == Layout::Nlc {
             out.insert("Transpose".to_string());
@@ -240,13 +278,39 @@ struct Cx<'a> {
 impl Cx<'_> {
     /// Records the classes of `layers` on `act`; the shape after them, if they are valid.
     fn walk(&mut self, layers: &[Layer], mut act: Act) -> Option<Act> {
+        let mut before: Option<&Layer> = None;
         for layer in layers {
             let mut index = 0;
             let next = self.rules.layer(layer, act, &mut index).ok()?;
             self.layer_classes(layer, act, &mut index);
+            if let Some(Layer::QuantizeDequantize(q)) = before {
+                self.after_quantized(layer, q);
+            }
+            before = Some(layer);
             act = next;
         }
         Some(act)
+    }
+
+    /// Classes of a window layer whose input is a quantized activation: padding that must be
+    /// the zero point's value (0.0 after dequantization), not the integer 0.
+    fn after_quantized(&mut self, layer: &Layer, q: &super::Quant) {
+        let padding = match layer {
+            Layer::Conv(c) => Some(c.padding),
+            Layer::AveragePool(p) | Layer::MaxPool(p) => Some(p.padding),
+            _ => None,
+        };
+        let padded = match padding {
+            Some(Padding::Explicit { begin, end }) => begin + end > 0,
+            Some(Padding::SameUpper | Padding::SameLower) => true,
+            _ => false,
+        };
+        if padded && q.zero_point != 0 {
+            self.insert(format!(
+                "quant.zero-point-padding.{}",
+                layer.ops().last().copied().unwrap_or("?")
+            ));
+        }
     }
 
     fn insert(&mut self, class: impl Into<String>) {
@@ -348,6 +412,16 @@ impl Cx<'_> {
                 u8::from(*keepdims)
             )),
             Layer::Softmax { axis } => self.insert(format!("Softmax.axis={axis}")),
+            Layer::QuantizeDequantize(q) => {
+                self.insert(format!(
+                    "QuantizeLinear.type={}",
+                    if q.signed { "int8" } else { "uint8" }
+                ));
+                self.insert(format!(
+                    "QuantizeLinear.zero_point={}",
+                    if q.zero_point == 0 { "0" } else { "nonzero" }
+                ));
+            }
             other => {
                 for op in other.ops() {
                     self.insert(op);

@@ -146,6 +146,29 @@ pub enum Merge {
     Concat,
 }
 
+/// Parameters of a QuantizeLinear → DequantizeLinear pair on an activation (per tensor), as a
+/// static quantization tool writes it after calibrating the activation's range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quant {
+    /// The scale (a float32 scalar).
+    pub scale: f32,
+    /// The zero point, in the range of the integer type.
+    pub zero_point: i32,
+    /// int8 rather than uint8.
+    pub signed: bool,
+}
+
+impl Quant {
+    /// The integer type's range.
+    pub fn range(&self) -> (i32, i32) {
+        if self.signed {
+            (-128, 127)
+        } else {
+            (0, 255)
+        }
+    }
+}
+
 /// One layer of the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -278,6 +301,9 @@ pub enum Layer {
         /// Axis.
         axis: i64,
     },
+    /// QuantizeLinear then DequantizeLinear (opset 10): the activation rounded to the integer
+    /// grid of `Quant` and back, the form quantization tools write (QDQ).
+    QuantizeDequantize(Quant),
 }
 
 impl Layer {
@@ -348,6 +374,7 @@ impl Layer {
             Layer::Dense { reshape: true, .. } => vec!["Reshape", "Gemm"],
             Layer::MatMul { .. } => vec!["MatMul"],
             Layer::Softmax { .. } => vec!["Softmax"],
+            Layer::QuantizeDequantize(_) => vec!["QuantizeLinear", "DequantizeLinear"],
         }
     }
 

@@ -13,8 +13,8 @@ mod coverage;
 mod layers;
 mod shape;
 
-pub use coverage::{drops_window, required_classes, CATALOGUE};
-pub use layers::{Conv, ConvTranspose, Layer, LpPool, Merge, PadMode, Padding, Pool};
+pub use coverage::{drops_window, required_classes, CATALOGUE, QUANT_CATALOGUE};
+pub use layers::{Conv, ConvTranspose, Layer, LpPool, Merge, PadMode, Padding, Pool, Quant};
 
 /// A whole model: input geometry, the layer stack and how weights are drawn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +46,23 @@ pub struct ModelDesc {
     /// Element type of the input, the weights and every float tensor of the model.
     #[serde(default = "float32", skip_serializing_if = "is_float32")]
     pub dtype: DType,
+    /// Set on quantized models: the weights of Conv, ConvTranspose, Gemm and MatMul are stored
+    /// as integers and dequantized (activations are quantized by
+    /// [`Layer::QuantizeDequantize`] layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantized_weights: Option<WeightQuant>,
+}
+
+/// How a quantized model stores its weights, as static quantization tools do: Conv,
+/// ConvTranspose, Gemm and MatMul weights as int8 (symmetric, zero point 0) or uint8 (with
+/// the zero point of their range), dequantized by a DequantizeLinear; a bias as int32 at the
+/// scale `input scale × weight scale` when the layer's input is a quantized activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightQuant {
+    /// One scale per output channel (`axis` of DequantizeLinear, opset 13) rather than one.
+    pub per_channel: bool,
+    /// int8 symmetric rather than uint8 asymmetric.
+    pub signed: bool,
 }
 
 fn float32() -> DType {
@@ -245,6 +262,7 @@ impl ModelDesc {
             symbolic: Symbolic::default(),
             negative: None,
             dtype: DType::Float,
+            quantized_weights: None,
         }
     }
 
@@ -270,6 +288,28 @@ impl ModelDesc {
             length: self.length,
         };
         let mut out = Vec::with_capacity(self.layers.len());
+        if let Some(w) = self.quantized_weights {
+            if self.opset < 10 || (w.per_channel && self.opset < 13) {
+                return Err(Invalid {
+                    layer: 0,
+                    reason: format!(
+                        "{} weight quantization needs opset {}",
+                        if w.per_channel {
+                            "per-channel"
+                        } else {
+                            "per-tensor"
+                        },
+                        if w.per_channel { 13 } else { 10 }
+                    ),
+                });
+            }
+            if self.dtype != DType::Float {
+                return Err(Invalid {
+                    layer: 0,
+                    reason: "quantized weights need a float32 model".into(),
+                });
+            }
+        }
         let rules = shape::Rules { opset: self.opset };
         for (i, layer) in self.layers.iter().enumerate() {
             let me = index;

@@ -1,7 +1,7 @@
 //! Shape inference and validity rules per layer, following the ONNX operator spec.
 
 use super::{output_length, Act, Conv, ConvTranspose, Invalid, Layer, LpPool, Merge, PadMode};
-use super::{Padding, Pool, MAX_ACTIVATION};
+use super::{Padding, Pool, Quant, MAX_ACTIVATION};
 
 fn invalid(layer: usize, reason: impl Into<String>) -> Invalid {
     Invalid {
@@ -42,6 +42,7 @@ impl Rules {
             | Layer::Softplus
             | Layer::Mish
             | Layer::Clip { .. } => activation(me, layer, act)?,
+            Layer::QuantizeDequantize(q) => quantize_dequantize(me, q, self.opset, act)?,
             Layer::Pad { mode, begin, end } => pad(me, *mode, *begin, *end, seq(me, act, "Pad")?)?,
             Layer::Residual { body } => self.residual(me, body, act, index)?,
             Layer::Parallel { merge, branches } => {
@@ -290,6 +291,25 @@ fn activation(me: usize, layer: &Layer, act: Act) -> Result<Act, Invalid> {
         }
         // Other activations, a scalar PRelu slope and a valid Clip apply to any shape.
         _ => {}
+    }
+    Ok(act)
+}
+
+/// A QuantizeLinear → DequantizeLinear pair keeps the shape; it needs opset 10, a positive
+/// finite scale and a zero point in the integer type's range.
+fn quantize_dequantize(me: usize, q: &Quant, opset: i64, act: Act) -> Result<Act, Invalid> {
+    if opset < 10 {
+        return Err(invalid(me, "QuantizeLinear needs opset 10"));
+    }
+    if !(q.scale.is_finite() && q.scale > 0.0) {
+        return Err(invalid(me, format!("quantization scale {}", q.scale)));
+    }
+    let (lo, hi) = q.range();
+    if !(lo..=hi).contains(&q.zero_point) {
+        return Err(invalid(
+            me,
+            format!("zero point {} outside {lo}..={hi}", q.zero_point),
+        ));
     }
     Ok(act)
 }

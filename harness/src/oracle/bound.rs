@@ -20,6 +20,8 @@
 //! | Softmax | `2 y_i max(e_x over the axis) + (len + 4) y_i` |
 //! | Instance/LayerNormalization | see [`normalization`] |
 //! | shape ops, Pad, Concat, Gather, … | `e` moves with the values; a Pad constant `c` brings `|c|` |
+//! | QuantizeLinear `q = sat(round(x / s) + zp)` | `max(q - q_lo, q_hi - q) / QUANT_U`, `q_lo`, `q_hi` = the quantization of `x/s ∓ d`, `d = 2 e_x QUANT_U / |s| + 4 QUANT_U |x/s|` (see [`quantized`]): one quantum where the rounding is ambiguous at float32, 0 elsewhere; for a computed `x` at least the integers on either side of `x/s` ([`requantized`]: fused kernels requantize their own way) |
+//! | DequantizeLinear `y = (q - zp) s` | `|s| e_q + |y|` (+ `|y|` when `|q - zp| > 256`, whose conversion may round); the scale is exact |
 //!
 //! ## Accuracy of elementwise functions
 //!
@@ -59,6 +61,45 @@ pub fn rounding(x: f64) -> f64 {
 /// perturbation's actual size `e * u`; using the coarsest `u` keeps the bound valid for every
 /// precision.
 pub const COARSEST_U: f64 = 1.0 / 256.0;
+
+/// Unit roundoff at which QuantizeLinear's rounding decisions are judged: float32's, 2^-24.
+///
+/// A quantized output is an integer, so an error bound in units of the runtime's `u` cannot
+/// shrink with the precision the way a float's does: what a perturbation can do is flip a
+/// rounding decision, a whole quantum. Quantized models compare at float32, so the decision is
+/// modelled at float32's unit roundoff with a margin of 2 ([`quantized`]), and the quantum
+/// allowed where it is ambiguous is `1 / QUANT_U` units of u, one integer at float32. A runtime
+/// at a coarser precision is not covered exactly: its division may flip decisions the float32
+/// model calls safe (no allowance there), and where one is ambiguous the allowance
+/// `u / QUANT_U` is more than a quantum.
+pub const QUANT_U: f64 = 1.0 / 16_777_216.0;
+
+/// Half-width of the interval where a runtime's `x / s` may lie, for QuantizeLinear: the exact
+/// quotient `t`, the input's bound `e_x` (in u) and the scale `s` give
+/// `d = 2 e_x QUANT_U / |s| + 4 QUANT_U |t|`, the input's allowed error with a margin of 2 plus
+/// a division, or a multiplication by a rounded reciprocal (two roundings), with a margin of 2.
+pub fn quotient_spread(t: f64, ex: f64, s: f64) -> f64 {
+    2.0 * ex * QUANT_U / s.abs() + 4.0 * QUANT_U * t.abs()
+}
+
+/// Bound of a quantized value `quantize(t)` (rounding half to even, adding the zero point and
+/// saturating), when the runtime's quotient may lie anywhere in `[t - d, t + d]`:
+/// `max(q(t) - q(t - d), q(t + d) - q(t)) / QUANT_U`. The quantization is monotone, so the
+/// interval's ends give the farthest integers reachable: 0 where no rounding decision can flip
+/// (an exact integer adds no error), a quantum where one can, more when `d` spans several.
+pub fn quantized(t: f64, d: f64, quantize: impl Fn(f64) -> f64) -> f64 {
+    let q = quantize(t);
+    let spread = (q - quantize(t - d)).max(quantize(t + d) - q);
+    spread / QUANT_U
+}
+
+/// Bound of a requantized value: a fused kernel's integer `q` for the exact quotient `t` may be
+/// any rounding of a quotient within its spread, from `down = q(floor(t - d))` to
+/// `up = q(ceil(t + d))` (saturated): `max(q - down, up - q) / QUANT_U`, one quantum where
+/// nothing saturates.
+pub fn requantized(q: f64, down: f64, up: f64) -> f64 {
+    (q - down).max(up - q) / QUANT_U
+}
 
 /// The error one evaluation of an elementwise function may add, in units of u:
 /// `relative * |y| + floor` (the table above; why each value: docs/oracle.md).

@@ -7,8 +7,9 @@
 //!
 //! Layout: `graph` walks the graph; `ops` is the operator table (opsets, arity, attributes)
 //! mapping op types to kernels in `conv`, `pool`, `elementwise`, `arith`, `linalg`, `norm`,
-//! `reduce`, `layout`, `indexing` and `cast`; `geometry` holds the sliding-window arithmetic
-//! shared by Conv and the pools; `node` reads attributes and inputs with the spec's checks.
+//! `reduce`, `layout`, `indexing`, `cast` and `quant`; `geometry` holds the sliding-window
+//! arithmetic shared by Conv and the pools; `node` reads attributes and inputs with the spec's
+//! checks.
 
 mod arith;
 pub mod bound;
@@ -24,6 +25,7 @@ mod node;
 mod norm;
 mod ops;
 mod pool;
+mod quant;
 mod reduce;
 mod value;
 
@@ -55,7 +57,8 @@ pub struct GoldenOutput {
     pub value: ArrayD<f64>,
     /// Per-element error-bound coefficient `b`: an f-precision implementation (unit roundoff u:
     /// 2^-24 for f32, 2^-11 for f16, 2^-8 for bf16) is expected to be within `b * u` of `value`.
-    /// Zero for integer outputs.
+    /// Zero for integer outputs, except QuantizeLinear's, which allow a quantum (`b * u` = 1 at
+    /// f32) where a rounding decision is ambiguous (see the `quant` module).
     pub bound: ArrayD<f64>,
     /// Element type the graph declares for this output (Float if unknown).
     pub dtype: DType,
@@ -90,7 +93,8 @@ pub fn evaluate(model: &pb::ModelProto, inputs: &[Named]) -> Result<Evaluation, 
 
 /// Same as [`evaluate`], but also returns every tensor computed, by name: graph inputs,
 /// initializers used and each node output (float tensors with their bounds, integer tensors
-/// as [`Value::Int`]), for first-diverging-layer analysis.
+/// as [`Value::Int`], except QuantizeLinear's, which are floats with a bound), for
+/// first-diverging-layer analysis.
 pub fn evaluate_all(
     model: &pb::ModelProto,
     inputs: &[Named],

@@ -6,7 +6,9 @@ use tract_onnx::pb;
 
 use super::node::{Node, Result};
 use super::value::Value;
-use super::{arith, cast, conv, elementwise as ew, indexing, layout, linalg, norm, pool, reduce};
+use super::{
+    arith, cast, conv, elementwise as ew, indexing, layout, linalg, norm, pool, quant, reduce,
+};
 
 /// A kernel: computes the node's outputs in order (optional outputs not requested may be
 /// left out at the end).
@@ -199,6 +201,21 @@ const CONSTANT: &[Attr] = &[
     since("value_string", 12),
     since("value_strings", 12),
 ];
+/// QuantizeLinear: per-axis from opset 13, `saturate` (float8) from 19, blocked quantization and
+/// `output_dtype` from 21, the division's `precision` from 23.
+const QUANTIZE: &[Attr] = &[
+    since("axis", 13),
+    since("block_size", 21),
+    since("output_dtype", 21),
+    since("precision", 23),
+    since("saturate", 19),
+];
+/// DequantizeLinear: per-axis from opset 13, blocked from 21, `output_dtype` from 23.
+const DEQUANTIZE: &[Attr] = &[
+    since("axis", 13),
+    since("block_size", 21),
+    since("output_dtype", 23),
+];
 
 /// The definition of `op_type` in the default domain at `opset`, if the oracle implements it.
 #[rustfmt::skip]
@@ -272,6 +289,9 @@ pub(crate) fn lookup(op_type: &str, opset: i64) -> Option<OpDef> {
         "Gather" => def(indexing::gather, 1, (2, 2), ONE, attrs![a("axis")]),
         "Constant" => def(cast::constant, 1, (0, 0), ONE, CONSTANT),
         "Cast" => def(cast::cast, 1, ONE, ONE, attrs![since("round_mode", 24), a("to"), since("saturate", 19)]),
+        // Linear quantization.
+        "QuantizeLinear" => def(quant::quantize_linear, 10, (2, 3), ONE, QUANTIZE),
+        "DequantizeLinear" => def(quant::dequantize_linear, 10, (2, 3), ONE, DEQUANTIZE),
         _ => return None,
     })
 }

@@ -15,7 +15,8 @@ use super::{bound, OracleError};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A floating-point tensor and its error-bound coefficients (same shape; see
-    /// [`super::bound`]).
+    /// [`super::bound`]). QuantizeLinear's integer outputs are held this way too, exact
+    /// integers with a bound that allows an ambiguous rounding (see `super::quant`).
     Float {
         /// The exact (f64) value.
         value: ArrayD<f64>,

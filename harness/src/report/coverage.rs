@@ -100,7 +100,7 @@ mod tests {
         again.converter = "lower1d".into();
         r.results.push(again);
         assert_eq!(r.cases_per_class()["Conv.group=1"], 2);
-        let low = r.coverage_below(2, &crate::model::required_classes((13, 13), false));
+        let low = r.coverage_below(2, &crate::model::required_classes((13, 13), false, false));
         assert!(!low.iter().any(|(c, _)| c == "Conv.group=1"));
         assert!(low.contains(&("Conv.group=depthwise".to_string(), 0)));
         // The opset drawn is required too: no case has opset=13.

@@ -26,6 +26,13 @@ impl Builder<'_> {
             });
         }
         match layer {
+            Layer::QuantizeDequantize(q) => {
+                let y = self.quantize_dequantize(q, &x.name)?;
+                return Ok(T {
+                    name: y,
+                    nlc: x.nlc,
+                });
+            }
             Layer::Dense {
                 out_features,
                 reshape,
@@ -91,9 +98,13 @@ impl Builder<'_> {
         }
         let fan_in = act.elements();
         let w = self.weights(out_features * fan_in, fan_in);
-        let w = self.init("gemm_w", &[out_features, fan_in], w)?;
+        let (w, scales) = self.weight("gemm_w", &[out_features, fan_in], w, 0)?;
         let b = self.weights(out_features, fan_in);
-        let b = self.init("gemm_b", &[out_features], b)?;
+        // The flattened input is still the quantized activation (Flatten and Reshape keep it).
+        if let Some(&s) = self.activation_scales.get(&x.name) {
+            self.activation_scales.insert(input.clone(), s);
+        }
+        let b = self.bias("gemm_b", b, &input, scales.as_deref())?;
         let mut attrs = vec![attr::int("transB", 1)];
         if self.desc.opset < 7 {
             // C is [out_features], not the output's [N, out_features].
@@ -241,11 +252,11 @@ impl Builder<'_> {
         }
         let fan_in = per_group * c.kernel;
         let w = self.weights(c.out_channels * fan_in, fan_in);
-        let w = self.init("conv_w", &[c.out_channels, per_group, c.kernel], w)?;
+        let (w, scales) = self.weight("conv_w", &[c.out_channels, per_group, c.kernel], w, 0)?;
         let mut inputs = vec![x.to_string(), w];
         if c.bias {
             let b = self.weights(c.out_channels, fan_in);
-            inputs.push(self.init("conv_b", &[c.out_channels], b)?);
+            inputs.push(self.bias("conv_b", b, x, scales.as_deref())?);
         }
         let mut attrs = vec![
             attr::ints("kernel_shape", &[c.kernel as i64]),
@@ -263,11 +274,15 @@ impl Builder<'_> {
         let per_group = c.out_channels / c.group;
         let fan_in = (channels / c.group).max(1) * c.kernel;
         let w = self.weights(channels * per_group * c.kernel, fan_in);
-        let w = self.init("convt_w", &[channels, per_group, c.kernel], w)?;
+        // The output channels are on axis 1 of a ConvTranspose weight `[Cin, Cout/group, K]`,
+        // and output channel `o` uses index `o mod Cout/group` of it.
+        let (w, scales) = self.weight("convt_w", &[channels, per_group, c.kernel], w, 1)?;
+        let scales: Option<Vec<f32>> =
+            scales.map(|s| (0..c.out_channels).map(|o| s[o % per_group]).collect());
         let mut inputs = vec![x.to_string(), w];
         if c.bias {
             let b = self.weights(c.out_channels, fan_in);
-            inputs.push(self.init("convt_b", &[c.out_channels], b)?);
+            inputs.push(self.bias("convt_b", b, x, scales.as_deref())?);
         }
         let mut attrs = vec![
             attr::ints("kernel_shape", &[c.kernel as i64]),
@@ -498,7 +513,7 @@ impl Builder<'_> {
             Act::Flat { features } => features,
         };
         let w = self.weights(k * out_features, k);
-        let w = self.init("matmul_w", &[k, out_features], w)?;
+        let (w, _) = self.weight("matmul_w", &[k, out_features], w, 1)?;
         Ok(self.op("MatMul", &[x, &w], vec![]))
     }
 }

@@ -16,6 +16,9 @@ use crate::seed::{self, Draw};
 use crate::tensor::{DType, Tensor};
 
 mod layers;
+mod quant;
+
+pub use quant::quantize_value;
 
 /// Name of the single graph input.
 pub const INPUT: &str = "input";
@@ -36,6 +39,12 @@ pub const SUPPORTED_OPSETS: (i64, i64) = (1, 28);
 /// Builds the ONNX model of a description. Fails when the description is invalid, unless it
 /// is a negative case (then its last layer is the invalid one and is emitted as it is).
 pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
+    emit_traced(desc).map(|(model, _)| model)
+}
+
+/// Same as [`emit`], and the name of the tensor each top-level layer outputs (in the model's
+/// layout), in layer order: where a calibration reads an activation's range.
+pub fn emit_traced(desc: &ModelDesc) -> Result<(pb::ModelProto, Vec<String>)> {
     let shapes = desc.prefix_shapes()?;
     if desc.negative.is_none() {
         desc.shapes()?;
@@ -58,7 +67,7 @@ pub fn emit(desc: &ModelDesc) -> Result<pb::ModelProto> {
         output: outputs,
         ..Default::default()
     };
-    Ok(model_proto(desc.opset, graph))
+    Ok((model_proto(desc.opset, graph), b.layer_outputs))
 }
 
 /// The model around `graph`, importing the default domain at `opset`.
@@ -170,6 +179,11 @@ struct Builder<'a> {
     counter: usize,
     /// Values selected by MaxPool Indices, which become graph outputs: tensor, channels, length.
     extra_outputs: Vec<(String, usize, usize)>,
+    /// The scale of each tensor that is a quantized activation (a DequantizeLinear output, or
+    /// its transpose), for the biases of the layers that read it.
+    activation_scales: std::collections::HashMap<String, f32>,
+    /// The output of each top-level layer.
+    layer_outputs: Vec<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -182,6 +196,8 @@ impl<'a> Builder<'a> {
             inits: Vec::new(),
             counter: 0,
             extra_outputs: Vec::new(),
+            activation_scales: Default::default(),
+            layer_outputs: Vec::new(),
         }
     }
 
@@ -202,6 +218,7 @@ impl<'a> Builder<'a> {
             // stands in.
             let next = shapes.get(i).copied().unwrap_or(act);
             cur = self.layer(layer, cur, act, next)?;
+            self.layer_outputs.push(cur.name.clone());
             act = next;
         }
         Ok((cur, act))
@@ -323,11 +340,15 @@ impl<'a> Builder<'a> {
     /// The tensor in `[N, C, L]` order.
     fn ncl(&mut self, t: &T) -> String {
         if t.nlc {
-            self.op(
+            let y = self.op(
                 "Transpose",
                 &[&t.name],
                 vec![attr::ints("perm", &[0, 2, 1])],
-            )
+            );
+            if let Some(&s) = self.activation_scales.get(&t.name) {
+                self.activation_scales.insert(y.clone(), s);
+            }
+            y
         } else {
             t.name.clone()
         }

@@ -95,6 +95,7 @@ fn s4_i1622_tract_gelu_of_0_0387_passes() {
         symbolic: Default::default(),
         negative: None,
         dtype: crate::tensor::DType::Float,
+        quantized_weights: None,
     };
     let m = emit(&desc).unwrap();
     let x = bits(0x3d1e_89b6); // 0.0387055501...

@@ -1,0 +1,211 @@
+//! Quantized cases: a generated float model turned into the QDQ model a static quantization
+//! tool would write for it.
+//!
+//! The tool's steps, done here on the description: calibrate (run the float model on the
+//! case's own input through the oracle and take each activation's range), then put a
+//! QuantizeLinear → DequantizeLinear pair on the input and after every top-level layer with
+//! the scale and zero point of that range, and store the weights as integers
+//! ([`crate::model::WeightQuant`]; biases become int32 where the emitter can, see
+//! `crate::onnx::emit`). Which integer types, zero points and weight scales a case gets is
+//! drawn from its own seed, so a case is the same everywhere, reduction included (a reduced
+//! model is calibrated again). A quantized case's id is its float case's with `-q` after it
+//! (`s1-i70-q`), so that ledger witnesses and reports never mix the two forms.
+
+use crate::gen::{self, GenConfig};
+use crate::model::{Layer, ModelDesc, Quant, WeightQuant};
+use crate::onnx::emit;
+use crate::oracle::{self, Value};
+use crate::seed::{self, Draw};
+use crate::tensor::DType;
+
+/// Generated case `index` of base seed `base`, quantized when `cfg` asks for it.
+pub fn generated_case(base: u64, index: u64, cfg: &GenConfig) -> gen::Case {
+    prepared(gen::generate(base, index, cfg), cfg)
+}
+
+/// `case` quantized when `cfg` asks for quantized models and the model can be quantized (a
+/// valid float32 model of opset 10 or later that the oracle evaluates); otherwise unchanged.
+pub fn prepared(case: gen::Case, cfg: &GenConfig) -> gen::Case {
+    if !cfg.quantized {
+        return case;
+    }
+    match quantized(&case) {
+        Some(model) => gen::Case {
+            id: format!("{}-q", case.id),
+            model,
+            ..case
+        },
+        None => case,
+    }
+}
+
+/// How activations of a model are quantized.
+#[derive(Debug, Clone, Copy)]
+struct ActivationScheme {
+    /// int8 rather than uint8.
+    signed: bool,
+    /// int8 with zero point 0 and a range symmetric around it.
+    symmetric: bool,
+}
+
+/// The quantized form of `case`'s model, or `None` when it has none.
+fn quantized(case: &gen::Case) -> Option<ModelDesc> {
+    let float = &case.model;
+    if float.negative.is_some()
+        || float.dtype != DType::Float
+        || float.opset < 10
+        || float.quantized_weights.is_some()
+    {
+        return None;
+    }
+    let mut rng = seed::rng(case.seed, "quantization");
+    let signed = rng.int(0, 1) == 1;
+    let activations = ActivationScheme {
+        signed,
+        symmetric: signed && rng.int(0, 2) == 0,
+    };
+    let weights = WeightQuant {
+        per_channel: float.opset >= 13 && rng.int(0, 1) == 1,
+        signed: rng.int(0, 3) != 0,
+    };
+    let ranges = calibrate(case)?;
+    let quant = |(min, max): (f64, f64)| activation_params(min, max, activations);
+    let mut layers = Vec::with_capacity(2 * float.layers.len() + 1);
+    layers.push(Layer::QuantizeDequantize(quant(ranges[0])?));
+    for (layer, &range) in float.layers.iter().zip(&ranges[1..]) {
+        layers.push(layer.clone());
+        layers.push(Layer::QuantizeDequantize(quant(range)?));
+    }
+    let model = ModelDesc {
+        layers,
+        quantized_weights: Some(weights),
+        ..float.clone()
+    };
+    model.shapes().ok()?;
+    Some(model)
+}
+
+/// The range (min, max) of the input and of each top-level layer's output on the case's input,
+/// by the oracle; `None` when the oracle does not evaluate the float model or a value is not
+/// finite.
+fn calibrate(case: &gen::Case) -> Option<Vec<(f64, f64)>> {
+    let (model, outputs) = emit::emit_traced(&case.model).ok()?;
+    let inputs = case.inputs();
+    let (_, values) = oracle::evaluate_all(&model, &inputs).ok()?;
+    let mut ranges = vec![range(&inputs[0].tensor.to_f64())?];
+    for name in &outputs {
+        match values.get(name)? {
+            Value::Float { value, .. } => ranges.push(range(value)?),
+            Value::Int(_) => return None,
+        }
+    }
+    Some(ranges)
+}
+
+fn range(values: &ndarray::ArrayD<f64>) -> Option<(f64, f64)> {
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    (min.is_finite() && max.is_finite()).then_some((min, max))
+}
+
+/// Scale and zero point for values in `min..=max` (0 always representable, as the tools make
+/// it): uint8 or int8 over the range, or int8 symmetric around 0. `None` when the scale is not a
+/// normal float32 (a range too small or too large to quantize).
+fn activation_params(min: f64, max: f64, scheme: ActivationScheme) -> Option<Quant> {
+    let (min, max) = (min.min(0.0), max.max(0.0));
+    let (scale, zero_point) = if scheme.symmetric {
+        let s = (max.abs().max(min.abs()) / 127.0) as f32;
+        (s, 0)
+    } else {
+        let s = ((max - min) / 255.0) as f32;
+        let low = if scheme.signed { -128.0 } else { 0.0 };
+        let zp = (low - min / f64::from(s)).round_ties_even();
+        (s, zp.clamp(low, low + 255.0) as i32)
+    };
+    let scale = if max == min { 1.0 } else { scale };
+    scale.is_normal().then_some(Quant {
+        scale,
+        zero_point,
+        signed: scheme.signed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> GenConfig {
+        GenConfig {
+            quantized: true,
+            ..GenConfig::default()
+        }
+    }
+
+    #[test]
+    fn activation_parameters_put_the_range_on_the_integer_grid() {
+        let u8 = ActivationScheme {
+            signed: false,
+            symmetric: false,
+        };
+        let q = activation_params(-1.0, 1.55, u8).unwrap();
+        assert!((f64::from(q.scale) - 0.01).abs() < 1e-7);
+        assert_eq!((q.zero_point, q.signed), (100, false));
+        let i8 = ActivationScheme {
+            signed: true,
+            symmetric: false,
+        };
+        assert_eq!(activation_params(-1.0, 1.55, i8).unwrap().zero_point, -28);
+        let sym = ActivationScheme {
+            signed: true,
+            symmetric: true,
+        };
+        let q = activation_params(-2.54, 1.0, sym).unwrap();
+        assert_eq!(q.zero_point, 0);
+        assert!((f64::from(q.scale) - 0.02).abs() < 1e-7);
+        // A constant zero activation gets a unit scale.
+        assert_eq!(activation_params(0.0, 0.0, u8).unwrap().scale, 1.0);
+    }
+
+    #[test]
+    fn quantized_cases_are_valid_deterministic_and_wrap_every_layer() {
+        let cfg = cfg();
+        let mut quantized = 0;
+        for i in 0..40 {
+            let a = generated_case(5, i, &cfg);
+            assert_eq!(
+                a,
+                generated_case(5, i, &cfg),
+                "case {i} is not reproducible"
+            );
+            let float = gen::generate(5, i, &GenConfig::default());
+            if a.model.quantized_weights.is_none() {
+                assert_eq!(a.model, float.model, "an unquantized case changed");
+                continue;
+            }
+            quantized += 1;
+            assert_eq!(a.id, format!("s5-i{i}-q"));
+            a.model.shapes().unwrap();
+            assert_eq!(a.model.layers.len(), 2 * float.model.layers.len() + 1);
+            assert!(matches!(a.model.layers[0], Layer::QuantizeDequantize(_)));
+            for (k, layer) in float.model.layers.iter().enumerate() {
+                assert_eq!(&a.model.layers[2 * k + 1], layer);
+                assert!(matches!(
+                    a.model.layers[2 * k + 2],
+                    Layer::QuantizeDequantize(_)
+                ));
+            }
+            // The oracle evaluates the quantized model.
+            let model = emit::emit(&a.model).unwrap();
+            oracle::evaluate(&model, &a.inputs()).unwrap();
+        }
+        assert!(quantized >= 30, "only {quantized} of 40 cases quantized");
+        // Without the knob nothing changes.
+        assert_eq!(
+            generated_case(5, 3, &GenConfig::default()),
+            gen::generate(5, 3, &GenConfig::default())
+        );
+    }
+}
