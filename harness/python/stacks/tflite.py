@@ -14,6 +14,7 @@ values, which is a finding. Inputs and outputs are found by name in the `serving
 onnx2tf writes the ONNX names with ":" made "__".
 """
 
+import json
 import os
 import sys
 
@@ -28,6 +29,9 @@ VARIANTS = {"": {}}
 # onnx2tf costs about 1 to 3 s a model whatever its size (TensorFlow builds and converts a
 # Keras model); packing amortizes it (docs/PERFORMANCE.md).
 PACK = 16
+
+# Next to the .tflite: which ONNX outputs onnx2tf left channel last (see `onnx_layout`).
+LAYOUTS = "output_layouts.json"
 
 
 def version():
@@ -68,12 +72,18 @@ def convert(model, work_dir, options):
     source = os.path.join(work_dir, "model.onnx")
     onnx.save(proto, source)
     try:
-        onnx2tf.convert(input_onnx_file_path=source, output_folder_path=work_dir, not_use_onnxsim=True, non_verbose=True)
+        keras = onnx2tf.convert(input_onnx_file_path=source, output_folder_path=work_dir, not_use_onnxsim=True, non_verbose=True)
     except SystemExit as e:  # onnx2tf ends with sys.exit(1) on a model it cannot convert
         raise Failure("convert", f"onnx2tf exited with status {e.code}") from None
     tflite = os.path.join(work_dir, "model_float32.tflite")
     if not os.path.isfile(tflite):
         raise Failure("convert", "onnx2tf wrote no model_float32.tflite")
+    # Which outputs onnx2tf left channel last: the Keras model it returns says so per ONNX output
+    # (`onnx_output_layouts`); kept next to the .tflite for `run`.
+    layouts = getattr(keras, "onnx_output_layouts", None)
+    if isinstance(layouts, dict):
+        with open(os.path.join(work_dir, LAYOUTS), "w") as f:
+            json.dump({str(k): bool(v) for k, v in layouts.items()}, f)
     # The mapping checked: each input where the mapping says, with its dimensions permuted.
     session = load(tflite, {})
     details = session.runner.input_shapes()
@@ -168,35 +178,58 @@ def run(session, feeds):
         tensors[signature_name(name)] = np.ascontiguousarray(array.transpose(perm) if perm else array)
     results = session.runner(tensors)
     expected = onnx_output_shapes(session, feeds)
+    layouts = output_layouts(session)
     outputs = []
     names = output_order(session)
     if "__in_order__" in results:
         tensors = results["__in_order__"]
         if len(tensors) != len(names):
             raise RuntimeError(f"the .tflite has {len(tensors)} outputs, the ONNX model {len(names)}")
-        return [np.ascontiguousarray(onnx_layout(y, expected.get(name))) for name, y in zip(names, tensors)]
+        return [
+            np.ascontiguousarray(onnx_layout(y, expected.get(name), layouts.get(name)))
+            for name, y in zip(names, tensors)
+        ]
     for name in names:
         key = signature_name(name)
         if key not in results:
             raise RuntimeError(f"output {name!r} is not in the .tflite's signature {sorted(results)}")
-        outputs.append(np.ascontiguousarray(onnx_layout(results[key], expected.get(name))))
+        outputs.append(np.ascontiguousarray(onnx_layout(results[key], expected.get(name), layouts.get(name))))
     return outputs
 
 
-def onnx_layout(y, shape):
+def output_layouts(session):
+    """{ONNX output name: whether onnx2tf left it channel last}, as recorded at conversion;
+    empty for a .tflite converted without the record."""
+    if not hasattr(session, "layouts"):
+        path = os.path.join(os.path.dirname(session.path), LAYOUTS)
+        try:
+            with open(path) as f:
+                session.layouts = json.load(f)
+        except (OSError, ValueError):
+            session.layouts = {}
+    return session.layouts
+
+
+def onnx_layout(y, shape, channel_last_output=None):
     """A TFLite output in the ONNX model's layout. onnx2tf documents only its inputs' layout;
     its outputs are channel last where it computed them so (after a Conv, a pool) and in ONNX
     order where it went back to it (after a Reshape, a Flatten, a Transpose). Which one an
     output is shows in its shape, when the ONNX output's shape for these inputs (`shape`,
     from ONNX shape inference) tells the two apart: the output is taken as it is when its
     shape is ONNX's, transposed when its channel-last permutation is. When both read the
-    same (C = L) or inference gave no shape, channel last, the converter's default."""
+    same (C = L) or inference gave no shape, onnx2tf's own record decides
+    (`channel_last_output`, its Keras model's `onnx_output_layouts`, kept at conversion), and
+    without one, channel last, the converter's default. The record alone is not trusted: it
+    calls channel last the outputs of NLC models that never left ONNX order (an element-wise
+    model on a `[N, L, C]` input), which the shape tells apart."""
     perm = channel_first(y.ndim)
     if perm is None:
         return y
     moved = tuple(y.shape[p] for p in perm)
-    if shape is not None and tuple(shape) == tuple(y.shape) and moved != tuple(y.shape):
-        return y
+    if shape is not None and moved != tuple(y.shape):
+        return y if tuple(shape) == tuple(y.shape) else y.transpose(perm)
+    if channel_last_output is not None:
+        return y.transpose(perm) if channel_last_output else y
     return y.transpose(perm)
 
 
