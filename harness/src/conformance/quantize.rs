@@ -115,22 +115,8 @@ fn range(values: &ndarray::ArrayD<f64>) -> Option<(f64, f64)> {
 /// it): uint8 or int8 over the range, or int8 symmetric around 0. `None` when the scale is not a
 /// normal float32 (a range too small or too large to quantize).
 fn activation_params(min: f64, max: f64, scheme: ActivationScheme) -> Option<Quant> {
-    let (min, max) = (min.min(0.0), max.max(0.0));
-    let (scale, zero_point) = if scheme.symmetric {
-        let s = (max.abs().max(min.abs()) / 127.0) as f32;
-        (s, 0)
-    } else {
-        let s = ((max - min) / 255.0) as f32;
-        let low = if scheme.signed { -128.0 } else { 0.0 };
-        let zp = (low - min / f64::from(s)).round_ties_even();
-        (s, zp.clamp(low, low + 255.0) as i32)
-    };
-    let scale = if max == min { 1.0 } else { scale };
-    scale.is_normal().then_some(Quant {
-        scale,
-        zero_point,
-        signed: scheme.signed,
-    })
+    let q = Quant::for_range(min, max, scheme.signed, scheme.symmetric);
+    q.scale.is_normal().then_some(q)
 }
 
 #[cfg(test)]

@@ -159,6 +159,41 @@ pub struct Quant {
 }
 
 impl Quant {
+    /// Scale and zero point for values in `min..=max`, as static quantization tools choose them:
+    /// 0 is always in the range and maps exactly onto the zero point; int8 symmetric around 0
+    /// (`max |x| / 127`, zero point 0), or uint8 / int8 over the range (`(max - min) / 255`). A
+    /// range too narrow for a float32 scale (a constant zero, say) gets a unit scale and zero
+    /// point 0. The scale may still be subnormal or infinite: whether that is usable is the
+    /// caller's decision.
+    pub fn for_range(min: f64, max: f64, signed: bool, symmetric: bool) -> Quant {
+        let (min, max) = (min.min(0.0), max.max(0.0));
+        let scale = if symmetric {
+            (max.abs().max(min.abs()) / 127.0) as f32
+        } else {
+            ((max - min) / 255.0) as f32
+        };
+        if scale.is_nan() || scale <= 0.0 {
+            return Quant {
+                scale: 1.0,
+                zero_point: 0,
+                signed,
+            };
+        }
+        let zero_point = if symmetric {
+            0
+        } else {
+            let low = if signed { -128.0 } else { 0.0 };
+            (low - min / f64::from(scale))
+                .round_ties_even()
+                .clamp(low, low + 255.0) as i32
+        };
+        Quant {
+            scale,
+            zero_point,
+            signed,
+        }
+    }
+
     /// The integer type's range.
     pub fn range(&self) -> (i32, i32) {
         if self.signed {

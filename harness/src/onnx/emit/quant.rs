@@ -17,22 +17,11 @@ pub fn quantize_value(x: f64, scale: f64, zero_point: i32, (lo, hi): (i32, i32))
         as i32
 }
 
-/// Scale and zero point of weights spanning `min..=max` (0 always included), as quantization
-/// tools choose them: int8 symmetric (zero point 0, `max |w| / 127`) or uint8 over the range.
+/// Scale and zero point of weights spanning `min..=max`, as quantization tools choose them:
+/// int8 symmetric (zero point 0, `max |w| / 127`) or uint8 over the range.
 fn weight_params(min: f64, max: f64, signed: bool) -> (f32, i32) {
-    let (min, max) = (min.min(0.0), max.max(0.0));
-    if signed {
-        let s = (max.abs().max(min.abs()) / 127.0) as f32;
-        (if s > 0.0 { s } else { 1.0 }, 0)
-    } else {
-        let s = ((max - min) / 255.0) as f32;
-        if s > 0.0 {
-            let zp = (-min / f64::from(s)).round_ties_even().clamp(0.0, 255.0) as i32;
-            (s, zp)
-        } else {
-            (1.0, 0)
-        }
-    }
+    let q = Quant::for_range(min, max, signed, signed);
+    (q.scale, q.zero_point)
 }
 
 /// An integer initializer of `shape`: int8 or uint8 (`signed`), from values already in range.
