@@ -593,6 +593,7 @@ fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
             dtype: (a.dtype == ModelType::Float16).then(|| a.dtype.dtype()),
             mixed_float16: a.dtype == ModelType::Mixed,
             quantized: a.quantized,
+            quantized_operators: None,
         },
         max_bundles: a.max_bundles,
         reduce_budget: seconds("reduce-budget", a.reduce_budget)?,

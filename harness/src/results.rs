@@ -44,10 +44,13 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// The origin of a generated case id `s{base}-i{index}` (`-q` after it for the case's
-    /// quantized form), if it is one.
+    /// The origin of a generated case id `s{base}-i{index}` (`-q`, `-qo` or `-qi` after it for
+    /// the case's quantized form), if it is one.
     pub fn of_generated_id(id: &str) -> Option<Origin> {
-        let id = id.strip_suffix("-q").unwrap_or(id);
+        let id = ["-q", "-qo", "-qi"]
+            .iter()
+            .find_map(|s| id.strip_suffix(s))
+            .unwrap_or(id);
         let (base, index) = id.strip_prefix('s')?.split_once("-i")?;
         Some(Origin::Generated {
             base: base.parse().ok()?,

@@ -17,6 +17,7 @@ use harness::compare::Verdict;
 use harness::conformance::{generated_subject, Bundled, Options, Runner, Signatures};
 use harness::gen::GenConfig;
 use harness::ledger::{Entry, Globs, Ledger};
+use harness::model::QuantOperators;
 use harness::worker::find_python;
 
 /// The converter spec and runtime a ledger entry's globs stand for, as its witness ran.
@@ -55,16 +56,23 @@ fn stack_of(entry: &Entry, python: &Path) -> Option<(String, String)> {
     Some((converter, runtime.to_string()))
 }
 
-/// `s5-i198` as (5, 198, false); `s5-i198-q`, the case's quantized form, as (5, 198, true).
-fn seed_and_index(witness: &str) -> (u64, u64, bool) {
-    let quantized = witness.ends_with("-q");
-    let (s, i) = witness
-        .strip_suffix("-q")
-        .unwrap_or(witness)
+/// `s5-i198` as (5, 198, None); `s5-i198-q`, the case's quantized form, as (5, 198, Some(Qdq)),
+/// and `-qo`, `-qi` with their operator forms.
+fn seed_and_index(witness: &str) -> (u64, u64, Option<QuantOperators>) {
+    let forms = [
+        QuantOperators::Qdq,
+        QuantOperators::Qlinear,
+        QuantOperators::Integer,
+    ];
+    let (id, form) = forms
+        .iter()
+        .find_map(|f| witness.strip_suffix(f.id_suffix()).map(|id| (id, Some(*f))))
+        .unwrap_or((witness, None));
+    let (s, i) = id
         .strip_prefix('s')
         .and_then(|w| w.split_once("-i"))
-        .unwrap_or_else(|| panic!("witness {witness:?} is not sS-iK or sS-iK-q"));
-    (s.parse().unwrap(), i.parse().unwrap(), quantized)
+        .unwrap_or_else(|| panic!("witness {witness:?} is not sS-iK or sS-iK-q(o|i)"));
+    (s.parse().unwrap(), i.parse().unwrap(), form)
 }
 
 /// Whether this CPU has VNNI, whose integer dot products do not saturate: onnxruntime's u8s8
@@ -111,7 +119,7 @@ fn every_ledger_witness_bundle_has_a_repro_script_that_still_fails() {
         if entry.reason.contains("without VNNI") && cpu_has_vnni() {
             continue;
         }
-        let (seed, index, quantized) = seed_and_index(witness);
+        let (seed, index, form) = seed_and_index(witness);
         let report_dir: PathBuf = work.path().join(format!("entry-{n}"));
         let runner = Runner::new(Options {
             converters: vec![converter.clone()],
@@ -123,7 +131,8 @@ fn every_ledger_witness_bundle_has_a_repro_script_that_still_fails() {
             reduce_budget: Duration::from_secs(3),
             // A quantized witness is made, and reduced, in its quantized form.
             gen: GenConfig {
-                quantized,
+                quantized: form.is_some(),
+                quantized_operators: form,
                 ..GenConfig::default()
             },
             ..Options::default()

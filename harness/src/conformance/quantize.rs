@@ -8,11 +8,13 @@
 //! ([`crate::model::WeightQuant`]; biases become int32 where the emitter can, see
 //! `crate::onnx::emit`). Which integer types, zero points and weight scales a case gets is
 //! drawn from its own seed, so a case is the same everywhere, reduction included (a reduced
-//! model is calibrated again). A quantized case's id is its float case's with `-q` after it
-//! (`s1-i70-q`), so that ledger witnesses and reports never mix the two forms.
+//! model is calibrated again). Half the cases keep that QDQ form; a quarter write Conv and
+//! MatMul as QLinearConv and QLinearMatMul, a quarter as ConvInteger and MatMulInteger
+//! ([`QuantOperators`]). A quantized case's id is its float case's with the form's suffix after
+//! it (`s1-i70-q`, `-qo`, `-qi`), so that ledger witnesses and reports never mix the forms.
 
 use crate::gen::{self, GenConfig};
-use crate::model::{Layer, ModelDesc, Quant, WeightQuant};
+use crate::model::{Layer, ModelDesc, Quant, QuantOperators, WeightQuant};
 use crate::onnx::emit;
 use crate::oracle::{self, Value};
 use crate::seed::{self, Draw};
@@ -29,9 +31,15 @@ pub fn prepared(case: gen::Case, cfg: &GenConfig) -> gen::Case {
     if !cfg.quantized {
         return case;
     }
-    match quantized(&case) {
+    match quantized(&case, cfg) {
         Some(model) => gen::Case {
-            id: format!("{}-q", case.id),
+            id: format!(
+                "{}{}",
+                case.id,
+                model
+                    .quantized_weights
+                    .map_or("-q", |w| w.operators.id_suffix())
+            ),
             model,
             ..case
         },
@@ -49,7 +57,7 @@ struct ActivationScheme {
 }
 
 /// The quantized form of `case`'s model, or `None` when it has none.
-fn quantized(case: &gen::Case) -> Option<ModelDesc> {
+fn quantized(case: &gen::Case, cfg: &GenConfig) -> Option<ModelDesc> {
     let float = &case.model;
     if float.negative.is_some()
         || float.dtype != DType::Float
@@ -67,6 +75,15 @@ fn quantized(case: &gen::Case) -> Option<ModelDesc> {
     let weights = WeightQuant {
         per_channel: float.opset >= 13 && rng.int(0, 1) == 1,
         signed: rng.int(0, 3) != 0,
+        // From a stream of its own, so that the draws above stay what they were before the
+        // operator forms existed: a QDQ case (`-q`) is the same model it always was.
+        operators: cfg.quantized_operators.unwrap_or_else(|| {
+            match seed::rng(case.seed, "quantized operators").int(0, 3) {
+                0 => QuantOperators::Qlinear,
+                1 => QuantOperators::Integer,
+                _ => QuantOperators::Qdq,
+            }
+        }),
     };
     let ranges = calibrate(case)?;
     let quant = |(min, max): (f64, f64)| activation_params(min, max, activations);

@@ -44,6 +44,10 @@ pub struct GenConfig {
     /// (done after generation, by `crate::conformance`, which calibrates with the oracle).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quantized: bool,
+    /// The operator form of every quantized model (`None`: drawn per case, see
+    /// `crate::conformance::quantize`); a case id's suffix names its form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantized_operators: Option<crate::model::QuantOperators>,
 }
 
 impl GenConfig {
@@ -70,6 +74,7 @@ impl Default for GenConfig {
             dtype: None,
             mixed_float16: false,
             quantized: false,
+            quantized_operators: None,
         }
     }
 }

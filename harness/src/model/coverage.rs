@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::shape::Rules;
 use super::{output_length, Act, Conv, ConvTranspose, Layer, Layout, LpPool, Merge, ModelDesc};
-use super::{Negative, PadMode, Padding, Pool, WeightDist};
+use super::{Negative, PadMode, Padding, Pool, QuantOperators, WeightDist};
 
 /// The classes a run drawing its opsets from `first..=last` must reach: [`CATALOGUE`],
 /// `opset=N` for each of those opsets, when it draws float16 models `dtype=float16`, and when
@@ -28,7 +28,8 @@ pub fn required_classes((first, last): (i64, i64), float16: bool, quantized: boo
 
 /// The classes of quantized models every run that draws them must reach: both integer types of
 /// activations and weights, zero and non-zero activation zero points, per-tensor and
-/// per-channel weight scales, and windows padded over a non-zero zero point.
+/// per-channel weight scales, windows padded over a non-zero zero point, and each form of the
+/// quantized operators.
 pub const QUANT_CATALOGUE: &[&str] = &[
     "QuantizeLinear.type=int8",
     "QuantizeLinear.type=uint8",
@@ -41,6 +42,13 @@ pub const QUANT_CATALOGUE: &[&str] = &[
     "quant.zero-point-padding.Conv",
     "quant.zero-point-padding.AveragePool",
     "quant.zero-point-padding.MaxPool",
+    "quant.operators=qdq",
+    "quant.operators=qlinear",
+    "quant.operators=integer",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
 ];
 
 /// Every class the generator must reach (`--min-coverage` checks these, with the `opset=N`
@@ -217,6 +225,24 @@ impl ModelDesc {
                     "per-tensor"
                 }
             ));
+            out.insert(format!("quant.operators={}", w.operators.name()));
+            // Every top-level Conv and MatMul reads a DequantizeLinear and feeds a
+            // QuantizeLinear, so it takes the operator form (onnx::emit::qoperator).
+            let ops: &[(&str, &str)] = match w.operators {
+                QuantOperators::Qdq => &[],
+                QuantOperators::Qlinear => &[("Conv", "QLinearConv"), ("MatMul", "QLinearMatMul")],
+                QuantOperators::Integer => &[("Conv", "ConvInteger"), ("MatMul", "MatMulInteger")],
+            };
+            for layer in &self.layers {
+                let op = match layer {
+                    Layer::Conv(_) => "Conv",
+                    Layer::MatMul { .. } => "MatMul",
+                    _ => continue,
+                };
+                if let Some((_, form)) = ops.iter().find(|(float, _)| *float == op) {
+                    out.insert(form.to_string());
+                }
+            }
         }
         out.insert(format!("layout={}", self.layout.name()));
         if self.layout == Layout::Nlc {

@@ -63,6 +63,50 @@ pub struct WeightQuant {
     pub per_channel: bool,
     /// int8 symmetric rather than uint8 asymmetric.
     pub signed: bool,
+    /// The operators the quantized layers are written with.
+    #[serde(default, skip_serializing_if = "QuantOperators::is_qdq")]
+    pub operators: QuantOperators,
+}
+
+/// How the quantized layers of a model are written: the forms quantization tools produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuantOperators {
+    /// Float operators between QuantizeLinear → DequantizeLinear pairs (onnxruntime's
+    /// `QuantFormat.QDQ`, the form OpenVINO's and TensorRT's tools read).
+    #[default]
+    Qdq,
+    /// QLinearConv and QLinearMatMul, integers in and out (onnxruntime's
+    /// `QuantFormat.QOperator`).
+    Qlinear,
+    /// ConvInteger and MatMulInteger, the int32 accumulator scaled back to float (the form of
+    /// onnxruntime's dynamic quantization, here with the activations' static parameters).
+    Integer,
+}
+
+impl QuantOperators {
+    /// The default form.
+    pub fn is_qdq(&self) -> bool {
+        *self == QuantOperators::Qdq
+    }
+
+    /// The suffix of a quantized case id in this form: `-q`, `-qo` (operators), `-qi`.
+    pub fn id_suffix(self) -> &'static str {
+        match self {
+            QuantOperators::Qdq => "-q",
+            QuantOperators::Qlinear => "-qo",
+            QuantOperators::Integer => "-qi",
+        }
+    }
+
+    /// The name in coverage classes.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantOperators::Qdq => "qdq",
+            QuantOperators::Qlinear => "qlinear",
+            QuantOperators::Integer => "integer",
+        }
+    }
 }
 
 fn float32() -> DType {

@@ -25,6 +25,7 @@ mod node;
 mod norm;
 mod ops;
 mod pool;
+mod qlinear;
 mod quant;
 mod reduce;
 mod value;

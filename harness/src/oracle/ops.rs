@@ -7,7 +7,8 @@ use tract_onnx::pb;
 use super::node::{Node, Result};
 use super::value::Value;
 use super::{
-    arith, cast, conv, elementwise as ew, indexing, layout, linalg, norm, pool, quant, reduce,
+    arith, cast, conv, elementwise as ew, indexing, layout, linalg, norm, pool, qlinear, quant,
+    reduce,
 };
 
 /// A kernel: computes the node's outputs in order (optional outputs not requested may be
@@ -292,6 +293,10 @@ pub(crate) fn lookup(op_type: &str, opset: i64) -> Option<OpDef> {
         // Linear quantization.
         "QuantizeLinear" => def(quant::quantize_linear, 10, (2, 3), ONE, QUANTIZE),
         "DequantizeLinear" => def(quant::dequantize_linear, 10, (2, 3), ONE, DEQUANTIZE),
+        "QLinearConv" => def(qlinear::qlinear_conv, 10, (8, 9), ONE, CONV),
+        "QLinearMatMul" => def(qlinear::qlinear_matmul, 10, (8, 8), ONE, attrs![]),
+        "ConvInteger" => def(qlinear::conv_integer, 10, (2, 4), ONE, CONV),
+        "MatMulInteger" => def(qlinear::matmul_integer, 10, (2, 4), ONE, attrs![]),
         _ => return None,
     })
 }

@@ -16,6 +16,7 @@ use crate::seed::{self, Draw};
 use crate::tensor::{DType, Tensor};
 
 mod layers;
+mod qoperator;
 mod quant;
 
 pub use quant::quantize_value;
@@ -59,7 +60,7 @@ pub fn emit_traced(desc: &ModelDesc) -> Result<(pb::ModelProto, Vec<String>)> {
     let in_dims = dims.input(desc);
     let mut outputs = vec![value_info(OUTPUT, desc.dtype, &out_dims)];
     outputs.extend(b.indexed_outputs(&dims));
-    let graph = pb::GraphProto {
+    let mut graph = pb::GraphProto {
         name: "conv1d".into(),
         node: b.nodes,
         initializer: b.inits,
@@ -67,6 +68,9 @@ pub fn emit_traced(desc: &ModelDesc) -> Result<(pb::ModelProto, Vec<String>)> {
         output: outputs,
         ..Default::default()
     };
+    if let Some(w) = desc.quantized_weights {
+        qoperator::rewrite(&mut graph, w.operators)?;
+    }
     Ok((model_proto(desc.opset, graph), b.layer_outputs))
 }
 

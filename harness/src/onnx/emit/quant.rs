@@ -70,6 +70,7 @@ impl Builder<'_> {
         let Some(WeightQuant {
             per_channel,
             signed,
+            ..
         }) = self.desc.quantized_weights
         else {
             return Ok((self.init(what, shape, data)?, None));

@@ -12,6 +12,7 @@ mod norm;
 mod onnx_examples;
 mod opsets;
 mod pool;
+mod qlinear;
 mod quant;
 
 use tract_onnx::pb;

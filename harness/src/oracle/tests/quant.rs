@@ -11,22 +11,22 @@ use crate::oracle::OracleError;
 use crate::tensor::{DType, Named, Tensor};
 
 /// One quantum at float32, in units of u.
-const QUANTUM: f64 = 1.0 / QUANT_U;
+pub(super) const QUANTUM: f64 = 1.0 / QUANT_U;
 
 impl Case {
-    fn init_u8(self, shape: &[usize], data: &[u8]) -> Case {
+    pub(super) fn init_u8(self, shape: &[usize], data: &[u8]) -> Case {
         self.init_tensor(Tensor::U8(
             ArrayD::from_shape_vec(shape, data.to_vec()).unwrap(),
         ))
     }
 
-    fn init_i8(self, shape: &[usize], data: &[i8]) -> Case {
+    pub(super) fn init_i8(self, shape: &[usize], data: &[i8]) -> Case {
         self.init_tensor(Tensor::I8(
             ArrayD::from_shape_vec(shape, data.to_vec()).unwrap(),
         ))
     }
 
-    fn init_i32(self, shape: &[usize], data: &[i32]) -> Case {
+    pub(super) fn init_i32(self, shape: &[usize], data: &[i32]) -> Case {
         self.init_tensor(Tensor::I32(
             ArrayD::from_shape_vec(shape, data.to_vec()).unwrap(),
         ))
