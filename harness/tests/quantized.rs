@@ -168,3 +168,67 @@ fn the_operator_forms_compute_what_their_qdq_models_compute() {
     assert!(compared >= 80, "only {compared} forms compared");
     assert!(fused >= 20, "only {fused} operator forms reached");
 }
+
+#[test]
+fn a_quantized_divergence_is_found_at_the_fused_kernel_and_named_after_it() {
+    use harness::conformance::quantize::generated_case;
+    use harness::conformance::reduce::first_divergence;
+    use harness::onnx::slice::integer_type;
+    use harness::tensor::DType;
+    let cfg = GenConfig {
+        quantized: true,
+        ..GenConfig::default()
+    };
+    // s1-i70-q: Conv, Gemm and Softmax between QDQ pairs, int8 activations; tract's quantized
+    // Softmax is wrong (the ledger's entry).
+    let case = generated_case(1, 70, &cfg);
+    assert_eq!(case.id, "s1-i70-q");
+    let model = harness::onnx::emit::emit(&case.model).unwrap();
+    let graph = model.graph.as_ref().unwrap();
+    // The integers of a quantized model have their types: each QuantizeLinear's is its zero
+    // point's (int8 here), a DequantizeLinear's output is a float.
+    for node in &graph.node {
+        let t = integer_type(graph, &node.output[0]);
+        match node.op_type.as_str() {
+            "QuantizeLinear" => assert_eq!(t, Some(DType::Int8), "{}", node.name),
+            "DequantizeLinear" | "Conv" | "Gemm" | "Softmax" => assert_eq!(t, None),
+            _ => {}
+        }
+    }
+    let runner = Runner::new(Options {
+        converters: vec!["identity".into()],
+        ..Options::default()
+    })
+    .unwrap();
+    let d = first_divergence(&runner, "identity", &model, &case.inputs())
+        .unwrap()
+        .expect("s1-i70-q fails on tract");
+    // Every prefix up to the Softmax passes, and so does the QuantizeLinear after it on its own
+    // exact input: the fault is tract's rewrite of the pair.
+    assert_eq!(d.op, "Softmax+QuantizeLinear", "{d:?}");
+    assert_eq!(d.alone, Some(false));
+    assert_eq!(d.verdict, Verdict::Mismatch);
+    // In the operator form, a QLinearConv's output is an integer of its zero point's type, and
+    // ConvInteger's int32.
+    for (suffix, op, want) in [
+        ("-qo", "QLinearConv", None),
+        ("-qi", "ConvInteger", Some(DType::Int32)),
+    ] {
+        let found = (0..40).find_map(|i| {
+            let c = generated_case(1, i, &cfg);
+            let m = harness::onnx::emit::emit(&c.model).unwrap();
+            let g = m.graph.unwrap();
+            let n = g.node.iter().find(|n| n.op_type == op)?.clone();
+            c.id.ends_with(suffix)
+                .then(|| (integer_type(&g, &n.output[0]), g, n))
+        });
+        let (t, g, n) = found.unwrap_or_else(|| panic!("no {op} in 40 cases"));
+        let expected = want.or_else(|| {
+            let zp = &n.input[7];
+            let init = g.initializer.iter().find(|i| &i.name == zp).unwrap();
+            harness::onnx::proto::dtype_of_code(init.data_type)
+        });
+        assert!(t.is_some());
+        assert_eq!(t, expected, "{op}");
+    }
+}

@@ -95,7 +95,10 @@ pub fn first_divergence(
         let expected = vec![Expected {
             value: value.clone(),
             bound: Some(bound.clone()),
-            dtype: crate::onnx::proto::float_type(model),
+            // A quantized integer (held as a float by the oracle) is compared as the integer
+            // type the runtime returns.
+            dtype: slice::integer_type(graph, out)
+                .unwrap_or_else(|| crate::onnx::proto::float_type(model)),
         }];
         let Some(r) = runner.run_with(
             &subject("prefix", &prefix, inputs.to_vec(), expected, None),
@@ -110,7 +113,7 @@ pub fn first_divergence(
         return Ok(Some(Divergence {
             index: k,
             node: node.name.clone(),
-            op: node.op_type.clone(),
+            op: diverging_op(graph, node, alone),
             verdict: r.verdict,
             message: r.message,
             alone,
@@ -119,15 +122,44 @@ pub fn first_divergence(
     Ok(None)
 }
 
-/// Golden values as the tensors a runtime is fed (floats rounded to the model's float type).
-fn as_tensors(values: &HashMap<String, Value>, float: DType) -> HashMap<String, Tensor> {
+/// The op a divergence is named by. A QuantizeLinear that is right alone but wrong after the
+/// node before it is where a runtime's fused quantized kernel shows (every layer of a QDQ model
+/// ends in one, and the float prefix up to it passes): named after the fusion, `Softmax+
+/// QuantizeLinear`, so that different fused kernels are different failures.
+fn diverging_op(graph: &pb::GraphProto, node: &pb::NodeProto, alone: Option<bool>) -> String {
+    if node.op_type != "QuantizeLinear" || alone != Some(false) {
+        return node.op_type.clone();
+    }
+    let producer = node
+        .input
+        .first()
+        .and_then(|x| graph.node.iter().find(|n| n.output.iter().any(|o| o == x)));
+    match producer {
+        Some(p) => format!("{}+QuantizeLinear", p.op_type),
+        None => node.op_type.clone(),
+    }
+}
+
+/// Golden values as the tensors a runtime is fed: floats rounded to the model's float type,
+/// quantized integers (held as floats by the oracle) in their integer type.
+fn as_tensors(
+    graph: &pb::GraphProto,
+    values: &HashMap<String, Value>,
+    float: DType,
+) -> HashMap<String, Tensor> {
     values
         .iter()
         .map(|(k, v)| {
-            let t = match v {
-                Value::Float { value, .. } => Tensor::from_f64(float, value)
+            let t = match (v, slice::integer_type(graph, k)) {
+                (Value::Float { value, .. }, Some(integer)) => Expected {
+                    value: value.clone(),
+                    bound: None,
+                    dtype: integer,
+                }
+                .to_tensor(),
+                (Value::Float { value, .. }, None) => Tensor::from_f64(float, value)
                     .unwrap_or_else(|| Tensor::F32(value.mapv(|x| x as f32))),
-                Value::Int(a) => Tensor::I64(a.clone()),
+                (Value::Int(a), _) => Tensor::I64(a.clone()),
             };
             (k.clone(), t)
         })
@@ -142,7 +174,8 @@ fn fails_alone(
     values: &HashMap<String, Value>,
 ) -> Result<bool> {
     let float = crate::onnx::proto::float_type(model);
-    let (single, feeds) = slice::single_node(model, index, &as_tensors(values, float))?;
+    let graph = model.graph.as_ref().context("the model has no graph")?;
+    let (single, feeds) = slice::single_node(model, index, &as_tensors(graph, values, float))?;
     let expected = oracle_expected(&single, &feeds)?;
     let r = runner
         .run_with(&subject("alone", &single, feeds, expected, None), converter)
@@ -373,7 +406,11 @@ pub fn reduce_model(
         slice::single_node(
             model,
             d.index,
-            &as_tensors(&values, crate::onnx::proto::float_type(model)),
+            &as_tensors(
+                model.graph.as_ref().context("graph")?,
+                &values,
+                crate::onnx::proto::float_type(model),
+            ),
         )?
     } else {
         let out = model.graph.as_ref().context("graph")?.node[d.index].output[0].clone();

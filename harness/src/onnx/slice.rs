@@ -56,7 +56,8 @@ pub fn prefix(model: &pb::ModelProto, tensor: &str) -> Result<pb::ModelProto> {
         .chain(&graph.output)
         .find(|v| v.name == tensor)
         .and_then(super::proto::declared_type)
-        .map(|(e, _)| e);
+        .map(|(e, _)| e)
+        .or_else(|| integer_type(graph, tensor).map(super::proto::data_type_code));
     let mut out = value_info(tensor, DType::Float, &[]);
     if let Some(elem) = elem {
         if let Some(pb::TypeProto {
@@ -128,7 +129,7 @@ pub fn single_node(
         .find(|d| d.is_float())
         .unwrap_or(DType::Float);
     for o in node.output.iter().filter(|o| !o.is_empty()) {
-        let mut vi = value_info(o, float, &[]);
+        let mut vi = value_info(o, integer_type(graph, o).unwrap_or(float), &[]);
         if let Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(t)),
             ..
@@ -146,6 +147,44 @@ pub fn single_node(
         },
         feeds,
     ))
+}
+
+/// The element type of `tensor` where it is an integer a quantized model computes: the output
+/// of QuantizeLinear (its `output_dtype`, or its zero point's type, or uint8), of QLinearConv
+/// and QLinearMatMul (the output zero point's type), of ConvInteger and MatMulInteger (int32),
+/// moved by a layout op; `None` for a float (the model's float type) or a type not worked out.
+/// A model cut at such a tensor declares that type, and its value is compared as one.
+pub fn integer_type(graph: &pb::GraphProto, tensor: &str) -> Option<DType> {
+    let init_type = |name: &str| {
+        graph
+            .initializer
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| super::proto::dtype_of_code(t.data_type))
+    };
+    let node = graph
+        .node
+        .iter()
+        .find(|n| n.output.iter().any(|o| o == tensor))?;
+    let integer = |d: DType| (!d.is_float()).then_some(d);
+    match node.op_type.as_str() {
+        "QuantizeLinear" => {
+            let declared = super::proto::attr(node, "output_dtype")
+                .map(|a| a.i)
+                .filter(|&c| c != 0)
+                .and_then(|c| super::proto::dtype_of_code(c as i32));
+            declared
+                .or_else(|| node.input.get(2).and_then(|z| init_type(z)))
+                .or(Some(DType::Uint8))
+                .and_then(integer)
+        }
+        "QLinearConv" | "QLinearMatMul" => node.input.get(7).and_then(|z| init_type(z)),
+        "ConvInteger" | "MatMulInteger" => Some(DType::Int32),
+        "Transpose" | "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" => {
+            integer_type(graph, node.input.first()?)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
