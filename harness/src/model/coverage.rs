@@ -51,6 +51,37 @@ pub const QUANT_CATALOGUE: &[&str] = &[
     "MatMulInteger",
 ];
 
+/// The operators of the quantized form `operators` that `layers` get, `read_dequantized` when
+/// the first of them reads a DequantizeLinear output. Every top-level layer does (a QDQ pair is
+/// before it) and feeds a QuantizeLinear, so a top-level Conv or MatMul takes either form; the
+/// first layer of a residual body or of a parallel branch reads what its block reads and feeds
+/// the next layer, so it takes only the integer form.
+fn operator_forms(
+    layers: &[Layer],
+    operators: QuantOperators,
+    top_level: bool,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let reads_dequantized = top_level || i == 0;
+        if !reads_dequantized {
+            continue;
+        }
+        let form = match (layer, operators) {
+            (Layer::Conv(_), QuantOperators::Qlinear) if top_level => Some("QLinearConv"),
+            (Layer::MatMul { .. }, QuantOperators::Qlinear) if top_level => Some("QLinearMatMul"),
+            (Layer::Conv(_), QuantOperators::Integer) => Some("ConvInteger"),
+            (Layer::MatMul { .. }, QuantOperators::Integer) => Some("MatMulInteger"),
+            _ => None,
+        };
+        out.extend(form);
+        for body in layer.children() {
+            out.extend(operator_forms(body, operators, false));
+        }
+    }
+    out
+}
+
 /// Every class the generator must reach (`--min-coverage` checks these, with the `opset=N`
 /// classes of the opsets drawn: [`required_classes`]). Other classes (such as
 /// `pattern=SAME-conv->subsampling-conv`, `weights=…`) are counted too but not required.
@@ -226,22 +257,9 @@ impl ModelDesc {
                 }
             ));
             out.insert(format!("quant.operators={}", w.operators.name()));
-            // Every top-level Conv and MatMul reads a DequantizeLinear and feeds a
-            // QuantizeLinear, so it takes the operator form (onnx::emit::qoperator).
-            let ops: &[(&str, &str)] = match w.operators {
-                QuantOperators::Qdq => &[],
-                QuantOperators::Qlinear => &[("Conv", "QLinearConv"), ("MatMul", "QLinearMatMul")],
-                QuantOperators::Integer => &[("Conv", "ConvInteger"), ("MatMul", "MatMulInteger")],
-            };
-            for layer in &self.layers {
-                let op = match layer {
-                    Layer::Conv(_) => "Conv",
-                    Layer::MatMul { .. } => "MatMul",
-                    _ => continue,
-                };
-                if let Some((_, form)) = ops.iter().find(|(float, _)| *float == op) {
-                    out.insert(form.to_string());
-                }
+            // The layers the rewrite (onnx::emit::qoperator) turns into their operator form.
+            for op in operator_forms(&self.layers, w.operators, true) {
+                out.insert(op.to_string());
             }
         }
         out.insert(format!("layout={}", self.layout.name()));

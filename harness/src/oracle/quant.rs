@@ -36,11 +36,12 @@
 //!   of the graph's input is exact: nothing precedes it to fuse.
 //!
 //! DequantizeLinear's input is exact (an integer initializer or graph input, `e_q = 0`) or a
-//! QuantizeLinear output with a bound of whole quanta. `y = (q - zp) s` rounds once:
-//! `|s| e_q + |y|`. The integer `q - zp` is exact in every precision the harness compares at
-//! up to 256 (bfloat16's 8 significant bits); beyond (int16, int32), its conversion may round
-//! once more, `+ |y|`. The scale is taken as exact: a float32 scale stored in the model is
-//! exact in float32, the precision quantized models compare at, so its rounding bound
+//! QuantizeLinear output with a bound of whole quanta. `y = (q - zp) s` rounds once, and the
+//! product a runtime rounds is that of its own integer, up to `e_q` quanta from the spec's:
+//! `|s| e_q + |y| + |s| e_q u`. The integer `q - zp` is exact in every precision the harness
+//! compares at up to 256 (bfloat16's 8 significant bits); beyond (int16, int32), its conversion
+//! may round once more, `+ |y|`. The scale is taken as exact: a float32 scale stored in the
+//! model is exact in float32, the precision quantized models compare at, so its rounding bound
 //! (carried like every float initializer's) is ignored.
 
 use tract_onnx::pb::tensor_proto::DataType;
@@ -322,7 +323,8 @@ pub(crate) fn quantize_linear(node: &Node) -> Result<Vec<Value>> {
     )])
 }
 
-/// DequantizeLinear: `(q - zp) s`, bound `|s| e_q + |y|` (see the module documentation).
+/// DequantizeLinear: `(q - zp) s`, bound `|s| e_q + |y| + |s| e_q u` (see the module
+/// documentation).
 pub(crate) fn dequantize_linear(node: &Node) -> Result<Vec<Value>> {
     match node.int("output_dtype", 0)? {
         0 => {}
@@ -381,8 +383,12 @@ pub(crate) fn dequantize_linear(node: &Node) -> Result<Vec<Value>> {
         let centred = qi - zp as f64;
         let v = centred * s;
         let conversion = if centred.abs() > 256.0 { v.abs() } else { 0.0 };
+        // The runtime rounds the product at the integer it has, which may be `e_q` quanta
+        // away: the rounding is of up to `|y| + |s| e_q u` (a saturated integer far from the
+        // spec's is rounded too).
+        let reach = s.abs() * eqi;
         y.push(v);
-        e.push(s.abs() * eqi + v.abs() + conversion);
+        e.push(reach + v.abs() + reach * bound::QUANT_U + conversion);
     }
     Ok(vec![Value::float(
         from_flat(q.shape(), y),

@@ -277,14 +277,15 @@ fn dequantize_of_quantize_carries_the_quantum_scaled() {
         &q.bound.iter().copied().collect::<Vec<_>>(),
         &[QUANTUM, 0.0, 0.0, 0.0],
     );
-    // y = (q - 10) 0.5; bound |s| e_q + |y|: the tie's quantum becomes half a unit of y.
+    // y = (q - 10) 0.5; bound |s| e_q + |y| + |s| e_q u: the tie's quantum becomes half a unit
+    // of y, and the product at the neighbouring integer (0.5) is rounded too.
     assert_close(
         &y.value.iter().copied().collect::<Vec<_>>(),
         &[0.0, 1.5, 2.5, 122.5],
     );
     assert_close(
         &y.bound.iter().copied().collect::<Vec<_>>(),
-        &[0.5 * QUANTUM, 1.5, 2.5, 122.5],
+        &[0.5 * QUANTUM + 0.5, 1.5, 2.5, 122.5],
     );
 }
 
