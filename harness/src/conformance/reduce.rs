@@ -84,7 +84,19 @@ pub fn first_divergence(
     let (_, values) =
         oracle::evaluate_all(model, inputs).context("the oracle cannot evaluate the model")?;
     let graph = model.graph.as_ref().context("the model has no graph")?;
+    // A node computed from initializers alone (a weight's DequantizeLinear) is a constant: its
+    // prefix has no input to run on and tests nothing a converter does with the data.
+    let mut computed: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|i| graph.initializer.iter().all(|t| t.name != *i))
+        .collect();
     for (k, node) in graph.node.iter().enumerate() {
+        if !node.input.iter().any(|i| computed.contains(i.as_str())) {
+            continue;
+        }
+        computed.extend(node.output.iter().map(String::as_str));
         let Some(out) = node.output.first().filter(|o| !o.is_empty()) else {
             continue;
         };
