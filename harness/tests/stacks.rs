@@ -204,6 +204,26 @@ fn litert_runs_what_onnx2tf_converts_with_every_failure_explained() {
 }
 
 #[test]
+fn litert_outputs_whose_shape_cannot_tell_the_layout_come_back_in_onnx_order() {
+    if environment_or_skip("tflite", "tflite") {
+        // Outputs [N, k, k] (C = L): the shape cannot say whether onnx2tf left them channel
+        // last; its record of the output layouts does. These three were false mismatches when
+        // the stack guessed from the shape.
+        for index in [916, 1039, 1480] {
+            let only = harness::conformance::Shard {
+                index: index + 1,
+                count: index + 1,
+            };
+            let (results, _) = run_through("tflite", "tract", index + 1, only);
+            assert_eq!(results.len(), 1);
+            let r = &results[0];
+            assert_eq!(r.case, format!("s1-i{index}"));
+            assert_eq!(r.verdict, Verdict::Pass, "{}: {:?}", r.case, r.message);
+        }
+    }
+}
+
+#[test]
 fn onnx_optimizers_hand_onnx_to_the_runtime_and_are_checked_for_drift() {
     if !environment_or_skip("optimizers", "onnxslim and onnxoptimizer") {
         return;
