@@ -82,6 +82,24 @@ fn operator_forms(
     out
 }
 
+/// Whether `class` can be reached by quantized models all written in `form`: the classes of the
+/// other operator forms cannot.
+pub fn reachable_in_form(class: &str, form: QuantOperators) -> bool {
+    let of_form = |f: QuantOperators| match f {
+        QuantOperators::Qdq => &["quant.operators=qdq"][..],
+        QuantOperators::Qlinear => &["quant.operators=qlinear", "QLinearConv", "QLinearMatMul"][..],
+        QuantOperators::Integer => &["quant.operators=integer", "ConvInteger", "MatMulInteger"][..],
+    };
+    [
+        QuantOperators::Qdq,
+        QuantOperators::Qlinear,
+        QuantOperators::Integer,
+    ]
+    .into_iter()
+    .filter(|&f| f != form)
+    .all(|f| !of_form(f).contains(&class))
+}
+
 /// Every class the generator must reach (`--min-coverage` checks these, with the `opset=N`
 /// classes of the opsets drawn: [`required_classes`]). Other classes (such as
 /// `pattern=SAME-conv->subsampling-conv`, `weights=…`) are counted too but not required.

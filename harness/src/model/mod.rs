@@ -13,7 +13,7 @@ mod coverage;
 mod layers;
 mod shape;
 
-pub use coverage::{drops_window, required_classes, CATALOGUE, QUANT_CATALOGUE};
+pub use coverage::{drops_window, reachable_in_form, required_classes, CATALOGUE, QUANT_CATALOGUE};
 pub use layers::{Conv, ConvTranspose, Layer, LpPool, Merge, PadMode, Padding, Pool, Quant};
 
 /// A whole model: input geometry, the layer stack and how weights are drawn.
