@@ -370,7 +370,12 @@ impl Cx<'_> {
         if padded && q.zero_point != 0 {
             self.insert(format!(
                 "quant.zero-point-padding.{}",
-                layer.ops().last().copied().unwrap_or("?")
+                // The windowed op, not the Squeeze of a pool written as a 2D one.
+                layer
+                    .ops()
+                    .into_iter()
+                    .find(|op| ["Conv", "AveragePool", "MaxPool"].contains(op))
+                    .unwrap_or("?")
             ));
         }
     }

@@ -38,7 +38,11 @@
 //! DequantizeLinear's input is exact (an integer initializer or graph input, `e_q = 0`) or a
 //! QuantizeLinear output with a bound of whole quanta. `y = (q - zp) s` rounds once, and the
 //! product a runtime rounds is that of its own integer, up to `e_q` quanta from the spec's:
-//! `|s| e_q + |y| + |s| e_q u`. The integer `q - zp` is exact in every precision the harness
+//! `|s| e_q + |y| + |s| e_q u`, and `4 (q_max - q_min) |s|` for runtimes that compute it in
+//! another form: OpenVINO's FakeQuantize computes `fma(q - q_min, (hi - lo) / levels, lo)` from
+//! the rounded ends of the output interval, whose rounding stays where the terms cancel (the
+//! spec's form has none at `q = zp`); a reordering the bounds admit as they admit any order of a
+//! sum, at most 6e-5 of a quantum. The integer `q - zp` is exact in every precision the harness
 //! compares at up to 256 (bfloat16's 8 significant bits); beyond (int16, int32), its conversion
 //! may round once more, `+ |y|`. The scale is taken as exact: a float32 scale stored in the
 //! model is exact in float32, the precision quantized models compare at, so its rounding bound
@@ -323,8 +327,8 @@ pub(crate) fn quantize_linear(node: &Node) -> Result<Vec<Value>> {
     )])
 }
 
-/// DequantizeLinear: `(q - zp) s`, bound `|s| e_q + |y| + |s| e_q u` (see the module
-/// documentation).
+/// DequantizeLinear: `(q - zp) s`, bound `|s| e_q + |y| + |s| e_q u + 4 (q_max - q_min) |s|`
+/// (see the module documentation).
 pub(crate) fn dequantize_linear(node: &Node) -> Result<Vec<Value>> {
     match node.int("output_dtype", 0)? {
         0 => {}
@@ -377,6 +381,20 @@ pub(crate) fn dequantize_linear(node: &Node) -> Result<Vec<Value>> {
     if x_type == Some(QType::Int32) && p.zero.iter().any(|&z| z != 0) {
         return Err(node.invalid("an int32 x needs a zero point of 0"));
     }
+    // Runtimes do not all compute `(q - zp) s`: OpenVINO's FakeQuantize form computes
+    // `fma(q - q_min, (hi - lo) / levels, lo)` with the ends of the output interval
+    // `lo = (q_min - zp) s`, `hi = (q_max - zp) s` rounded, and keeps their rounding where the
+    // terms cancel. A reordering the bounds admit as they admit any order of a sum: `4 (q_max -
+    // q_min) |s|` more (twice what was measured on OpenVINO, at most 6e-5 of a quantum), for the
+    // 8- and 16-bit types; an int32 input (a bias, zero point 0) is `q s` as the spec writes it.
+    let interval = match x_type.or(zero_type) {
+        Some(QType::Int32) => 0.0,
+        Some(t) => {
+            let (lo, hi) = t.range();
+            4.0 * (hi - lo) as f64
+        }
+        None => 4.0 * 255.0,
+    };
     let (mut y, mut e) = (Vec::with_capacity(q.len()), Vec::with_capacity(q.len()));
     for (i, (&qi, &eqi)) in flat(&q).iter().zip(flat(&eq).iter()).enumerate() {
         let (s, zp) = p.at(i);
@@ -388,7 +406,7 @@ pub(crate) fn dequantize_linear(node: &Node) -> Result<Vec<Value>> {
         // spec's is rounded too).
         let reach = s.abs() * eqi;
         y.push(v);
-        e.push(reach + v.abs() + reach * bound::QUANT_U + conversion);
+        e.push(reach + v.abs() + reach * bound::QUANT_U + interval * s.abs() + conversion);
     }
     Ok(vec![Value::float(
         from_flat(q.shape(), y),
