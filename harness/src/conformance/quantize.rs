@@ -189,7 +189,8 @@ mod tests {
                 continue;
             }
             quantized += 1;
-            assert_eq!(a.id, format!("s5-i{i}-q"));
+            let form = a.model.quantized_weights.as_ref().unwrap().operators;
+            assert_eq!(a.id, format!("s5-i{i}{}", form.id_suffix()));
             a.model.shapes().unwrap();
             assert_eq!(a.model.layers.len(), 2 * float.model.layers.len() + 1);
             assert!(matches!(a.model.layers[0], Layer::QuantizeDequantize(_)));
