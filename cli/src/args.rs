@@ -212,11 +212,15 @@ pub struct ConformanceArgs {
     /// quarter of them float16)
     #[arg(long, value_enum, default_value_t = ModelType::Float32)]
     pub dtype: ModelType,
-    /// Quantize every generated float32 model as a static quantization tool does: QDQ pairs on
-    /// the input and after each layer (scales calibrated on the case's input), int8 or uint8
-    /// weights, int32 biases
-    #[arg(long)]
+    /// Make every generated case quantized, as a static quantization tool quantizes a float32
+    /// model: QDQ pairs on the input and after each layer (scales calibrated on the case's
+    /// input), int8 or uint8 weights, int32 biases. Without it an eighth of the float cases,
+    /// drawn per case, get their quantized form beside them
+    #[arg(long, conflicts_with = "no_quantized")]
     pub quantized: bool,
+    /// Make float cases alone, no quantized form beside any of them
+    #[arg(long)]
+    pub no_quantized: bool,
     /// Write every quantized model in one operator form instead of drawing it per case (half
     /// QDQ, a quarter each of the others): qdq (QuantizeLinear/DequantizeLinear pairs), qlinear
     /// (QLinearConv, QLinearMatMul), integer (ConvInteger, MatMulInteger). Implies --quantized

@@ -121,7 +121,7 @@ fn stages(c: &mut Criterion) {
             || (),
             |_| {
                 (0..CASES)
-                    .map(|i| runner.run_subject(&generated_subject(0, i, &cfg)).len())
+                    .map(|i| runner.run_subject(&generated_subject(0, i, false, &cfg)).len())
                     .sum::<usize>()
             },
             BatchSize::PerIteration,

@@ -16,12 +16,16 @@ use crate::runtime::Precision;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Origin {
-    /// Generated case `index` of base seed `base` (id `s{base}-i{index}`).
+    /// Generated case `index` of base seed `base` (id `s{base}-i{index}`), or its quantized
+    /// form (`-q`, `-qo` or `-qi` after the id).
     Generated {
         /// Base seed of the run.
         base: u64,
         /// Index of the case in the run.
         index: u64,
+        /// The quantized form of the case rather than the float one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        quantized: bool,
     },
     /// Data set `data_set` of a corpus case directory (judged against its golden outputs).
     Corpus {
@@ -47,24 +51,35 @@ impl Origin {
     /// The origin of a generated case id `s{base}-i{index}` (`-q`, `-qo` or `-qi` after it for
     /// the case's quantized form), if it is one.
     pub fn of_generated_id(id: &str) -> Option<Origin> {
-        let id = ["-q", "-qo", "-qi"]
+        let float = ["-q", "-qo", "-qi"]
             .iter()
-            .find_map(|s| id.strip_suffix(s))
-            .unwrap_or(id);
-        let (base, index) = id.strip_prefix('s')?.split_once("-i")?;
+            .find_map(|s| id.strip_suffix(s));
+        let (base, index) = float.unwrap_or(id).strip_prefix('s')?.split_once("-i")?;
         Some(Origin::Generated {
             base: base.parse().ok()?,
             index: index.parse().ok()?,
+            quantized: float.is_some(),
         })
     }
 
     /// The order of results in a report: test-case directories first (by id), then generated
-    /// cases by index.
+    /// cases by index, a float case before its quantized form.
     pub fn sort_key(&self, case: &str) -> (u8, u64, String) {
+        let generated = |base: u64, index: u64, quantized: bool| {
+            (1, index, format!("{base}{}", if quantized { "q" } else { "" }))
+        };
         match self {
-            Origin::Generated { base, index } => (1, *index, base.to_string()),
+            &Origin::Generated {
+                base,
+                index,
+                quantized,
+            } => generated(base, index, quantized),
             _ => match Origin::of_generated_id(case) {
-                Some(Origin::Generated { base, index }) => (1, index, base.to_string()),
+                Some(Origin::Generated {
+                    base,
+                    index,
+                    quantized,
+                }) => generated(base, index, quantized),
                 _ => (0, 0, case.to_string()),
             },
         }

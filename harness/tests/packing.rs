@@ -4,6 +4,7 @@
 
 use harness::compare::Verdict;
 use harness::conformance::{Options, Runner};
+use harness::gen::{GenConfig, QuantizedCases};
 use harness::results::CaseResult;
 
 fn run(converters: &[&str], cases: u64, pack: usize) -> Vec<CaseResult> {
@@ -14,6 +15,12 @@ fn run(converters: &[&str], cases: u64, pack: usize) -> Vec<CaseResult> {
         repeats: 0,
         max_bundles: 0,
         pack: Some(pack),
+        // As the default run: some cases with their quantized form beside them, so that a
+        // window's subjects are more than its cases.
+        gen: GenConfig {
+            quantized: QuantizedCases::Beside,
+            ..GenConfig::default()
+        },
         ..Options::default()
     };
     Runner::new(options).unwrap().run(&|_| {}).unwrap().results
@@ -35,7 +42,9 @@ fn packed_and_alone_runs_report_the_same_results_in_the_same_order() {
     let converters = ["identity", "lower1d"];
     let alone = run(&converters, 120, 1);
     let packed = run(&converters, 120, 6);
-    assert_eq!(alone.len(), 240);
+    let quantized = alone.iter().filter(|r| r.case.contains("-q")).count();
+    assert!(quantized >= 10, "{quantized} quantized results");
+    assert_eq!(alone.len(), 240 + quantized);
     let alone: Vec<_> = alone.iter().map(seen).collect();
     let packed_seen: Vec<_> = packed.iter().map(seen).collect();
     assert_eq!(alone, packed_seen);

@@ -22,7 +22,7 @@ fn quantized_cases_run_on_tract_with_every_failure_explained() {
         repeats: 1,
         max_bundles: 0,
         gen: GenConfig {
-            quantized: true,
+            quantized: harness::gen::QuantizedCases::Only,
             ..GenConfig::default()
         },
         ..Options::default()
@@ -72,7 +72,7 @@ fn quantized_cases_run_on_tract_with_every_failure_explained() {
 #[test]
 fn quantized_runs_reach_the_quantization_classes() {
     let cfg = GenConfig {
-        quantized: true,
+        quantized: harness::gen::QuantizedCases::Only,
         ..GenConfig::default()
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -100,7 +100,7 @@ fn the_operator_forms_compute_what_their_qdq_models_compute() {
     for i in 0..60 {
         let cases = forms.map(|f| {
             let cfg = GenConfig {
-                quantized: true,
+                quantized: harness::gen::QuantizedCases::Only,
                 quantized_operators: Some(f),
                 ..GenConfig::default()
             };
@@ -176,7 +176,7 @@ fn a_quantized_divergence_is_found_at_the_fused_kernel_and_named_after_it() {
     use harness::onnx::slice::integer_type;
     use harness::tensor::DType;
     let cfg = GenConfig {
-        quantized: true,
+        quantized: harness::gen::QuantizedCases::Only,
         ..GenConfig::default()
     };
     // s1-i70-q: Conv, Gemm and Softmax between QDQ pairs, int8 activations; tract's quantized

@@ -131,14 +131,13 @@ fn every_ledger_witness_bundle_has_a_repro_script_that_still_fails() {
             reduce_budget: Duration::from_secs(3),
             // A quantized witness is made, and reduced, in its quantized form.
             gen: GenConfig {
-                quantized: form.is_some(),
                 quantized_operators: form,
-                ..GenConfig::default()
+                ..GenConfig::default().one_form(form.is_some())
             },
             ..Options::default()
         })
         .unwrap();
-        let subject = generated_subject(seed, index, &runner.options().gen);
+        let subject = generated_subject(seed, index, form.is_some(), &runner.options().gen);
         let mut result = runner.run_with(&subject, &converter).unwrap();
         let what = format!("{witness} on {converter} / {runtime}");
         if result.verdict == Verdict::Pass {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use harness::compare::Tolerance;
 use harness::conformance::journal::{self, Journal};
 use harness::conformance::{Options, Runner, SetupError};
-use harness::gen::GenConfig;
+use harness::gen::{GenConfig, QuantizedCases};
 
 use super::exit_code;
 use crate::args::{non_negative, opset_choice, seconds, ConformanceArgs, ModelType};
@@ -68,7 +68,13 @@ pub fn options(a: ConformanceArgs) -> anyhow::Result<Options> {
             // float32 is the default, left out so that the options recorded stay those of earlier runs.
             dtype: (a.dtype == ModelType::Float16).then(|| a.dtype.dtype()),
             mixed_float16: a.dtype == ModelType::Mixed,
-            quantized: a.quantized || a.quantized_operators.is_some(),
+            quantized: if a.quantized || a.quantized_operators.is_some() {
+                QuantizedCases::Only
+            } else if a.no_quantized {
+                QuantizedCases::None
+            } else {
+                QuantizedCases::Beside
+            },
             quantized_operators: a.quantized_operators.map(Into::into),
         },
         max_bundles: a.max_bundles,
@@ -103,7 +109,7 @@ pub fn conformance(a: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let mut required = harness::model::required_classes(
         options.gen.opsets_drawn(),
         options.gen.draws_float16(),
-        options.gen.quantized,
+        options.gen.draws_quantized(),
     );
     if let Some(form) = options.gen.quantized_operators {
         required.retain(|c| harness::model::reachable_in_form(c, form));

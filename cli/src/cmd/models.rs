@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use harness::gen::GenConfig;
+use harness::gen::{GenConfig, QuantizedCases};
 use harness::onnx::proto;
 
 use crate::args::{opset_choice, ModelType, QuantizedOperators};
@@ -56,7 +56,12 @@ pub fn emit(
         opsets: range,
         dtype: (dtype == ModelType::Float16).then(|| dtype.dtype()),
         mixed_float16: dtype == ModelType::Mixed,
-        quantized: quantized || operators.is_some(),
+        // The quantized form alone, or the float case alone: one case is written.
+        quantized: if quantized || operators.is_some() {
+            QuantizedCases::Only
+        } else {
+            QuantizedCases::None
+        },
         quantized_operators: operators.map(Into::into),
         ..GenConfig::default()
     };

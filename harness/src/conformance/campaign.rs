@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::reduce;
 use super::upstream::Upstream;
-use super::{generated_subject, stored_subject, Runner, Subject};
+use super::{generated_subject, generated_subjects, stored_subject, Runner, Subject};
 use crate::compare::Tolerance;
 use crate::isolate;
 use crate::onnx::proto;
@@ -189,7 +189,10 @@ impl Runner {
             let mut batch: Vec<CaseResult> = indices
                 .par_iter()
                 .flat_map_iter(|&i| {
-                    self.run_subject(&generated_subject(self.options.seed, i, &self.options.gen))
+                    generated_subjects(self.options.seed, i, &self.options.gen)
+                        .iter()
+                        .flat_map(|subject| self.run_subject(subject))
+                        .collect::<Vec<_>>()
                 })
                 .collect();
             self.ledger.apply(&mut batch);
@@ -390,12 +393,19 @@ impl Runner {
         model: &tract_onnx::pb::ModelProto,
     ) -> Result<reduce::Reduced> {
         match (&subject.origin, &subject.expected) {
-            (&Origin::Generated { base, index }, _) => reduce::reduce_generated(
+            (
+                &Origin::Generated {
+                    base,
+                    index,
+                    quantized,
+                },
+                _,
+            ) => reduce::reduce_generated(
                 self,
                 &r.converter,
                 base,
                 index,
-                &self.options.gen,
+                &self.options.gen.one_form(quantized),
                 self.options.reduce_budget,
             ),
             (_, Ok(expected)) => reduce::reduce_model(
@@ -415,9 +425,11 @@ impl Runner {
     /// golden outputs and its own tolerance, as the run read it).
     pub(super) fn subject_again(&self, r: &CaseResult) -> Option<Subject> {
         match &r.origin {
-            &Origin::Generated { base, index } => {
-                Some(generated_subject(base, index, &self.options.gen))
-            }
+            &Origin::Generated {
+                base,
+                index,
+                quantized,
+            } => Some(generated_subject(base, index, quantized, &self.options.gen)),
             Origin::Corpus { dir, data_set } | Origin::TestDir { dir, data_set } => {
                 let is_corpus = matches!(r.origin, Origin::Corpus { .. });
                 let root = match &self.options.corpus {

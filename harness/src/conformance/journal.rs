@@ -352,7 +352,11 @@ mod tests {
     fn result(index: u64, converter: &str) -> CaseResult {
         CaseResult::unjudged(
             &format!("s0-i{index}"),
-            Origin::Generated { base: 0, index },
+            Origin::Generated {
+                base: 0,
+                index,
+                quantized: false,
+            },
             converter,
             "tract",
         )

@@ -48,7 +48,9 @@ use self::negative::refused_negative;
 pub use self::campaign::{Bundled, FuzzProgress, Signatures, Signed};
 pub use self::progress::Progress;
 use self::subject::stored_subject;
-pub use self::subject::{case_subject, generated_subject, oracle_expected, write_generated_case};
+pub use self::subject::{
+    case_subject, generated_subject, generated_subjects, oracle_expected, write_generated_case,
+};
 
 /// Which part of the cases a run takes: index ≡ `index` (mod `count`), counting from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -386,8 +388,10 @@ impl Runner {
                         return Vec::new();
                     }
                     let out = self.unit(&journal::generated_unit(i), || {
-                        let subject = generated_subject(self.options.seed, i, &self.options.gen);
-                        self.run_subject(&subject)
+                        generated_subjects(self.options.seed, i, &self.options.gen)
+                            .iter()
+                            .flat_map(|subject| self.run_subject(subject))
+                            .collect()
                     });
                     report(done.fetch_add(1, Ordering::Relaxed) + 1);
                     out

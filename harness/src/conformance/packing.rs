@@ -69,9 +69,22 @@ impl Runner {
                 stop.store(true, Ordering::Relaxed);
                 break;
             }
-            let subjects: Vec<Subject> = window
+            // An index can make two subjects (a float case and its quantized form); `owner`
+            // is the window position each subject came from.
+            let (owner, subjects): (Vec<usize>, Vec<Subject>) = window
                 .par_iter()
-                .map(|&i| super::generated_subject(self.options.seed, i, &self.options.gen))
+                .map(|&i| super::generated_subjects(self.options.seed, i, &self.options.gen))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .enumerate()
+                .flat_map(|(position, of_case)| of_case.into_iter().map(move |s| (position, s)))
+                .unzip();
+            // Results still to come per window position; a case is done at 0.
+            let per_case = self.converters.len();
+            let pending: Vec<AtomicUsize> = (0..window.len())
+                .map(|position| {
+                    AtomicUsize::new(per_case * owner.iter().filter(|&&o| o == position).count())
+                })
                 .collect();
             let jobs = self.jobs(&subjects);
             let finished: Vec<(usize, Vec<(usize, CaseResult)>)> = jobs
@@ -86,11 +99,12 @@ impl Runner {
                         job.members.iter().map(|&m| &subjects[m]).collect();
                     let out = self.run_pack(&members, converter);
                     self.tally.count(&out, &self.ledger);
-                    // Progress counts cases: a case is done once all its converters are.
-                    let per_case = self.converters.len();
-                    let before = done.fetch_add(job.members.len(), Ordering::Relaxed);
-                    for case in before / per_case + 1..=(before + job.members.len()) / per_case {
-                        progress(case, indices.len());
+                    // Progress counts cases: a case is done once all its subjects are, on
+                    // every converter.
+                    for (&m, _) in job.members.iter().zip(&out) {
+                        if pending[owner[m]].fetch_sub(1, Ordering::Relaxed) == 1 {
+                            progress(done.fetch_add(1, Ordering::Relaxed) + 1, indices.len());
+                        }
                     }
                     (
                         job.converter,
@@ -104,14 +118,14 @@ impl Runner {
                     table.insert((member, converter), r);
                 }
             }
-            // A case whose every converter finished is logged as done.
-            let per_case = self.converters.len();
-            for (m, &index) in window.iter().enumerate() {
-                let of_case: Vec<CaseResult> = table
-                    .range((m, 0)..(m + 1, 0))
-                    .map(|(_, r)| r.clone())
-                    .collect();
-                if of_case.len() == per_case {
+            // A case whose every subject finished on every converter is logged as done.
+            for (position, &index) in window.iter().enumerate() {
+                if pending[position].load(Ordering::Relaxed) == 0 {
+                    let of_case: Vec<CaseResult> = table
+                        .iter()
+                        .filter(|((m, _), _)| owner[*m] == position)
+                        .map(|(_, r)| r.clone())
+                        .collect();
                     self.log_unit(&super::journal::generated_unit(index), &of_case);
                 }
             }

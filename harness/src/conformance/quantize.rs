@@ -12,39 +12,64 @@
 //! MatMul as QLinearConv and QLinearMatMul, a quarter as ConvInteger and MatMulInteger
 //! ([`QuantOperators`]). A quantized case's id is its float case's with the form's suffix after
 //! it (`s1-i70-q`, `-qo`, `-qi`), so that ledger witnesses and reports never mix the forms.
+//!
+//! A run makes the quantized forms alone (`--quantized`), or beside the float cases at a share
+//! of the indices (the default run, [`QuantizedCases::Beside`]): there the float cases are
+//! those of a float-only run, and the quantized case at an index is the one `--quantized`
+//! makes there.
 
-use crate::gen::{self, GenConfig};
+use crate::gen::{self, GenConfig, QuantizedCases, QUANTIZED_SHARE};
 use crate::model::{Layer, ModelDesc, Quant, QuantOperators, WeightQuant};
 use crate::onnx::emit;
 use crate::oracle::{self, Value};
 use crate::seed::{self, Draw};
 use crate::tensor::DType;
 
-/// Generated case `index` of base seed `base`, quantized when `cfg` asks for it.
+/// The cases a run makes of generated index `index` of base seed `base`: the float case, its
+/// quantized form, or (with [`QuantizedCases::Beside`], at the indices drawn for it) both, the
+/// float case first.
+pub fn generated_cases(base: u64, index: u64, cfg: &GenConfig) -> Vec<gen::Case> {
+    let float = gen::generate(base, index, cfg);
+    match cfg.quantized {
+        QuantizedCases::None => vec![float],
+        QuantizedCases::Only => vec![prepared(float, cfg)],
+        QuantizedCases::Beside => {
+            // A stream of its own: which indices get one changes no other draw.
+            let drawn = seed::rng(float.seed, "quantized share").uniform(0.0, 1.0) < QUANTIZED_SHARE;
+            let beside = drawn.then(|| quantized_case(&float, cfg)).flatten();
+            std::iter::once(float).chain(beside).collect()
+        }
+    }
+}
+
+/// Generated case `index` of base seed `base` in the form `cfg` makes alone: quantized with
+/// [`QuantizedCases::Only`], float otherwise (see [`GenConfig::one_form`]).
 pub fn generated_case(base: u64, index: u64, cfg: &GenConfig) -> gen::Case {
     prepared(gen::generate(base, index, cfg), cfg)
 }
 
-/// `case` quantized when `cfg` asks for quantized models and the model can be quantized (a
-/// valid float32 model of opset 10 or later that the oracle evaluates); otherwise unchanged.
+/// `case` quantized when `cfg` makes quantized cases alone ([`QuantizedCases::Only`]) and the
+/// model can be quantized (a valid float32 model of opset 10 or later that the oracle
+/// evaluates); otherwise unchanged.
 pub fn prepared(case: gen::Case, cfg: &GenConfig) -> gen::Case {
-    if !cfg.quantized {
+    if cfg.quantized != QuantizedCases::Only {
         return case;
     }
-    match quantized(&case, cfg) {
-        Some(model) => gen::Case {
-            id: format!(
-                "{}{}",
-                case.id,
-                model
-                    .quantized_weights
-                    .map_or("-q", |w| w.operators.id_suffix())
-            ),
-            model,
-            ..case
-        },
-        None => case,
-    }
+    quantized_case(&case, cfg).unwrap_or(case)
+}
+
+/// The quantized form of `case`, with its id (the float case's and the form's suffix), if its
+/// model has one.
+fn quantized_case(case: &gen::Case, cfg: &GenConfig) -> Option<gen::Case> {
+    let model = quantized(case, cfg)?;
+    let suffix = model
+        .quantized_weights
+        .map_or("-q", |w| w.operators.id_suffix());
+    Some(gen::Case {
+        id: format!("{}{suffix}", case.id),
+        model,
+        ..case.clone()
+    })
 }
 
 /// How activations of a model are quantized.
@@ -142,7 +167,7 @@ mod tests {
 
     fn cfg() -> GenConfig {
         GenConfig {
-            quantized: true,
+            quantized: QuantizedCases::Only,
             ..GenConfig::default()
         }
     }
@@ -211,5 +236,39 @@ mod tests {
             generated_case(5, 3, &GenConfig::default()),
             gen::generate(5, 3, &GenConfig::default())
         );
+    }
+
+    #[test]
+    fn a_share_of_the_indices_get_their_quantized_case_beside_the_float_one() {
+        let beside = GenConfig {
+            quantized: QuantizedCases::Beside,
+            ..GenConfig::default()
+        };
+        let (mut pairs, n) = (0, 200);
+        for i in 0..n {
+            let cases = generated_cases(5, i, &beside);
+            // The float case is the one a float-only run makes.
+            assert_eq!(cases[0], gen::generate(5, i, &GenConfig::default()));
+            assert_eq!(generated_case(5, i, &beside), cases[0]);
+            match &cases[1..] {
+                [] => {}
+                [q] => {
+                    pairs += 1;
+                    // The quantized one is the case `--quantized` makes at that index.
+                    assert_eq!(q, &generated_case(5, i, &cfg()));
+                    assert_eq!(*q, generated_case(5, i, &beside.one_form(true)));
+                    assert!(q.model.quantized_weights.is_some());
+                }
+                more => panic!("case {i}: {} cases beside the float one", more.len()),
+            }
+        }
+        // About an eighth of 200: the share, not none or all.
+        let expected = QUANTIZED_SHARE * n as f64;
+        assert!(
+            (pairs as f64 - expected).abs() < 0.5 * expected,
+            "{pairs} quantized cases of {n}"
+        );
+        let none = GenConfig::default();
+        assert_eq!(generated_cases(5, 7, &none).len(), 1);
     }
 }

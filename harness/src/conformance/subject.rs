@@ -71,9 +71,23 @@ fn generated_expected(
     Ok(expectations(eval))
 }
 
-/// The subject of generated case `index` of base seed `seed`.
-pub fn generated_subject(seed: u64, index: u64, cfg: &GenConfig) -> Subject {
-    case_subject(&super::quantize::generated_case(seed, index, cfg))
+/// The subjects a run makes of generated index `index` of base seed `seed`: the float case,
+/// its quantized form, or both (see [`super::quantize::generated_cases`]).
+pub fn generated_subjects(seed: u64, index: u64, cfg: &GenConfig) -> Vec<Subject> {
+    super::quantize::generated_cases(seed, index, cfg)
+        .iter()
+        .map(case_subject)
+        .collect()
+}
+
+/// The subject of a generated case made again from its origin: the float case, or its
+/// quantized form when that is what the origin names.
+pub fn generated_subject(seed: u64, index: u64, quantized: bool, cfg: &GenConfig) -> Subject {
+    case_subject(&super::quantize::generated_case(
+        seed,
+        index,
+        &cfg.one_form(quantized),
+    ))
 }
 
 /// The subject of a generated case.
@@ -107,6 +121,10 @@ pub fn case_subject(case: &gen::Case) -> Subject {
         origin: Origin::Generated {
             base: case.base_seed,
             index: case.index,
+            quantized: matches!(
+                Origin::of_generated_id(&case.id),
+                Some(Origin::Generated { quantized: true, .. })
+            ),
         },
         seed: Some(case.seed),
         model,

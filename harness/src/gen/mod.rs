@@ -40,17 +40,61 @@ pub struct GenConfig {
     /// (`dtype` is then ignored).
     #[serde(default)]
     pub mixed_float16: bool,
-    /// Quantize every model that can be (float32, valid): QDQ activations, integer weights
-    /// (done after generation, by `crate::conformance`, which calibrates with the oracle).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub quantized: bool,
+    /// Which cases a run makes of each index: the float case, its quantized form (QDQ
+    /// activations, integer weights; made after generation by `crate::conformance`, which
+    /// calibrates with the oracle), or both.
+    #[serde(default, skip_serializing_if = "QuantizedCases::is_none")]
+    pub quantized: QuantizedCases,
     /// The operator form of every quantized model (`None`: drawn per case, see
     /// `crate::conformance::quantize`); a case id's suffix names its form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantized_operators: Option<crate::model::QuantOperators>,
 }
 
+/// Which cases a run makes of each generated index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuantizedCases {
+    /// The float case alone.
+    #[default]
+    None,
+    /// The float case and, at a share of the indices ([`QUANTIZED_SHARE`]), its quantized form
+    /// beside it: a run's float cases stay those of a run without quantized ones, so a float
+    /// case's seed and index reproduce it whatever else runs.
+    Beside,
+    /// The quantized form alone (the float case where its model has none).
+    Only,
+}
+
+impl QuantizedCases {
+    fn is_none(&self) -> bool {
+        *self == QuantizedCases::None
+    }
+}
+
+/// Share of the indices of a [`QuantizedCases::Beside`] run that get a quantized case beside
+/// the float one.
+pub const QUANTIZED_SHARE: f64 = 0.125;
+
 impl GenConfig {
+    /// The same knobs making one form of each case: its quantized form when `quantized`, else
+    /// its float one (how a case is made again from its origin).
+    pub fn one_form(&self, quantized: bool) -> GenConfig {
+        GenConfig {
+            quantized: if quantized {
+                QuantizedCases::Only
+            } else {
+                QuantizedCases::None
+            },
+            ..self.clone()
+        }
+    }
+
+    /// Whether some cases are quantized.
+    pub fn draws_quantized(&self) -> bool {
+        self.quantized != QuantizedCases::None
+    }
+
     /// The opsets models are drawn from, inclusive.
     pub fn opsets_drawn(&self) -> (i64, i64) {
         self.opset
@@ -73,7 +117,7 @@ impl Default for GenConfig {
             opsets: None,
             dtype: None,
             mixed_float16: false,
-            quantized: false,
+            quantized: QuantizedCases::None,
             quantized_operators: None,
         }
     }
