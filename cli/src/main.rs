@@ -86,6 +86,8 @@ fn main() -> ExitCode {
             check,
         } => bless(&corpus, &golden, check),
     };
+    // The Python workers end with the program, and their scripts and logs with them.
+    harness::worker::end_workers();
     match outcome {
         Ok(code) => code,
         Err(e) => {

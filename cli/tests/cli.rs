@@ -365,7 +365,10 @@ fn two_shards_merged_give_the_results_of_the_unsharded_run() {
     assert!(results("s1") >= 15, "{}", text(&a));
     assert!(results("s2") >= 15, "{}", text(&b));
     assert_eq!(results("s1") + results("s2"), results("whole"));
-    assert!(results("whole") > 30, "no quantized case beside the 30 float ones");
+    assert!(
+        results("whole") > 30,
+        "no quantized case beside the 30 float ones"
+    );
     let merged = harness(&[
         "report",
         "--merge",

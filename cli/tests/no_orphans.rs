@@ -302,11 +302,12 @@ fn an_openvino_run_leaves_no_process_behind() {
     if python().is_none() {
         return;
     }
-    let done = Run::start(
+    let run = Run::start(
         "openvino",
         &conformance(&["--cases", "16", "--converter", "openvino:f32"]),
-    )
-    .finish();
+    );
+    let workers_dir = std::env::temp_dir().join(format!("conv1d-harness-{}", run.pid()));
+    let done = run.finish();
     assert!(matches!(done.code, Some(0 | 1)), "{}", done.stderr);
     assert!(
         done.workers_seen() > 0,
@@ -314,6 +315,31 @@ fn an_openvino_run_leaves_no_process_behind() {
         done.seen
     );
     done.assert_clean("conformance --converter openvino:f32");
+    // The workers' scripts and logs went with them.
+    assert!(!workers_dir.exists(), "{} is left", workers_dir.display());
+}
+
+#[test]
+fn a_killed_runs_worker_directory_is_removed_by_the_next_run() {
+    if python().is_none() {
+        return;
+    }
+    // A directory of a process that no longer runs (pid 0 is never a process's) ...
+    let stale = std::env::temp_dir().join("conv1d-harness-0");
+    std::fs::create_dir_all(stale.join("stacks")).unwrap();
+    std::fs::write(stale.join("worker.py"), "").unwrap();
+    // ... and one of a process that does: this test's.
+    let live = std::env::temp_dir().join(format!("conv1d-harness-{}", std::process::id()));
+    std::fs::create_dir_all(&live).unwrap();
+    let done = Run::start(
+        "stale-dirs",
+        &conformance(&["--cases", "2", "--converter", "openvino:f32"]),
+    )
+    .finish();
+    assert!(matches!(done.code, Some(0 | 1)), "{}", done.stderr);
+    assert!(!stale.exists(), "{} is left", stale.display());
+    assert!(live.exists(), "a running process's directory was removed");
+    std::fs::remove_dir_all(&live).unwrap();
 }
 
 #[test]

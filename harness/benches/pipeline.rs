@@ -121,7 +121,11 @@ fn stages(c: &mut Criterion) {
             || (),
             |_| {
                 (0..CASES)
-                    .map(|i| runner.run_subject(&generated_subject(0, i, false, &cfg)).len())
+                    .map(|i| {
+                        runner
+                            .run_subject(&generated_subject(0, i, false, &cfg))
+                            .len()
+                    })
                     .sum::<usize>()
             },
             BatchSize::PerIteration,

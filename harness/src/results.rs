@@ -51,9 +51,7 @@ impl Origin {
     /// The origin of a generated case id `s{base}-i{index}` (`-q`, `-qo` or `-qi` after it for
     /// the case's quantized form), if it is one.
     pub fn of_generated_id(id: &str) -> Option<Origin> {
-        let float = ["-q", "-qo", "-qi"]
-            .iter()
-            .find_map(|s| id.strip_suffix(s));
+        let float = ["-q", "-qo", "-qi"].iter().find_map(|s| id.strip_suffix(s));
         let (base, index) = float.unwrap_or(id).strip_prefix('s')?.split_once("-i")?;
         Some(Origin::Generated {
             base: base.parse().ok()?,
@@ -66,7 +64,11 @@ impl Origin {
     /// cases by index, a float case before its quantized form.
     pub fn sort_key(&self, case: &str) -> (u8, u64, String) {
         let generated = |base: u64, index: u64, quantized: bool| {
-            (1, index, format!("{base}{}", if quantized { "q" } else { "" }))
+            (
+                1,
+                index,
+                format!("{base}{}", if quantized { "q" } else { "" }),
+            )
         };
         match self {
             &Origin::Generated {

@@ -35,7 +35,8 @@ pub fn generated_cases(base: u64, index: u64, cfg: &GenConfig) -> Vec<gen::Case>
         QuantizedCases::Only => vec![prepared(float, cfg)],
         QuantizedCases::Beside => {
             // A stream of its own: which indices get one changes no other draw.
-            let drawn = seed::rng(float.seed, "quantized share").uniform(0.0, 1.0) < QUANTIZED_SHARE;
+            let drawn =
+                seed::rng(float.seed, "quantized share").uniform(0.0, 1.0) < QUANTIZED_SHARE;
             let beside = drawn.then(|| quantized_case(&float, cfg)).flatten();
             std::iter::once(float).chain(beside).collect()
         }

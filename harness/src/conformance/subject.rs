@@ -123,7 +123,10 @@ pub fn case_subject(case: &gen::Case) -> Subject {
             index: case.index,
             quantized: matches!(
                 Origin::of_generated_id(&case.id),
-                Some(Origin::Generated { quantized: true, .. })
+                Some(Origin::Generated {
+                    quantized: true,
+                    ..
+                })
             ),
         },
         seed: Some(case.seed),

@@ -13,7 +13,7 @@ mod process;
 mod stacks;
 mod tensors;
 
-pub use pool::{retire_idle_workers, Lease, Pool};
+pub use pool::{end_workers, retire_idle_workers, Lease, Pool};
 pub use process::{call_totals, CallTotals, Worker, WorkerError};
 pub use stacks::{find_python, find_python_of, stack, Stack, STACKS, STACKS_PACKAGE};
 pub use tensors::{base64, inline_inputs, inline_outputs, read_outputs, write_inputs};

@@ -28,6 +28,13 @@ pub fn retire_idle_workers() {
     }
 }
 
+/// Ends the workers of the process-wide pools and removes their directory (scripts and logs):
+/// what a program calls once it has no more work for them.
+pub fn end_workers() {
+    retire_idle_workers();
+    super::process::remove_own_dir();
+}
+
 /// Idle workers, shared by every converter and runtime that needs one.
 pub struct Pool {
     python: PathBuf,

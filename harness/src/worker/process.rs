@@ -73,6 +73,41 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+const DIR_PREFIX: &str = "conv1d-harness-";
+
+/// This process's directory of worker script, stack modules and worker logs, shared by its
+/// workers.
+fn own_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("{DIR_PREFIX}{}", std::process::id()))
+}
+
+/// Removes this process's worker directory; its workers must have ended
+/// ([`super::end_workers`]).
+pub(super) fn remove_own_dir() {
+    let _ = std::fs::remove_dir_all(own_dir());
+}
+
+/// Removes the worker directories of harness processes that no longer run (killed before
+/// they could remove their own). Only where `/proc` tells which processes run.
+fn remove_dirs_of_ended_processes() {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX));
+        if let Some(pid) = pid.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            if !proc.join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 /// One running worker process.
 pub struct Worker {
     process: Group,
@@ -86,7 +121,9 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker with `python`, under `limits`.
     pub fn spawn(python: &Path, limits: ChildLimits) -> Result<Worker> {
-        let dir = std::env::temp_dir().join(format!("conv1d-harness-{}", std::process::id()));
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(remove_dirs_of_ended_processes);
+        let dir = own_dir();
         std::fs::create_dir_all(&dir)?;
         let script = dir.join("worker.py");
         write_if_changed(&script, SCRIPT)?;
