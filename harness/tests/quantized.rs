@@ -88,6 +88,34 @@ fn quantized_runs_reach_the_quantization_classes() {
 }
 
 #[test]
+fn a_run_in_one_operator_form_reaches_exactly_the_classes_said_reachable_in_it() {
+    use harness::model::{reachable_in_form, QuantOperators, QUANT_CATALOGUE};
+    for form in [
+        QuantOperators::Qdq,
+        QuantOperators::Qlinear,
+        QuantOperators::Integer,
+    ] {
+        let cfg = GenConfig {
+            quantized: harness::gen::QuantizedCases::Only,
+            quantized_operators: Some(form),
+            ..GenConfig::default()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..300 {
+            let case = harness::conformance::quantize::generated_case(0, i, &cfg);
+            seen.extend(case.model.classes());
+        }
+        for class in QUANT_CATALOGUE {
+            assert_eq!(
+                seen.contains(*class),
+                reachable_in_form(class, form),
+                "{class} in 300 cases of form {form:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_operator_forms_compute_what_their_qdq_models_compute() {
     use harness::conformance::quantize::generated_case;
     use harness::model::QuantOperators;

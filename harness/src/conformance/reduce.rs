@@ -84,19 +84,8 @@ pub fn first_divergence(
     let (_, values) =
         oracle::evaluate_all(model, inputs).context("the oracle cannot evaluate the model")?;
     let graph = model.graph.as_ref().context("the model has no graph")?;
-    // A node computed from initializers alone (a weight's DequantizeLinear) is a constant: its
-    // prefix has no input to run on and tests nothing a converter does with the data.
-    let mut computed: std::collections::HashSet<&str> = graph
-        .input
-        .iter()
-        .map(|i| i.name.as_str())
-        .filter(|i| graph.initializer.iter().all(|t| t.name != *i))
-        .collect();
-    for (k, node) in graph.node.iter().enumerate() {
-        if !node.input.iter().any(|i| computed.contains(i.as_str())) {
-            continue;
-        }
-        computed.extend(node.output.iter().map(String::as_str));
+    for k in reading_inputs(graph) {
+        let node = &graph.node[k];
         let Some(out) = node.output.first().filter(|o| !o.is_empty()) else {
             continue;
         };
@@ -132,6 +121,26 @@ pub fn first_divergence(
         }));
     }
     Ok(None)
+}
+
+/// The nodes (indices, in order) that read a graph input, directly or through other nodes. A
+/// node computed from initializers alone (a weight's DequantizeLinear) is a constant: its
+/// prefix has no input to run on and tests nothing a converter does with the data.
+fn reading_inputs(graph: &pb::GraphProto) -> Vec<usize> {
+    let mut computed: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|i| graph.initializer.iter().all(|t| t.name != *i))
+        .collect();
+    let mut nodes = Vec::new();
+    for (k, node) in graph.node.iter().enumerate() {
+        if node.input.iter().any(|i| computed.contains(i.as_str())) {
+            computed.extend(node.output.iter().map(String::as_str));
+            nodes.push(k);
+        }
+    }
+    nodes
 }
 
 /// The op a divergence is named by. A QuantizeLinear that is right alone but wrong after the
@@ -519,4 +528,44 @@ pub fn write_bundle(
         crate::fsutil::write_atomically(&dir.join("converted.onnx"), &bytes)?;
     }
     Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prefixes_are_cut_only_at_nodes_that_read_the_input() {
+        let tensor = |name: &str| pb::TensorProto {
+            name: name.into(),
+            ..Default::default()
+        };
+        let value = |name: &str| pb::ValueInfoProto {
+            name: name.into(),
+            ..Default::default()
+        };
+        let graph = pb::GraphProto {
+            // `w` is an initializer listed among the inputs too, as older exporters write it.
+            input: vec![value("x"), value("w")],
+            initializer: vec![tensor("w"), tensor("s")],
+            node: vec![
+                node("DequantizeLinear", &["w", "s"], "w_f"),
+                node("Conv", &["x", "w_f"], "y"),
+                node("Mul", &["s", "s"], "s2"),
+                node("Add", &["y", "s2"], "z"),
+            ],
+            ..Default::default()
+        };
+        // The weight's DequantizeLinear and the product of two constants are not prefixes.
+        assert_eq!(reading_inputs(&graph), vec![1, 3]);
+    }
 }
