@@ -121,13 +121,8 @@ pub fn case_subject(case: &gen::Case) -> Subject {
         origin: Origin::Generated {
             base: case.base_seed,
             index: case.index,
-            quantized: matches!(
-                Origin::of_generated_id(&case.id),
-                Some(Origin::Generated {
-                    quantized: true,
-                    ..
-                })
-            ),
+            // Only a quantized form has integer weights; a generated float model never does.
+            quantized: case.model.quantized_weights.is_some(),
         },
         seed: Some(case.seed),
         model,
