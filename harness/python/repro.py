@@ -294,11 +294,20 @@ def main_with_timeout():
     interrupted from within, only killed. REPRO_TIMEOUT (seconds) overrides the run's timeout."""
     timeout = float(os.environ.get("REPRO_TIMEOUT", CONFIG["timeout_s"]))
     try:
-        return subprocess.run([sys.executable, os.path.abspath(__file__), "--in-child"], timeout=timeout).returncode
+        code = subprocess.run([sys.executable, os.path.abspath(__file__), "--in-child"], timeout=timeout).returncode
     except subprocess.TimeoutExpired:
         print(f"no result after {timeout:g} s: killed")
         print(f"still failing (timeout; the harness saw {CONFIG['verdict']})")
         return 1
+    if code in (0, 1):
+        return code
+    # A stack that aborts the process (a Rust panic across tract's C interface, a segfault in
+    # native code) never returns to main(): the crash is the failure, still there.
+    how = f"signal {-code}" if code < 0 else f"exit status {code}"
+    sys.stdout.flush()
+    print(f"the stack ended the process ({how})")
+    print(f"still failing (crash; the harness saw {CONFIG['verdict']})")
+    return 1
 
 
 if __name__ == "__main__":
