@@ -423,3 +423,61 @@ fn resuming_with_other_options_is_refused_and_a_missing_log_starts_a_new_run() {
     );
     assert_eq!(report(&fresh)["results"].as_array().unwrap().len(), 9);
 }
+
+#[test]
+fn a_report_rebuilt_from_the_log_explains_what_the_run_explained_by_reduction() {
+    let tmp = tempfile::tempdir().unwrap();
+    // An entry that matches only a reduction: the swapped pads are wrong at their node alone.
+    let ledger = tmp.path().join("ledger.toml");
+    std::fs::write(
+        &ledger,
+        "[[failure]]\nconverter = \"exec:*swap-pads*\"\nverdict = \"mismatch\"\n\
+         reason = \"the test's own fault: Conv pads swapped\"\n\
+         [failure.reduced]\nalone = true\n",
+    )
+    .unwrap();
+    let spec = format!("exec:{BIN} inject-fault swap-pads {{input}} {{output}}");
+    let dir = tmp.path().join("run");
+    let ledger_arg = ledger.to_str().unwrap();
+    let run = conformance(
+        &dir,
+        &[
+            "--cases",
+            "40",
+            "--seed",
+            "1",
+            "--no-quantized",
+            "--converter",
+            &spec,
+            "--known-failures",
+            ledger_arg,
+            "--max-bundles",
+            "2",
+        ],
+    );
+    let original = report(&dir);
+    let expected = original["summary"]["expected"].as_u64().unwrap();
+    assert!(
+        expected >= 1,
+        "no failure explained by its reduction: {}",
+        text(&run)
+    );
+    let rebuilt = tmp.path().join("rebuilt");
+    let out = harness(&[
+        "report",
+        "--resume",
+        dir.to_str().unwrap(),
+        "--report",
+        rebuilt.to_str().unwrap(),
+        "--known-failures",
+        ledger_arg,
+    ]);
+    assert_eq!(out.status.code(), run.status.code(), "{}", text(&out));
+    let rebuilt = report(&rebuilt);
+    assert_eq!(
+        rebuilt["summary"]["expected"], original["summary"]["expected"],
+        "{}",
+        rebuilt["summary"]
+    );
+    assert_eq!(stable_results(&rebuilt), stable_results(&original));
+}

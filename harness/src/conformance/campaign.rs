@@ -278,8 +278,14 @@ impl Runner {
             if r.ok() || too_large || used >= self.options.max_bundles || isolate::interrupted() {
                 continue;
             }
-            if let Some(Bundled::New(_)) = self.bundle_one(r, &mut seen) {
+            let bundled = self.bundle_one(r, &mut seen);
+            if let Some(Bundled::New(_)) = bundled {
                 *made.entry(r.converter.clone()).or_default() += 1;
+            }
+            // The reduction can show a known bug the first result did not (or its failure
+            // notes why there is no bundle): `report --resume` judges the result as it is now.
+            if let Some(j) = &self.journal {
+                j.bundled(r);
             }
         }
     }

@@ -11,8 +11,11 @@
 //!   Results of a unit without its `done` line are run again.
 //! - `{"alone": …}`: a result run again alone after the parallel part (a timeout, a dead
 //!   worker), which replaces the unit's result of the same case and converter.
-//! - `{"end": true}`: every case ran and every retry alone is logged. Bundling failures comes
-//!   after and is not logged: a resumed run does it again.
+//! - `{"end": true}`: every case ran and every retry alone is logged.
+//! - `{"bundled": …}`: a failure after its reduction and repro bundle (which can match a ledger
+//!   entry its first result did not), written after `end`; it replaces the result of its case
+//!   and converter when the reports are rebuilt from the log. A resumed run reduces its
+//!   failures again and does not read these.
 //!
 //! Each line is one `write` on a file opened for appending (a unit's results and its `done`
 //! line together are one), so a killed process leaves whole lines behind (they are in the page cache); a machine that goes down loses at most the lines
@@ -182,6 +185,12 @@ impl Journal {
         self.write(&json!({"end": true}), true);
     }
 
+    /// Logs a failure as its reduction left it, which replaces the result of its case and
+    /// converter in the rebuilt reports.
+    pub fn bundled(&self, r: &CaseResult) {
+        self.write(&json!({ "bundled": r }), false);
+    }
+
     /// Why the log is incomplete, if a write failed.
     pub fn error(&self) -> Option<String> {
         self.out().failed.clone()
@@ -203,6 +212,8 @@ pub struct Logged {
     pub partial: Vec<CaseResult>,
     /// Results run again alone, in order.
     pub alone: Vec<CaseResult>,
+    /// Failures as their reduction left them, in order.
+    pub bundled: Vec<CaseResult>,
     /// Whether the run logged its end.
     pub ended: bool,
     /// Whether the last line was cut short.
@@ -214,7 +225,7 @@ pub struct Logged {
 impl Logged {
     /// Every result, done units first (test-case directories in the order they were done,
     /// then generated cases by index), then those of units not done; the results run again
-    /// alone replace theirs.
+    /// alone replace theirs, and the failures as their reduction left them replace those.
     pub fn results(&self) -> Vec<CaseResult> {
         let mut directories = Vec::new();
         let mut generated = BTreeMap::new();
@@ -235,7 +246,8 @@ impl Logged {
             .flat_map(|u| self.units[u].iter().cloned())
             .chain(self.partial.iter().cloned())
             .collect();
-        replace_with_alone(&mut results, &self.alone);
+        replace_with_newer(&mut results, &self.alone);
+        replace_with_newer(&mut results, &self.bundled);
         results
     }
 
@@ -245,9 +257,9 @@ impl Logged {
     }
 }
 
-/// Replaces each result that has one run alone in `alone` (same case and converter).
-pub fn replace_with_alone(results: &mut [CaseResult], alone: &[CaseResult]) {
-    for a in alone {
+/// Replaces each result that has a newer one in `newer` (same case and converter).
+pub fn replace_with_newer(results: &mut [CaseResult], newer: &[CaseResult]) {
+    for a in newer {
         if let Some(r) = results
             .iter_mut()
             .find(|r| r.case == a.case && r.converter == a.converter)
@@ -305,6 +317,10 @@ pub fn read(path: &Path) -> Result<Logged> {
             let r: CaseResult = serde_json::from_value(value["alone"].clone())
                 .with_context(|| format!("{}: a result that does not read", at()))?;
             logged.alone.push(r);
+        } else if !value["bundled"].is_null() {
+            let r: CaseResult = serde_json::from_value(value["bundled"].clone())
+                .with_context(|| format!("{}: a result that does not read", at()))?;
+            logged.bundled.push(r);
         } else if value["end"] == json!(true) {
             logged.ended = true;
         } else {
@@ -408,6 +424,10 @@ mod tests {
         alone.message = Some("run alone".into());
         j.alone(&alone);
         j.end();
+        // After the end: a failure as its reduction left it.
+        let mut bundled = result(2, "a");
+        bundled.repro = Some("failures/s0-i2-a".into());
+        j.bundled(&bundled);
         drop(j);
         let logged = read(&path).unwrap();
         assert!(logged.ended);
@@ -417,6 +437,12 @@ mod tests {
             .find(|r| r.case == "s0-i5" && r.converter == "b")
             .unwrap();
         assert_eq!(r.message.as_deref(), Some("run alone"));
+        let r = again
+            .iter()
+            .find(|r| r.case == "s0-i2" && r.converter == "a")
+            .unwrap();
+        assert_eq!(r.repro.as_deref(), Some("failures/s0-i2-a"));
+        assert_eq!(again.len(), 5, "a bundled result replaces, never adds");
     }
 
     #[test]

@@ -402,7 +402,7 @@ impl Runner {
         if !indices.is_empty() {
             report(furthest.load(Ordering::Relaxed));
         }
-        journal::replace_with_alone(&mut results, &self.resumed.alone);
+        journal::replace_with_newer(&mut results, &self.resumed.alone);
         self.retry_alone(&mut results);
         if let (Some(j), false) = (
             &self.journal,
