@@ -78,6 +78,11 @@ pub struct Entry {
     /// Where the failure comes from: the converter (the default) or the model itself.
     #[serde(default)]
     pub cause: Cause,
+    /// SIMD extensions (named as report.json's `environment.simd` names them) whose presence
+    /// takes the bug's code path away: on a CPU with any of them the entry explains nothing
+    /// and is never stale, so a run's verdict does not depend on the machine it ran on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_lacks: Vec<String>,
 }
 
 /// What a failure comes from, which decides when its entry is stale.
@@ -228,6 +233,10 @@ pub struct Ledger {
     /// Entries, in file order.
     #[serde(default)]
     pub failure: Vec<Entry>,
+    /// The SIMD extensions of the CPU whose results it judges ([`Entry::cpu_lacks`]): this
+    /// machine's once loaded, a report's own with [`Ledger::on_cpu`].
+    #[serde(skip)]
+    pub cpu: Vec<String>,
 }
 
 /// Glob with `*` (any run of characters) and `?` (one character).
@@ -296,7 +305,24 @@ impl Ledger {
                 }
             }
         }
-        Ok(ledger)
+        Ok(Ledger {
+            cpu: crate::results::simd_features(),
+            ..ledger
+        })
+    }
+
+    /// The ledger judging results of a CPU with the SIMD extensions `simd`.
+    pub fn on_cpu(&self, simd: &[String]) -> Ledger {
+        Ledger {
+            failure: self.failure.clone(),
+            cpu: simd.to_vec(),
+        }
+    }
+
+    /// Whether the entry holds on the ledger's CPU: it has none of the extensions the entry
+    /// says take the bug away.
+    pub fn holds_on_cpu(&self, e: &Entry) -> bool {
+        !e.cpu_lacks.iter().any(|f| self.cpu.contains(f))
     }
 
     /// Whether a result is in the entry's family: converter, runtime, case glob and classes.
@@ -339,7 +365,7 @@ impl Ledger {
             r.expected = self
                 .failure
                 .iter()
-                .find(|e| Self::explains(e, r))
+                .find(|e| self.holds_on_cpu(e) && Self::explains(e, r))
                 .map(|e| e.reason.clone());
         }
         r.expected.is_some()
@@ -357,6 +383,7 @@ impl Ledger {
         }
         self.failure
             .iter()
+            .filter(|e| self.holds_on_cpu(e))
             .filter_map(|e| Self::stale(e, results))
             .collect()
     }

@@ -468,6 +468,7 @@ pub fn simd_features() -> Vec<String> {
             "avx512bw",
             "avx512vl",
             "avx512vnni",
+            "avxvnni",
             "avx512bf16",
             "avx512fp16"
         );

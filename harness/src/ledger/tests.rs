@@ -500,3 +500,31 @@ fn the_project_ledger_recognizes_its_reduced_forms() {
         assert_eq!(rs[0].expected, None, "{case}: not reduced");
     }
 }
+
+#[test]
+fn an_entry_for_cpus_lacking_an_extension_explains_and_goes_stale_only_on_such_cpus() {
+    let ledger: Ledger = toml::from_str(
+        r#"
+[[failure]]
+converter = "identity"
+classes = ["quant.weights=int8"]
+witness = "s0-i1"
+verdict = "mismatch"
+cpu_lacks = ["avx512vnni", "avxvnni"]
+reason = "int16 sums saturate without VNNI"
+"#,
+    )
+    .unwrap();
+    let without = ledger.on_cpu(&["avx2".to_string()]);
+    let with = ledger.on_cpu(&["avx2".to_string(), "avxvnni".to_string()]);
+
+    let mut failing = vec![result("s0-i1", Verdict::Mismatch, &["quant.weights=int8"])];
+    assert!(without.apply(&mut failing).is_empty());
+    assert!(failing[0].expected.is_some(), "explained without VNNI");
+    assert!(with.apply(&mut failing).is_empty());
+    assert!(failing[0].expected.is_none(), "a VNNI CPU has no such bug to explain");
+
+    let mut passing = vec![result("s0-i1", Verdict::Pass, &["quant.weights=int8"])];
+    assert_eq!(without.apply(&mut passing).len(), 1, "stale where the bug can show");
+    assert!(with.apply(&mut passing).is_empty(), "not stale where it cannot");
+}
