@@ -41,6 +41,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::results::{Attribute, CaseResult, Reduction, Verdict};
+use crate::runtime::Precision;
 
 /// One known failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +84,11 @@ pub struct Entry {
     /// and is never stale, so a run's verdict does not depend on the machine it ran on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpu_lacks: Vec<String>,
+    /// Precisions the runtime must have computed in (`f32`, `bf16`, `f16`): a bug of one
+    /// precision's kernels, where the same converter computes in another on other CPUs
+    /// (OpenVINO's default: bf16 where the CPU has it, f32 elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub precision: Vec<Precision>,
 }
 
 /// What a failure comes from, which decides when its entry is stale.
@@ -325,10 +331,18 @@ impl Ledger {
         !e.cpu_lacks.iter().any(|f| self.cpu.contains(f))
     }
 
-    /// Whether a result is in the entry's family: converter, runtime, case glob and classes.
+    /// Whether the result ran at one of the entry's precisions (any, when it names none); a
+    /// result that never computed (a refusal) has no precision to rule it out.
+    fn at_precision(e: &Entry, r: &CaseResult) -> bool {
+        e.precision.is_empty() || r.precision.is_none_or(|p| e.precision.contains(&p))
+    }
+
+    /// Whether a result is in the entry's family: converter, runtime, precision, case glob
+    /// and classes.
     fn in_family(e: &Entry, r: &CaseResult) -> bool {
         e.converter.matches(&r.converter)
             && glob(&e.runtime, &r.runtime)
+            && Self::at_precision(e, r)
             && e.case.as_deref().is_none_or(|c| glob(c, &r.case))
             && e.classes
                 .iter()
@@ -402,6 +416,7 @@ impl Ledger {
                     &r.case == w
                         && e.converter.matches(&r.converter)
                         && glob(&e.runtime, &r.runtime)
+                        && Self::at_precision(e, r)
                 }
                 None => e.case.is_some() && Self::in_family(e, r),
             };

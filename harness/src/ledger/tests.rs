@@ -528,3 +528,42 @@ reason = "int16 sums saturate without VNNI"
     assert_eq!(without.apply(&mut passing).len(), 1, "stale where the bug can show");
     assert!(with.apply(&mut passing).is_empty(), "not stale where it cannot");
 }
+
+#[test]
+fn an_entry_for_one_precision_leaves_results_of_another_alone() {
+    let ledger: Ledger = toml::from_str(
+        r#"
+[[failure]]
+converter = "identity"
+classes = ["A"]
+witness = "s0-i1"
+verdict = ["mismatch", "convert-rejected"]
+precision = ["f32"]
+reason = "wrong in the f32 kernels only"
+"#,
+    )
+    .unwrap();
+    let at = |verdict, precision| CaseResult {
+        precision,
+        ..result("s0-i1", verdict, &["A"])
+    };
+    let mut f32_failing = vec![at(Verdict::Mismatch, Some(Precision::F32))];
+    assert!(ledger.apply(&mut f32_failing).is_empty());
+    assert!(f32_failing[0].expected.is_some());
+    let mut bf16_failing = vec![at(Verdict::Mismatch, Some(Precision::Bf16))];
+    ledger.apply(&mut bf16_failing);
+    assert!(bf16_failing[0].expected.is_none(), "another precision's failure is not this bug");
+    let mut refused = vec![at(Verdict::ConvertRejected, None)];
+    ledger.apply(&mut refused);
+    assert!(refused[0].expected.is_some(), "a refusal computed nothing to rule it out");
+    // The witness passing at bf16 says nothing of the f32 bug; passing at f32 makes it stale.
+    assert!(ledger
+        .apply(&mut [at(Verdict::Pass, Some(Precision::Bf16))])
+        .is_empty());
+    assert_eq!(
+        ledger
+            .apply(&mut [at(Verdict::Pass, Some(Precision::F32))])
+            .len(),
+        1
+    );
+}
