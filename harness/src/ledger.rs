@@ -41,6 +41,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::results::{Attribute, CaseResult, Reduction, Verdict};
+use crate::runtime::Precision;
 
 /// One known failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +79,16 @@ pub struct Entry {
     /// Where the failure comes from: the converter (the default) or the model itself.
     #[serde(default)]
     pub cause: Cause,
+    /// SIMD extensions (named as report.json's `environment.simd` names them) whose presence
+    /// takes the bug's code path away: on a CPU with any of them the entry explains nothing
+    /// and is never stale, so a run's verdict does not depend on the machine it ran on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_lacks: Vec<String>,
+    /// Precisions the runtime must have computed in (`f32`, `bf16`, `f16`): a bug of one
+    /// precision's kernels, where the same converter computes in another on other CPUs
+    /// (OpenVINO's default: bf16 where the CPU has it, f32 elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub precision: Vec<Precision>,
 }
 
 /// What a failure comes from, which decides when its entry is stale.
@@ -228,6 +239,10 @@ pub struct Ledger {
     /// Entries, in file order.
     #[serde(default)]
     pub failure: Vec<Entry>,
+    /// The SIMD extensions of the CPU whose results it judges ([`Entry::cpu_lacks`]): this
+    /// machine's once loaded, a report's own with [`Ledger::on_cpu`].
+    #[serde(skip)]
+    pub cpu: Vec<String>,
 }
 
 /// Glob with `*` (any run of characters) and `?` (one character).
@@ -296,13 +311,38 @@ impl Ledger {
                 }
             }
         }
-        Ok(ledger)
+        Ok(Ledger {
+            cpu: crate::results::simd_features(),
+            ..ledger
+        })
     }
 
-    /// Whether a result is in the entry's family: converter, runtime, case glob and classes.
+    /// The ledger judging results of a CPU with the SIMD extensions `simd`.
+    pub fn on_cpu(&self, simd: &[String]) -> Ledger {
+        Ledger {
+            failure: self.failure.clone(),
+            cpu: simd.to_vec(),
+        }
+    }
+
+    /// Whether the entry holds on the ledger's CPU: it has none of the extensions the entry
+    /// says take the bug away.
+    pub fn holds_on_cpu(&self, e: &Entry) -> bool {
+        !e.cpu_lacks.iter().any(|f| self.cpu.contains(f))
+    }
+
+    /// Whether the result ran at one of the entry's precisions (any, when it names none); a
+    /// result that never computed (a refusal) has no precision to rule it out.
+    fn at_precision(e: &Entry, r: &CaseResult) -> bool {
+        e.precision.is_empty() || r.precision.is_none_or(|p| e.precision.contains(&p))
+    }
+
+    /// Whether a result is in the entry's family: converter, runtime, precision, case glob
+    /// and classes.
     fn in_family(e: &Entry, r: &CaseResult) -> bool {
         e.converter.matches(&r.converter)
             && glob(&e.runtime, &r.runtime)
+            && Self::at_precision(e, r)
             && e.case.as_deref().is_none_or(|c| glob(c, &r.case))
             && e.classes
                 .iter()
@@ -339,7 +379,7 @@ impl Ledger {
             r.expected = self
                 .failure
                 .iter()
-                .find(|e| Self::explains(e, r))
+                .find(|e| self.holds_on_cpu(e) && Self::explains(e, r))
                 .map(|e| e.reason.clone());
         }
         r.expected.is_some()
@@ -357,6 +397,7 @@ impl Ledger {
         }
         self.failure
             .iter()
+            .filter(|e| self.holds_on_cpu(e))
             .filter_map(|e| Self::stale(e, results))
             .collect()
     }
@@ -375,6 +416,7 @@ impl Ledger {
                     &r.case == w
                         && e.converter.matches(&r.converter)
                         && glob(&e.runtime, &r.runtime)
+                        && Self::at_precision(e, r)
                 }
                 None => e.case.is_some() && Self::in_family(e, r),
             };

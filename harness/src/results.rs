@@ -468,9 +468,23 @@ pub fn simd_features() -> Vec<String> {
             "avx512bw",
             "avx512vl",
             "avx512vnni",
+            "avxvnni",
             "avx512bf16",
             "avx512fp16"
         );
+        // AMX has no stable detection macro; Linux lists it in /proc/cpuinfo once the kernel
+        // lets processes use it.
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags: Vec<&str> = flags
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        for (flag, name) in [("amx_int8", "amx-int8"), ("amx_bf16", "amx-bf16")] {
+            if flags.contains(&flag) {
+                out.push(name.to_string());
+            }
+        }
         out
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -366,6 +366,10 @@ impl Runner {
                 .map(|(i, done)| (i, done.clone()))
                 .collect();
             let done = by_case.len();
+            // The progress line counts what the log holds as done, as the unpacked run does.
+            for logged in by_case.values() {
+                self.tally.count(logged, &self.ledger);
+            }
             let ran =
                 self.run_generated_packed(&pending, &stopped, &stop, &|n, _| report(done + n));
             for r in ran {

@@ -500,3 +500,70 @@ fn the_project_ledger_recognizes_its_reduced_forms() {
         assert_eq!(rs[0].expected, None, "{case}: not reduced");
     }
 }
+
+#[test]
+fn an_entry_for_cpus_lacking_an_extension_explains_and_goes_stale_only_on_such_cpus() {
+    let ledger: Ledger = toml::from_str(
+        r#"
+[[failure]]
+converter = "identity"
+classes = ["quant.weights=int8"]
+witness = "s0-i1"
+verdict = "mismatch"
+cpu_lacks = ["avx512vnni", "avxvnni"]
+reason = "int16 sums saturate without VNNI"
+"#,
+    )
+    .unwrap();
+    let without = ledger.on_cpu(&["avx2".to_string()]);
+    let with = ledger.on_cpu(&["avx2".to_string(), "avxvnni".to_string()]);
+
+    let mut failing = vec![result("s0-i1", Verdict::Mismatch, &["quant.weights=int8"])];
+    assert!(without.apply(&mut failing).is_empty());
+    assert!(failing[0].expected.is_some(), "explained without VNNI");
+    assert!(with.apply(&mut failing).is_empty());
+    assert!(failing[0].expected.is_none(), "a VNNI CPU has no such bug to explain");
+
+    let mut passing = vec![result("s0-i1", Verdict::Pass, &["quant.weights=int8"])];
+    assert_eq!(without.apply(&mut passing).len(), 1, "stale where the bug can show");
+    assert!(with.apply(&mut passing).is_empty(), "not stale where it cannot");
+}
+
+#[test]
+fn an_entry_for_one_precision_leaves_results_of_another_alone() {
+    let ledger: Ledger = toml::from_str(
+        r#"
+[[failure]]
+converter = "identity"
+classes = ["A"]
+witness = "s0-i1"
+verdict = ["mismatch", "convert-rejected"]
+precision = ["f32"]
+reason = "wrong in the f32 kernels only"
+"#,
+    )
+    .unwrap();
+    let at = |verdict, precision| CaseResult {
+        precision,
+        ..result("s0-i1", verdict, &["A"])
+    };
+    let mut f32_failing = vec![at(Verdict::Mismatch, Some(Precision::F32))];
+    assert!(ledger.apply(&mut f32_failing).is_empty());
+    assert!(f32_failing[0].expected.is_some());
+    let mut bf16_failing = vec![at(Verdict::Mismatch, Some(Precision::Bf16))];
+    ledger.apply(&mut bf16_failing);
+    assert!(bf16_failing[0].expected.is_none(), "another precision's failure is not this bug");
+    let mut refused = vec![at(Verdict::ConvertRejected, None)];
+    ledger.apply(&mut refused);
+    assert!(refused[0].expected.is_some(), "a refusal computed nothing to rule it out");
+    // The witness passing at bf16 says nothing of the f32 bug; passing at f32 makes it stale.
+    assert!(ledger
+        .apply(&mut [at(Verdict::Pass, Some(Precision::Bf16))])
+        .is_empty());
+    assert_eq!(
+        ledger
+            .apply(&mut [at(Verdict::Pass, Some(Precision::F32))])
+            .len(),
+        1
+    );
+}
