@@ -18,6 +18,7 @@ use harness::conformance::{generated_subject, Bundled, Options, Runner, Signatur
 use harness::gen::GenConfig;
 use harness::ledger::{Entry, Globs, Ledger};
 use harness::model::QuantOperators;
+use harness::runtime::Precision;
 use harness::worker::find_python;
 
 /// The converter spec and runtime a ledger entry's globs stand for, as its witness ran.
@@ -41,6 +42,9 @@ fn stack_of(entry: &Entry, python: &Path) -> Option<(String, String)> {
         "*" | "identity" => "identity".to_string(),
         // Both precisions show these bugs; the f32 hint gives the same precision on every CPU.
         "openvino*" | "openvino:f32" => "openvino:f32".to_string(),
+        // An entry that holds at f32 only: the hint pins it (the default is bf16 on CPUs
+        // that have bf16).
+        "openvino" if entry.precision == [Precision::F32] => "openvino:f32".to_string(),
         "openvino" => "openvino".to_string(),
         "openvino:ovc*" => "openvino:ovc:f32".to_string(),
         "lower1d*" | "lower1d" => "lower1d".to_string(),
