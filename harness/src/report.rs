@@ -151,7 +151,9 @@ impl Report {
         self.unexpected_passes = if self.environment.simd.is_empty() {
             ledger.apply(&mut self.results)
         } else {
-            ledger.on_cpu(&self.environment.simd).apply(&mut self.results)
+            ledger
+                .on_cpu(&self.environment.simd)
+                .apply(&mut self.results)
         };
         let expected = self
             .results

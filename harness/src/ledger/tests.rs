@@ -522,11 +522,21 @@ reason = "int16 sums saturate without VNNI"
     assert!(without.apply(&mut failing).is_empty());
     assert!(failing[0].expected.is_some(), "explained without VNNI");
     assert!(with.apply(&mut failing).is_empty());
-    assert!(failing[0].expected.is_none(), "a VNNI CPU has no such bug to explain");
+    assert!(
+        failing[0].expected.is_none(),
+        "a VNNI CPU has no such bug to explain"
+    );
 
     let mut passing = vec![result("s0-i1", Verdict::Pass, &["quant.weights=int8"])];
-    assert_eq!(without.apply(&mut passing).len(), 1, "stale where the bug can show");
-    assert!(with.apply(&mut passing).is_empty(), "not stale where it cannot");
+    assert_eq!(
+        without.apply(&mut passing).len(),
+        1,
+        "stale where the bug can show"
+    );
+    assert!(
+        with.apply(&mut passing).is_empty(),
+        "not stale where it cannot"
+    );
 }
 
 #[test]
@@ -552,10 +562,16 @@ reason = "wrong in the f32 kernels only"
     assert!(f32_failing[0].expected.is_some());
     let mut bf16_failing = vec![at(Verdict::Mismatch, Some(Precision::Bf16))];
     ledger.apply(&mut bf16_failing);
-    assert!(bf16_failing[0].expected.is_none(), "another precision's failure is not this bug");
+    assert!(
+        bf16_failing[0].expected.is_none(),
+        "another precision's failure is not this bug"
+    );
     let mut refused = vec![at(Verdict::ConvertRejected, None)];
     ledger.apply(&mut refused);
-    assert!(refused[0].expected.is_some(), "a refusal computed nothing to rule it out");
+    assert!(
+        refused[0].expected.is_some(),
+        "a refusal computed nothing to rule it out"
+    );
     // The witness passing at bf16 says nothing of the f32 bug; passing at f32 makes it stale.
     assert!(ledger
         .apply(&mut [at(Verdict::Pass, Some(Precision::Bf16))])
