@@ -121,7 +121,7 @@ pub struct ReducedForm {
     /// stores float attributes; a scalar does not match a list).
     #[serde(default)]
     pub attributes: BTreeMap<String, Attribute>,
-    /// Coverage classes the reduced model must all have.
+    /// Coverage classes the reduced model must all have, each a glob as an entry's `classes`.
     #[serde(default)]
     pub classes: Vec<String>,
 }
@@ -142,7 +142,10 @@ impl ReducedForm {
                 .attributes
                 .iter()
                 .all(|(k, want)| r.attributes.get(k).is_some_and(|got| same_value(want, got)))
-            && self.classes.iter().all(|c| r.classes.contains(c))
+            && self
+                .classes
+                .iter()
+                .all(|c| r.classes.iter().any(|have| glob(c, have)))
     }
 }
 

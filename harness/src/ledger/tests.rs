@@ -235,6 +235,29 @@ fn reduced(case: &str, verdict: Verdict, classes: &[&str], r: Reduction) -> Case
 }
 
 #[test]
+fn a_reduced_forms_classes_are_globs() {
+    let ledger: Ledger = toml::from_str(
+        "[[failure]]\nconverter = \"*\"\nverdict = \"mismatch\"\nreason = \"r\"\n\
+         [failure.reduced]\nclasses = [\"Add.*\", \"P\"]\n",
+    )
+    .unwrap();
+    let explained = |classes: &[&str]| {
+        let mut rs = vec![reduced(
+            "s5-i7",
+            Verdict::Mismatch,
+            &[],
+            reduction("Conv", true, classes),
+        )];
+        ledger.apply(&mut rs);
+        rs[0].expected.is_some()
+    };
+    assert!(explained(&["Add.residual", "P"]));
+    assert!(explained(&["Add.branches", "P", "Q"]));
+    assert!(!explained(&["Add.branches"]));
+    assert!(!explained(&["Mul.branches", "P"]));
+}
+
+#[test]
 fn a_known_bug_in_a_new_form_is_recognized_by_its_reduction() {
     let ledger: Ledger = toml::from_str(REDUCED).unwrap();
     // Not in the class entry's family (no B), but reduced to the entry's form.

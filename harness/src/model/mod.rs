@@ -494,6 +494,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_whose_stride_exceeds_its_window_is_classed_so() {
+        let pool = |kernel, stride, dilation| Pool {
+            kernel,
+            stride,
+            dilation,
+            padding: Padding::SameLower,
+            ceil_mode: false,
+            count_include_pad: false,
+            indices: false,
+            unsqueeze_2d: false,
+        };
+        let has =
+            |layer: Layer, class: &str| desc(vec![layer]).classes().iter().any(|c| c == class);
+        // Kernel 2 under stride 3 (finding 52's negative SAME pads) and kernel 1 under stride 2.
+        assert!(has(
+            Layer::AveragePool(pool(2, 3, 1)),
+            "AveragePool.strides>kernel"
+        ));
+        assert!(has(Layer::MaxPool(pool(1, 2, 1)), "MaxPool.strides>kernel"));
+        // A window as long as the stride skips nothing; a dilated one spans (k - 1) * d + 1.
+        assert!(!has(
+            Layer::MaxPool(pool(2, 2, 1)),
+            "MaxPool.strides>kernel"
+        ));
+        assert!(!has(
+            Layer::MaxPool(pool(2, 3, 2)),
+            "MaxPool.strides>kernel"
+        ));
+    }
+
+    #[test]
     fn group_must_divide_channels() {
         let err = desc(vec![conv(6, 3)]).shapes().unwrap_err();
         assert!(err.reason.contains("group 3"), "{err}");
