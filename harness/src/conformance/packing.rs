@@ -141,9 +141,9 @@ impl Runner {
         let mut jobs = Vec::new();
         for (converter, c) in self.converters.iter().enumerate() {
             let size = self.pack_size(c.as_ref());
-            let mut by_opset: BTreeMap<Vec<(String, i64)>, Vec<usize>> = BTreeMap::new();
+            let mut by_opset: BTreeMap<PackKey, Vec<usize>> = BTreeMap::new();
             for (m, s) in subjects.iter().enumerate() {
-                match packable_opsets(s) {
+                match pack_key(s) {
                     Some(key) if size > 1 => by_opset.entry(key).or_default().push(m),
                     _ => jobs.push(Job {
                         converter,
@@ -301,19 +301,74 @@ fn named_member(message: &str, members: usize) -> Option<usize> {
     }
 }
 
-/// The opsets of a subject that may be packed (valid by the spec, with expected outputs, a
-/// model that decodes), as the key packs are grouped by.
-fn packable_opsets(s: &Subject) -> Option<Vec<(String, i64)>> {
+/// What packs are grouped by: whether the model is quantized, and its opsets.
+type PackKey = (bool, Vec<(String, i64)>);
+
+/// The key of a subject that may be packed (valid by the spec, with expected outputs, a model
+/// that decodes). Quantized and float models never share a pack: converters decide some
+/// things once per model, and a quantization node anywhere changes them for every member
+/// (onnx2tf skips its whole-model dummy inference, and the layout checks made with it, when
+/// one QuantizeLinear is in the model; OpenVINO's low-precision transformations are
+/// model-wide), so a float case's verdict would depend on what was packed beside it.
+fn pack_key(s: &Subject) -> Option<PackKey> {
     if s.negative.is_some() || s.expected.is_err() {
         return None;
     }
     let model = proto::decode_model(&s.model).ok()?;
-    Some(pack::opset_key(&model))
+    Some((is_quantized(&model), pack::opset_key(&model)))
+}
+
+/// Whether the model has a quantization operator (a QDQ pair or a quantized operator form).
+fn is_quantized(model: &tract_onnx::pb::ModelProto) -> bool {
+    const QUANTIZATION_OPS: [&str; 7] = [
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    ];
+    model.graph.as_ref().is_some_and(|g| {
+        g.node
+            .iter()
+            .any(|n| QUANTIZATION_OPS.contains(&n.op_type.as_str()))
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::named_member;
+    use super::{is_quantized, named_member};
+    use tract_onnx::pb;
+
+    fn model(ops: &[&str]) -> pb::ModelProto {
+        pb::ModelProto {
+            graph: Some(pb::GraphProto {
+                node: ops
+                    .iter()
+                    .map(|op| pb::NodeProto {
+                        op_type: op.to_string(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn quantized_models_are_told_from_float_ones() {
+        assert!(!is_quantized(&model(&["Conv", "Relu", "MatMul"])));
+        assert!(is_quantized(&model(&[
+            "QuantizeLinear",
+            "DequantizeLinear",
+            "Conv"
+        ])));
+        assert!(is_quantized(&model(&["Cast", "ConvInteger", "Mul"])));
+        assert!(is_quantized(&model(&["QLinearMatMul"])));
+        assert!(!is_quantized(&pb::ModelProto::default()));
+    }
 
     #[test]
     fn a_message_naming_one_members_node_names_that_member() {
