@@ -70,38 +70,52 @@ fn a_pack_the_converter_refuses_is_split_down_to_cases_alone() {
     }
 }
 
-#[test]
-fn a_case_that_fails_only_in_its_pack_reports_its_alone_verdict_and_the_packs() {
+/// An `exec:` converter that runs `when` (Python, on the loaded ONNX model `m`) and, if it is
+/// true, doubles every float weight of the model, as a converter spoiling it would; other
+/// models pass through. None (the test skips) without the project's Python environment.
+fn spoiler(when: &str) -> Option<(tempfile::TempDir, String)> {
     let Some(python) = harness::worker::find_python() else {
         assert!(
             std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
             "HARNESS_REQUIRE_PYTHON is set but no Python environment was found"
         );
         eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
-        return;
+        return None;
     };
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("spoil_packs.py");
-    // Doubles every float weight of a packed model (its names start with p0_); a model
-    // alone passes through.
+    let script = dir.path().join("spoil.py");
     std::fs::write(
         &script,
-        "import sys, numpy as np, onnx\n\
-         from onnx import numpy_helper\n\
-         m = onnx.load(sys.argv[1])\n\
-         if any(t.name.startswith('p0_') for t in m.graph.initializer):\n\
-         \x20   for i, t in enumerate(m.graph.initializer):\n\
-         \x20       if t.data_type == onnx.TensorProto.FLOAT:\n\
-         \x20           w = numpy_helper.to_array(t)\n\
-         \x20           m.graph.initializer[i].CopyFrom(numpy_helper.from_array((2 * w).astype(np.float32), t.name))\n\
-         onnx.save(m, sys.argv[2])\n",
+        format!(
+            "import sys, numpy as np, onnx\n\
+             from onnx import numpy_helper\n\
+             m = onnx.load(sys.argv[1])\n\
+             {when}\n\
+             if spoil(m):\n\
+             \x20   for i, t in enumerate(m.graph.initializer):\n\
+             \x20       if t.data_type == onnx.TensorProto.FLOAT:\n\
+             \x20           w = numpy_helper.to_array(t)\n\
+             \x20           m.graph.initializer[i].CopyFrom(numpy_helper.from_array((2 * w).astype(np.float32), t.name))\n\
+             onnx.save(m, sys.argv[2])\n"
+        ),
     )
     .unwrap();
-    let spoiler = format!(
+    let converter = format!(
         "exec:{} {} {{input}} {{output}}",
         python.display(),
         script.display()
     );
+    Some((dir, converter))
+}
+
+#[test]
+fn a_case_that_fails_only_in_its_pack_reports_its_alone_verdict_and_the_packs() {
+    // Spoils a packed model (its names start with p0_); a model alone passes through.
+    let Some((_dir, spoiler)) =
+        spoiler("def spoil(m): return any(t.name.startswith('p0_') for t in m.graph.initializer)")
+    else {
+        return;
+    };
     let alone = run(&["identity"], 24, 1);
     let packed = run(&[&spoiler], 24, 4);
     assert_eq!(alone.len(), packed.len());
@@ -124,43 +138,20 @@ fn a_case_that_fails_only_in_its_pack_reports_its_alone_verdict_and_the_packs() 
 
 #[test]
 fn quantized_and_float_cases_never_share_a_pack() {
-    let Some(python) = harness::worker::find_python() else {
-        assert!(
-            std::env::var_os("HARNESS_REQUIRE_PYTHON").is_none(),
-            "HARNESS_REQUIRE_PYTHON is set but no Python environment was found"
-        );
-        eprintln!("SKIPPED: no .venv (run `cargo xtask setup`)");
+    // Spoils a model whose members (name prefixes pK_) are some quantized and some not, as a
+    // converter deciding once per model would.
+    let Some((_dir, spoiler)) = spoiler(
+        "def spoil(m):\n\
+         \x20   quant = {'QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger'}\n\
+         \x20   members = {}\n\
+         \x20   for n in m.graph.node:\n\
+         \x20       p = n.output[0].split('_')[0]\n\
+         \x20       if p[:1] == 'p' and p[1:].isdigit():\n\
+         \x20           members[p] = members.get(p, False) or n.op_type in quant\n\
+         \x20   return len(set(members.values())) > 1",
+    ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("spoil_mixed_packs.py");
-    // Doubles every float weight of a model whose members (name prefixes pK_) are some
-    // quantized and some not, as a converter deciding once per model would spoil them;
-    // other models pass through.
-    std::fs::write(
-        &script,
-        "import sys, numpy as np, onnx\n\
-         from onnx import numpy_helper\n\
-         m = onnx.load(sys.argv[1])\n\
-         quant = {'QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger'}\n\
-         members = {}\n\
-         for n in m.graph.node:\n\
-         \x20   p = n.output[0].split('_')[0]\n\
-         \x20   if p[:1] == 'p' and p[1:].isdigit():\n\
-         \x20       members[p] = members.get(p, False) or n.op_type in quant\n\
-         if len(set(members.values())) > 1:\n\
-         \x20   for i, t in enumerate(m.graph.initializer):\n\
-         \x20       if t.data_type == onnx.TensorProto.FLOAT:\n\
-         \x20           w = numpy_helper.to_array(t)\n\
-         \x20           m.graph.initializer[i].CopyFrom(numpy_helper.from_array((2 * w).astype(np.float32), t.name))\n\
-         onnx.save(m, sys.argv[2])\n",
-    )
-    .unwrap();
-    let spoiler = format!(
-        "exec:{} {} {{input}} {{output}}",
-        python.display(),
-        script.display()
-    );
     let alone = run(&["identity"], 80, 1);
     let packed = run(&[&spoiler], 80, 8);
     let quantized = packed.iter().filter(|r| r.case.contains("-q")).count();
