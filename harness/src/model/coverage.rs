@@ -551,12 +551,13 @@ impl Cx<'_> {
     /// Classes of a MaxPool or AveragePool (`op`) on an input of `length`.
     fn pool_classes(&mut self, op: &str, p: &Pool, length: usize) {
         self.window(op, p.kernel, p.stride, p.dilation, p.padding);
+        let span = p.dilation * (p.kernel - 1) + 1;
         // Windows that skip inputs: SAME pads computed from `(out - 1) * s + k - L` go negative
         // there unless clamped (a converter bug class; not in the catalogue).
-        if p.stride > p.dilation * (p.kernel - 1) + 1 {
+        if p.stride > span {
             self.insert(format!("{op}.strides>kernel"));
         }
-        if p.dilation * (p.kernel - 1) + 1 > length {
+        if span > length {
             self.insert(format!("{op}.kernel>L"));
         }
         self.insert(format!("{op}.ceil_mode={}", u8::from(p.ceil_mode)));
